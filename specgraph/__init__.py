@@ -1,0 +1,17 @@
+"""specgraph: a declarative graph-spec compiler for neural networks.
+
+YAML spec --load--> Spec --expand+infer--> Graph --build--> torch.fx.GraphModule
+                                              \\--render--> graphviz.Digraph, --summary--> table
+"""
+
+from .api import build, check, load, summary
+from .errors import Diagnostic, Location, SpecError
+from .graph import Graph
+from .limits import Limits
+from .ops import Op, OpParams, ShapeError, register_op
+from .spec import Spec
+
+__version__ = "0.1.0"
+
+__all__ = ["load", "check", "build", "summary", "SpecError", "Diagnostic", "Location", "Graph", "Spec",
+           "Limits", "Op", "OpParams", "ShapeError", "register_op", "__version__"]

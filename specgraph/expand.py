@@ -1,0 +1,674 @@
+"""Expansion and shape inference: Spec -> Graph, in one topological pass.
+
+Blocks are instantiated, `repeat:` unrolled, expressions evaluated, `when:` decided, and
+each op's output types inferred as soon as its inputs are known, so an expression may read
+an input's shape (``${x.channels}``).  Errors are collected, not raised one by one: a node
+that fails is *poisoned*, and nodes that depend on it stay silent, so every independent
+mistake is reported once in a single run.
+
+Naming: a node's path is its name under its parent (``layer1.0.conv1``).  Items of a `seq`
+are numbered.  An `inline: true` block or seq adds no level: its nodes take their names
+(or, inside a seq, their numbers) directly in the parent, which is how a spec matches the
+flat module names of a hand-written model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Mapping
+
+import networkx as nx
+from pydantic import ValidationError
+
+from . import dims
+from .bind import bind_params
+from .dims import TensorType
+from .errors import Diagnostic, Diagnostics, Location, SpecError, did_you_mean
+from .expr import ExprError, ShapeView, evaluate, is_expression, referenced_names
+from .graph import Graph, Node, OutputInfo, Scope, Value
+from .hints import shape_error_hint
+from .loader import Source
+from .ops import ShapeError, get_op, op_names
+from .spec import NODE_KEYS, BlockDef, NodeDef, OutputDef, ParamDecl, Spec, parse_param_decls, pydantic_diagnostics
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+Result = dict[str, Value]  # port -> value
+
+
+class _Poisoned(Exception):
+    """A node failed (its diagnostic is already recorded); dependents stay silent."""
+
+
+class Namer:
+    """Gives node paths in a scope: by name under a prefix, or by running number in a seq."""
+
+    def __init__(self, prefix: str, numbered: bool):
+        self.prefix = prefix
+        self.numbered = numbered
+        self.counter = itertools.count()
+
+    def name(self, local: str) -> str:
+        part = str(next(self.counter)) if self.numbered else local
+        return f"{self.prefix}.{part}" if self.prefix else part
+
+
+@dataclass
+class Ctx:
+    """Where nodes are being expanded: their source text, names in sight and params."""
+
+    source: Source
+    base: tuple  # YAML path of the mapping that holds the nodes
+    params: dict[str, Any]
+    names: dict[str, Result | None]  # scope inputs and siblings expanded so far
+    namer: Namer
+    scope: tuple[str, ...] = ()  # enclosing scope paths
+    blocks: tuple[str, ...] = ()  # block names being instantiated (recursion guard)
+    first_input: Value | None = None
+
+    def env(self, extra: dict[str, Any] | None = None) -> "Env":
+        return Env(self.params, self.names, extra or {})
+
+
+class Env(Mapping):
+    """What an expression sees: params, then tensors in sight as shape views (built lazily)."""
+
+    def __init__(self, params: dict[str, Any], names: dict[str, Result | None], extra: dict[str, Any]):
+        self._params, self._names, self._extra = params, names, extra
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._extra:
+            return self._extra[key]
+        if key in self._params:
+            return self._params[key]
+        result = self._names.get(key)
+        if result is not None and len(result) == 1:
+            return ShapeView(next(iter(result.values())).type)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._extra
+        yield from self._params
+        yield from (k for k, r in self._names.items() if r is not None and len(r) == 1)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def expand(spec: Spec) -> Graph:
+    """Expand and shape-check ``spec``. Raises SpecError listing every error found."""
+    expander = _Expander(spec)
+    try:
+        return expander.run()
+    except _Poisoned:  # a top-level failure (params, `let`): its diagnostic is recorded
+        expander.diags.raise_if_errors()
+        raise
+
+
+class _Expander:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.limits = spec.limits
+        self.diags = Diagnostics()
+        self.g = nx.DiGraph()
+        self.scopes: dict[str, Scope] = {}
+        self.order = itertools.count()
+        self.decl_cache: dict[int, dict[str, ParamDecl]] = {}
+
+    # ---- reporting -------------------------------------------------------------------
+    def error(self, code: str, message: str, source: Source | None, ypath: tuple = (), *, key: bool = False,
+              path: str | None = None, hint: str | None = None, details: tuple[str, ...] = (),
+              location: Location | None = None) -> _Poisoned:
+        loc = location or (source.location(ypath, key=key) if source else None)
+        self.diags.add(Diagnostic(code, message, loc, path=path, hint=hint, details=details))
+        return _Poisoned()
+
+    def evaluate(self, value: Any, env: Mapping, source: Source, ypath: tuple, path: str | None) -> Any:
+        try:
+            return evaluate(value, env, self.limits)
+        except ExprError as e:
+            raise self.error(e.code, e.message, source, path=path, hint=e.hint,
+                             location=_offset_location(source.location(ypath), e.offset))
+
+    # ---- top level -------------------------------------------------------------------
+    def run(self) -> Graph:
+        spec, doc, src = self.spec, self.spec.doc, self.spec.source
+        decls = parse_param_decls(doc.params, src, ("params",), self.diags)
+        params = bind_params(decls, spec.overrides, owner=f"spec '{spec.name}'", where=lambda n: None,
+                             limits=self.limits, report=self.diags.add) or {}
+        self.diags.raise_if_errors()
+        params = self.bind_let(doc.let, params, src, ("let",), None)
+        self.diags.raise_if_errors()
+        names: dict[str, Result | None] = {}
+        inputs: dict[str, TensorType] = {}
+        for name, raw in doc.inputs.items():
+            t = self.input_type(name, raw, params)
+            if t is not None:
+                inputs[name] = t
+                self.g.add_node(name, node=Node(name, "input", None, [], {"out": t}, src.location(("inputs", name), key=True)),
+                                order=next(self.order))
+                names[name] = {"out": Value(name, "out", t)}
+            else:
+                names[name] = None
+        if not doc.graph:
+            self.error("E202", "the spec has no `graph:` to build", src, ())
+        first = next((r["out"] for r in names.values() if r), None)
+        ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first)
+        self.expand_mapping(doc.graph, ctx)
+        outputs = self.outputs(ctx)
+        self.diags.raise_if_errors()
+        graph = Graph(spec.name, self.g, inputs, outputs, self.scopes, params)
+        graph.warnings = self.lint(graph)
+        return graph
+
+    def input_type(self, name: str, raw: Any, params: dict[str, Any]) -> TensorType | None:
+        src, ypath = self.spec.source, ("inputs", name)
+        dtype = "float32"
+        shape = raw
+        if isinstance(raw, dict):
+            unknown = set(raw) - {"shape", "dtype"}
+            if unknown or "shape" not in raw:
+                key = sorted(unknown)[0] if unknown else None
+                self.error("E201" if unknown else "E202",
+                           f"input '{name}': " + (f"unknown key '{key}'" if key else "needs `shape`"),
+                           src, ypath + ((key,) if key else ()), key=True, hint="an input is [dims...] or {shape: [...], dtype: ...}")
+                return None
+            shape, dtype = raw["shape"], raw.get("dtype", "float32")
+            ypath = ypath + ("shape",)
+            if dtype not in DTYPES:
+                self.error("E204", f"input '{name}': unknown dtype {dtype!r}", src, ("inputs", name, "dtype"),
+                           hint=did_you_mean(str(dtype), DTYPES) or f"dtypes: {', '.join(DTYPES)}")
+                return None
+        if not isinstance(shape, list) or not shape:
+            self.error("E203", f"input '{name}': a shape is a list of dims like [N, 3, 224, 224]", src, ypath)
+            return None
+        out = []
+        for i, d in enumerate(shape):
+            try:
+                d = self.evaluate(d, params, src, ypath + (i,), None)
+                out.append(dims.parse_dim(d))
+            except _Poisoned:
+                return None
+            except ValueError as e:
+                self.error("E204", f"input '{name}': {e}", src, ypath + (i,))
+                return None
+        return TensorType(tuple(out), dtype)
+
+    def outputs(self, ctx: Ctx) -> list[OutputInfo]:
+        doc, src = self.spec.doc, self.spec.source
+        raw = doc.outputs
+        entries: list[tuple[str, Any, tuple]] = []
+        if raw is None:
+            if doc.graph:
+                last = list(doc.graph)[-1]
+                entries.append((last, last, ("graph", last)))
+        elif isinstance(raw, str):
+            entries.append((raw.replace(".", "_"), raw, ("outputs",)))
+        elif isinstance(raw, list):
+            entries += [(r.replace(".", "_"), r, ("outputs", i)) for i, r in enumerate(raw)]
+        else:
+            entries += [(k, v, ("outputs", k)) for k, v in raw.items()]
+        result = []
+        for name, entry, ypath in entries:
+            try:
+                train_only = False
+                if isinstance(entry, dict):
+                    try:
+                        od = OutputDef.model_validate(entry)
+                    except ValidationError as e:
+                        self.diags.extend(pydantic_diagnostics(e, entry, src, ypath, f"output '{name}'",
+                                                               allowed=["from", "train_only", "when"]))
+                        continue
+                    if od.when is not None:
+                        keep = self.evaluate(od.when, ctx.env(), src, ypath + ("when",), None)
+                        if not isinstance(keep, bool):
+                            raise self.error("E204", f"`when` must be true or false, found {keep!r}", src, ypath + ("when",))
+                        if not keep:
+                            continue
+                    entry, train_only, ypath = od.from_, od.train_only, ypath + ("from",)
+                if not isinstance(entry, str):
+                    raise self.error("E203", f"output '{name}' names a node, found {entry!r}", src, ypath)
+                value = self.resolve(entry, ctx, ypath, None)
+                result.append(OutputInfo(name, value, train_only))
+            except _Poisoned:
+                continue
+        if result and all(o.train_only for o in result):
+            self.error("E204", "every output is train_only: the model would return nothing in eval mode", src, ("outputs",))
+        return result
+
+    # ---- scopes --------------------------------------------------------------------------
+    def expand_mapping(self, nodes: dict[str, Any], ctx: Ctx) -> dict[str, Result | None]:
+        """Expand a mapping of named nodes (the graph, or a block's nodes) in dependency order."""
+        src = ctx.source
+        written = list(nodes)
+        defs: dict[str, NodeDef] = {}
+        deps: dict[str, set[str]] = {}
+        for i, name in enumerate(written):
+            ypath = ctx.base + (name,)
+            if not NAME_RE.match(name):
+                self.error("E204", f"node name '{name}' must be an identifier (letters, digits, _)", src, ypath, key=True)
+                continue
+            if name in ctx.names:
+                self.error("E305", f"node '{name}' has the same name as an input of this scope", src, ypath, key=True)
+                continue
+            nd = self.node_def(nodes[name], src, ypath)
+            if nd is None:
+                continue
+            defs[name] = nd
+            refs = _refs(nd.from_) if nd.from_ is not None else ([written[i - 1]] if i else [])
+            # Expressions may read a sibling's shape (${conv1.channels}): that is a dependency
+            # too, unless the name is a param, which expressions see first.
+            read = referenced_names(nd.when) | referenced_names(nd.repeat) | referenced_names(nd.extras)
+            used = {r.split(".", 1)[0] for r in refs} | (read - set(ctx.params))
+            deps[name] = {u for u in used if u in nodes}
+        order = self.dependency_order(defs, deps, written, ctx)
+        for name in written:  # names that failed validation are poisoned
+            ctx.names.setdefault(name, None) if name not in defs else None
+        for name in order:
+            ypath = ctx.base + (name,)
+            nd = defs[name]
+            try:
+                if nd.from_ is not None:
+                    inputs = self.resolve_from(nd.from_, ctx, ypath + ("from",), None)
+                else:
+                    i = written.index(name)
+                    if i:
+                        inputs = [self.resolve(written[i - 1], ctx, ypath, None, implicit=True)]
+                    elif ctx.first_input is not None:
+                        inputs = [ctx.first_input]
+                    else:
+                        inputs = []
+                ctx.names[name] = self.expand_node(name, nd, inputs, ctx, ypath, in_seq=False)
+            except _Poisoned:
+                ctx.names[name] = None
+        return {n: ctx.names.get(n) for n in written}
+
+    def dependency_order(self, defs: dict[str, NodeDef], deps: dict[str, set[str]], written: list[str], ctx: Ctx) -> list[str]:
+        dg = nx.DiGraph()
+        dg.add_nodes_from(defs)
+        dg.add_edges_from((d, n) for n, ds in deps.items() for d in ds if d in defs)
+        index = {n: i for i, n in enumerate(written)}
+        try:
+            return list(nx.lexicographical_topological_sort(dg, key=index.__getitem__))
+        except nx.NetworkXUnfeasible:
+            pass
+        bad: set[str] = set()
+        for comp in nx.strongly_connected_components(dg):
+            if len(comp) > 1 or any(dg.has_edge(n, n) for n in comp):
+                cycle = sorted(comp, key=index.__getitem__)
+                first = cycle[0]
+                loop = [e[0] for e in nx.find_cycle(dg.subgraph(comp), source=first)]
+                self.error("E304", f"cycle: {' -> '.join(loop + [loop[0]])}", ctx.source, ctx.base + (first,), key=True,
+                           hint="a node cannot depend on itself; remove one `from` on the cycle")
+                bad |= comp
+        bad |= {d for n in bad for d in nx.descendants(dg, n)}
+        for n in bad:
+            ctx.names[n] = None
+        dg.remove_nodes_from(bad)
+        return list(nx.lexicographical_topological_sort(dg, key=index.__getitem__))
+
+    def node_def(self, raw: Any, source: Source, ypath: tuple) -> NodeDef | None:
+        if not isinstance(raw, dict):
+            self.error("E203", f"a node is a mapping like {{op: relu}}, found {type(raw).__name__} {raw!r}"[:200], source, ypath)
+            return None
+        try:
+            nd = NodeDef.model_validate(raw)
+        except ValidationError as e:
+            self.diags.extend(pydantic_diagnostics(e, raw, source, ypath, "node", allowed=NODE_KEYS))
+            return None
+        kinds = [k for k in ("op", "block", "seq") if getattr(nd, k) is not None]
+        if len(kinds) != 1:
+            found = " and ".join(kinds) if kinds else "none of them"
+            hint = None
+            if not kinds:
+                guess = next((did_you_mean(k, ("op", "block", "seq")) for k in nd.extras
+                              if did_you_mean(k, ("op", "block", "seq"))), None)
+                hint = guess and f"{guess} (a node is `op:`, `block:` or `seq:`)"
+            self.error("E202", f"a node needs exactly one of `op`, `block`, `seq`; found {found}", source, ypath, key=True, hint=hint)
+            return None
+        if nd.seq is not None and nd.extras:
+            key = next(iter(nd.extras))
+            self.error("E201", f"unknown key '{key}' in a seq node", source, ypath + (key,), key=True,
+                       hint=did_you_mean(key, NODE_KEYS) or f"a seq node takes: {', '.join(NODE_KEYS)}")
+            return None
+        return nd
+
+    # ---- nodes ---------------------------------------------------------------------------
+    def expand_node(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
+                    in_seq: bool, index: int | None = None) -> Result:
+        """Expand one node definition (with its `when` and `repeat`) and return its outputs."""
+        src = ctx.source
+        extra = {"index": index} if index is not None else {}
+        if nd.when is not None:
+            keep = self.evaluate(nd.when, ctx.env(extra), src, ypath + ("when",), None)
+            if not isinstance(keep, bool):
+                raise self.error("E204", f"`when` must be true or false, found {keep!r}", src, ypath + ("when",))
+            if not keep:
+                return self.pass_through(inputs, src, ypath)
+        if nd.repeat is not None:
+            count = self.evaluate(nd.repeat, ctx.env(extra), src, ypath + ("repeat",), None)
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise self.error("E204", f"`repeat` must be a non-negative integer, found {count!r}", src, ypath + ("repeat",))
+            if count > self.limits.max_repeat:
+                raise self.error("E603", f"repeat {count} exceeds the limit of {self.limits.max_repeat}", src, ypath + ("repeat",),
+                                 hint="raise it with --limit max_repeat=N")
+            if count == 0:
+                return self.pass_through(inputs, src, ypath)
+            single = nd.model_copy(update={"repeat": None, "when": None})
+            if in_seq:
+                inner = ctx
+            elif nd.inline:
+                inner = replace(ctx, namer=_numbered(ctx.namer))
+            else:
+                path = ctx.namer.name(name)
+                self.add_scope(Scope(path, "seq", "repeat", location=src.location(ypath, key=True), parent=_parent(ctx),
+                                     inputs=list(inputs)))
+                inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
+            result: Result | None = None
+            for i in range(count):
+                result = self.expand_single(name, single, inputs, inner, ypath, index=i)
+                inputs = [_single(result, src, ypath, self)]
+            return result  # type: ignore[return-value]
+        return self.expand_single(name, nd, inputs, ctx, ypath, index=index)
+
+    def pass_through(self, inputs: list[Value], src: Source, ypath: tuple) -> Result:
+        if not inputs:
+            raise self.error("E312", "a disabled node (when: false / repeat: 0) passes its input through, but it has no input",
+                             src, ypath, key=True)
+        return {"out": inputs[0]}
+
+    def expand_single(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
+                      index: int | None = None) -> Result:
+        if nd.op is not None:
+            return self.expand_op(name, nd, inputs, ctx, ypath, index)
+        if nd.block is not None:
+            return self.expand_block(name, nd, inputs, ctx, ypath, index)
+        return self.expand_seq(name, nd, inputs, ctx, ypath, index)
+
+    def expand_op(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+        src = ctx.source
+        env = ctx.env({"index": index} if index is not None else None)
+        if is_expression(nd.op):
+            op_name = self.evaluate(nd.op, env, src, ypath + ("op",), None)
+            if not isinstance(op_name, str):
+                raise self.error("E204", f"`op` must name an op, found {op_name!r}", src, ypath + ("op",))
+            nd = nd.model_copy(update={"op": op_name})
+        op = get_op(nd.op)
+        if op is None:
+            raise self.error("E302", f"unknown op '{nd.op}'", src, ypath + ("op",),
+                             hint=did_you_mean(nd.op, op_names()) or "see `specgraph ops` for the list")
+        if nd.inline:
+            raise self.error("E204", "`inline` applies to block and seq nodes, not ops", src, ypath + ("inline",), key=True)
+        path = ctx.namer.name(name)
+        values = {}
+        failed = False
+        for key, raw in nd.extras.items():
+            try:
+                values[key] = self.evaluate(raw, env, src, ypath + (key,), path)
+            except _Poisoned:
+                failed = True
+        if failed:
+            raise _Poisoned()
+        try:
+            params = op.Params.model_validate(values)
+        except ValidationError as e:
+            self.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(
+                e, values, src, ypath, f"op {op.name}", allowed=tuple(op.Params.model_fields) + NODE_KEYS))
+            raise _Poisoned()
+        location = src.location(ypath, key=True)
+        n_in = len(inputs)
+        if n_in < op.min_inputs or (op.max_inputs is not None and n_in > op.max_inputs):
+            want = (f"{op.min_inputs}" if op.max_inputs == op.min_inputs else
+                    f"at least {op.min_inputs}" if op.max_inputs is None else f"{op.min_inputs} to {op.max_inputs}")
+            raise self.error("E408", f"{op.name} takes {want} input(s), found {n_in}", None, path=path, location=location,
+                             hint="list its inputs with `from: [a, b]`" if n_in < op.min_inputs else None)
+        in_types = [v.type for v in inputs]
+        try:
+            out_types = op.infer(params, in_types)
+            ports = op.output_ports(params)
+        except ShapeError as e:
+            details = tuple(_relabel(d, inputs) for d in e.details) or tuple(f"{v.ref} -> {v.type}" for v in inputs)
+            hint = e.hint or shape_error_hint(self.g, op.name, params, inputs, e)
+            raise self.error(e.code, e.message, None, path=path, location=location, hint=hint, details=details)
+        self.check_dims(out_types, path, location)
+        node = Node(path, op.name, params, list(inputs), dict(zip(ports, out_types)), location, ctx.scope)
+        self.add_node(node)
+        return {port: Value(path, port, t) for port, t in node.outputs.items()}
+
+    def check_dims(self, types: list[TensorType], path: str, location: Location) -> None:
+        for t in types:
+            numel = 1
+            for d in t.shape:
+                if isinstance(d, int):
+                    if d <= 0:
+                        raise self.error("E404", f"output shape {t} has a non-positive dim", None, path=path, location=location)
+                    if d > self.limits.max_dim:
+                        raise self.error("E602", f"dim {d} exceeds the limit {self.limits.max_dim}", None, path=path,
+                                         location=location, hint="raise it with --limit max_dim=N")
+                    numel *= d
+            if numel > self.limits.max_numel:
+                raise self.error("E602", f"output {t} has {numel} elements, over the limit {self.limits.max_numel}", None,
+                                 path=path, location=location, hint="raise it with --limit max_numel=N")
+
+    def add_node(self, node: Node) -> None:
+        if node.path in self.g:
+            raise self.error("E305", f"two nodes get the path '{node.path}'", None, path=node.path, location=node.location,
+                             hint="an inline block or seq put a name that exists already into this scope")
+        if self.g.number_of_nodes() >= self.limits.max_graph_nodes:
+            self.diags.add(Diagnostic("E601", f"the graph exceeds {self.limits.max_graph_nodes} nodes", node.location,
+                                      path=node.path, hint="raise it with --limit max_graph_nodes=N"))
+            raise SpecError(self.diags.items)
+        self.g.add_node(node.path, node=node, order=next(self.order))
+        for slot, v in enumerate(node.inputs):
+            if self.g.has_edge(v.node, node.path):
+                self.g.edges[v.node, node.path]["ports"].append((v.port, slot))
+            else:
+                self.g.add_edge(v.node, node.path, ports=[(v.port, slot)])
+
+    def add_scope(self, scope: Scope) -> None:
+        self.scopes[scope.path] = scope
+
+    def expand_block(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+        src = ctx.source
+        env = ctx.env({"index": index} if index is not None else None)
+        if is_expression(nd.block):
+            block_name = self.evaluate(nd.block, env, src, ypath + ("block",), None)
+            if not isinstance(block_name, str):
+                raise self.error("E204", f"`block` must name a block, found {block_name!r}", src, ypath + ("block",))
+            nd = nd.model_copy(update={"block": block_name})
+        entry = self.spec.library.blocks.get(nd.block)
+        if entry is None:
+            raise self.error("E303", f"unknown block '{nd.block}'", src, ypath + ("block",),
+                             hint=did_you_mean(nd.block, self.spec.library.blocks) or
+                             (f"blocks defined: {', '.join(self.spec.library.blocks)}" if self.spec.library.blocks else
+                              "define it under `blocks:` or include a file that does"))
+        block, bsrc, bpath = entry
+        if nd.block in ctx.blocks:
+            raise self.error("E604", f"block '{nd.block}' instantiates itself ({' -> '.join(ctx.blocks + (nd.block,))})",
+                             src, ypath + ("block",))
+        if len(ctx.blocks) >= self.limits.max_block_depth:
+            raise self.error("E604", f"blocks nested deeper than {self.limits.max_block_depth}", src, ypath + ("block",),
+                             hint="raise it with --limit max_block_depth=N")
+        path = None if nd.inline else ctx.namer.name(name)
+        given = {}
+        for key, raw in nd.extras.items():
+            given[key] = self.evaluate(raw, env, src, ypath + (key,), path)
+        decls = self.decl_cache.get(id(block))
+        if decls is None:
+            decls = self.decl_cache[id(block)] = parse_param_decls(block.params, bsrc, bpath + ("params",), self.diags)
+        values = bind_params(decls, given, owner=f"block '{nd.block}'", limits=self.limits, report=self.diags.add, path=path,
+                             where=lambda k: src.location(ypath + ((k,) if k else ()), key=True))
+        if values is None:
+            raise _Poisoned()
+        values = self.bind_let(block.let, values, bsrc, bpath + ("let",), path)
+        bound = self.bind_inputs(nd, block, inputs, src, ypath, path)
+        location = src.location(ypath, key=True)
+        if path is not None:
+            self.add_scope(Scope(path, "block", nd.block, values, location, list(inputs), parent=_parent(ctx)))
+        inner = Ctx(bsrc, bpath + ("nodes",), values, {k: ({"out": v} if v else None) for k, v in bound.items()},
+                    ctx.namer if path is None else Namer(path, False),
+                    ctx.scope if path is None else ctx.scope + (path,), ctx.blocks + (nd.block,),
+                    first_input=next(iter(bound.values()), None))
+        results = self.expand_mapping(block.nodes, inner)
+        outs = block.outputs if block.outputs is not None else [list(block.nodes)[-1]]
+        outs = [outs] if isinstance(outs, str) else outs
+        result: Result = {}
+        for i, ref in enumerate(outs):
+            opath = bpath + (("outputs", i) if isinstance(block.outputs, list) else ("outputs",))
+            if block.outputs is None:
+                opath = bpath + ("nodes", ref)
+            value = self.resolve(ref, inner, opath, path, source=bsrc)
+            result["out" if len(outs) == 1 else ref.replace(".", "_")] = value
+        if path is not None:
+            self.scopes[path].outputs = dict(result)
+        del results
+        return result
+
+    def bind_let(self, let: dict[str, Any], params: dict[str, Any], src: Source, ypath: tuple,
+                 path: str | None) -> dict[str, Any]:
+        """Add the `let:` values, each evaluated over the params and the values before it."""
+        values = dict(params)
+        for name, raw in let.items():
+            if name in values:
+                raise self.error("E305", f"`let` value '{name}' has the name of a param", src, ypath + (name,), key=True, path=path)
+            values[name] = self.evaluate(raw, values, src, ypath + (name,), path)
+        return values
+
+    def bind_inputs(self, nd: NodeDef, block: BlockDef, inputs: list[Value], src: Source, ypath: tuple,
+                    path: str | None) -> dict[str, Value]:
+        names = block.inputs
+        if isinstance(nd.from_, dict):
+            unknown = [k for k in nd.from_ if k not in names]
+            if unknown:
+                raise self.error("E301", f"block '{nd.block}' has no input '{unknown[0]}'", src, ypath + ("from", unknown[0]),
+                                 key=True, path=path, hint=did_you_mean(unknown[0], names) or f"its inputs: {', '.join(names)}")
+            by_name = dict(zip(nd.from_, inputs))
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise self.error("E408", f"block '{nd.block}' input '{missing[0]}' is not given", src, ypath + ("from",), path=path)
+            return {n: by_name[n] for n in names}
+        if len(inputs) != len(names):
+            raise self.error("E408", f"block '{nd.block}' takes {len(names)} input(s) ({', '.join(names)}), found {len(inputs)}",
+                             src, ypath + (("from",) if nd.from_ is not None else ()), key=nd.from_ is None, path=path)
+        return dict(zip(names, inputs))
+
+    def expand_seq(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+        src = ctx.source
+        if nd.inline:
+            inner = replace(ctx, namer=_numbered(ctx.namer))
+        else:
+            path = ctx.namer.name(name)
+            self.add_scope(Scope(path, "seq", "seq", location=src.location(ypath, key=True), parent=_parent(ctx), inputs=list(inputs)))
+            inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
+        result: Result | None = None
+        if len(inputs) > 1:
+            raise self.error("E408", f"a seq takes one input, found {len(inputs)}", src, ypath + ("from",))
+        for i, raw in enumerate(nd.seq or []):
+            ipath = ypath + ("seq", i)
+            item = self.node_def(raw, src, ipath)
+            if item is None:
+                raise _Poisoned()
+            if item.from_ is not None:
+                raise self.error("E204", "a seq item takes the previous item's output; `from` is not allowed here", src,
+                                 ipath + ("from",), key=True, hint="use a mapping of named nodes for branching")
+            result = self.expand_node(str(i), item, inputs, inner, ipath, in_seq=True, index=index)
+            inputs = [_single(result, src, ipath, self)]
+        if result is None:
+            raise self.error("E204", "an empty seq", src, ypath + ("seq",))
+        if not nd.inline:
+            self.scopes[inner.namer.prefix].outputs = dict(result)
+        return result
+
+    # ---- references --------------------------------------------------------------------------
+    def resolve_from(self, raw: Any, ctx: Ctx, ypath: tuple, path: str | None) -> list[Value]:
+        if isinstance(raw, str):
+            return [self.resolve(raw, ctx, ypath, path)]
+        if isinstance(raw, list):
+            return [self.resolve(r, ctx, ypath + (i,), path) for i, r in enumerate(raw)]
+        return [self.resolve(r, ctx, ypath + (k,), path) for k, r in raw.items()]
+
+    def resolve(self, ref: str, ctx: Ctx, ypath: tuple, path: str | None, *, implicit: bool = False,
+                source: Source | None = None) -> Value:
+        src = source or ctx.source
+        head, _, port = ref.partition(".")
+        if head not in ctx.names:
+            raise self.error("E301", f"undefined reference '{ref}'", src, ypath, path=path,
+                             hint=did_you_mean(head, ctx.names) or f"names in sight: {', '.join(list(ctx.names)[:12]) or 'none'}")
+        result = ctx.names[head]
+        if result is None:
+            raise _Poisoned()
+        if not port:
+            if len(result) == 1:
+                return next(iter(result.values()))
+            raise self.error("E311", f"'{head}' has several outputs ({', '.join(result)}); name one, e.g. '{head}.{next(iter(result))}'",
+                             src, ypath, key=implicit, path=path,
+                             hint="an implicit input (the previous node) must have one output" if implicit else None)
+        if port in result:
+            return result[port]
+        raise self.error("E311", f"'{head}' has no output '{port}'", src, ypath, path=path,
+                         hint=did_you_mean(port, result) or f"its outputs: {', '.join(result)}")
+
+    # ---- lint ----------------------------------------------------------------------------
+    def lint(self, graph: Graph) -> list[Diagnostic]:
+        warnings = []
+        for name in graph.inputs:
+            if self.g.out_degree(name) == 0:
+                warnings.append(Diagnostic("W301", f"input '{name}' is not used", self.g.nodes[name]["node"].location,
+                                           severity="warning"))
+        live = set()
+        for o in graph.outputs:
+            live.add(o.value.node)
+            live |= nx.ancestors(self.g, o.value.node)
+        for path in self.g:
+            node = self.g.nodes[path]["node"]
+            if path not in live and node.op != "input":
+                warnings.append(Diagnostic("W302", "node does not reach any output", node.location, path=path, severity="warning"))
+        return warnings
+
+
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool")
+
+
+def _refs(raw: Any) -> list[str]:
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list):
+        return [r for r in raw if isinstance(r, str)]
+    if isinstance(raw, dict):
+        return [r for r in raw.values() if isinstance(r, str)]
+    return []
+
+
+def _numbered(namer: Namer) -> Namer:
+    """The namer for seq items spliced into a scope: the seq's own, or numbers under the prefix."""
+    return namer if namer.numbered else Namer(namer.prefix, True)
+
+
+def _parent(ctx: Ctx) -> str | None:
+    return ctx.scope[-1] if ctx.scope else None
+
+
+def _single(result: Result, src: Source, ypath: tuple, ex: _Expander) -> Value:
+    if len(result) != 1:
+        raise ex.error("E311", f"this node has several outputs ({', '.join(result)}); the next item needs one", src, ypath, key=True)
+    return next(iter(result.values()))
+
+
+_INPUT_LABEL = re.compile(r"^input (\d+) -> ")
+
+
+def _relabel(detail: str, inputs: list[Value]) -> str:
+    """Replace an op's "input i -> [shape]" by the producing node's name."""
+    m = _INPUT_LABEL.match(detail)
+    if m and int(m.group(1)) < len(inputs):
+        return f"{inputs[int(m.group(1))].ref} -> " + detail[m.end():]
+    return detail
+
+
+def _offset_location(loc: Location, offset: int | None) -> Location:
+    """Move a value's location to a character inside it (past an opening quote, if any)."""
+    if offset is None or loc.source_line is None:
+        return loc
+    quote = 1 if loc.source_line[loc.col - 1:loc.col] in ("'", '"') else 0
+    return Location(loc.file, loc.line, loc.col + quote + offset, loc.source_line)

@@ -1,0 +1,9 @@
+"""Built-in ops. Importing this package registers them all (see registry.py)."""
+
+from .base import Op, OpParams, ShapeError
+from .registry import all_ops, get_op, op_names, register_op
+
+# Each module registers its ops on import. Keep the list sorted.
+from . import activation, conv, dropout, linear, merge, norm, pool, shape  # noqa: E402,F401
+
+__all__ = ["Op", "OpParams", "ShapeError", "register_op", "get_op", "op_names", "all_ops"]

@@ -1,0 +1,120 @@
+"""The op interface: one small class per op, owning its params model, shape rule and builder.
+
+An op subclass sets ``name``, ``category`` and ``Params`` and implements ``infer``; it
+builds either a ``torch.nn.Module`` (``build``) or, for ops without weights, emits a
+``torch.fx`` call (``emit``).  Nothing outside an op class knows anything about that op.
+
+Shape rules raise :class:`ShapeError`; the compiler adds the node path and spec location.
+torch is imported lazily inside ``build``/``emit`` so that checking a spec stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from ..dims import Dim, TensorType
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import fx
+
+
+class ShapeError(Exception):
+    """An op's inputs do not fit it. ``code`` is a stable diagnostic code (E4xx)."""
+
+    def __init__(self, message: str, *, code: str = "E401", hint: str | None = None,
+                 details: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+
+class OpParams(BaseModel):
+    """Base of every op's params model: unknown keys are errors, and no type is coerced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# Types for op params. Strict: "64" is not an int, 1 is not a bool. A list from YAML
+# stands for a tuple (strict pydantic would refuse a list for tuple fields).
+Int = StrictInt
+Float = Annotated[Union[StrictFloat, StrictInt], Field()]
+Bool = StrictBool
+Str = StrictStr
+PositiveInt = Annotated[StrictInt, Field(gt=0)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+Probability = Annotated[Union[StrictFloat, StrictInt], Field(ge=0, le=1)]
+IntPair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
+NonNegativePair = Union[NonNegativeInt, Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)]]
+
+
+def pair(value: int | list[int] | tuple[int, ...]) -> tuple[int, int]:
+    """(v, v) for an int, the two values of a 2-list otherwise."""
+    if isinstance(value, int):
+        return (value, value)
+    return (int(value[0]), int(value[1]))
+
+
+def normalize_dim(dim: int, rank: int, who: str = "dim") -> int:
+    """A possibly negative axis index as a non-negative one; ShapeError if out of range."""
+    if not -rank <= dim < rank:
+        raise ShapeError(f"{who} {dim} is out of range for a rank-{rank} input",
+                         code="E405", hint=f"valid values are {-rank}..{rank - 1}")
+    return dim % rank
+
+
+class Op:
+    """Base class of all ops. Subclasses are registered with ``@register_op``."""
+
+    name: ClassVar[str]
+    category: ClassVar[str] = "other"  # conv, pool, norm, activation, dropout, merge, reshape, ...
+    Params: ClassVar[type[OpParams]] = OpParams
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1  # None: any number
+
+    # ---- shape rule -------------------------------------------------------------------
+    def output_ports(self, p: OpParams) -> tuple[str, ...]:
+        """Names of the outputs; a single-output op has the one port 'out'."""
+        return ("out",)
+
+    def infer(self, p: OpParams, inputs: list[TensorType]) -> list[TensorType]:
+        """Output types, one per port, from the input types. Raises ShapeError."""
+        raise NotImplementedError
+
+    # ---- torch --------------------------------------------------------------------------
+    def build(self, p: OpParams, inputs: list[TensorType]) -> "torch.nn.Module | None":
+        """The module computing this op, or None when the op is emitted as a function call."""
+        return None
+
+    def emit(self, p: OpParams, graph: "fx.Graph", args: list["fx.Node"]) -> "fx.Node":
+        """For ops without a module: add the fx call computing the op and return its node."""
+        raise NotImplementedError(f"op {self.name} has neither build nor emit")
+
+    # ---- accounting ---------------------------------------------------------------------
+    def num_params(self, p: OpParams, inputs: list[TensorType]) -> int:
+        """Number of trainable parameters (default: build the module and count)."""
+        module = self.build(p, inputs)
+        return 0 if module is None else sum(t.numel() for t in module.parameters())
+
+    def macs(self, p: OpParams, inputs: list[TensorType], outputs: list[TensorType]) -> int | None:
+        """Multiply-accumulates of one forward pass at batch 1 (None when unknown)."""
+        return 0
+
+    def describe(self, p: OpParams) -> str:
+        """A short label of the key params, for diagrams and summaries (e.g. '3×3 /2, 64')."""
+        return ""
+
+
+def params_dict(p: OpParams) -> dict[str, Any]:
+    return p.model_dump()
+
+
+__all__ = [
+    "Op", "OpParams", "ShapeError", "Int", "Float", "Bool", "Str", "PositiveInt",
+    "NonNegativeInt", "Probability", "IntPair", "NonNegativePair", "pair", "normalize_dim",
+    "Dim", "TensorType", "Literal", "Field",
+]

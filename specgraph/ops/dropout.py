@@ -1,0 +1,62 @@
+"""Dropout variants. Shape: [*] -> [*] (unchanged).
+
+Each builds a torch module, not a functional call, so that ``model.eval()`` turns it off
+the way users expect.
+"""
+
+from __future__ import annotations
+
+from .base import Op, OpParams, Probability
+from .registry import register_op
+from .shape import expect_rank
+
+
+class _DropoutParams(OpParams):
+    p: Probability = 0.5  # probability of zeroing an element (or a channel, for dropout2d)
+
+
+class _Dropout(Op):
+    category = "dropout"
+    Params = _DropoutParams
+    module = ""
+
+    def infer(self, p, inputs):
+        return [inputs[0]]
+
+    def build(self, p, inputs):
+        import torch
+        return getattr(torch.nn, self.module)(p.p)
+
+    def num_params(self, p, inputs):
+        return 0
+
+    def describe(self, p):
+        return f"p={p.p}"
+
+
+@register_op
+class Dropout(_Dropout):
+    """Zeroes each element with probability p in training and scales by 1/(1-p)."""
+
+    name = "dropout"
+    module = "Dropout"
+
+
+@register_op
+class Dropout2d(_Dropout):
+    """Spatial dropout: zeroes whole channels. Shape: [N, C, H, W] or [C, H, W], unchanged."""
+
+    name = "dropout2d"
+    module = "Dropout2d"
+
+    def infer(self, p, inputs):
+        expect_rank("dropout2d", inputs[0], (3, 4), "[N, C, H, W] or [C, H, W]")
+        return [inputs[0]]
+
+
+@register_op
+class AlphaDropout(_Dropout):
+    """Dropout that keeps SELU's self-normalizing mean and variance."""
+
+    name = "alpha_dropout"
+    module = "AlphaDropout"

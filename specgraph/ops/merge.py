@@ -1,0 +1,241 @@
+"""Ops joining several tensors (add, mul, concat) and splitting one into named ports
+(chunk, split).
+
+Errors about disagreeing inputs list every input's full shape as ``input {i} -> [..]``
+lines in ``details``; the compiler swaps the ``input {i}`` labels for node names.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from typing import Annotated, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from ..dims import Dim, add, floordiv, is_concrete
+from .base import Int, Op, OpParams, PositiveInt, ShapeError, Str, TensorType, normalize_dim
+from .registry import register_op
+
+CHANNEL_HINT = ("the branches give different channel counts; a 1×1 conv2d (projection) on "
+                "the shorter path fixes it")
+PORT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def input_details(inputs: list[TensorType]) -> tuple[str, ...]:
+    return tuple(f"input {i} -> {t}" for i, t in enumerate(inputs))
+
+
+def _disagree(op: str, axis: int, found: list[Dim], inputs, why: str) -> ShapeError:
+    sizes = ", ".join(dict.fromkeys(map(str, found)))
+    return ShapeError(f"{op}: inputs disagree on dim {axis} ({sizes}); {why}", code="E402",
+                      hint=CHANNEL_HINT if axis == 1 else None, details=input_details(inputs))
+
+
+def broadcast_shape(op: str, inputs: list[TensorType]) -> tuple[Dim, ...]:
+    """numpy broadcasting: shapes align on the right, and a dim of 1 stretches to any size.
+
+    A symbolic dim broadcasts only against 1 or an equal symbolic dim: N against 8 might
+    fit at run time, but nothing proves it, so it is refused.
+    """
+    rank = max(t.rank for t in inputs)
+    out: list[Dim] = []
+    for axis in range(rank):
+        dims = [t.shape[axis - rank + t.rank] for t in inputs if axis - rank + t.rank >= 0]
+        sizes = list(dict.fromkeys(d for d in dims if d != 1))
+        if len(sizes) > 1:
+            raise _disagree(op, axis, dims, inputs, "they cannot broadcast (each must be equal or 1)")
+        out.append(sizes[0] if sizes else 1)
+    return tuple(out)
+
+
+class _Broadcasting(Op):
+    """Elementwise over 2+ inputs with broadcasting. Shape: broadcast of the input shapes."""
+
+    category = "merge"
+    min_inputs = 2
+    max_inputs = None
+    function = operator.add
+
+    def infer(self, p, inputs):
+        return [inputs[0].with_shape(broadcast_shape(self.name, inputs))]
+
+    def emit(self, p, graph, args):
+        node = args[0]
+        for other in args[1:]:  # a chain of binary ops reads as `add_1 = add + z`
+            node = graph.call_function(self.function, (node, other))
+        return node
+
+
+@register_op
+class Add(_Broadcasting):
+    """Elementwise sum (ResNet skip edges). [*a], [*b], ... -> [broadcast(a, b, ...)]."""
+
+    name = "add"
+    function = operator.add
+
+
+@register_op
+class Mul(_Broadcasting):
+    """Elementwise product (gates, attention). [*a], [*b], ... -> [broadcast(a, b, ...)]."""
+
+    name = "mul"
+    function = operator.mul
+
+
+@register_op
+class Concat(Op):
+    """Joins inputs along ``dim``; every other dim must agree. Shape: sizes on dim add up."""
+
+    name = "concat"
+    category = "merge"
+    max_inputs = None
+
+    class Params(OpParams):
+        dim: Int = 1
+
+    def infer(self, p, inputs):
+        first = inputs[0]
+        if any(t.rank != first.rank for t in inputs):
+            raise ShapeError("concat: inputs have different ranks ("
+                             + ", ".join(str(t.rank) for t in inputs) + ")", code="E402",
+                             details=input_details(inputs))
+        axis = normalize_dim(p.dim, first.rank)
+        for i in range(first.rank):
+            dims = [t.shape[i] for t in inputs]
+            if i != axis and len(set(dims)) > 1:
+                raise _disagree("concat", i, dims, inputs, f"only dim {axis} may differ")
+        total: Dim = 0
+        for t in inputs:
+            total = add(total, t.shape[axis])
+        return [first.with_shape((*first.shape[:axis], total, *first.shape[axis + 1:]))]
+
+    def emit(self, p, graph, args):
+        import torch
+        return graph.call_function(torch.cat, (list(args),), {"dim": p.dim})
+
+    def describe(self, p):
+        return f"dim {p.dim}"
+
+
+class _PortParams(OpParams):
+    """Params of a multi-output op: optional names of its output ports."""
+
+    dim: Int = 1
+    names: Optional[Annotated[list[Str], Field(min_length=1)]] = None
+
+    @field_validator("names")
+    @classmethod
+    def _identifiers(cls, names):
+        if names is not None:
+            bad = [n for n in names if not PORT_RE.match(n)]
+            if bad:
+                raise ValueError(f"port names must be identifiers, found {bad}")
+            if len(set(names)) != len(names):
+                raise ValueError(f"port names must be unique, found {names}")
+        return names
+
+
+@register_op
+class Chunk(Op):
+    """Splits ``dim`` into ``chunks`` equal parts, one output port each ("0", "1", ... or
+    ``names``). Shape: [.., D, ..] -> chunks x [.., D/chunks, ..].
+
+    Unlike torch.chunk, which lets the last chunk be smaller (or yields fewer chunks), a
+    concrete D must divide exactly, so the ports are fixed before run time. A symbolic D is
+    taken to divide at run time.
+    """
+
+    name = "chunk"
+    category = "split"
+
+    class Params(_PortParams):
+        chunks: PositiveInt
+
+        @model_validator(mode="after")
+        def _count(self):
+            if self.names is not None and len(self.names) != self.chunks:
+                raise ValueError(f"{len(self.names)} names for {self.chunks} chunks")
+            return self
+
+    def output_ports(self, p):
+        return tuple(p.names) if p.names else tuple(str(i) for i in range(p.chunks))
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        axis = normalize_dim(p.dim, t.rank)
+        d = t.shape[axis]
+        if is_concrete(d) and d % p.chunks:
+            raise ShapeError(f"chunk: dim {axis} of {t} has size {d}, not divisible into "
+                             f"{p.chunks} chunks", code="E407",
+                             hint="use split with explicit sizes for unequal parts")
+        piece = t.with_shape((*t.shape[:axis], floordiv(d, p.chunks), *t.shape[axis + 1:]))
+        return [piece] * p.chunks
+
+    def emit(self, p, graph, args):
+        import torch
+        if p.chunks == 1:  # one port: a single-output op hands back the tensor, not a tuple
+            return args[0]
+        return graph.call_function(torch.chunk, (args[0], p.chunks), {"dim": p.dim})
+
+    def describe(self, p):
+        return f"{p.chunks} on dim {p.dim}"
+
+
+@register_op
+class Split(Op):
+    """Splits ``dim`` into pieces of ``sizes`` (or len(names) pieces of ``size`` each), one
+    output port per piece ("0", "1", ... or ``names``). Shape: [.., D, ..] -> [.., s_i, ..].
+
+    The sizes must add up to D exactly, so D must be concrete. ``size`` needs ``names``: the
+    ports must be known before the input is.
+    """
+
+    name = "split"
+    category = "split"
+
+    class Params(_PortParams):
+        sizes: Optional[Annotated[list[PositiveInt], Field(min_length=1)]] = None
+        size: Optional[PositiveInt] = None
+
+        @model_validator(mode="after")
+        def _pieces(self):
+            if (self.sizes is None) == (self.size is None):
+                raise ValueError("split takes exactly one of `sizes` (a list) or `size`")
+            if self.size is not None and self.names is None:
+                raise ValueError("split with `size` needs `names` (one per piece); "
+                                 "or give `sizes` as a list")
+            if self.sizes is not None and self.names is not None \
+                    and len(self.names) != len(self.sizes):
+                raise ValueError(f"{len(self.names)} names for {len(self.sizes)} sizes")
+            return self
+
+    @staticmethod
+    def piece_sizes(p) -> list[int]:
+        return list(p.sizes) if p.sizes is not None else [p.size] * len(p.names)
+
+    def output_ports(self, p):
+        n = len(self.piece_sizes(p))
+        return tuple(p.names) if p.names else tuple(str(i) for i in range(n))
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        axis = normalize_dim(p.dim, t.rank)
+        d = t.shape[axis]
+        sizes = self.piece_sizes(p)
+        if not is_concrete(d):
+            raise ShapeError(f"split needs a concrete size on dim {axis}, found '{d}' in {t}",
+                             code="E406", hint="use chunk to cut a symbolic dim in equal parts")
+        if sum(sizes) != d:
+            raise ShapeError(f"split sizes {sizes} add up to {sum(sizes)}, but dim {axis} of {t} "
+                             f"is {d}", code="E407", hint=f"make the sizes add up to {d}")
+        return [t.with_shape((*t.shape[:axis], s, *t.shape[axis + 1:])) for s in sizes]
+
+    def emit(self, p, graph, args):
+        import torch
+        if len(self.piece_sizes(p)) == 1:  # one port: hand back the tensor, not a tuple
+            return args[0]
+        return graph.call_function(torch.split, (args[0], self.piece_sizes(p)), {"dim": p.dim})
+
+    def describe(self, p):
+        return f"{self.piece_sizes(p)} on dim {p.dim}"

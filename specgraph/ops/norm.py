@@ -1,0 +1,202 @@
+"""Normalization: batch, layer, group, instance and local response norm.
+
+Those with weights or running statistics (train/eval behaviour) build torch modules;
+the feature counts they need are read from the input and must be concrete.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from pydantic import Field
+
+from ..dims import product
+from .base import Bool, Float, Op, OpParams, PositiveInt, Probability, ShapeError
+from .registry import register_op
+from .shape import expect_rank, known_dim
+
+Eps = Annotated[Float, Field(gt=0)]
+
+
+class _BatchNormParams(OpParams):
+    eps: Eps = 1e-5
+    momentum: Optional[Probability] = 0.1  # None: cumulative moving average
+    affine: Bool = True
+    track_running_stats: Bool = True
+
+
+class _BatchNorm(Op):
+    """Shared by batchnorm1d/2d: normalizes each channel (dim 1) over the batch."""
+
+    category = "norm"
+    Params = _BatchNormParams
+    ranks: tuple[int, ...] = ()
+    layout = ""
+    module = ""
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        expect_rank(self.name, t, self.ranks, self.layout)
+        known_dim(self.name, t, 1, "channel count")
+        return [t]
+
+    def build(self, p, inputs):
+        import torch
+        return getattr(torch.nn, self.module)(
+            inputs[0].shape[1], eps=p.eps, momentum=p.momentum, affine=p.affine,
+            track_running_stats=p.track_running_stats)
+
+    def num_params(self, p, inputs):
+        return 2 * inputs[0].shape[1] if p.affine else 0
+
+
+@register_op
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over channels. Shape: [N, C] -> [N, C] or [N, C, L] -> [N, C, L]."""
+
+    name = "batchnorm1d"
+    ranks = (2, 3)
+    layout = "[N, C] or [N, C, L]"
+    module = "BatchNorm1d"
+
+
+@register_op
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over channels. Shape: [N, C, H, W] -> [N, C, H, W]."""
+
+    name = "batchnorm2d"
+    ranks = (4,)
+    layout = "a rank-4 input [N, C, H, W]"
+    module = "BatchNorm2d"
+
+
+@register_op
+class LayerNorm(Op):
+    """Normalizes over the last ``dims`` dims (which must be concrete). Shape: [*] -> [*]."""
+
+    name = "layernorm"
+    category = "norm"
+
+    class Params(OpParams):
+        dims: PositiveInt = 1
+        eps: Eps = 1e-5
+        elementwise_affine: Bool = True
+        bias: Bool = True
+
+    def _normalized_shape(self, p, t) -> list[int]:
+        return [known_dim("layernorm", t, i, "normalized dim")
+                for i in range(t.rank - p.dims, t.rank)]
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        if t.rank < p.dims:
+            raise ShapeError(f"layernorm normalizes the last {p.dims} dims, but the input {t} "
+                             f"has rank {t.rank}", code="E410")
+        self._normalized_shape(p, t)
+        return [t]
+
+    def build(self, p, inputs):
+        import torch
+        return torch.nn.LayerNorm(self._normalized_shape(p, inputs[0]), eps=p.eps,
+                                  elementwise_affine=p.elementwise_affine, bias=p.bias)
+
+    def num_params(self, p, inputs):
+        if not p.elementwise_affine:
+            return 0
+        n = product(self._normalized_shape(p, inputs[0]))
+        return 2 * n if p.bias else n
+
+    def describe(self, p):
+        return "" if p.dims == 1 else f"last {p.dims}"
+
+
+@register_op
+class GroupNorm(Op):
+    """Normalizes each group of channels. Shape: [N, C, *] -> [N, C, *]; groups divides C."""
+
+    name = "groupnorm"
+    category = "norm"
+
+    class Params(OpParams):
+        groups: PositiveInt
+        eps: Eps = 1e-5
+        affine: Bool = True
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        if t.rank < 2:
+            raise ShapeError(f"groupnorm expects [N, C, *], found a rank-{t.rank} tensor {t}",
+                             code="E410")
+        c = known_dim("groupnorm", t, 1, "channel count")
+        if c % p.groups:
+            raise ShapeError(f"groupnorm groups={p.groups} does not divide the {c} channels of {t}",
+                             code="E407", hint="choose groups among the divisors of the channels")
+        return [t]
+
+    def build(self, p, inputs):
+        import torch
+        return torch.nn.GroupNorm(p.groups, inputs[0].shape[1], eps=p.eps, affine=p.affine)
+
+    def num_params(self, p, inputs):
+        return 2 * inputs[0].shape[1] if p.affine else 0
+
+    def describe(self, p):
+        return f"{p.groups} groups"
+
+
+@register_op
+class InstanceNorm2d(Op):
+    """Normalizes each sample's channel over H, W. Shape: [N, C, H, W] -> [N, C, H, W]."""
+
+    name = "instancenorm2d"
+    category = "norm"
+
+    class Params(_BatchNormParams):
+        affine: Bool = False
+        track_running_stats: Bool = False
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        expect_rank("instancenorm2d", t, (4,), "a rank-4 input [N, C, H, W]")
+        known_dim("instancenorm2d", t, 1, "channel count")
+        return [t]
+
+    def build(self, p, inputs):
+        import torch
+        return torch.nn.InstanceNorm2d(inputs[0].shape[1], eps=p.eps, momentum=p.momentum,
+                                       affine=p.affine, track_running_stats=p.track_running_stats)
+
+    def num_params(self, p, inputs):
+        return 2 * inputs[0].shape[1] if p.affine else 0
+
+
+@register_op
+class LocalResponseNorm(Op):
+    """AlexNet/GoogLeNet LRN across ``size`` neighbouring channels. Shape: [N, C, *] -> same.
+
+    No weights and no train/eval behaviour: emitted as a functional call.
+    """
+
+    name = "local_response_norm"
+    category = "norm"
+
+    class Params(OpParams):
+        size: PositiveInt
+        alpha: Float = 1e-4
+        beta: Float = 0.75
+        k: Float = 1.0
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        if t.rank < 3:
+            raise ShapeError(f"local_response_norm expects [N, C, *] of rank 3 or more, found "
+                             f"{t}", code="E410")
+        return [t]
+
+    def emit(self, p, graph, args):
+        import torch.nn.functional as F
+        return graph.call_function(F.local_response_norm, (args[0], p.size),
+                                   {"alpha": p.alpha, "beta": p.beta, "k": p.k})
+
+    def describe(self, p):
+        return f"size {p.size}"

@@ -1,0 +1,502 @@
+"""The shared op harness: every registered op's declared shape rule, checked against torch.
+
+``assert_op_matches_torch`` validates an op's params, infers its output types, runs the real
+torch computation (the built module, or the emitted fx call) and asserts that the declared
+shapes, parameter counts and symbolic shapes agree with what torch does. Every registered
+op must have at least one case in CASES (see test_every_op_has_a_harness_case).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import operator
+import subprocess
+import sys
+
+import pydantic
+import pytest
+import torch
+
+from specgraph import dims
+from specgraph.dims import TensorType, symbol
+from specgraph.ops import Op, OpParams, ShapeError, get_op, op_names, register_op, registry
+from specgraph.ops.base import Float
+from specgraph.ops.conv import window_out
+
+SYMBOL_LETTERS = {0: "N", 2: "H", 3: "W"}  # which (right-aligned) dims become symbols
+
+
+# ---- the harness ---------------------------------------------------------------------------
+
+def dim_value(d: dims.Dim, sizes: dict[str, int]) -> int:
+    """The value of a dim at ``sizes``; opaque dims (e.g. H*W) are read from their text."""
+    try:
+        return dims.evaluate(d, sizes)
+    except KeyError:
+        pass
+    text = (str(d).replace("⌈", "-(-").replace("⌉", ")").replace("⌊", "(").replace("⌋", ")")
+            .replace("/", "//"))
+    return _eval_int(ast.parse(text, mode="eval").body, sizes)
+
+
+def _eval_int(node: ast.AST, sizes: dict[str, int]) -> int:
+    binary = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+              ast.FloorDiv: operator.floordiv}
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return node.value
+    if isinstance(node, ast.Name):
+        return sizes[node.id]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_eval_int(node.operand, sizes)
+    if isinstance(node, ast.BinOp) and type(node.op) in binary:
+        return binary[type(node.op)](_eval_int(node.left, sizes), _eval_int(node.right, sizes))
+    raise ValueError(f"unexpected dim expression {ast.dump(node)}")
+
+
+def _types(shapes, dtype: str) -> list[TensorType]:
+    return [TensorType(tuple(symbol(d) if isinstance(d, str) else d for d in s), dtype)
+            for s in shapes]
+
+
+def _symbolize(shapes) -> tuple[list[tuple], dict[str, int]]:
+    """Dims 0, 2, 3 (aligned on the right, as broadcasting does) become symbols named by
+    position and value, so equal sizes stay equal (H8 and H8) and unequal ones differ.
+    Dims of size 1 stay concrete: they are what broadcasting stretches."""
+    rank = max(len(s) for s in shapes)
+    out, sizes = [], {}
+    for s in shapes:
+        new = []
+        for i, d in enumerate(s):
+            letter = SYMBOL_LETTERS.get(i + rank - len(s))
+            if letter and isinstance(d, int) and d > 1:
+                sizes[f"{letter}{d}"] = d
+                d = f"{letter}{d}"
+            new.append(d)
+        out.append(tuple(new))
+    return out, sizes
+
+
+def run_op(op: Op, p: OpParams, types: list[TensorType], arrays: list[torch.Tensor]):
+    """Build (or emit into a one-op fx graph) and run in eval mode; returns (module, outputs)."""
+    ports = op.output_ports(p)
+    module = op.build(p, types)
+    if module is None:
+        graph = torch.fx.Graph()
+        args = [graph.placeholder(f"x{i}") for i in range(len(types))]
+        node = op.emit(p, graph, args)
+        if len(ports) > 1:  # the compiler adds one getitem per port the same way
+            node = tuple(graph.call_function(operator.getitem, (node, i)) for i in range(len(ports)))
+        graph.output(node)
+        graph.lint()
+        module = torch.fx.GraphModule(torch.nn.Module(), graph)
+    module = module.to(arrays[0].dtype).eval()
+    with torch.no_grad():
+        result = module(*arrays)
+    results = list(result) if len(ports) > 1 else [result]
+    return module, results
+
+
+def assert_op_matches_torch(op_name: str, params: dict, input_shapes: list[tuple],
+                            dtype: str = "float32", *, sizes: dict[str, int] | None = None,
+                            symbolic: bool = True):
+    """Check op ``op_name`` against torch on inputs of ``input_shapes``.
+
+    Shapes hold ints, or symbol names whose values come from ``sizes``. ``symbolic=False``
+    skips the symbolic re-inference, for cases whose params hard-code the sizes being
+    replaced (a concrete reshape target). Returns the built module.
+    """
+    sizes = dict(sizes or {})
+    op = get_op(op_name)
+    assert op is not None, f"op {op_name} is not registered"
+    p = op.Params.model_validate(params)                                            # (1)
+    types = _types(input_shapes, dtype)
+    outs = op.infer(p, types)                                                       # (2)
+    ports = op.output_ports(p)
+    assert len(outs) == len(ports), f"{len(outs)} output types for ports {ports}"
+    concrete = [tuple(dim_value(d, sizes) for d in t.shape) for t in types]
+    arrays = [torch.randn(s, dtype=getattr(torch, dtype)) for s in concrete]
+    module, results = run_op(op, p, types, arrays)                                  # (3)
+    assert len(results) == len(ports)
+    real = [tuple(r.shape) for r in results]
+    inferred = [tuple(dim_value(d, sizes) for d in t.shape) for t in outs]
+    assert inferred == real, f"{op_name}{params} on {input_shapes}: inferred {inferred}, torch {real}"
+    for t, r in zip(outs, results):
+        assert t.dtype == str(r.dtype).removeprefix("torch.")
+    count = sum(t.numel() for t in module.parameters())                             # (4)
+    assert op.num_params(p, types) == count
+    macs = op.macs(p, types, outs)
+    assert macs is None or (isinstance(macs, int) and macs >= 0)
+    assert isinstance(op.describe(p), str)
+    if symbolic:                                                                    # (5)
+        sym_shapes, sym_sizes = _symbolize(input_shapes)
+        sym_sizes.update(sizes)
+        try:
+            sym_outs = op.infer(p, _types(sym_shapes, dtype))
+        except ShapeError as e:
+            if e.code != "E406":  # only "this dim must be concrete" may refuse symbols
+                raise
+        else:
+            got = [tuple(dim_value(d, sym_sizes) for d in t.shape) for t in sym_outs]
+            assert got == real, f"symbolic {sym_shapes}: {[str(t) for t in sym_outs]} -> {got}, torch {real}"
+    return module
+
+
+# ---- the cases -----------------------------------------------------------------------------
+
+def case(op, params, *shapes, **kw):
+    shown = ",".join(f"{k}={v}" for k, v in params.items()).replace(" ", "")
+    return pytest.param(op, params, list(shapes), kw, id=f"{op}[{shown}]{list(shapes)}")
+
+
+IMG = (2, 3, 9, 9)
+CASES = [
+    # conv2d: strides, paddings, dilations, groups, same/valid, padding modes, odd sizes
+    case("conv2d", {"out": 4, "kernel": 3, "padding": 1}, (2, 3, 8, 8)),
+    case("conv2d", {"out": 4, "kernel": 3, "stride": 2, "padding": 1}, IMG),
+    case("conv2d", {"out": 8, "kernel": 7, "stride": 2, "padding": 3, "bias": False}, (1, 3, 32, 32)),
+    case("conv2d", {"out": 8, "kernel": 1}, (2, 16, 5, 7)),
+    case("conv2d", {"out": 5, "kernel": [3, 5], "stride": [2, 1], "padding": [1, 2]}, (2, 4, 10, 11)),
+    case("conv2d", {"out": 4, "kernel": 3, "dilation": 2, "padding": 2}, (2, 4, 12, 12)),
+    case("conv2d", {"out": 4, "kernel": 3, "dilation": [2, 3]}, (2, 4, 13, 14)),
+    case("conv2d", {"out": 6, "kernel": 3, "groups": 2}, (2, 4, 6, 6)),
+    case("conv2d", {"out": 8, "kernel": 3, "padding": 1, "groups": 8}, (2, 8, 5, 5)),
+    case("conv2d", {"out": 4, "kernel": 3, "padding": "same"}, IMG),
+    case("conv2d", {"out": 4, "kernel": 4, "dilation": 2, "padding": "same"}, (2, 3, 10, 9)),
+    case("conv2d", {"out": 4, "kernel": [3, 5], "padding": "same", "bias": False}, (2, 3, 6, 8)),
+    case("conv2d", {"out": 4, "kernel": 3, "padding": "valid"}, IMG),
+    case("conv2d", {"out": 4, "kernel": 3, "padding": 1, "padding_mode": "reflect"}, IMG),
+    case("conv2d", {"out": 4, "kernel": 5, "padding": 2, "padding_mode": "replicate"}, (2, 3, 7, 6)),
+    case("conv2d", {"out": 4, "kernel": 3, "padding": 1, "padding_mode": "circular"}, IMG),
+    case("conv2d", {"out": 4, "kernel": 3, "padding": 1, "weight_norm": True}, IMG),
+    case("conv2d", {"out": 4, "kernel": 5, "stride": 3}, (2, 3, 17, 16)),
+    case("conv2d", {"out": 16, "kernel": 4, "stride": 4}, (2, 3, 16, 18)),
+    case("conv2d", {"out": 2, "kernel": 2, "stride": 2, "padding": 1}, (1, 1, 1, 1)),
+    case("conv2d", {"out": 4, "kernel": 3, "padding": 1}, (2, 3, 8, 8), dtype="float64"),
+    # linear
+    case("linear", {"out": 8}, (2, 16)),
+    case("linear", {"out": 3, "bias": False}, (2, 5, 16)),
+    case("linear", {"out": 8, "weight_norm": True}, (4, 6)),
+    case("linear", {"out": 1}, (1, 1)),
+    # max/avg pooling, incl. ceil_mode and torch's last-window correction
+    case("maxpool2d", {"kernel": 3, "stride": 2, "padding": 1}, (2, 3, 9, 9)),
+    case("maxpool2d", {"kernel": 3, "stride": 2, "padding": 1}, (2, 3, 112, 112)),
+    case("maxpool2d", {"kernel": 2}, (2, 3, 7, 7)),
+    case("maxpool2d", {"kernel": 2, "ceil_mode": True}, (2, 3, 7, 7)),
+    case("maxpool2d", {"kernel": 3, "stride": 2, "ceil_mode": True}, (2, 3, 8, 8)),
+    case("maxpool2d", {"kernel": 1, "stride": 2, "ceil_mode": True}, (1, 2, 4, 5)),
+    case("maxpool2d", {"kernel": 3, "stride": 3, "padding": 1, "ceil_mode": True}, (1, 2, 5, 7)),
+    case("maxpool2d", {"kernel": 3, "stride": 2, "dilation": 2, "ceil_mode": True}, (2, 3, 10, 11)),
+    case("maxpool2d", {"kernel": [2, 3], "stride": [2, 1], "padding": [1, 0]}, (2, 3, 7, 8)),
+    case("maxpool2d", {"kernel": 3, "stride": 1, "padding": 1}, (2, 3, 5, 5)),
+    case("avgpool2d", {"kernel": 2}, (2, 3, 8, 8)),
+    case("avgpool2d", {"kernel": 3, "stride": 2, "padding": 1, "count_include_pad": False}, IMG),
+    case("avgpool2d", {"kernel": 3, "stride": 2, "ceil_mode": True}, (2, 3, 10, 10)),
+    case("avgpool2d", {"kernel": 2, "stride": 2, "padding": 1, "ceil_mode": True}, (2, 3, 5, 6)),
+    case("avgpool2d", {"kernel": [2, 4], "stride": [1, 2]}, (2, 3, 6, 9)),
+    case("adaptive_avgpool2d", {"size": 1}, (2, 8, 7, 7)),
+    case("adaptive_avgpool2d", {"size": [3, 5]}, (2, 4, 9, 11)),
+    case("adaptive_maxpool2d", {"size": 2}, (2, 4, 7, 6)),
+    case("adaptive_maxpool2d", {"size": 5}, (2, 2, 3, 3)),
+    # normalization
+    case("batchnorm1d", {}, (4, 6)),
+    case("batchnorm1d", {"momentum": None}, (4, 6, 10)),
+    case("batchnorm1d", {"affine": False, "track_running_stats": False}, (4, 6, 10)),
+    case("batchnorm2d", {}, (2, 8, 5, 5)),
+    case("batchnorm2d", {"eps": 1e-3, "momentum": 0.01, "affine": False}, (2, 8, 5, 5)),
+    case("layernorm", {}, (2, 5, 16)),
+    case("layernorm", {"dims": 3}, (2, 4, 6, 6)),
+    case("layernorm", {"elementwise_affine": False}, (2, 16)),
+    case("layernorm", {"bias": False, "dims": 2}, (2, 5, 16)),
+    case("groupnorm", {"groups": 2}, (2, 8, 5, 5)),
+    case("groupnorm", {"groups": 8, "affine": False}, (2, 8, 10)),
+    case("groupnorm", {"groups": 1}, (2, 6)),
+    case("instancenorm2d", {}, (2, 3, 6, 6)),
+    case("instancenorm2d", {"affine": True}, (2, 3, 6, 6)),
+    case("instancenorm2d", {"track_running_stats": True, "momentum": None}, (2, 3, 6, 6)),
+    case("local_response_norm", {"size": 5}, (2, 16, 7, 7)),
+    case("local_response_norm", {"size": 2, "alpha": 2e-4, "beta": 0.5, "k": 2}, (2, 8, 10)),
+    # activations
+    case("relu", {}, IMG),
+    case("leaky_relu", {}, IMG),
+    case("leaky_relu", {"negative_slope": 0.2}, (2, 10)),
+    case("gelu", {}, (2, 5, 16)),
+    case("gelu", {"approximate": "tanh"}, IMG),
+    case("silu", {}, IMG),
+    case("elu", {"alpha": 0.5}, IMG),
+    case("selu", {}, (2, 10)),
+    case("sigmoid", {}, IMG),
+    case("tanh", {}, IMG),
+    case("softmax", {}, (2, 10)),
+    case("softmax", {"dim": -1}, (2, 3, 5, 7)),
+    case("log_softmax", {}, (2, 10, 4)),
+    case("log_softmax", {"dim": 0}, (3, 4)),
+    # dropout
+    case("dropout", {}, IMG),
+    case("dropout", {"p": 0}, (2, 10)),
+    case("dropout2d", {"p": 0.2}, (2, 3, 4, 4)),
+    case("dropout2d", {}, (3, 4, 4)),
+    case("alpha_dropout", {"p": 0.1}, (2, 10)),
+    # reshaping
+    case("flatten", {}, (2, 3, 4, 5)),
+    case("flatten", {"start_dim": 0}, (2, 3, 4, 5)),
+    case("flatten", {"start_dim": 2, "end_dim": 3}, (2, 3, 4, 5)),
+    case("flatten", {"end_dim": -2}, (2, 3, 4, 5)),
+    case("flatten", {}, (2, 3)),
+    case("reshape", {"shape": ["N", 3, 4, "T"]}, ("N", 12, "T"), sizes={"N": 2, "T": 5}),
+    case("reshape", {"shape": ["N", -1]}, ("N", 3, 4, 5), sizes={"N": 2}),
+    case("reshape", {"shape": [-1]}, (2, 3, 4, 5)),
+    case("reshape", {"shape": [2, 3, 4, 5]}, (2, 60), symbolic=False),
+    case("reshape", {"shape": ["N", 4, 4, 4]}, ("N", 64), sizes={"N": 3}),
+    case("reshape", {"shape": [4, -1]}, (6, 4)),
+    case("permute", {"dims": [0, 2, 3, 1]}, (2, 3, 4, 5)),
+    case("permute", {"dims": [1, 0]}, (3, 4)),
+    case("identity", {}, (2, 3)),
+    # merging and splitting
+    case("add", {}, (2, 4, 5, 5), (2, 4, 5, 5)),
+    case("add", {}, (2, 4, 5, 5), (1, 4, 1, 1)),
+    case("add", {}, (2, 4, 5, 5), (5,)),
+    case("add", {}, (2, 4), (2, 4), (1, 4)),
+    case("add", {}, (4, 1), (1, 5)),
+    case("mul", {}, (2, 4, 5, 5), (2, 4, 1, 1)),
+    case("mul", {}, (2, 3, 4), (2, 3, 4), (2, 3, 4)),
+    case("concat", {}, (2, 3, 4, 4), (2, 5, 4, 4)),
+    case("concat", {"dim": 2}, (2, 3, 4, 5), (2, 3, 6, 5)),
+    case("concat", {"dim": -1}, (2, 3, 4, 5), (2, 3, 4, 2), (2, 3, 4, 1)),
+    case("concat", {}, (2, 3, 4, 4)),
+    case("chunk", {"chunks": 3}, (2, 6, 4, 4)),
+    case("chunk", {"chunks": 2, "dim": 2, "names": ["top", "bottom"]}, (2, 3, 8, 5)),
+    case("chunk", {"chunks": 1}, (2, 6)),
+    case("chunk", {"chunks": 4, "dim": -1}, (2, 3, 8)),
+    case("split", {"sizes": [2, 4]}, (2, 6, 3, 3)),
+    case("split", {"size": 2, "names": ["a", "b", "c"]}, (2, 6, 3)),
+    case("split", {"sizes": [1, 2, 3], "dim": 2}, (2, 3, 6, 4)),
+    case("split", {"sizes": [3, 5], "dim": -1, "names": ["head", "tail"]}, (2, 4, 8)),
+    case("split", {"sizes": [4]}, (2, 4)),
+]
+
+
+@pytest.mark.filterwarnings("ignore:dropout2d. Received a 3D input")
+@pytest.mark.parametrize("op_name,params,shapes,kw", CASES)
+def test_op_matches_torch(op_name, params, shapes, kw):
+    assert_op_matches_torch(op_name, params, shapes, **kw)
+
+
+def test_every_op_has_a_harness_case():
+    covered = {c.values[0] for c in CASES}
+    missing = sorted(set(op_names()) - covered)
+    assert not missing, f"ops without a case in tests/test_op_shapes.py CASES: {missing}"
+
+
+def test_shape_checking_does_not_import_torch():
+    """Checking a spec (params, infer, num_params, macs, describe) must not import torch."""
+    cases = [[c.values[0], c.values[1], c.values[2], c.values[3].get("sizes", {})]
+             for c in CASES if c.values[0] in op_names()]
+    script = """
+import json, sys
+from specgraph.dims import TensorType, symbol
+from specgraph.ops import get_op
+for name, params, shapes, sizes in json.load(sys.stdin):
+    op = get_op(name)
+    p = op.Params.model_validate(params)
+    types = [TensorType(tuple(symbol(d) if isinstance(d, str) else d for d in s)) for s in shapes]
+    outs = op.infer(p, types)
+    op.num_params(p, types), op.macs(p, types, outs), op.describe(p), op.output_ports(p)
+assert "torch" not in sys.modules, "torch was imported"
+"""
+    done = subprocess.run([sys.executable, "-c", script], input=json.dumps(cases),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+# ---- the window arithmetic, exhaustively against torch ---------------------------------------
+
+def test_window_out_matches_torch_exhaustively():
+    """Every small (kernel, stride, padding, dilation, ceil_mode, H): the concrete and the
+    symbolic formula both give torch's size (ceil_mode's last-window rule included)."""
+    H = symbol("H")
+    checked = 0
+    for k in range(1, 5):
+        for s in range(1, 4):
+            for pad in range(0, k // 2 + 1):
+                for d in (1, 2):
+                    for ceil in (False, True):
+                        formula = window_out(H, k, s, pad, d, ceil)
+                        for h in range(max(1, d * (k - 1) + 1 - 2 * pad), 13):
+                            x = torch.empty(1, 1, h, 1)
+                            real = torch.nn.functional.max_pool2d(
+                                x, (k, 1), (s, 1), (pad, 0), (d, 1), ceil_mode=ceil).shape[2]
+                            args = (k, s, pad, d, ceil)
+                            assert window_out(h, *args) == real, (h, args)
+                            assert dim_value(formula, {"H": h}) == real, (h, args, str(formula))
+                            checked += 1
+    assert checked > 900
+
+
+# ---- errors --------------------------------------------------------------------------------
+
+N, C, H = symbol("N"), symbol("C"), symbol("H")
+
+
+def infer(op_name, params, *shapes):
+    op = get_op(op_name)
+    return op.infer(op.Params.model_validate(params), [TensorType(tuple(s)) for s in shapes])
+
+
+def raises(code, op_name, params, *shapes) -> ShapeError:
+    with pytest.raises(ShapeError) as info:
+        infer(op_name, params, *shapes)
+    assert info.value.code == code, info.value.message
+    return info.value
+
+
+@pytest.mark.parametrize("code,op_name,params,shapes", [
+    ("E406", "conv2d", {"out": 8, "kernel": 3}, [(N, C, 8, 8)]),
+    ("E407", "conv2d", {"out": 8, "kernel": 3, "groups": 4}, [(N, 6, 8, 8)]),
+    ("E407", "conv2d", {"out": 6, "kernel": 3, "groups": 4}, [(N, 8, 8, 8)]),
+    ("E404", "conv2d", {"out": 8, "kernel": 5}, [(N, 3, 3, 3)]),
+    ("E404", "conv2d", {"out": 8, "kernel": 3, "stride": 2, "padding": "same"}, [(N, 3, 8, 8)]),
+    ("E404", "conv2d", {"out": 8, "kernel": 7, "padding": 3, "padding_mode": "reflect"}, [(N, 3, 3, 3)]),
+    ("E410", "conv2d", {"out": 8, "kernel": 3}, [(N, 3, 8)]),
+    ("E406", "linear", {"out": 8}, [(N, C)]),
+    ("E410", "linear", {"out": 8}, [(N,)]),
+    ("E404", "maxpool2d", {"kernel": 3, "padding": 2}, [(N, 3, 8, 8)]),
+    ("E404", "avgpool2d", {"kernel": 1, "padding": 1}, [(N, 3, 8, 8)]),
+    ("E404", "maxpool2d", {"kernel": 5}, [(N, 3, 3, 3)]),
+    ("E410", "adaptive_avgpool2d", {"size": 1}, [(N, 3, 8)]),
+    ("E406", "batchnorm2d", {}, [(N, C, 8, 8)]),
+    ("E410", "batchnorm1d", {}, [(N, 3, 8, 8)]),
+    ("E406", "layernorm", {}, [(N, H)]),
+    ("E410", "layernorm", {"dims": 3}, [(N, 8)]),
+    ("E407", "groupnorm", {"groups": 3}, [(N, 8, 4, 4)]),
+    ("E406", "instancenorm2d", {}, [(N, C, 8, 8)]),
+    ("E410", "local_response_norm", {"size": 3}, [(N, 8)]),
+    ("E410", "dropout2d", {}, [(N, 8)]),
+    ("E405", "softmax", {"dim": 2}, [(N, 10)]),
+    ("E405", "flatten", {"start_dim": 3, "end_dim": 1}, [(N, 3, 4, 5)]),
+    ("E405", "flatten", {"start_dim": 4}, [(N, 3, 4, 5)]),
+    ("E403", "reshape", {"shape": ["N", 7, -1]}, [(N, 3, 4, 5)]),
+    ("E403", "reshape", {"shape": [2, 30]}, [(N, 60)]),
+    ("E403", "reshape", {"shape": ["M", -1]}, [(N, 60)]),
+    ("E405", "permute", {"dims": [0, 1, 1]}, [(N, 3, 4)]),
+    ("E405", "permute", {"dims": [1, 0]}, [(N, 3, 4)]),
+    ("E402", "add", {}, [(N, 8), (8, 8)]),
+    ("E402", "mul", {}, [(N, 8, 4), (N, 8, 5)]),
+    ("E402", "concat", {}, [(N, 8, 4, 4), (N, 8, 4)]),
+    ("E405", "concat", {"dim": 4}, [(N, 8, 4, 4), (N, 8, 4, 4)]),
+    ("E407", "chunk", {"chunks": 3}, [(N, 8)]),
+    ("E407", "split", {"sizes": [3, 4]}, [(N, 8)]),
+    ("E406", "split", {"sizes": [3, 4], "dim": 0}, [(N, 7)]),
+])
+def test_shape_errors(code, op_name, params, shapes):
+    raises(code, op_name, params, *shapes)
+
+
+def test_linear_on_rank4_says_insert_flatten():
+    e = raises("E410", "linear", {"out": 10}, (N, 64, 7, 7))
+    assert "linear" in e.message and "rank-4" in e.message
+    assert e.hint == "insert {op: flatten} before this node (linear acts on the last dim only)"
+
+
+def test_add_channel_mismatch_lists_every_input_shape():
+    e = raises("E402", "add", {}, (N, 64, 56, 56), (N, 32, 56, 56))
+    assert "dim 1" in e.message
+    assert e.details == ("input 0 -> [N, 64, 56, 56]", "input 1 -> [N, 32, 56, 56]")
+    assert e.hint == ("the branches give different channel counts; a 1×1 conv2d (projection) "
+                      "on the shorter path fixes it")
+
+
+def test_concat_mismatch_names_the_dim_and_lists_shapes():
+    e = raises("E402", "concat", {}, (N, 64, 28, 28), (N, 32, 27, 28), (N, 16, 28, 28))
+    assert "dim 2" in e.message and e.hint is None
+    assert e.details[1] == "input 1 -> [N, 32, 27, 28]" and len(e.details) == 3
+
+
+@pytest.mark.parametrize("op_name,params", [
+    ("conv2d", {"out": "64", "kernel": 3}),            # strict: no str -> int coercion
+    ("conv2d", {"out": 64, "kernel": 3, "strid": 2}),   # unknown key
+    ("conv2d", {"out": 0, "kernel": 3}),
+    ("conv2d", {"out": 8, "kernel": [3, 3, 3]}),
+    ("conv2d", {"out": 8, "kernel": 3, "padding": "full"}),
+    ("linear", {"out": 8, "bias": 1}),
+    ("dropout", {"p": 1.5}),
+    ("gelu", {"approximate": "fast"}),
+    ("reshape", {"shape": [-1, -1]}),
+    ("reshape", {"shape": [0, 4]}),
+    ("reshape", {"shape": ["2x"]}),
+    ("split", {"sizes": [2], "size": 2}),
+    ("split", {"size": 2}),
+    ("split", {"sizes": [2, 2], "names": ["a"]}),
+    ("chunk", {"chunks": 2, "names": ["a", "a"]}),
+    ("chunk", {"chunks": 3, "names": ["a", "b"]}),
+    ("batchnorm2d", {"momentum": 2.0}),
+])
+def test_bad_params_are_refused(op_name, params):
+    with pytest.raises(pydantic.ValidationError):
+        get_op(op_name).Params.model_validate(params)
+
+
+# ---- symbolic shapes, accounting and labels --------------------------------------------------
+
+def test_symbolic_resnet_stem_and_broadcast():
+    stem = infer("conv2d", {"out": 64, "kernel": 7, "stride": 2, "padding": 3}, (N, 3, H, H))[0]
+    pooled = infer("maxpool2d", {"kernel": 3, "stride": 2, "padding": 1}, stem.shape)[0]
+    assert str(pooled) == "[N, 64, ⌈H/4⌉, ⌈H/4⌉]"
+    assert infer("add", {}, (N, 64, H, H), (1, 64, 1, 1))[0].shape == (N, 64, H, H)
+    assert infer("concat", {"dim": 2}, (N, 3, H, 4), (N, 3, H, 4))[0].shape[2] == dims.mul(2, H)
+
+
+def test_weight_norm_adds_the_parametrization_and_keeps_the_shape():
+    for op_name, params, shape in [("conv2d", {"out": 4, "kernel": 3}, (2, 3, 8, 8)),
+                                   ("linear", {"out": 4}, (2, 6))]:
+        plain = assert_op_matches_torch(op_name, params, [shape])
+        normed = assert_op_matches_torch(op_name, {**params, "weight_norm": True}, [shape])
+        parametrize = torch.nn.utils.parametrize
+        assert parametrize.is_parametrized(normed, "weight")
+        assert not parametrize.is_parametrized(plain, "weight")
+        x = torch.randn(shape)
+        assert normed(x).shape == plain(x).shape
+
+
+def test_macs_and_describe():
+    conv = get_op("conv2d")
+    p = conv.Params.model_validate({"out": 64, "kernel": 7, "stride": 2, "padding": 3})
+    t = TensorType((N, 3, 224, 224))
+    assert conv.macs(p, [t], conv.infer(p, [t])) == 118_013_952  # ResNet-50 conv1
+    ts = TensorType((N, 3, H, H))
+    assert conv.macs(p, [ts], conv.infer(p, [ts])) is None
+    assert conv.describe(p) == "7×7 /2, 64"
+    lin = get_op("linear")
+    pl = lin.Params.model_validate({"out": 1000})
+    tl = TensorType((N, 2048))
+    assert lin.macs(pl, [tl], lin.infer(pl, [tl])) == 2_048_000
+    mp = get_op("maxpool2d")
+    assert mp.describe(mp.Params.model_validate({"kernel": 3, "stride": 2, "padding": 1})) == "3×3 /2"
+    assert get_op("chunk").output_ports(get_op("chunk").Params.model_validate({"chunks": 2})) == ("0", "1")
+
+
+# ---- a user-defined op goes through the same registry and harness ------------------------------
+
+class Scale(Op):
+    """x * factor. Shape: [*] -> [*]."""
+
+    name = "scale_by"
+    category = "activation"
+
+    class Params(OpParams):
+        factor: Float = 2.0
+
+    def infer(self, p, inputs):
+        return [inputs[0]]
+
+    def emit(self, p, graph, args):
+        return graph.call_function(operator.mul, (args[0], p.factor))
+
+
+def test_user_op_registers_and_passes_the_harness(monkeypatch):
+    # a private copy of the registry, so the op does not leak into other tests
+    monkeypatch.setattr(registry, "_OPS", dict(registry._OPS))
+    register_op(Scale)
+    assert isinstance(get_op("scale_by"), Scale)
+    assert "scale_by" in op_names()
+    assert_op_matches_torch("scale_by", {"factor": 0.5}, [(2, 3, 4, 4)])
