@@ -81,12 +81,17 @@ def _fx_graph(graph: Graph, outputs: list[OutputInfo], with_module: set[str]) ->
             result = g.call_module(node.path, tuple(args))
         else:
             result = op.emit(node.params, g, args)
+            # Name the value after the spec node (`layer1_0_relu`), not after the function
+            # (`relu_17`), so that model.code reads like the spec.
+            result._rename(_identifier(node.path.replace(".", "_")))
         ports = list(node.outputs)
         if len(ports) == 1:
             values[(node.path, ports[0])] = result
         else:
             for i, port in enumerate(ports):
-                values[(node.path, port)] = g.call_function(operator.getitem, (result, i))
+                item = g.call_function(operator.getitem, (result, i))
+                item._rename(_identifier(f"{node.path}_{port}".replace(".", "_")))
+                values[(node.path, port)] = item
     outs = [values[(o.value.node, o.value.port)] for o in outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     g.lint()

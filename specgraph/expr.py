@@ -145,7 +145,7 @@ def _round(ev: _Evaluator, x: object, ndigits: object = None) -> Any:
     if ndigits is None:
         return round(x)  # type: ignore[call-overload]
     if not isinstance(ndigits, int) or abs(ndigits) > 400:  # round(5, -10**18) builds 10**10**18
-        raise ExprError("E504", "round() takes an integer ndigits between -400 and 400")
+        raise ExprError("E505", "round() takes an integer ndigits between -400 and 400")
     return round(x, ndigits)  # type: ignore[call-overload]
 
 

@@ -241,7 +241,7 @@ def test_error_text() -> None:
         ("${max(1, 2, key=3)}", "E504"), ("${make_divisible(10, 0)}", "E504"), ("${1e308 * 10}", "E504"),
         ("${1e999}", "E504"), ("${float('inf')}", "E504"), ("${float('nan')}", "E504"), ("${10.0 ** 400}", "E504"),
         ("${(-8) ** 0.5}", "E504"), ("${'a' < 1}", "E504"), ("${1 in 5}", "E504"), ("${1 in 'abc'}", "E504"),
-        ("${-'a'}", "E504"), ("${sum([[1]], [])}", "E504"), ("${x and 1}", "E504"), ("${round(5, 10**9)}", "E504"),
+        ("${-'a'}", "E504"), ("${sum([[1]], [])}", "E504"), ("${x and 1}", "E504"),
         ("${1 + 'a' * 3}", "E504"), ("${int(x)}", "E504"),
     ],
 )
@@ -302,6 +302,7 @@ BOMBS = [
     "${['a'*99999]*2}",
     "${'a'*99999 + 'a'*99999}",
     "${round(5, -10**18)}",
+    "${round(5, 10**9)}",
     "${" + "1+" * 500_000 + "1}",  # a 10**6-character expression
     "${" + "(" * 100_000 + "1" + ")" * 100_000 + "}",  # 100k nested parentheses
     "${" + "-" * 1_990 + "1}",  # within the length limit, too many nodes
@@ -377,7 +378,7 @@ def test_random_token_soup_only_raises_expr_error(tokens: list[str]) -> None:
 
 def test_no_python_object_is_reachable() -> None:
     # every road to an object's attributes is closed, whatever the receiver
-    for receiver in ["()", "[]", "''", "1", "x", "x.shape", "widths", "min", "(lambda: 0)", "x.shape[0]"]:
+    for receiver in ["()", "[]", "''", "(1)", "x", "x.shape", "widths", "min", "(lambda: 0)", "x.shape[0]"]:
         for attr in ["__class__", "__dict__", "__globals__", "mro", "_type", "__init__"]:
             assert error("${" + f"{receiver}.{attr}" + "}").code == "E503"
     assert "__" not in "".join(ShapeView.ATTRIBUTES)

@@ -86,7 +86,8 @@ def run_op(op: Op, p: OpParams, types: list[TensorType], arrays: list[torch.Tens
         args = [graph.placeholder(f"x{i}") for i in range(len(types))]
         node = op.emit(p, graph, args)
         if len(ports) > 1:  # the compiler adds one getitem per port the same way
-            node = tuple(graph.call_function(operator.getitem, (node, i)) for i in range(len(ports)))
+            node = tuple(graph.call_function(operator.getitem, (node, i))
+                         for i in range(len(ports)))
         graph.output(node)
         graph.lint()
         module = torch.fx.GraphModule(torch.nn.Module(), graph)
@@ -120,7 +121,7 @@ def assert_op_matches_torch(op_name: str, params: dict, input_shapes: list[tuple
     assert len(results) == len(ports)
     real = [tuple(r.shape) for r in results]
     inferred = [tuple(dim_value(d, sizes) for d in t.shape) for t in outs]
-    assert inferred == real, f"{op_name}{params} on {input_shapes}: inferred {inferred}, torch {real}"
+    assert inferred == real, f"{op_name}{params} {input_shapes}: inferred {inferred}, torch {real}"
     for t, r in zip(outs, results):
         assert t.dtype == str(r.dtype).removeprefix("torch.")
     count = sum(t.numel() for t in module.parameters())                             # (4)
@@ -138,7 +139,8 @@ def assert_op_matches_torch(op_name: str, params: dict, input_shapes: list[tuple
                 raise
         else:
             got = [tuple(dim_value(d, sym_sizes) for d in t.shape) for t in sym_outs]
-            assert got == real, f"symbolic {sym_shapes}: {[str(t) for t in sym_outs]} -> {got}, torch {real}"
+            shown = [str(t) for t in sym_outs]
+            assert got == real, f"symbolic {sym_shapes}: {shown} -> {got}, torch {real}"
     return module
 
 
@@ -154,9 +156,11 @@ CASES = [
     # conv2d: strides, paddings, dilations, groups, same/valid, padding modes, odd sizes
     case("conv2d", {"out": 4, "kernel": 3, "padding": 1}, (2, 3, 8, 8)),
     case("conv2d", {"out": 4, "kernel": 3, "stride": 2, "padding": 1}, IMG),
-    case("conv2d", {"out": 8, "kernel": 7, "stride": 2, "padding": 3, "bias": False}, (1, 3, 32, 32)),
+    case("conv2d", {"out": 8, "kernel": 7, "stride": 2, "padding": 3, "bias": False},
+         (1, 3, 32, 32)),
     case("conv2d", {"out": 8, "kernel": 1}, (2, 16, 5, 7)),
-    case("conv2d", {"out": 5, "kernel": [3, 5], "stride": [2, 1], "padding": [1, 2]}, (2, 4, 10, 11)),
+    case("conv2d", {"out": 5, "kernel": [3, 5], "stride": [2, 1], "padding": [1, 2]},
+         (2, 4, 10, 11)),
     case("conv2d", {"out": 4, "kernel": 3, "dilation": 2, "padding": 2}, (2, 4, 12, 12)),
     case("conv2d", {"out": 4, "kernel": 3, "dilation": [2, 3]}, (2, 4, 13, 14)),
     case("conv2d", {"out": 6, "kernel": 3, "groups": 2}, (2, 4, 6, 6)),
@@ -166,7 +170,8 @@ CASES = [
     case("conv2d", {"out": 4, "kernel": [3, 5], "padding": "same", "bias": False}, (2, 3, 6, 8)),
     case("conv2d", {"out": 4, "kernel": 3, "padding": "valid"}, IMG),
     case("conv2d", {"out": 4, "kernel": 3, "padding": 1, "padding_mode": "reflect"}, IMG),
-    case("conv2d", {"out": 4, "kernel": 5, "padding": 2, "padding_mode": "replicate"}, (2, 3, 7, 6)),
+    case("conv2d", {"out": 4, "kernel": 5, "padding": 2, "padding_mode": "replicate"},
+         (2, 3, 7, 6)),
     case("conv2d", {"out": 4, "kernel": 3, "padding": 1, "padding_mode": "circular"}, IMG),
     case("conv2d", {"out": 4, "kernel": 3, "padding": 1, "weight_norm": True}, IMG),
     case("conv2d", {"out": 4, "kernel": 5, "stride": 3}, (2, 3, 17, 16)),
@@ -356,7 +361,8 @@ def raises(code, op_name, params, *shapes) -> ShapeError:
     ("E407", "conv2d", {"out": 6, "kernel": 3, "groups": 4}, [(N, 8, 8, 8)]),
     ("E404", "conv2d", {"out": 8, "kernel": 5}, [(N, 3, 3, 3)]),
     ("E404", "conv2d", {"out": 8, "kernel": 3, "stride": 2, "padding": "same"}, [(N, 3, 8, 8)]),
-    ("E404", "conv2d", {"out": 8, "kernel": 7, "padding": 3, "padding_mode": "reflect"}, [(N, 3, 3, 3)]),
+    ("E404", "conv2d", {"out": 8, "kernel": 7, "padding": 3, "padding_mode": "reflect"},
+     [(N, 3, 3, 3)]),
     ("E410", "conv2d", {"out": 8, "kernel": 3}, [(N, 3, 8)]),
     ("E406", "linear", {"out": 8}, [(N, C)]),
     ("E410", "linear", {"out": 8}, [(N,)]),
@@ -471,8 +477,10 @@ def test_macs_and_describe():
     tl = TensorType((N, 2048))
     assert lin.macs(pl, [tl], lin.infer(pl, [tl])) == 2_048_000
     mp = get_op("maxpool2d")
-    assert mp.describe(mp.Params.model_validate({"kernel": 3, "stride": 2, "padding": 1})) == "3×3 /2"
-    assert get_op("chunk").output_ports(get_op("chunk").Params.model_validate({"chunks": 2})) == ("0", "1")
+    pool = mp.Params.model_validate({"kernel": 3, "stride": 2, "padding": 1})
+    assert mp.describe(pool) == "3×3 /2"
+    chunk = get_op("chunk")
+    assert chunk.output_ports(chunk.Params.model_validate({"chunks": 2})) == ("0", "1")
 
 
 # ---- a user-defined op goes through the same registry and harness ------------------------------

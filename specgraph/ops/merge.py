@@ -44,7 +44,10 @@ def broadcast_shape(op: str, inputs: list[TensorType]) -> tuple[Dim, ...]:
         dims = [t.shape[axis - rank + t.rank] for t in inputs if axis - rank + t.rank >= 0]
         sizes = list(dict.fromkeys(d for d in dims if d != 1))
         if len(sizes) > 1:
-            raise _disagree(op, axis, dims, inputs, "they cannot broadcast (each must be equal or 1)")
+            why = "they cannot broadcast (each must be equal or 1)"
+            if not all(is_concrete(d) for d in sizes):
+                why += "; a symbolic size broadcasts only against 1 or the same symbol"
+            raise _disagree(op, axis, dims, inputs, why)
         out.append(sizes[0] if sizes else 1)
     return tuple(out)
 

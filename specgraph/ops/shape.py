@@ -167,8 +167,6 @@ class Reshape(Op):
         if want_s - have_s or have_c % want_c:
             raise mismatch
         inferred = mul(have_c // want_c, product(sorted(rest.elements(), key=str)))
-        if is_concrete(inferred) and inferred <= 0:
-            raise mismatch
         return [t.with_shape(inferred if d is None else d for d in target)]
 
     def build(self, p, inputs):
