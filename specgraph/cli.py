@@ -22,11 +22,12 @@ from .limits import DEFAULT_LIMITS, Limits
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compile YAML graph specs of neural networks: check, summarize, build, render.")
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SetOpt = typer.Option(None, "--set", "-s", help="override a spec param: KEY=VALUE (VALUE read as YAML)")
 LimitOpt = typer.Option(None, "--limit", help="raise a resource limit: NAME=VALUE (see docs/errors.md)")
+IncludeRootOpt = typer.Option(None, "--include-root", help="folder that includes may reach (default: the spec's folder)")
 
 
 def _overrides(items: Optional[List[str]]) -> dict[str, Any]:
@@ -80,10 +81,11 @@ def _run(action: Callable[[], Any], json_errors: bool = False) -> Any:
         raise typer.Exit(3)
 
 
-def _check(spec: Path | str, sets, limits):
+def _check(spec: Path | str, sets, limits, include_root: Optional[Path] = None):
     from . import api
 
-    return api.check(api.load(str(spec), limits=_limits(limits)), **_overrides(sets))
+    loaded = api.load(str(spec), limits=_limits(limits), include_root=str(include_root) if include_root else None)
+    return api.check(loaded, **_overrides(sets))
 
 
 def _print_warnings(graph) -> None:
@@ -94,11 +96,12 @@ def _print_warnings(graph) -> None:
 @app.command()
 def check(spec: Path = typer.Argument(..., help="the spec file"),
           set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt,
+          include_root: Optional[Path] = IncludeRootOpt,
           format: str = typer.Option("text", "--format", help="text | json")):
     """Validate and shape-check a spec. Exit 0 when it is correct, 1 when it has errors."""
     if format not in ("text", "json"):
         raise typer.BadParameter("expected text or json", param_hint="--format")
-    graph = _run(lambda: _check(spec, set_, limit), json_errors=format == "json")
+    graph = _run(lambda: _check(spec, set_, limit, include_root), json_errors=format == "json")
     if format == "json":
         print(json.dumps({"ok": True, "diagnostics": [w.to_json() for w in graph.warnings],
                           "inputs": {k: str(v) for k, v in graph.inputs.items()},

@@ -41,17 +41,63 @@ class _Poisoned(Exception):
     """A node failed (its diagnostic is already recorded); dependents stay silent."""
 
 
+_POISONED: Any = object()  # a scope's first input when that input failed
+
+
+class _InstanceDiagnostics(Diagnostics):
+    """The diagnostics of one expansion, where a mistake in a block's text is met once per instance.
+
+    It is reported once, at the block's text, naming the first instance and listing the others
+    ("also in: u2, u3"), even where the message differs between instances (their shapes do).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._first: dict[tuple, int] = {}  # (code, location[, message]) -> index in items
+        self._seen: dict[int, tuple[Diagnostic, list[str]]] = {}  # index -> (as first reported, other paths)
+
+    def add(self, d: Diagnostic) -> None:
+        exact = (d.code, d.location, d.message)
+        i = self._first.get(exact) if d.location else None
+        if i is None and d.location and d.path:
+            j = self._first.get((d.code, d.location))
+            if j is not None and self.items[j].path not in (None, d.path):
+                i = j
+        if i is None:
+            self.items.append(d)
+            if d.location:
+                self._first.setdefault(exact, len(self.items) - 1)
+                self._first.setdefault((d.code, d.location), len(self.items) - 1)
+            return
+        first, others = self._seen.setdefault(i, (self.items[i], []))
+        if not d.path or d.path == first.path or d.path in others:
+            return
+        others.append(d.path)
+        shown = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4 else "")
+        self.items[i] = replace(first, details=first.details + (f"also in: {shown}",))
+
+    def extend(self, diagnostics) -> None:
+        for d in diagnostics:
+            self.add(d)
+
+
 class Namer:
     """Gives node paths in a scope: by name under a prefix, or by running number in a seq."""
 
     def __init__(self, prefix: str, numbered: bool):
         self.prefix = prefix
         self.numbered = numbered
-        self.counter = itertools.count()
+        self.next = 0
+
+    def peek(self, local: str) -> str:
+        """The path :meth:`name` would give now, without taking it (for error messages)."""
+        part = str(self.next) if self.numbered else local
+        return f"{self.prefix}.{part}" if self.prefix else part
 
     def name(self, local: str) -> str:
-        part = str(next(self.counter)) if self.numbered else local
-        return f"{self.prefix}.{part}" if self.prefix else part
+        path = self.peek(local)
+        self.next += self.numbered
+        return path
 
 
 @dataclass
@@ -65,7 +111,7 @@ class Ctx:
     namer: Namer
     scope: tuple[str, ...] = ()  # enclosing scope paths
     blocks: tuple[str, ...] = ()  # block names being instantiated (recursion guard)
-    first_input: Value | None = None
+    first_input: Value | None = None  # or _POISONED
 
     def env(self, extra: dict[str, Any] | None = None) -> "Env":
         return Env(self.params, self.names, extra or {})
@@ -110,7 +156,7 @@ class _Expander:
     def __init__(self, spec: Spec):
         self.spec = spec
         self.limits = spec.limits
-        self.diags = Diagnostics()
+        self.diags = _InstanceDiagnostics()
         self.g = nx.DiGraph()
         self.scopes: dict[str, Scope] = {}
         self.order = itertools.count()
@@ -135,8 +181,12 @@ class _Expander:
     def run(self) -> Graph:
         spec, doc, src = self.spec, self.spec.doc, self.spec.source
         decls = parse_param_decls(doc.params, src, ("params",), self.diags)
-        params = bind_params(decls, spec.overrides, owner=f"spec '{spec.name}'", where=lambda n: None,
-                             limits=self.limits, report=self.diags.add) or {}
+        # An override comes from the command line or the API, which have no spec text: point at
+        # the param's declaration instead (or at `params:`), where its name and type are.
+        declared = ("params",) if "params" in doc.model_fields_set else ()
+        params = bind_params(decls, spec.overrides, owner=f"spec '{spec.name}'", limits=self.limits,
+                             report=self.diags.add, given_as="an override (--set)",
+                             where=lambda n: src.location(declared + ((n,) if n in decls else ()), key=True)) or {}
         self.diags.raise_if_errors()
         params = self.bind_let(doc.let, params, src, ("let",), None)
         self.diags.raise_if_errors()
@@ -153,7 +203,10 @@ class _Expander:
                 names[name] = None
         if not doc.graph:
             self.error("E202", "the spec has no `graph:` to build", src, ())
-        first = next((r["out"] for r in names.values() if r), None)
+        first = None
+        if names:  # a node without `from` at the top of the graph reads the first input
+            result = next(iter(names.values()))
+            first = _POISONED if result is None else result["out"]
         ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first)
         self.expand_mapping(doc.graph, ctx)
         outputs = self.outputs(ctx)
@@ -246,13 +299,15 @@ class _Expander:
         deps: dict[str, set[str]] = {}
         for i, name in enumerate(written):
             ypath = ctx.base + (name,)
+            path = ctx.namer.peek(name)
             if not NAME_RE.match(name):
                 self.error("E204", f"node name '{name}' must be an identifier (letters, digits, _)", src, ypath, key=True)
                 continue
             if name in ctx.names:
-                self.error("E305", f"node '{name}' has the same name as an input of this scope", src, ypath, key=True)
+                self.error("E305", f"node '{name}' has the same name as an input of this scope", src, ypath, key=True,
+                           path=path)
                 continue
-            nd = self.node_def(nodes[name], src, ypath)
+            nd = self.node_def(nodes[name], src, ypath, path)
             if nd is None:
                 continue
             defs[name] = nd
@@ -268,13 +323,16 @@ class _Expander:
         for name in order:
             ypath = ctx.base + (name,)
             nd = defs[name]
+            path = ctx.namer.peek(name)
             try:
                 if nd.from_ is not None:
-                    inputs = self.resolve_from(nd.from_, ctx, ypath + ("from",), None)
+                    inputs = self.resolve_from(nd.from_, ctx, ypath + ("from",), path)
                 else:
                     i = written.index(name)
                     if i:
-                        inputs = [self.resolve(written[i - 1], ctx, ypath, None, implicit=True)]
+                        inputs = [self.resolve(written[i - 1], ctx, ypath, path, implicit=True)]
+                    elif ctx.first_input is _POISONED:  # the scope's first input failed: stay silent
+                        raise _Poisoned()
                     elif ctx.first_input is not None:
                         inputs = [ctx.first_input]
                     else:
@@ -300,7 +358,7 @@ class _Expander:
                 first = cycle[0]
                 loop = [e[0] for e in nx.find_cycle(dg.subgraph(comp), source=first)]
                 self.error("E304", f"cycle: {' -> '.join(loop + [loop[0]])}", ctx.source, ctx.base + (first,), key=True,
-                           hint="a node cannot depend on itself; remove one `from` on the cycle")
+                           path=ctx.namer.peek(first), hint="a node cannot depend on itself; remove one `from` on the cycle")
                 bad |= comp
         bad |= {d for n in bad for d in nx.descendants(dg, n)}
         for n in bad:
@@ -308,14 +366,15 @@ class _Expander:
         dg.remove_nodes_from(bad)
         return list(nx.lexicographical_topological_sort(dg, key=index.__getitem__))
 
-    def node_def(self, raw: Any, source: Source, ypath: tuple) -> NodeDef | None:
+    def node_def(self, raw: Any, source: Source, ypath: tuple, path: str | None = None) -> NodeDef | None:
         if not isinstance(raw, dict):
-            self.error("E203", f"a node is a mapping like {{op: relu}}, found {type(raw).__name__} {raw!r}"[:200], source, ypath)
+            self.error("E203", f"a node is a mapping like {{op: relu}}, found {type(raw).__name__} {raw!r}"[:200], source, ypath,
+                       path=path)
             return None
         try:
             nd = NodeDef.model_validate(raw)
         except ValidationError as e:
-            self.diags.extend(pydantic_diagnostics(e, raw, source, ypath, "node", allowed=NODE_KEYS))
+            self.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(e, raw, source, ypath, "node", allowed=NODE_KEYS))
             return None
         kinds = [k for k in ("op", "block", "seq") if getattr(nd, k) is not None]
         if len(kinds) != 1:
@@ -325,11 +384,12 @@ class _Expander:
                 guess = next((did_you_mean(k, ("op", "block", "seq")) for k in nd.extras
                               if did_you_mean(k, ("op", "block", "seq"))), None)
                 hint = guess and f"{guess} (a node is `op:`, `block:` or `seq:`)"
-            self.error("E202", f"a node needs exactly one of `op`, `block`, `seq`; found {found}", source, ypath, key=True, hint=hint)
+            self.error("E202", f"a node needs exactly one of `op`, `block`, `seq`; found {found}", source, ypath, key=True,
+                       hint=hint, path=path)
             return None
         if nd.seq is not None and nd.extras:
             key = next(iter(nd.extras))
-            self.error("E201", f"unknown key '{key}' in a seq node", source, ypath + (key,), key=True,
+            self.error("E201", f"unknown key '{key}' in a seq node", source, ypath + (key,), key=True, path=path,
                        hint=did_you_mean(key, NODE_KEYS) or f"a seq node takes: {', '.join(NODE_KEYS)}")
             return None
         return nd
@@ -340,21 +400,24 @@ class _Expander:
         """Expand one node definition (with its `when` and `repeat`) and return its outputs."""
         src = ctx.source
         extra = {"index": index} if index is not None else {}
+        here = ctx.namer.peek(name)  # the node's path, for errors found before it is named
         if nd.when is not None:
-            keep = self.evaluate(nd.when, ctx.env(extra), src, ypath + ("when",), None)
+            keep = self.evaluate(nd.when, ctx.env(extra), src, ypath + ("when",), here)
             if not isinstance(keep, bool):
-                raise self.error("E204", f"`when` must be true or false, found {keep!r}", src, ypath + ("when",))
+                raise self.error("E204", f"`when` must be true or false, found {keep!r}", src, ypath + ("when",), path=here,
+                                 hint="compare explicitly, e.g. `when: \"${stride != 1}\"`")
             if not keep:
-                return self.pass_through(inputs, src, ypath)
+                return self.pass_through(inputs, src, ypath, here)
         if nd.repeat is not None:
-            count = self.evaluate(nd.repeat, ctx.env(extra), src, ypath + ("repeat",), None)
+            count = self.evaluate(nd.repeat, ctx.env(extra), src, ypath + ("repeat",), here)
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise self.error("E204", f"`repeat` must be a non-negative integer, found {count!r}", src, ypath + ("repeat",))
+                raise self.error("E204", f"`repeat` must be a non-negative integer, found {count!r}", src, ypath + ("repeat",),
+                                 path=here, hint="`repeat: 0` removes the node (its input passes through)")
             if count > self.limits.max_repeat:
                 raise self.error("E603", f"repeat {count} exceeds the limit of {self.limits.max_repeat}", src, ypath + ("repeat",),
-                                 hint="raise it with --limit max_repeat=N")
+                                 path=here, hint="raise it with --limit max_repeat=N")
             if count == 0:
-                return self.pass_through(inputs, src, ypath)
+                return self.pass_through(inputs, src, ypath, here)
             single = nd.model_copy(update={"repeat": None, "when": None})
             if in_seq:
                 inner = ctx
@@ -367,15 +430,16 @@ class _Expander:
                 inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
             result: Result | None = None
             for i in range(count):
+                if result is not None:  # only a copy followed by another must have one output
+                    inputs = [_single(result, src, ypath, self)]
                 result = self.expand_single(name, single, inputs, inner, ypath, index=i)
-                inputs = [_single(result, src, ypath, self)]
             return result  # type: ignore[return-value]
         return self.expand_single(name, nd, inputs, ctx, ypath, index=index)
 
-    def pass_through(self, inputs: list[Value], src: Source, ypath: tuple) -> Result:
+    def pass_through(self, inputs: list[Value], src: Source, ypath: tuple, path: str | None = None) -> Result:
         if not inputs:
             raise self.error("E312", "a disabled node (when: false / repeat: 0) passes its input through, but it has no input",
-                             src, ypath, key=True)
+                             src, ypath, key=True, path=path)
         return {"out": inputs[0]}
 
     def expand_single(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
@@ -389,17 +453,22 @@ class _Expander:
     def expand_op(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
         src = ctx.source
         env = ctx.env({"index": index} if index is not None else None)
+        here = ctx.namer.peek(name)
         if is_expression(nd.op):
-            op_name = self.evaluate(nd.op, env, src, ypath + ("op",), None)
+            op_name = self.evaluate(nd.op, env, src, ypath + ("op",), here)
             if not isinstance(op_name, str):
-                raise self.error("E204", f"`op` must name an op, found {op_name!r}", src, ypath + ("op",))
+                raise self.error("E204", f"`op` must name an op, found {op_name!r}", src, ypath + ("op",), path=here)
             nd = nd.model_copy(update={"op": op_name})
         op = get_op(nd.op)
         if op is None:
-            raise self.error("E302", f"unknown op '{nd.op}'", src, ypath + ("op",),
-                             hint=did_you_mean(nd.op, op_names()) or "see `specgraph ops` for the list")
+            hint = did_you_mean(nd.op, op_names())
+            if hint is None and self.spec.library.blocks.get(nd.op) is not None:
+                hint = f"'{nd.op}' is a block: write `block: {nd.op}`"
+            raise self.error("E302", f"unknown op '{nd.op}'", src, ypath + ("op",), path=here,
+                             hint=hint or "see `specgraph ops` for the list")
         if nd.inline:
-            raise self.error("E204", "`inline` applies to block and seq nodes, not ops", src, ypath + ("inline",), key=True)
+            raise self.error("E204", "`inline` applies to block and seq nodes, not ops", src, ypath + ("inline",), key=True,
+                             path=here)
         path = ctx.namer.name(name)
         values = {}
         failed = False
@@ -472,37 +541,43 @@ class _Expander:
     def expand_block(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
         src = ctx.source
         env = ctx.env({"index": index} if index is not None else None)
+        here = ctx.namer.peek(name)
         if is_expression(nd.block):
-            block_name = self.evaluate(nd.block, env, src, ypath + ("block",), None)
+            block_name = self.evaluate(nd.block, env, src, ypath + ("block",), here)
             if not isinstance(block_name, str):
-                raise self.error("E204", f"`block` must name a block, found {block_name!r}", src, ypath + ("block",))
+                raise self.error("E204", f"`block` must name a block, found {block_name!r}", src, ypath + ("block",), path=here)
             nd = nd.model_copy(update={"block": block_name})
         entry = self.spec.library.blocks.get(nd.block)
         if entry is None:
-            raise self.error("E303", f"unknown block '{nd.block}'", src, ypath + ("block",),
-                             hint=did_you_mean(nd.block, self.spec.library.blocks) or
-                             (f"blocks defined: {', '.join(self.spec.library.blocks)}" if self.spec.library.blocks else
-                              "define it under `blocks:` or include a file that does"))
+            blocks = self.spec.library.blocks
+            hint = did_you_mean(nd.block, blocks)
+            if hint is None and get_op(nd.block) is not None:
+                hint = f"'{nd.block}' is an op: write `op: {nd.block}`"
+            raise self.error("E303", f"unknown block '{nd.block}'", src, ypath + ("block",), path=here,
+                             hint=hint or (f"blocks defined: {', '.join(blocks)}" if blocks else
+                                           "define it under `blocks:` or include a file that does"))
         block, bsrc, bpath = entry
         if nd.block in ctx.blocks:
             raise self.error("E604", f"block '{nd.block}' instantiates itself ({' -> '.join(ctx.blocks + (nd.block,))})",
-                             src, ypath + ("block",))
+                             src, ypath + ("block",), path=here,
+                             hint="a block cannot contain itself; for depth use `repeat:` or a param-driven `when:`")
         if len(ctx.blocks) >= self.limits.max_block_depth:
             raise self.error("E604", f"blocks nested deeper than {self.limits.max_block_depth}", src, ypath + ("block",),
-                             hint="raise it with --limit max_block_depth=N")
+                             path=here, hint="raise it with --limit max_block_depth=N")
         path = None if nd.inline else ctx.namer.name(name)
         given = {}
         for key, raw in nd.extras.items():
-            given[key] = self.evaluate(raw, env, src, ypath + (key,), path)
+            given[key] = self.evaluate(raw, env, src, ypath + (key,), path or here)
         decls = self.decl_cache.get(id(block))
         if decls is None:
             decls = self.decl_cache[id(block)] = parse_param_decls(block.params, bsrc, bpath + ("params",), self.diags)
-        values = bind_params(decls, given, owner=f"block '{nd.block}'", limits=self.limits, report=self.diags.add, path=path,
-                             where=lambda k: src.location(ypath + ((k,) if k else ()), key=True))
+        values = bind_params(decls, given, owner=f"block '{nd.block}'", limits=self.limits, report=self.diags.add,
+                             path=path or here, where=lambda k: src.location(ypath + ((k,) if k else ()), key=True),
+                             keys=NODE_KEYS)
         if values is None:
             raise _Poisoned()
-        values = self.bind_let(block.let, values, bsrc, bpath + ("let",), path)
-        bound = self.bind_inputs(nd, block, inputs, src, ypath, path)
+        values = self.bind_let(block.let, values, bsrc, bpath + ("let",), path or here)
+        bound = self.bind_inputs(nd, block, inputs, src, ypath, path or here)
         location = src.location(ypath, key=True)
         if path is not None:
             self.add_scope(Scope(path, "block", nd.block, values, location, list(inputs), parent=_parent(ctx)))
@@ -555,6 +630,7 @@ class _Expander:
 
     def expand_seq(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
         src = ctx.source
+        path = ctx.namer.peek(name)
         if nd.inline:
             inner = replace(ctx, namer=_numbered(ctx.namer))
         else:
@@ -563,19 +639,21 @@ class _Expander:
             inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
         result: Result | None = None
         if len(inputs) > 1:
-            raise self.error("E408", f"a seq takes one input, found {len(inputs)}", src, ypath + ("from",))
+            raise self.error("E408", f"a seq takes one input, found {len(inputs)}", src, ypath + ("from",), path=path)
         for i, raw in enumerate(nd.seq or []):
+            if result is not None:  # only an item followed by another must have one output
+                inputs = [_single(result, src, ipath, self)]
             ipath = ypath + ("seq", i)
-            item = self.node_def(raw, src, ipath)
+            item = self.node_def(raw, src, ipath, inner.namer.peek(str(i)))
             if item is None:
                 raise _Poisoned()
             if item.from_ is not None:
                 raise self.error("E204", "a seq item takes the previous item's output; `from` is not allowed here", src,
-                                 ipath + ("from",), key=True, hint="use a mapping of named nodes for branching")
+                                 ipath + ("from",), key=True, path=inner.namer.peek(str(i)),
+                                 hint="use a mapping of named nodes for branching")
             result = self.expand_node(str(i), item, inputs, inner, ipath, in_seq=True, index=index)
-            inputs = [_single(result, src, ipath, self)]
         if result is None:
-            raise self.error("E204", "an empty seq", src, ypath + ("seq",))
+            raise self.error("E204", "an empty seq", src, ypath + ("seq",), path=path)
         if not nd.inline:
             self.scopes[inner.namer.prefix].outputs = dict(result)
         return result
@@ -651,7 +729,8 @@ def _parent(ctx: Ctx) -> str | None:
 
 def _single(result: Result, src: Source, ypath: tuple, ex: _Expander) -> Value:
     if len(result) != 1:
-        raise ex.error("E311", f"this node has several outputs ({', '.join(result)}); the next item needs one", src, ypath, key=True)
+        raise ex.error("E311", f"this node has several outputs ({', '.join(result)}); the next item needs one", src, ypath,
+                       key=True, path=next(iter(result.values())).node, hint="end the seq here and pick an output by name: `from: <node>.<port>`")
     return next(iter(result.values()))
 
 

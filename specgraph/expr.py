@@ -1,7 +1,5 @@
 """Expressions inside spec values: ``$name``, ``${...}`` and the ``$$`` escape.
 
-A spec value that is a string starting with ``$`` is an expression:
-
 * ``$width``        the value of ``width`` (a parameter, or an input tensor);
 * ``${width * 4}``  a Python-syntax expression.  ``${...}`` must be the *whole* value: there is
   no interpolation, so ``"conv${i}"`` is just the literal string ``conv${i}``;
@@ -9,16 +7,12 @@ A spec value that is a string starting with ``$`` is an expression:
 
 Evaluation walks a whitelisted subset of Python's AST -- never ``eval``/``exec``/``compile``,
 never sympy -- so a spec can neither reach Python objects nor spend unbounded time or memory:
-
-* literals (int, float, bool, str, None), list and tuple displays, names from the environment;
-* ``+ - * / // % **``, unary ``- + not``, ``and or``, ``== != < <= > >= in not in``,
-  ``a if c else b``, indexing and slicing of lists, tuples and strings;
-* calls, by plain name, of the functions in :data:`FUNCTIONS`;
-* attributes only on tensors (see :class:`ShapeView`).
-
-Tensor dims may be symbolic (:class:`specgraph.dims.Sym`): ``+ - *`` and ``//`` by a positive
-int stay exact through :mod:`specgraph.dims`, ``==``/``!=`` compare canonical forms, and an
-ordering on a symbolic dim is an error because its answer would depend on the input size.
+literals (int, float, bool, str, None), lists, tuples, names; ``+ - * / // % **``, unary
+``- + not``, ``and or``, ``== != < <= > >= in not in``, ``a if c else b``; indexing and slicing
+of lists, tuples and strings; calls by name of :data:`FUNCTIONS`; attributes of tensors only
+(:class:`ShapeView`).  Symbolic dims (:class:`specgraph.dims.Sym`) stay exact under ``+ - *`` and
+``//`` by a positive int; ``==``/``!=`` compare canonical forms; ordering them is an error since
+the answer would depend on the input size.
 
 Every failure is an :class:`ExprError`: E501 syntax, E502 undefined name, E503 forbidden
 construct, E504 evaluation error, E505 limit exceeded (:class:`specgraph.limits.Limits`).
@@ -30,7 +24,9 @@ import ast
 import inspect
 import math
 import operator
+import re
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from . import dims
@@ -40,8 +36,8 @@ from .limits import DEFAULT_LIMITS, Limits
 
 __all__ = ["FUNCTIONS", "ExprError", "ShapeView", "evaluate", "is_expression", "referenced_names"]
 
-# The evaluator recurses about twice per AST level; this bound keeps it far inside Python's
-# recursion limit even when max_expr_nodes is raised.  No real expression nests this deep.
+# The evaluator recurses about twice per AST level; this keeps it far inside Python's recursion
+# limit even where max_expr_nodes is raised.  No real expression nests this deep.
 MAX_DEPTH = 200
 
 
@@ -62,6 +58,7 @@ class ExprError(Exception):
         return f"[{self.code}] {self.message}" + (f" (hint: {self.hint})" if self.hint else "")
 
 
+@dataclass(frozen=True)
 class ShapeView:
     """A tensor as an expression sees it: read-only facts about its type, nothing else.
 
@@ -70,24 +67,12 @@ class ShapeView:
     ``features`` = shape[-1].  Dims are ints or :class:`~specgraph.dims.Sym`.
     """
 
+    type: TensorType
     ATTRIBUTES = ("shape", "rank", "dtype", "batch", "channels", "height", "width", "features")
-    __slots__ = ("_type",)
 
-    def __init__(self, type: TensorType):
-        self._type = type
-
-    def __repr__(self) -> str:
-        return f"ShapeView({self._type} {self._type.dtype})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ShapeView) and other._type == self._type
-
-    def __hash__(self) -> int:
-        return hash(self._type)
-
-    shape = property(lambda self: tuple(self._type.shape))
-    rank = property(lambda self: len(self._type.shape))
-    dtype = property(lambda self: self._type.dtype)
+    shape = property(lambda self: tuple(self.type.shape))
+    rank = property(lambda self: len(self.type.shape))
+    dtype = property(lambda self: self.type.dtype)
     batch = property(lambda self: self._dim(0, 1, "batch"))
     channels = property(lambda self: self._dim(1, 2, "channels"))
     height = property(lambda self: self._dim(-2, 4, "height"))
@@ -97,125 +82,104 @@ class ShapeView:
     def _dim(self, index: int, min_rank: int, what: str) -> dims.Dim:
         # Refuse rather than guess: the "height" of a [N, C, L] tensor would silently be C.
         if self.rank < min_rank:
-            raise ExprError("E504", f"tensor {self._type} has no {what}: that needs rank >= {min_rank}",
+            raise ExprError("E504", f"tensor {self.type} has no {what}: that needs rank >= {min_rank}",
                             hint="read a specific dim as x.shape[i]")
-        return self._type.shape[index]
+        return self.type.shape[index]
 
 
 # ---------------------------------------------------------------- whitelisted functions
 
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float))
-
-
 def _type_name(v: object) -> str:
-    names = {Sym: "symbolic dim", ShapeView: "tensor", type(None): "None"}
-    return names.get(type(v), type(v).__name__)
+    return {Sym: "symbolic dim", ShapeView: "tensor", type(None): "None"}.get(type(v), type(v).__name__)
 
 
-def _need_numbers(fn: str, *values: object) -> None:
+def _numbers(fn: str, *values: Any) -> Any:
+    """``values`` (the first of them returned), or E504 unless all are plain numbers."""
     for v in values:
         if isinstance(v, Sym):
             raise ExprError("E504", f"{fn}() is not defined for symbolic dim {v}",
                             hint="its value depends on the input size")
-        if not _is_number(v):
+        if not isinstance(v, (int, float)):
             raise ExprError("E504", f"{fn}() takes numbers, found {_type_name(v)}")
+    return values[0] if values else None
 
 
 def _extremum(fn: str, pick: Callable, args: tuple) -> Any:
-    if len(args) == 1 and isinstance(args[0], (list, tuple)):
-        args = tuple(args[0])
+    args = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
     if not args:
         raise ExprError("E504", f"{fn}() of an empty sequence")
-    _need_numbers(fn, *args)
+    _numbers(fn, *args)
     return pick(args)
 
 
-def _from_text(fn: str, convert: Callable, x: object) -> Any:
-    if isinstance(x, str):
-        if len(x) > 100:  # int("9" * 10**5) is quadratic; no real number is this long
-            raise ExprError("E505", f"{fn}() of a {len(x)}-character string")
-        return convert(x)
-    _need_numbers(fn, x)
-    return convert(x)
+def _convert(fn: str, to: Callable) -> Callable:
+    def apply(ev: _Evaluator, x: Any) -> Any:
+        if isinstance(x, Sym) and fn in ("int", "ceil", "floor"):
+            return x  # a dim is already an integer
+        if isinstance(x, str) and fn in ("int", "float"):
+            if len(x) > 100:  # int("9" * 10**5) is quadratic; no real number is this long
+                raise ExprError("E505", f"{fn}() of a {len(x)}-character string")
+            return to(x)
+        return to(_numbers(fn, x))
+    return apply
 
 
-def _round(ev: _Evaluator, x: object, ndigits: object = None) -> Any:
-    _need_numbers("round", x)
+def _round(ev: _Evaluator, x: Any, ndigits: Any = None) -> Any:
     if ndigits is None:
-        return round(x)  # type: ignore[call-overload]
+        return round(_numbers("round", x))
     if not isinstance(ndigits, int) or abs(ndigits) > 400:  # round(5, -10**18) builds 10**10**18
         raise ExprError("E505", "round() takes an integer ndigits between -400 and 400")
-    return round(x, ndigits)  # type: ignore[call-overload]
+    return round(_numbers("round", x), ndigits)
 
 
-def _sum(ev: _Evaluator, items: object, start: object = 0) -> Any:
+def _sum(ev: _Evaluator, items: Any, start: Any = 0) -> Any:
     if not isinstance(items, (list, tuple)):
         raise ExprError("E504", f"sum() takes a list or tuple, found {_type_name(items)}")
-    total = start
     for item in (start, *items):  # numbers only: sum(lists, []) would be quadratic
         if not isinstance(item, (int, float, Sym)):
             raise ExprError("E504", f"sum() adds numbers, found {_type_name(item)}")
     for item in items:
-        total = ev.check(ev.binop(ast.Add, total, item))
-    return total
+        start = ev.check(ev.binop(ast.Add, start, item))
+    return start
 
 
-def _len(ev: _Evaluator, x: object) -> int:
+def _len(ev: _Evaluator, x: Any) -> int:
     if not isinstance(x, (list, tuple, str)):
-        hint = "use x.rank for the number of dims of a tensor" if isinstance(x, ShapeView) else None
+        hint = "x.rank is the number of dims of a tensor" if isinstance(x, ShapeView) else None
         raise ExprError("E504", f"len() takes a list, tuple or str, found {_type_name(x)}", hint=hint)
     return len(x)
 
 
-def _make_divisible(ev: _Evaluator, value: object, divisor: object = 8, min_value: object = None) -> Any:
-    """MobileNet's channel rounding (as in torchvision's ``_make_divisible``): the multiple of
-    ``divisor`` nearest ``value``, at least ``min_value`` (default ``divisor``), and never more
-    than 10% below ``value``."""
-    _need_numbers("make_divisible", value)
+def _make_divisible(ev: _Evaluator, value: Any, divisor: Any = 8, min_value: Any = None) -> Any:
+    """MobileNet's channel rounding (torchvision's ``_make_divisible``): the multiple of ``divisor``
+    nearest ``value``, at least ``min_value`` (default ``divisor``), never 10% below ``value``."""
     if not isinstance(divisor, int) or divisor <= 0:
         raise ExprError("E504", f"make_divisible() needs a positive integer divisor, found {divisor!r}")
-    if min_value is None:
-        min_value = divisor
-    _need_numbers("make_divisible", min_value)
-    new = max(min_value, int(value + divisor / 2) // divisor * divisor)  # type: ignore[operator]
-    return new + divisor if new < 0.9 * value else new  # type: ignore[operator]
-
-
-def _rounding(fn: str, to_int: Callable) -> Callable:
-    def apply(ev: _Evaluator, x: object) -> Any:
-        if isinstance(x, Sym):  # a dim is already an integer
-            return x
-        _need_numbers(fn, x)
-        return to_int(x)
-    return apply
+    min_value = divisor if min_value is None else _numbers("make_divisible", min_value)
+    new = max(min_value, int(_numbers("make_divisible", value) + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * value else new
 
 
 #: The functions an expression may call: name -> implementation(evaluator, *args, **kwargs).
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": lambda ev, *args: _extremum("min", min, args),
     "max": lambda ev, *args: _extremum("max", max, args),
-    "abs": lambda ev, x: _need_numbers("abs", x) or abs(x),  # type: ignore[func-returns-value]
-    "int": lambda ev, x: x if isinstance(x, Sym) else _from_text("int", int, x),
-    "float": lambda ev, x: _from_text("float", float, x),
-    "round": _round,
-    "ceil": _rounding("ceil", math.ceil),
-    "floor": _rounding("floor", math.floor),
-    "len": _len,
-    "sum": _sum,
-    "bool": lambda ev, x: ev.truth(x),
-    "make_divisible": _make_divisible,
+    "abs": lambda ev, x: abs(_numbers("abs", x)),
+    "int": _convert("int", int), "float": _convert("float", float), "round": _round,
+    "ceil": _convert("ceil", math.ceil), "floor": _convert("floor", math.floor),
+    "len": _len, "sum": _sum, "bool": lambda ev, x: ev.truth(x), "make_divisible": _make_divisible,
 }
 _SIGNATURES = {name: inspect.signature(fn) for name, fn in FUNCTIONS.items()}
 
 # ---------------------------------------------------------------- syntax whitelist
 
-_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
-           ast.Mod: "%", ast.Pow: "**"}
-_BITOPS = {ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^",
-           ast.BitAnd: "&", ast.MatMult: "@"}
-_ORDER = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
-_ORDER_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_BINOPS = {ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult: ("*", operator.mul),
+           ast.Div: ("/", operator.truediv), ast.FloorDiv: ("//", operator.floordiv),
+           ast.Mod: ("%", operator.mod), ast.Pow: ("**", operator.pow)}
+_SYMBOLIC = {ast.Add: dims.add, ast.Sub: dims.sub, ast.Mult: dims.mul}
+_BITOPS = {ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^", ast.BitAnd: "&", ast.MatMult: "@"}
+_ORDER = {ast.Lt: ("<", operator.lt), ast.LtE: ("<=", operator.le), ast.Gt: (">", operator.gt),
+          ast.GtE: (">=", operator.ge)}
 _ALLOWED = {ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp,
             ast.List, ast.Tuple, ast.Subscript, ast.Slice, ast.Attribute, ast.Call, ast.keyword}
 _OPERATOR_NODES = (ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context)
@@ -223,28 +187,27 @@ _CONSTRUCTS = {ast.ListComp: "a list comprehension", ast.SetComp: "a set compreh
                ast.DictComp: "a dict comprehension", ast.GeneratorExp: "a generator expression",
                ast.Lambda: "lambda", ast.JoinedStr: "an f-string", ast.FormattedValue: "an f-string",
                ast.Starred: "a starred expression (*x)", ast.NamedExpr: "an assignment (:=)",
-               ast.Dict: "a dict literal", ast.Set: "a set literal", ast.Await: "await",
-               ast.Yield: "yield", ast.YieldFrom: "yield"}
+               ast.Dict: "a dict literal", ast.Set: "a set literal", ast.Await: "await"}
 
 
 def _forbidden(node: ast.AST) -> tuple[str, str | None] | None:
     """Why ``node`` may not appear in an expression (message, hint), or None when it may."""
-    kind = type(node)
-    if kind not in _ALLOWED:
-        return f"{_CONSTRUCTS.get(kind, kind.__name__)} is not allowed in expressions", None
+    if type(node) not in _ALLOWED:
+        return f"{_CONSTRUCTS.get(type(node), type(node).__name__)} is not allowed in expressions", None
     if isinstance(node, ast.Constant) and type(node.value) not in (int, float, bool, str, type(None)):
         return f"a {type(node.value).__name__} literal is not allowed in expressions", None
     if isinstance(node, ast.Name) and node.id.startswith("__"):
         return f"dunder name '{node.id}' is not allowed in expressions", None
     if isinstance(node, ast.Attribute) and node.attr not in ShapeView.ATTRIBUTES:
-        return (f"attribute '.{node.attr}' is not allowed; a tensor has "
-                + ", ".join(ShapeView.ATTRIBUTES), did_you_mean(node.attr, ShapeView.ATTRIBUTES))
+        return (f"attribute '.{node.attr}' is not allowed; a tensor has " + ", ".join(ShapeView.ATTRIBUTES),
+                did_you_mean(node.attr, ShapeView.ATTRIBUTES))
     if isinstance(node, ast.Call):
         known = ", ".join(sorted(FUNCTIONS))
         if not isinstance(node.func, ast.Name):  # name the worse problem in (lambda: 0)() or a.b()
             return _forbidden(node.func) or (f"only these functions can be called, by name: {known}", None)
         if node.func.id not in FUNCTIONS:
-            return f"function '{node.func.id}' is not allowed; functions: {known}", did_you_mean(node.func.id, FUNCTIONS)
+            hint = did_you_mean(node.func.id, FUNCTIONS)
+            return f"function '{node.func.id}' is not allowed; functions: {known}", hint
         if any(k.arg is None for k in node.keywords):
             return "'**' argument unpacking is not allowed in expressions", None
     if isinstance(node, ast.BinOp) and type(node.op) in _BITOPS:
@@ -257,50 +220,48 @@ def _forbidden(node: ast.AST) -> tuple[str, str | None] | None:
 
 
 def _char_offset(text: str, lineno: int, col: int, col_is_bytes: bool = True) -> int:
-    lines = text.split("\n")
-    lineno = max(1, min(lineno, len(lines)))
-    line = lines[lineno - 1]
-    if col_is_bytes:  # ast col_offset counts UTF-8 bytes
+    starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]  # the tokenizer's newlines
+    lineno = max(1, min(lineno, len(starts)))
+    line = text[starts[lineno - 1]: starts[lineno] if lineno < len(starts) else len(text)]
+    if col_is_bytes:  # ast's col_offset counts UTF-8 bytes, SyntaxError.offset characters
         col = len(line.encode("utf-8")[:col].decode("utf-8", "ignore"))
-    return sum(len(l) + 1 for l in lines[: lineno - 1]) + max(0, min(col, len(line)))
+    return starts[lineno - 1] + max(0, min(col, len(line)))
 
 
 def _parse(value: str, limits: Limits) -> tuple[ast.Expression, str, int]:
     """Parse ``${...}`` into (tree, expression text, offset of that text in ``value``)."""
-    if len(value) > limits.max_expr_chars:  # before parsing: the parser is the first bomb target
-        raise ExprError("E505", f"expression is {len(value)} characters long (limit {limits.max_expr_chars})", offset=0)
+    if len(value) > limits.max_expr_chars:  # first: the parser itself is a bomb target
+        raise ExprError("E505", f"expression is {len(value)} characters long "
+                        f"(limit {limits.max_expr_chars})", offset=0)
     if not value.endswith("}"):
         raise ExprError("E501", "an expression '${...}' must end with '}' and be the whole value", offset=0,
                         hint="to write a literal leading '$', start the value with '$$'")
-    inner = value[2:-1]
-    text = inner.lstrip()  # the parser rejects leading whitespace as an indent
-    base = 2 + len(inner) - len(text)
+    text = value[2:-1].lstrip()  # the parser would call leading whitespace an indent
+    base = len(value) - 1 - len(text)
     if not text.strip():
         raise ExprError("E501", "empty expression '${}'", offset=0)
     try:
         with warnings.catch_warnings():  # e.g. invalid escape sequences: not ours to report
             warnings.simplefilter("ignore")
-            tree = ast.parse(text, mode="eval")
+            return ast.parse(text, mode="eval"), text, base
     except SyntaxError as e:
         at = base + _char_offset(text, e.lineno or 1, (e.offset or 1) - 1, col_is_bytes=False)
-        if "too many nested" in str(e.msg) or "too complex" in str(e.msg):
-            raise ExprError("E505", f"expression is nested too deeply: {e.msg}", offset=at) from None
-        raise ExprError("E501", f"invalid expression syntax: {e.msg}", offset=at) from None
+        too_deep = "too many nested" in str(e.msg) or "too complex" in str(e.msg)
+        raise ExprError("E505" if too_deep else "E501", f"invalid expression: {e.msg}", offset=at) from None
     except ValueError as e:  # null bytes, on Pythons that do not call that a SyntaxError
         raise ExprError("E501", f"invalid expression: {e}", offset=0) from None
     except (RecursionError, MemoryError):  # the C parser's own stack limits
         raise ExprError("E505", "expression is nested too deeply to parse", offset=0) from None
-    return tree, text, base  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------- evaluation
 
 class _Evaluator:
-    """Evaluates one validated expression tree; every value produced passes :meth:`check`."""
+    """Evaluates one expression tree; every value it produces passes :meth:`check`."""
 
     def __init__(self, env: Mapping[str, object], limits: Limits, text: str, base: int):
         self.env, self.limits, self.text, self.base = env, limits, text, base
-        self._weights: dict[int, tuple[object, int]] = {}  # id -> (list kept alive, weight)
+        self._weights: dict[int, tuple[object, int]] = {}  # id -> (the list, kept alive; weight)
 
     def offset(self, node: ast.AST) -> int | None:
         if not hasattr(node, "lineno"):
@@ -310,7 +271,7 @@ class _Evaluator:
     def validate(self, tree: ast.Expression) -> None:
         """Reject forbidden constructs anywhere (even in branches never taken) and oversize trees."""
         count, stack = 0, [(tree.body, 1)]
-        while stack:
+        while stack:  # iterative: a deep tree must not overflow the stack while being measured
             node, depth = stack.pop()
             count += 1
             if count > self.limits.max_expr_nodes:
@@ -326,46 +287,36 @@ class _Evaluator:
     def eval(self, node: ast.AST) -> Any:
         handler = getattr(self, "eval_" + type(node).__name__, None)
         try:
-            if handler is None:  # only a Slice outside [...] gets here after validation
+            if handler is None:  # after validate(), only a Slice outside [...] gets here
                 raise ExprError("E503", "multi-dimensional indexing is not allowed in expressions")
             return self.check(handler(node))
         except ExprError as e:
-            if e.offset is None:
-                e.offset = self.offset(node)
+            e.offset = self.offset(node) if e.offset is None else e.offset  # the innermost node
             raise
         except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as e:
             raise ExprError("E504", str(e) or type(e).__name__, offset=self.offset(node)) from e
 
     def check(self, v: Any) -> Any:
-        """Enforce the limits on a value: int bits, sequence size, finite floats."""
+        """``v``, after enforcing the limits: int bits, sequence size, finite real numbers."""
         lim = self.limits
-        if isinstance(v, bool):
-            return v
-        if isinstance(v, int) and v.bit_length() > lim.max_int_bits:
+        if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > lim.max_int_bits:
             raise ExprError("E505", f"integer result has {v.bit_length()} bits (limit {lim.max_int_bits})")
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ExprError("E504", f"result is not a finite number ({v})")
-        if isinstance(v, complex):
-            raise ExprError("E504", "result is a complex number")
+        if isinstance(v, float) and not math.isfinite(v) or isinstance(v, complex):
+            raise ExprError("E504", f"result is not a finite real number ({v})")
         if isinstance(v, (str, list, tuple)) and self.weight(v) > lim.max_sequence_len:
-            raise ExprError("E505", f"{_type_name(v)} result is longer than {lim.max_sequence_len} elements")
-        if isinstance(v, Sym):
-            ints = [v.const, v.div, *(c for _, c in v.terms)]
-            if v.opaque is not None and len(v.opaque) > lim.max_sequence_len or any(
-                    i.bit_length() > lim.max_int_bits for i in ints):
-                raise ExprError("E505", "symbolic dim grew past the integer limit")
+            raise ExprError("E505", f"{_type_name(v)} result is longer than {lim.max_sequence_len}")
+        if isinstance(v, Sym) and (len(str(v)) > lim.max_sequence_len or any(
+                i.bit_length() > lim.max_int_bits for i in (v.const, v.div, *(c for _, c in v.terms)))):
+            raise ExprError("E505", "symbolic dim grew past the integer limit")
         return v
 
     def weight(self, v: object) -> int:
-        """The size of ``v``: string length, or list slots counting nested lists and strings.
-        Bounding it bounds the cost of == and ``in`` (``[[0]*99999]*99999`` is tiny in memory)."""
-        if isinstance(v, str):
-            return len(v)
-        if not isinstance(v, (list, tuple)):
-            return 1
-        cached = self._weights.get(id(v))
-        if cached is not None and cached[0] is v:
-            return cached[1]
+        """String length, or list slots counting nested lists and strings.  Bounding it bounds
+        the cost of == and ``in`` too: ``[[0]*99999]*99999`` is small in memory, not to compare."""
+        if isinstance(v, str) or not isinstance(v, (list, tuple)):
+            return len(v) if isinstance(v, str) else 1
+        if id(v) in self._weights and self._weights[id(v)][0] is v:
+            return self._weights[id(v)][1]
         total = 0
         for item in v:
             total += max(1, self.weight(item))  # an empty item still takes a slot
@@ -378,7 +329,7 @@ class _Evaluator:
         if isinstance(v, Sym):
             raise ExprError("E504", f"the truth of symbolic dim {v} depends on the input size")
         if isinstance(v, ShapeView):
-            raise ExprError("E504", "a tensor has no truth value", hint="test one of its attributes, e.g. x.rank == 4")
+            raise ExprError("E504", "a tensor has no truth value", hint="test an attribute, e.g. x.rank == 4")
         return bool(v)
 
     # --- one method per allowed node type
@@ -403,83 +354,71 @@ class _Evaluator:
         for operand in node.values:
             result = self.eval(operand)
             if self.truth(result) == stop_when:
-                return result
+                break
         return result
 
     def eval_UnaryOp(self, node: ast.UnaryOp) -> Any:
         v = self.eval(node.operand)
         if isinstance(node.op, ast.Not):
             return not self.truth(v)
-        if isinstance(v, Sym):
-            return dims.mul(v, -1) if isinstance(node.op, ast.USub) else v
-        if not _is_number(v):
+        if not isinstance(v, (int, float, Sym)):
             raise ExprError("E504", f"unary operator needs a number, found {_type_name(v)}")
-        return -v if isinstance(node.op, ast.USub) else +v
+        return v if isinstance(node.op, ast.UAdd) else dims.mul(v, -1) if isinstance(v, Sym) else -v
 
     def eval_BinOp(self, node: ast.BinOp) -> Any:
         return self.binop(type(node.op), self.eval(node.left), self.eval(node.right))
 
     def binop(self, op: type, a: Any, b: Any) -> Any:
-        sym = _BINOPS[op]
+        symbol, apply = _BINOPS[op]
         if isinstance(a, Sym) or isinstance(b, Sym):
             return self.symbolic(op, a, b)
-        if _is_number(a) and _is_number(b):
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
             return self.arithmetic(op, a, b)
-        max_len = self.limits.max_sequence_len
-        if op is ast.Add and type(a) is type(b) and isinstance(a, (str, list, tuple)):
-            size = self.weight(a) + self.weight(b)
-            if size > max_len:  # check before building it
-                raise ExprError("E505", f"'+' would build a {_type_name(a)} of size {size} (limit {max_len})")
-            return a + b
-        if op is ast.Mult and isinstance(b, (str, list, tuple)) and isinstance(a, int):
+        sequences = (str, list, tuple)
+        if op is ast.Mult and isinstance(a, int) and isinstance(b, sequences):
             a, b = b, a
-        if op is ast.Mult and isinstance(a, (str, list, tuple)) and isinstance(b, int):
-            size = max(1, self.weight(a)) * b
-            if size > max_len:  # 'a' * 10**10 must fail before it allocates
-                raise ExprError("E505", f"'*' would build a {_type_name(a)} of size {size} (limit {max_len})")
-            return a * b
-        raise ExprError("E504", f"cannot apply '{sym}' to {_type_name(a)} and {_type_name(b)}")
+        if op is ast.Add and type(a) is type(b) and isinstance(a, sequences) or (
+                op is ast.Mult and isinstance(a, sequences) and isinstance(b, int)):
+            size = self.weight(a) + self.weight(b) if op is ast.Add else max(1, self.weight(a)) * b
+            if size > self.limits.max_sequence_len:  # before building it: 'a' * 10**10
+                raise ExprError("E505", f"'{symbol}' would build a {_type_name(a)} of size {size} "
+                                f"(limit {self.limits.max_sequence_len})")
+            return apply(a, b)
+        raise ExprError("E504", f"cannot apply '{symbol}' to {_type_name(a)} and {_type_name(b)}")
 
-    def arithmetic(self, op: type, a: float, b: float) -> Any:
-        bits = self.limits.max_int_bits
+    def arithmetic(self, op: type, a: Any, b: Any) -> Any:
+        bits, (symbol, apply) = self.limits.max_int_bits, _BINOPS[op]
         if op in (ast.Div, ast.FloorDiv, ast.Mod) and b == 0:
             raise ExprError("E504", "division by zero")
-        both_int = isinstance(a, int) and isinstance(b, int)
-        if op is ast.Mult and both_int and a.bit_length() + b.bit_length() - 1 > bits:
-            raise ExprError("E505", f"integer product exceeds {bits} bits")
-        if op is ast.Pow:
-            if both_int and b > 0 and abs(a) > 1 and b * (abs(a).bit_length() - 1) + 1 > bits:
-                # |a|**b has at least b*(bitlen(a)-1)+1 bits: refuse 9**9**9**9 before computing it
-                raise ExprError("E505", f"integer power exceeds {bits} bits")
-            if a < 0 and isinstance(b, float) and not b.is_integer():
-                raise ExprError("E504", "a negative number to a fractional power is not real")
+        ints = isinstance(a, int) and isinstance(b, int)
+        # Refuse oversize ints before computing them: |a*b| has >= bitlen(a)+bitlen(b)-1 bits and
+        # |a**b| >= b*(bitlen(a)-1)+1, which is how 9**9**9**9 fails in microseconds.
+        if ints and op is ast.Mult and a.bit_length() + b.bit_length() - 1 > bits or (
+                ints and op is ast.Pow and b > 0 and abs(a) > 1 and b * (abs(a).bit_length() - 1) + 1 > bits):
+            raise ExprError("E505", f"integer result of '{symbol}' would exceed {bits} bits")
+        if op is ast.Pow and a < 0 and isinstance(b, float) and not b.is_integer():
+            raise ExprError("E504", "a negative number to a fractional power is not real")
         try:
-            return {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-                    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv,
-                    ast.Mod: operator.mod, ast.Pow: operator.pow}[op](a, b)
+            return apply(a, b)
         except OverflowError:
-            raise ExprError("E504", f"'{_BINOPS[op]}' overflows a float") from None
+            raise ExprError("E504", f"'{symbol}' overflows a float") from None
 
     def symbolic(self, op: type, a: Any, b: Any) -> Any:
         for v in (a, b):
             if not isinstance(v, (int, Sym)):
                 raise ExprError("E504", f"symbolic dim arithmetic needs integers, found {_type_name(v)}")
-        if op is ast.Add:
-            return dims.add(a, b)
-        if op is ast.Sub:
-            return dims.sub(a, b)
-        if op is ast.Mult:
-            return dims.mul(a, b)
+        if op in _SYMBOLIC:
+            return _SYMBOLIC[op](a, b)
+        if op is ast.FloorDiv and isinstance(b, int) and b > 0:
+            return dims.floordiv(a, b)
         if op is ast.FloorDiv:
-            if isinstance(b, int) and b > 0:
-                return dims.floordiv(a, b)
             raise ExprError("E504", "a symbolic dim can only be floor-divided by a positive integer")
-        raise ExprError("E504", f"'{_BINOPS[op]}' is not defined for symbolic dims",
+        raise ExprError("E504", f"'{_BINOPS[op][0]}' is not defined for symbolic dims",
                         hint="use + - * and // (ceiling division: (h + s - 1) // s)")
 
     def eval_Compare(self, node: ast.Compare) -> bool:
         left = self.eval(node.left)
-        for op, comparator in zip(node.ops, node.comparators):
+        for op, comparator in zip(node.ops, node.comparators):  # chained, lazily, like Python
             right = self.eval(comparator)
             if not self.compare(op, left, right):
                 return False
@@ -488,17 +427,19 @@ class _Evaluator:
 
     def compare(self, op: ast.cmpop, a: Any, b: Any) -> bool:
         if isinstance(op, (ast.Eq, ast.NotEq)):
-            return (a == b) == isinstance(op, ast.Eq)  # Sym is a frozen dataclass in canonical form
+            return (a == b) == isinstance(op, ast.Eq)  # Syms are frozen dataclasses in canonical form
         if isinstance(op, (ast.In, ast.NotIn)):
             if not (isinstance(b, (list, tuple)) or isinstance(b, str) and isinstance(a, str)):
                 raise ExprError("E504", f"cannot test {_type_name(a)} 'in' {_type_name(b)}")
             return (a in b) == isinstance(op, ast.In)
+        symbol, apply = _ORDER[type(op)]
         if isinstance(a, Sym) or isinstance(b, Sym):
-            raise ExprError("E504", f"cannot compare symbolic dim: {a} {_ORDER_TEXT[type(op)]} {b} "
-                            "depends on the input size", hint="compare with == or !=, or give the input a concrete size")
-        if not (_is_number(a) and _is_number(b) or type(a) is type(b) and isinstance(a, (str, list, tuple))):
+            raise ExprError("E504", f"cannot compare symbolic dim: {a} {symbol} {b} depends on the input size",
+                            hint="compare with == or !=, or give the input a concrete size")
+        if not (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                or type(a) is type(b) and isinstance(a, (str, list, tuple))):
             raise ExprError("E504", f"cannot order {_type_name(a)} and {_type_name(b)}")
-        return _ORDER[type(op)](a, b)
+        return apply(a, b)
 
     def eval_Subscript(self, node: ast.Subscript) -> Any:
         target = self.eval(node.value)
@@ -506,14 +447,15 @@ class _Evaluator:
             hint = "index its shape: x.shape[i]" if isinstance(target, ShapeView) else None
             raise ExprError("E504", f"cannot index {_type_name(target)}", hint=hint)
         if isinstance(node.slice, ast.Slice):
-            parts = [None if p is None else self.index(self.eval(p))
+            parts = [p if p is None else self.index(self.eval(p))
                      for p in (node.slice.lower, node.slice.upper, node.slice.step)]
             if parts[2] == 0:
                 raise ExprError("E504", "slice step cannot be zero")
             return target[slice(*parts)]
         i = self.index(self.eval(node.slice))
         if not -len(target) <= i < len(target):
-            raise ExprError("E504", f"index {i} is out of range for a {_type_name(target)} of length {len(target)}")
+            raise ExprError("E504", f"index {i} is out of range for a {_type_name(target)} "
+                            f"of length {len(target)}")
         return target[i]
 
     def index(self, v: object) -> int:
@@ -523,16 +465,16 @@ class _Evaluator:
 
     def eval_Attribute(self, node: ast.Attribute) -> Any:
         target = self.eval(node.value)
-        if not isinstance(target, ShapeView):  # the attribute name itself was whitelisted statically
-            raise ExprError("E503", f"attributes are only allowed on tensors; found .{node.attr} on {_type_name(target)}")
+        if not isinstance(target, ShapeView):  # the name itself was whitelisted by validate()
+            raise ExprError("E503", f"attributes are only allowed on tensors, not on {_type_name(target)}")
         return getattr(target, node.attr)
 
     def eval_Call(self, node: ast.Call) -> Any:
-        name = node.func.id  # type: ignore[attr-defined]  # validate() allows only whitelisted names
+        name = node.func.id  # type: ignore[attr-defined]  # validate() let only FUNCTIONS through
         args = [self.eval(a) for a in node.args]
         kwargs = {k.arg: self.eval(k.value) for k in node.keywords}
         try:
-            _SIGNATURES[name].bind(self, *args, **kwargs)
+            _SIGNATURES[name].bind(self, *args, **kwargs)  # a clean message for a wrong call
         except TypeError as e:
             raise ExprError("E504", f"{name}(): {e}") from None
         return FUNCTIONS[name](self, *args, **kwargs)
@@ -550,7 +492,7 @@ def _lookup(name: str, env: Mapping[str, object], wrap: bool) -> Any:
 
 
 def is_expression(value: object) -> bool:
-    """True for a string that :func:`evaluate` treats as an expression (``$...`` but not ``$$...``)."""
+    """True for a string :func:`evaluate` treats as an expression: ``$...`` but not ``$$...``."""
     return isinstance(value, str) and value.startswith("$") and not value.startswith("$$")
 
 
@@ -565,10 +507,9 @@ def evaluate(value: object, env: Mapping[str, object], limits: Limits = DEFAULT_
         return type(value)(evaluate(v, env, limits) for v in value)
     if isinstance(value, dict):
         return {k: evaluate(v, env, limits) for k, v in value.items()}
-    if not isinstance(value, str) or not value.startswith("$"):
-        return value
-    if value.startswith("$$"):
-        return value[1:]
+    if not is_expression(value):
+        return value[1:] if isinstance(value, str) and value.startswith("$$") else value
+    assert isinstance(value, str)
     try:
         if not value.startswith("${"):
             name = value[1:]
@@ -600,17 +541,16 @@ def referenced_names(value: object, limits: Limits = DEFAULT_LIMITS) -> set[str]
     Names called as functions are not references.  A malformed expression references nothing
     here; :func:`evaluate` reports it.
     """
-    if isinstance(value, (list, tuple)):
-        return set().union(*(referenced_names(v, limits) for v in value))
-    if isinstance(value, dict):
-        return set().union(*(referenced_names(v, limits) for v in value.values()))
+    if isinstance(value, (list, tuple, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        return set().union(*(referenced_names(v, limits) for v in items))
     if not is_expression(value):
         return set()
     assert isinstance(value, str)
     if not value.startswith("${"):
         return {value[1:]} if value[1:].isidentifier() else set()
     try:
-        tree, _, _ = _parse(value, limits)
+        tree = _parse(value, limits)[0]
     except ExprError:
         return set()
     nodes = list(ast.walk(tree))

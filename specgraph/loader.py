@@ -56,6 +56,10 @@ def _split_lines(text: str) -> list[str]:
     return lines[:-1] if len(lines) > 1 and lines[-1] == "" else lines
 
 
+def _mark(ev) -> tuple[int, int]:
+    return ev.start_mark.line + 1, ev.start_mark.column + 1
+
+
 def _limit_hint(name: str) -> str:
     return f"if this spec is genuine, raise the limit: --limit {name}=N (Limits.{name})"
 
@@ -146,13 +150,12 @@ class _Builder:
     def document(self, ev) -> None:
         self.docs += 1
         if self.docs > 1:
-            self.error("E106", "more than one YAML document; a spec is a single document",
-                       (ev.start_mark.line + 1, ev.start_mark.column + 1),
+            self.error("E106", "more than one YAML document; a spec is a single document", _mark(ev),
                        hint="remove the '---' line, or split the file", fatal=True)
 
     def begin(self, ev) -> tuple[tuple | None, bool, tuple[int, int]]:
         """(path, is_key, mark) of the node starting now; records its value mark."""
-        path, is_key, mark = None, False, (ev.start_mark.line + 1, ev.start_mark.column + 1)
+        path, is_key, mark = None, False, _mark(ev)
         if not self.stack:
             path = ()
         else:
@@ -182,11 +185,8 @@ class _Builder:
             try:
                 return _SCALARS[tag](self.loader, yaml.ScalarNode(tag, raw))
             except Exception:  # `!!int abc`, or more digits than Python converts to an int
-                if explicit:
-                    self.error("E103", f"'{raw}' is not a valid {tag[len(_T):]}", mark)
-                else:
-                    self.error("E104", f"number '{raw[:20]}...' has too many digits", mark)
-                return None
+                return self.error(*(("E103", f"'{raw}' is not a valid {tag[len(_T):]}") if explicit else
+                                    ("E104", f"number '{raw[:20]}...' has too many digits")), mark)
         if tag in (_STR, _MERGE_TAG, _VALUE_TAG):  # a stray '<<' or '=' outside a key is a str
             return raw
         return self.bad_tag(tag, raw, mark)
@@ -205,8 +205,8 @@ class _Builder:
                 value = raw
         else:  # quoted and '!'-tagged scalars are strings; others carry an explicit tag
             value = raw if tag is None or tag == "!" else self.convert(tag, raw, True, mark)
-        if ev.anchor:
-            self.anchors[ev.anchor] = (value, 1)
+        if ev.anchor:  # an anchored '<<' key is, as an alias, just the string
+            self.anchors[ev.anchor] = (raw if value is _MERGE else value, 1)
         self.add(value, 1, mark, raw)
 
     def start(self, ev) -> None:
@@ -300,16 +300,19 @@ class _Builder:
         return out
 
 
-def _text_error(code: str, message: str, source: Source, index: int, hint: str) -> SpecError:
-    """An error at character ``index`` of the source text (the parser never saw it)."""
+def _at_index(source: Source, index: int) -> Location:
     lines = _split_lines(source.text[:index] + "x")  # "x" keeps a trailing break's empty line
-    return SpecError(Diagnostic(code, message, source.at(len(lines), len(lines[-1])), hint=hint))
+    return source.at(len(lines), len(lines[-1]))
 
 
-def _syntax_error(e: yaml.MarkedYAMLError, source: Source) -> Diagnostic:
-    mark = e.problem_mark or e.context_mark
+def _yaml_error(e: Exception, source: Source) -> Diagnostic:
+    """The diagnostic for whatever PyYAML raised."""
+    if isinstance(e, yaml.reader.ReaderError):  # normally pre-empted by the _NON_PRINTABLE check
+        return Diagnostic("E105", f"unreadable YAML: {e.reason}", _at_index(source, max(0, e.position)))
+    if not isinstance(e, yaml.MarkedYAMLError):
+        return Diagnostic("E101", f"could not read the YAML ({type(e).__name__}: {e})", source.at(1, 1))
+    mark, cm = e.problem_mark or e.context_mark, e.context_mark
     problem = (e.problem or "invalid YAML").strip()
-    cm = e.context_mark
     details = (f"{e.context} at line {cm.line + 1}, column {cm.column + 1}" if cm else e.context,) if e.context else ()
     hint = next((h for frag, h in _SYNTAX_HINTS.items() if frag in problem), None)
     code, message = "E101", f"invalid YAML: {problem}"
@@ -333,13 +336,15 @@ def load_yaml_text(text: str | bytes, name: str = "<string>", path=None,
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
             shown = Source(name, file_path, data.decode("utf-8", "replace"))  # equal to strict up to e.start
-            raise _text_error("E105", f"not valid UTF-8 (byte 0x{data[e.start]:02X})", shown,
-                              len(data[:e.start].decode("utf-8")), hint="save the file as UTF-8") from None
+            raise SpecError(Diagnostic("E105", f"not valid UTF-8 (byte 0x{data[e.start]:02X})",
+                                       _at_index(shown, len(data[:e.start].decode("utf-8"))),
+                                       hint="save the file as UTF-8")) from None
     source = Source(name, file_path, text.removeprefix("\ufeff"))  # a BOM would shift line 1's columns
     if bad := _NON_PRINTABLE.search(source.text):  # shown as U+FFFD: a raw NUL or ESC garbles terminals
         shown = Source(name, file_path, _NON_PRINTABLE.sub("\ufffd", source.text))
-        raise _text_error("E105", f"character U+{ord(bad.group()):04X} is not allowed in YAML", shown,
-                          bad.start(), hint="remove it; inside a double-quoted string write it as an escape")
+        raise SpecError(Diagnostic("E105", f"character U+{ord(bad.group()):04X} is not allowed in YAML",
+                                   _at_index(shown, bad.start()),
+                                   hint="remove it; inside a double-quoted string write it as an escape"))
     builder = None
     try:
         builder = _Builder(source, limits)
@@ -347,9 +352,7 @@ def load_yaml_text(text: str | bytes, name: str = "<string>", path=None,
     except SpecError:
         raise
     except Exception as e:  # whatever PyYAML raises becomes a diagnostic: a traceback would be a bug
-        diag = (_syntax_error(e, source) if isinstance(e, yaml.MarkedYAMLError) else
-                Diagnostic("E101", f"could not read the YAML ({type(e).__name__}: {e})", source.at(1, 1)))
-        raise SpecError((builder.diags if builder else []) + [diag]) from e
+        raise SpecError((builder.diags if builder else []) + [_yaml_error(e, source)]) from e
 
 
 def load_yaml_file(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
@@ -370,10 +373,7 @@ def load_yaml_file(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
         with open(path, "rb") as fh:  # at most one byte past the limit: a pipe has no size to stat
             data = fh.read(limits.max_file_bytes + 1)
         resolved = pathlib.Path(path).resolve()
-    except FileNotFoundError:
-        raise fail("E108", "file not found") from None
-    except PermissionError:
-        raise fail("E108", "permission denied: cannot read the file") from None
-    except (OSError, ValueError, RuntimeError) as e:
-        raise fail("E108", f"cannot read the file: {getattr(e, 'strerror', None) or e}") from None
+    except (OSError, ValueError, RuntimeError) as e:  # ValueError: a NUL in the path
+        why = {FileNotFoundError: "file not found", PermissionError: "permission denied"}.get(type(e))
+        raise fail("E108", why or f"cannot read the file: {getattr(e, 'strerror', None) or e}") from None
     return load_yaml_text(data, name, resolved, limits)

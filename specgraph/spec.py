@@ -7,7 +7,9 @@ their extra keys are op or block params whose meaning depends on the op or block
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -173,11 +175,25 @@ class Spec:
         return Spec(self.doc, self.source, self.library, {**self.overrides, **overrides}, self.limits)
 
 
+_LOOKS_LIKE = {"int": re.compile(r"[-+]?[0-9]+"), "float": re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"),
+               "bool": re.compile(r"true|false|True|False")}
+
+
+def coercion_hint(value: Any, expected: str) -> str | None:
+    """For a quoted number or boolean where one is expected: no value is ever converted."""
+    pattern = _LOOKS_LIKE.get(expected)
+    if isinstance(value, str) and pattern is not None and pattern.fullmatch(value.strip()):
+        return f"values are never converted: write {value.strip()} without quotes"
+    return None
+
+
 def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: tuple,
                          what: str, allowed: tuple[str, ...] | list[str] = ()) -> list[Diagnostic]:
     """Turn pydantic's errors into located diagnostics (E201 unknown key, E202 missing, E203 type)."""
     out = []
-    for e in err.errors():
+    errors = _narrow_unions(err.errors(), data)
+    unknown = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
+    for e in errors:
         loc = _data_path(data, e["loc"])
         full = base + loc
         kind = e["type"]
@@ -188,13 +204,59 @@ def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: 
                 f"allowed keys: {', '.join(sorted(set(candidates)))}" if candidates else None)
             out.append(Diagnostic("E201", f"unknown key '{field_name}' in {what}", source.location(full, key=True), hint=hint))
         elif kind == "missing":
+            if difflib.get_close_matches(field_name, unknown, n=1, cutoff=0.6):
+                continue  # `kernal: 3` is reported as an unknown key with "did you mean 'kernel'?"
             out.append(Diagnostic("E202", f"{what} needs the key '{field_name}'", source.location(full[:-1] if loc == tuple(e['loc']) else full, key=True)))
         else:
             found = _lookup(data, loc)
-            msg = e["msg"].replace("Input should be", "expected")
+            msg = e["msg"].replace("Input should be", "expected").replace(" after validation", "")
+            expected = {"int_type": "int", "int_parsing": "int", "float_type": "float", "bool_type": "bool"}.get(kind, "")
             out.append(Diagnostic("E203", f"{what}: '{'.'.join(map(str, loc)) or field_name}' {msg}; found {found!r}"[:400],
-                                  source.location(full)))
+                                  source.location(full), hint=coercion_hint(found, expected)))
     return out
+
+
+def _narrow_unions(errors: list, data: Any) -> list:
+    """One error per value refused by a union (`kernel: 3` or `kernel: [3, 3]`) rather than one per member.
+
+    A member that accepted the value's type and refused only its content (`[3, 3, 3]` is too
+    long, `-1` is not > 0) says what is wrong; when no member did, their expectations merge:
+    "expected a valid integer or a valid list".
+    """
+    groups: dict[tuple, list] = {}
+    for e in errors:
+        groups.setdefault(_union_site(data, e["loc"]), []).append(e)
+    out = []
+    for site, group in groups.items():
+        if len(group) == 1 or not site[1]:
+            out += group
+            continue
+        deeper = [e for e in group if not e["type"].endswith("_type") or len(e["loc"]) > len(site[0]) + 1]
+        if deeper:
+            out += deeper
+            continue
+        wanted = []
+        for e in group:
+            text = e["msg"].removeprefix("Input should be ").strip()
+            if text not in wanted:
+                wanted.append(text)
+        out.append({**group[0], "msg": "Input should be " + " or ".join(wanted)})
+    return out
+
+
+def _union_site(data: Any, loc: tuple) -> tuple[tuple, bool]:
+    """(pydantic loc up to a union member's tag, whether there is such a tag)."""
+    cur = data
+    for i, part in enumerate(loc):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            cur = cur[part]
+        elif isinstance(part, str) and i < len(loc) - 1 or isinstance(part, str) and not isinstance(cur, dict):
+            return tuple(loc[:i]), True
+        else:
+            break
+    return tuple(loc), False
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

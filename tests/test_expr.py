@@ -109,7 +109,7 @@ def test_comparisons_logic_indexing(text: str, expected: object) -> None:
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("min(3, 1, 2)", 1), ("max([3, 1, 2])", 3), ("max(widths)", 64), ("abs(-3)", 3),
+        ("min(3, 1, 2)", 1), ("min(0, 1)", 0), ("max([0, -1])", 0), ("max([3, 1, 2])", 3), ("max(widths)", 64), ("abs(-3)", 3),
         ("int(3.9)", 3), ("int('12')", 12), ("float(2)", 2.0), ("round(2.5)", 2), ("round(2.567, 2)", 2.57),
         ("round(1234, -2)", 1200), ("ceil(2.1)", 3), ("floor(-2.1)", -3), ("ceil(4)", 4),
         ("len(widths)", 3), ("len('abc')", 3), ("len(x.shape)", 4), ("sum(widths)", 112),
@@ -135,7 +135,10 @@ def _torchvision_reference(v: float, divisor: int, min_value: int | None = None)
     return new_v
 
 
-@given(st.integers(1, 4096), st.sampled_from([0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4, 2.0]), st.sampled_from([1, 4, 8, 16]))
+MULTIPLIERS = [0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4, 2.0]
+
+
+@given(st.integers(1, 4096), st.sampled_from(MULTIPLIERS), st.sampled_from([1, 4, 8, 16]))
 def test_make_divisible_matches_mobilenet(channels: int, multiplier: float, divisor: int) -> None:
     env = {"c": channels, "m": multiplier, "d": divisor}
     assert ev("${make_divisible(c * m, d)}", env) == _torchvision_reference(channels * multiplier, divisor)
@@ -221,6 +224,8 @@ def test_offsets_point_inside_the_value() -> None:
     assert error("${'é' + foo}").offset == 8  # characters, not UTF-8 bytes
     assert error("${1 +* 2}").code == "E501" and error("${1 +* 2}").offset == 5
     assert error("${x.colour}").offset == 2
+    assert error("${(1 +\r\n foo)}").offset == 9 and error("${(1 +\r foo)}").offset == 8
+    assert error("${(1,\n 2 +* 3)}").offset == 10
 
 
 def test_error_text() -> None:
@@ -240,7 +245,8 @@ def test_error_text() -> None:
         ("${min()}", "E504"), ("${min(1, 'a')}", "E504"), ("${int('x')}", "E504"), ("${abs(1, 2)}", "E504"),
         ("${max(1, 2, key=3)}", "E504"), ("${make_divisible(10, 0)}", "E504"), ("${1e308 * 10}", "E504"),
         ("${1e999}", "E504"), ("${float('inf')}", "E504"), ("${float('nan')}", "E504"), ("${10.0 ** 400}", "E504"),
-        ("${(-8) ** 0.5}", "E504"), ("${'a' < 1}", "E504"), ("${1 in 5}", "E504"), ("${1 in 'abc'}", "E504"),
+        ("${(-8) ** 0.5}", "E504"), ("${'a' < 1}", "E504"), ("${1 in 5}", "E504"),
+        ("${1 in 'abc'}", "E504"),
         ("${-'a'}", "E504"), ("${sum([[1]], [])}", "E504"), ("${x and 1}", "E504"),
         ("${1 + 'a' * 3}", "E504"), ("${int(x)}", "E504"),
     ],
@@ -359,7 +365,8 @@ def _never_crashes(body: str) -> None:
         evaluate("${" + body + "}", ENV)
     except ExprError as e:
         assert e.code in {"E501", "E502", "E503", "E504", "E505"}
-        assert e.offset is None or 0 <= e.offset <= len(body) + 3
+        assert e.offset is None or 0 <= e.offset < len(body) + 3
+        assert e.value == "${" + body + "}"
     assert time.perf_counter() - start < 1.0
 
 

@@ -1,0 +1,91 @@
+"""The classic CNNs match torchvision exactly: parameter count, state_dict keys (strict load),
+and eval-mode outputs on random input within 1e-5."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+import specgraph
+from conftest import SPECS
+
+tv = torchvision.models
+
+# spec name -> (torchvision constructor, expected parameter count at 1000 classes)
+REFERENCES = {
+    "alexnet": (lambda **kw: tv.alexnet(**kw), 61_100_840),
+    "vgg16": (lambda **kw: tv.vgg16(**kw), 138_357_544),
+    "vgg16_bn": (lambda **kw: tv.vgg16_bn(**kw), 138_365_992),
+    "resnet18": (lambda **kw: tv.resnet18(**kw), 11_689_512),
+    "resnet34": (lambda **kw: tv.resnet34(**kw), 21_797_672),
+    "resnet50": (lambda **kw: tv.resnet50(**kw), 25_557_032),
+    "googlenet": (lambda **kw: tv.googlenet(weights=None, aux_logits=False, init_weights=False, **kw), 6_624_904),
+}
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_matches_torchvision(name):
+    ctor, expected = REFERENCES[name]
+    torch.manual_seed(0)
+    ours = specgraph.build(SPECS / f"{name}.yaml")
+    ref = ctor()
+    assert n_params(ours) == n_params(ref) == expected
+    assert list(ours.state_dict()) == list(ref.state_dict()) or set(ours.state_dict()) == set(ref.state_dict())
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.eval()
+    ref.eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_num_classes_param_changes_the_head():
+    ours = specgraph.build(SPECS / "resnet50.yaml", num_classes=10)
+    ref = tv.resnet50(num_classes=10)
+    assert n_params(ours) == n_params(ref)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    assert ours.fc.out_features == 10
+
+
+def test_resnet50_with_dilation_matches_torchvision():
+    """The stride-to-dilation switch the segmentation backbones use (output stride 8)."""
+    flags = [False, True, True]
+    ours = specgraph.build(SPECS / "resnet50.yaml", replace_stride_with_dilation=flags)
+    ref = tv.resnet50(replace_stride_with_dilation=flags)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.eval()
+    ref.eval()
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
+    assert ours.layer4.get_submodule("1").conv2.dilation == (4, 4)
+
+
+def test_googlenet_aux_heads_train_and_eval():
+    """With aux_logits the heads exist (13,004,888 params as torchvision), run in train mode only,
+    and come after the logits in torchvision's GoogLeNetOutputs order."""
+    ours = specgraph.build(SPECS / "googlenet.yaml", aux_logits=True, dropout=0.0, dropout_aux=0.0)
+    ref = tv.googlenet(weights=None, aux_logits=True, init_weights=False, dropout=0.0, dropout_aux=0.0)
+    assert n_params(ours) == n_params(ref) == 13_004_888
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 224, 224)
+    ours.train()
+    ref.train()
+    got, want = ours(x), ref(x)
+    assert isinstance(got, tuple) and len(got) == 3
+    for a, b in zip(got, (want.logits, want.aux_logits2, want.aux_logits1)):
+        assert a.shape == (2, 1000)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    ours.eval()
+    ref.eval()
+    with torch.no_grad():
+        out = ours(x)
+        assert isinstance(out, torch.Tensor)
+        torch.testing.assert_close(out, ref(x), atol=1e-5, rtol=1e-5)
+    # The eval graph does not compute the auxiliary heads at all.
+    assert "aux1" not in ours.eval_graph_module.code and "aux1" in ours.train_graph_module.code

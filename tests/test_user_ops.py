@@ -1,0 +1,84 @@
+"""Users add ops without editing specgraph: with @register_op in their code, or through the
+`specgraph.ops` entry-point group of an installed package."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import torch
+
+import specgraph
+from specgraph.dims import TensorType
+from specgraph.ops import Op, OpParams, get_op, register_op
+from specgraph.ops import registry
+from specgraph.ops.base import Float
+
+
+SPEC = """
+specgraph: 1
+inputs: {x: [N, 4, 8, 8]}
+graph:
+  conv: {op: conv2d, out: 6, kernel: 3, padding: 1}
+  act:  {op: OPNAME, beta: 2.0}
+"""
+
+
+def test_decorator_registered_op_is_usable_in_a_spec():
+    @register_op
+    class ScaledSwish(Op):
+        """x * sigmoid(beta * x); [*] -> [*]."""
+
+        name = "test_scaled_swish"
+        category = "activation"
+
+        class Params(OpParams):
+            beta: Float = 1.0
+
+        def infer(self, p, inputs: list[TensorType]) -> list[TensorType]:
+            return [inputs[0]]
+
+        def emit(self, p, graph, args):
+            scaled = graph.call_function(torch.mul, (args[0], p.beta))
+            return graph.call_function(torch.mul, (args[0], graph.call_function(torch.sigmoid, (scaled,))))
+
+    graph = specgraph.check(SPEC.replace("OPNAME", "test_scaled_swish"))
+    assert graph.node("act").op == "test_scaled_swish"
+    model = specgraph.build(graph)
+    x = torch.randn(2, 4, 8, 8)
+    y = model.conv(x)
+    torch.testing.assert_close(model(x), y * torch.sigmoid(2.0 * y))
+
+
+def test_entry_point_op_is_loaded_on_lookup(tmp_path, monkeypatch):
+    pkg = tmp_path / "myops.py"
+    pkg.write_text(textwrap.dedent('''
+        from specgraph.ops import Op, OpParams
+        from specgraph.ops.base import Float
+
+        class Hardish(Op):
+            """clamp(beta * x, 0, 1); [*] -> [*]."""
+            name = "test_entry_point_op"
+            category = "activation"
+            class Params(OpParams):
+                beta: Float = 1.0
+            def infer(self, p, inputs):
+                return [inputs[0]]
+            def build(self, p, inputs):
+                import torch
+                class M(torch.nn.Module):
+                    def forward(self, x):
+                        return torch.clamp(p.beta * x, 0, 1)
+                return M()
+    '''))
+    dist = tmp_path / "myops-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myops\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[specgraph.ops]\nhardish = myops:Hardish\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    assert get_op("test_entry_point_op") is not None
+    model = specgraph.build(SPEC.replace("OPNAME", "test_entry_point_op"))
+    x = torch.randn(1, 4, 8, 8)
+    torch.testing.assert_close(model(x), torch.clamp(2.0 * model.conv(x), 0, 1))
+    sys.modules.pop("myops", None)
