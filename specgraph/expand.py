@@ -33,7 +33,8 @@ from .loader import Source
 from .ops import ShapeError, get_op, op_names
 from .spec import NODE_KEYS, BlockDef, NodeDef, OutputDef, ParamDecl, Spec, parse_param_decls, pydantic_diagnostics
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Names may be numbers too ("0", quoted in YAML): hand-written models number parallel branches.
+NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 Result = dict[str, Value]  # port -> value
 
 
@@ -142,18 +143,32 @@ class Env(Mapping):
         return sum(1 for _ in self)
 
 
-def expand(spec: Spec) -> Graph:
-    """Expand and shape-check ``spec``. Raises SpecError listing every error found."""
-    expander = _Expander(spec)
+def expand(spec: Spec, *, input_shapes: dict[str, TensorType] | None = None, suggest_sizes: bool = True) -> Graph:
+    """Expand and shape-check ``spec``. Raises SpecError listing every error found.
+
+    ``input_shapes`` replaces the declared input types. When a shape error depends on a
+    concrete input size, the hint of the first such error names the nearest sizes that work.
+    """
+    expander = _Expander(spec, input_shapes)
     try:
-        return expander.run()
-    except _Poisoned:  # a top-level failure (params, `let`): its diagnostic is recorded
-        expander.diags.raise_if_errors()
+        try:
+            return expander.run()
+        except _Poisoned:  # a top-level failure (params, `let`): its diagnostic is recorded
+            expander.diags.raise_if_errors()
+            raise
+    except SpecError as e:
+        if suggest_sizes and expander.input_types:
+            from .sizes import add_size_hint
+
+            raise add_size_hint(e, expander.input_types, lambda shapes: expand(spec, input_shapes=shapes,
+                                                                              suggest_sizes=False)) from None
         raise
 
 
 class _Expander:
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, input_shapes: dict[str, TensorType] | None = None):
+        self.input_shapes = input_shapes or {}
+        self.input_types: dict[str, TensorType] = {}
         self.spec = spec
         self.limits = spec.limits
         self.diags = _InstanceDiagnostics()
@@ -193,9 +208,9 @@ class _Expander:
         names: dict[str, Result | None] = {}
         inputs: dict[str, TensorType] = {}
         for name, raw in doc.inputs.items():
-            t = self.input_type(name, raw, params)
+            t = self.input_shapes.get(name) or self.input_type(name, raw, params)
             if t is not None:
-                inputs[name] = t
+                inputs[name] = self.input_types[name] = t
                 self.g.add_node(name, node=Node(name, "input", None, [], {"out": t}, src.location(("inputs", name), key=True)),
                                 order=next(self.order))
                 names[name] = {"out": Value(name, "out", t)}
@@ -301,7 +316,7 @@ class _Expander:
             ypath = ctx.base + (name,)
             path = ctx.namer.peek(name)
             if not NAME_RE.match(name):
-                self.error("E204", f"node name '{name}' must be an identifier (letters, digits, _)", src, ypath, key=True)
+                self.error("E204", f"node name '{name}' must be letters, digits and _ only", src, ypath, key=True)
                 continue
             if name in ctx.names:
                 self.error("E305", f"node '{name}' has the same name as an input of this scope", src, ypath, key=True,
@@ -557,11 +572,12 @@ class _Expander:
                              hint=hint or (f"blocks defined: {', '.join(blocks)}" if blocks else
                                            "define it under `blocks:` or include a file that does"))
         block, bsrc, bpath = entry
-        if nd.block in ctx.blocks:
-            raise self.error("E604", f"block '{nd.block}' instantiates itself ({' -> '.join(ctx.blocks + (nd.block,))})",
-                             src, ypath + ("block",), path=here,
-                             hint="a block cannot contain itself; for depth use `repeat:` or a param-driven `when:`")
         if len(ctx.blocks) >= self.limits.max_block_depth:
+            # A block may instantiate itself (U-Net's levels), as long as a `when:` ends it.
+            if nd.block in ctx.blocks:
+                raise self.error("E604", f"block '{nd.block}' instantiates itself without end "
+                                 f"(more than {self.limits.max_block_depth} levels)", src, ypath + ("block",), path=here,
+                                 hint="end the recursion with a param-driven `when:` (e.g. when: \"${depth > 0}\")")
             raise self.error("E604", f"blocks nested deeper than {self.limits.max_block_depth}", src, ypath + ("block",),
                              path=here, hint="raise it with --limit max_block_depth=N")
         path = None if nd.inline else ctx.namer.name(name)
@@ -585,19 +601,16 @@ class _Expander:
                     ctx.namer if path is None else Namer(path, False),
                     ctx.scope if path is None else ctx.scope + (path,), ctx.blocks + (nd.block,),
                     first_input=next(iter(bound.values()), None))
-        results = self.expand_mapping(block.nodes, inner)
-        outs = block.outputs if block.outputs is not None else [list(block.nodes)[-1]]
-        outs = [outs] if isinstance(outs, str) else outs
+        self.expand_mapping(block.nodes, inner)
         result: Result = {}
-        for i, ref in enumerate(outs):
-            opath = bpath + (("outputs", i) if isinstance(block.outputs, list) else ("outputs",))
-            if block.outputs is None:
-                opath = bpath + ("nodes", ref)
+        for port, ref, opath in _block_outputs(block, bpath):
             value = self.resolve(ref, inner, opath, path, source=bsrc)
-            result["out" if len(outs) == 1 else ref.replace(".", "_")] = value
+            if port in result:
+                raise self.error("E305", f"block '{nd.block}' has two outputs named '{port}'", bsrc, opath,
+                                 hint="name them: outputs: {a: x.out, b: y.out}")
+            result[port] = value
         if path is not None:
             self.scopes[path].outputs = dict(result)
-        del results
         return result
 
     def bind_let(self, let: dict[str, Any], params: dict[str, Any], src: Source, ypath: tuple,
@@ -716,6 +729,25 @@ def _refs(raw: Any) -> list[str]:
     if isinstance(raw, dict):
         return [r for r in raw.values() if isinstance(r, str)]
     return []
+
+
+def _block_outputs(block: BlockDef, bpath: tuple) -> list[tuple[str, str, tuple]]:
+    """(port, ref, yaml path) of each output a block exposes.
+
+    One output is the port 'out'. Several are named by the mapping's keys, or by the last
+    component of each ref (`trunk.layer4` -> port `layer4`).
+    """
+    outs = block.outputs
+    if outs is None:
+        last = list(block.nodes)[-1]
+        return [("out", last, bpath + ("nodes", last))]
+    if isinstance(outs, str):
+        return [("out", outs, bpath + ("outputs",))]
+    if isinstance(outs, dict):
+        return [(k, v, bpath + ("outputs", k)) for k, v in outs.items()]
+    if len(outs) == 1:
+        return [("out", outs[0], bpath + ("outputs", 0))]
+    return [(ref.rsplit(".", 1)[-1], ref, bpath + ("outputs", i)) for i, ref in enumerate(outs)]
 
 
 def _numbered(namer: Namer) -> Namer:

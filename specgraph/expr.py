@@ -154,7 +154,8 @@ def _make_divisible(ev: _Evaluator, value: Any, divisor: Any = 8, min_value: Any
     """MobileNet's channel rounding (torchvision's ``_make_divisible``): the multiple of ``divisor``
     nearest ``value``, at least ``min_value`` (default ``divisor``), never 10% below ``value``."""
     if not isinstance(divisor, int) or divisor <= 0:
-        raise ExprError("E504", f"make_divisible() needs a positive integer divisor, found {divisor!r}")
+        raise ExprError("E504", f"make_divisible() needs a positive integer divisor, found {_type_name(divisor)} "
+                        f"{divisor if isinstance(divisor, int) else ''}")
     min_value = divisor if min_value is None else _numbers("make_divisible", min_value)
     new = max(min_value, int(_numbers("make_divisible", value) + divisor / 2) // divisor * divisor)
     return new + divisor if new < 0.9 * value else new
@@ -434,7 +435,8 @@ class _Evaluator:
             return (a in b) == isinstance(op, ast.In)
         symbol, apply = _ORDER[type(op)]
         if isinstance(a, Sym) or isinstance(b, Sym):
-            raise ExprError("E504", f"cannot compare symbolic dim: {a} {symbol} {b} depends on the input size",
+            raise ExprError("E504", f"cannot compare symbolic dim {a if isinstance(a, Sym) else b} with "
+                            f"'{symbol}': the answer depends on the input size",
                             hint="compare with == or !=, or give the input a concrete size")
         if not (isinstance(a, (int, float)) and isinstance(b, (int, float))
                 or type(a) is type(b) and isinstance(a, (str, list, tuple))):

@@ -45,27 +45,43 @@ class PartialGraph:
     @property
     def unplaced(self) -> list[Diagnostic]:
         """Errors not attached to a drawn failure (a bad reference, a bad param of the spec)."""
-        placed = {id(d) for f in self.failures for d in f.diagnostics}
-        return [d for d in self.diagnostics if d.severity == "error" and id(d) not in placed]
+        placed = {_key(d) for f in self.failures for d in f.diagnostics}
+        return [d for d in self.diagnostics if d.severity == "error" and _key(d) not in placed]
+
+
+def _key(d: Diagnostic) -> tuple:
+    # The compiler merges one mistake met in several block instances into one diagnostic
+    # (same code and place, "also in: ..."), so match by those, not by identity.
+    return (d.code, d.location, None if d.location else d.message)
 
 
 class _RecordingExpander(_expand._Expander):
     def __init__(self, spec: Spec):
         super().__init__(spec)
         self.failures: list[Failure] = []
-        self.claimed: set[int] = set()  # indices into diags.items already tied to a failure
+        self.claimed: set[int] = set()  # indices into `reported` already tied to a failure
         self.resolved_outputs: list = []
+        # Every diagnostic as reported, before the collector merges repeats of one mistake
+        # in several block instances: each instance's failing node is drawn.
+        self.reported: list[Diagnostic] = []
+        collect = self.diags.add
+
+        def add(d: Diagnostic) -> None:
+            self.reported.append(d)
+            collect(d)
+
+        self.diags.add = add  # type: ignore[method-assign]
 
     def expand_single(self, name: str, nd: Any, inputs: list[Value], ctx: Any, *args: Any, **kwargs: Any):
-        before = len(self.diags.items)
+        before = len(self.reported)
         try:
             return super().expand_single(name, nd, inputs, ctx, *args, **kwargs)
         except _expand._Poisoned:
-            fresh = [i for i in range(before, len(self.diags.items))
-                     if i not in self.claimed and self.diags.items[i].severity == "error"]
+            fresh = [i for i in range(before, len(self.reported))
+                     if i not in self.claimed and self.reported[i].severity == "error"]
             if fresh:  # this node's own failure; a nested node's was claimed by its own call
                 self.claimed.update(fresh)
-                diags = [self.diags.items[i] for i in fresh]
+                diags = [self.reported[i] for i in fresh]
                 path = next((d.path for d in diags if d.path), None) or _path_in(ctx, name)
                 what = nd.op if nd.op is not None else f"block {nd.block}" if nd.block is not None else "seq"
                 self.failures.append(Failure(path, str(what), list(inputs), tuple(ctx.scope), diags))
@@ -91,6 +107,5 @@ def expand_partial(spec: Spec) -> PartialGraph:
         pass
     inputs = {p: d["node"].out for p, d in ex.g.nodes(data=True) if d["node"].op == "input"}
     graph = Graph(spec.name, ex.g, inputs, ex.resolved_outputs, ex.scopes, {})
-    # Keep the Diagnostic objects themselves (failures refer to them), sorted like SpecError's.
-    diagnostics = sorted(ex.diags.items, key=Diagnostic.sort_key)
+    diagnostics = SpecError(ex.diags.items).diagnostics  # sorted and merged as `check` reports them
     return PartialGraph(graph, ex.failures, diagnostics)

@@ -3,12 +3,8 @@
 A *view* maps every graph node to the element that stands for it: itself, the collapsed
 block that contains it (``--depth``, ``--collapse``), the first copy of a run of identical
 blocks (``--rolled``), or nothing (outside ``--only``).  Edges are the graph's edges
-mapped the same way; each gets a role that decides its look and its layout weight:
-
-- ``main``: a chain edge (one producer, one consumer) — heavy, so the main path is straight;
-- ``fan``: into or out of a branch point (inception lanes, a concat's inputs);
-- ``skip``: a shortcut over a longer path between the same two nodes (ResNet's identity) —
-  dashed, and free of the ranking so it cannot bend the main path.
+mapped the same way; render_layout.py then gives each edge its role (main, fan, skip,
+bridge), which decides its look and its layout weight.
 """
 
 from __future__ import annotations
@@ -52,8 +48,9 @@ class VEdge:
     tail: str
     head: str
     type: TensorType | None
-    role: str = "main"  # main | fan | skip | error | output
+    role: str = "main"  # main | fan | skip | bridge | error | output (see render_layout.py)
     train_only: bool = False
+    reverse: bool = False  # laid out head-to-tail (the rising side of a U), drawn tail-to-head
 
 
 @dataclass
@@ -200,7 +197,7 @@ class _Builder:
 
     def external(self, node: Node) -> str:
         """A stub for a node outside --only that feeds or reads the drawn subtree."""
-        return self._add(VNode("@ext:" + node.path, "external", node=node, label=node.path))
+        return self._add(VNode("@ext/" + node.path, "external", node=node, label=node.path))
 
     # ---- build --------------------------------------------------------------------------------
     def build(self) -> View:
@@ -236,10 +233,12 @@ class _Builder:
                 a, b = self.copy_index(producer), self.copy_index(node)
                 if a and b and a[0] == b[0] and a[1] != b[1]:
                     continue  # between two copies of a rolled run: drawn once, inside it
-                self._edge(seen, tail, head, value.node, value.port, value.type)
+                self._edge(seen, tail, head, self.first_copy(producer).path, value.port, value.type)
         self._outputs(seen)
         self._failures(seen)
-        classify(view)
+        from .render_layout import assign_roles  # roles read the finished view
+
+        assign_roles(view)
         return view
 
     def _edge(self, seen: set, tail: str, head: str, producer: str, port: str, t: TensorType, role: str = "main") -> None:
@@ -257,7 +256,7 @@ class _Builder:
             tail = self.stand_in(producer)
             if tail is None:
                 continue
-            vid = self._add(VNode("@out:" + out.name, "output", label=out.name))
+            vid = self._add(VNode("@out/" + out.name, "output", label=out.name))
             self._edge(seen, tail, vid, producer.path, out.value.port, out.value.type, "output")
             self.view.edges[-1].train_only = out.train_only
 
@@ -276,58 +275,6 @@ class _Builder:
                 tail = self.stand_in(self.g.node(value.node)) if value.node in self.g else None
                 if tail is not None:
                     self._edge(seen, tail, vid, value.node, value.port, value.type, "error")
-
-
-def classify(view: View) -> None:
-    """Give each edge its role: skip (a shortcut over a longer path), fan, or main."""
-    succ: dict[str, list[str]] = {}
-    out_deg: dict[str, int] = {}
-    in_deg: dict[str, int] = {}
-    for e in view.edges:
-        succ.setdefault(e.tail, []).append(e.head)
-        out_deg[e.tail] = out_deg.get(e.tail, 0) + 1
-        in_deg[e.head] = in_deg.get(e.head, 0) + 1
-    order = {vid: i for i, vid in enumerate(_topological(view.nodes, succ))}
-    for e in view.edges:
-        if e.role != "main":
-            continue
-        if out_deg[e.tail] > 1 and in_deg[e.head] > 1 and _reaches_around(e.tail, e.head, succ, order):
-            e.role = "skip"
-        elif out_deg[e.tail] > 1 or in_deg[e.head] > 1:
-            e.role = "fan"
-
-
-def _topological(nodes: Iterable[str], succ: dict[str, list[str]]) -> list[str]:
-    indeg = {n: 0 for n in nodes}
-    for heads in succ.values():
-        for h in heads:
-            indeg[h] = indeg.get(h, 0) + 1
-    ready = [n for n, d in indeg.items() if d == 0]
-    out = []
-    while ready:
-        n = ready.pop()
-        out.append(n)
-        for h in succ.get(n, ()):
-            indeg[h] -= 1
-            if indeg[h] == 0:
-                ready.append(h)
-    return out
-
-
-def _reaches_around(tail: str, head: str, succ: dict[str, list[str]], order: dict[str, int]) -> bool:
-    """Whether ``head`` is reachable from ``tail`` other than by their direct edge."""
-    limit = order.get(head, 0)
-    stack = [h for h in succ.get(tail, ()) if h != head]
-    seen = set(stack)
-    while stack:
-        n = stack.pop()
-        if n == head:
-            return True
-        for h in succ.get(n, ()):
-            if h not in seen and order.get(h, limit) <= limit:
-                seen.add(h)
-                stack.append(h)
-    return False
 
 
 def _below(path: str, root: str) -> bool:

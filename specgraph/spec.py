@@ -37,7 +37,7 @@ class BlockDef(_Strict):
     params: dict[StrictStr, Any] = Field(default_factory=dict)
     let: dict[StrictStr, Any] = Field(default_factory=dict)  # derived values, in order
     inputs: list[StrictStr] = Field(default_factory=lambda: ["x"])
-    outputs: Union[StrictStr, list[StrictStr], None] = None
+    outputs: Union[StrictStr, list[StrictStr], dict[StrictStr, StrictStr], None] = None
     nodes: dict[StrictStr, Any]
 
 
@@ -135,7 +135,7 @@ def parse_param_decls(raw: dict[str, Any], source: Source, base: tuple, diags: D
                 default = value["default"]
                 decl = ParamDecl(name, typ or _type_name_of(default), default)
                 if not decl.accepts(default):
-                    diags.add(Diagnostic("E203", f"param '{name}': default {default!r} is not a {decl.type}", where))
+                    diags.add(Diagnostic("E203", f"param '{name}': default {default!r} is not {'an' if decl.type == 'int' else 'a'} {decl.type}", where))
                     continue
                 decls[name] = decl
             else:

@@ -278,6 +278,27 @@ CASES = [
     case("split", {"sizes": [1, 2, 3], "dim": 2}, (2, 3, 6, 4)),
     case("split", {"sizes": [3, 5], "dim": -1, "names": ["head", "tail"]}, (2, 4, 8)),
     case("split", {"sizes": [4]}, (2, 4)),
+    # resampling for dense prediction (segmentation)
+    case("conv_transpose2d", {"out": 4, "kernel": 2, "stride": 2}, (2, 6, 5, 7)),
+    case("conv_transpose2d", {"out": 3, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1}, (1, 2, 6, 6)),
+    case("conv_transpose2d", {"out": 4, "kernel": 4, "stride": 2, "padding": 1, "groups": 2, "bias": False},
+         (1, 2, 5, 5)),
+    case("conv_transpose2d", {"out": 2, "kernel": 3, "dilation": 2}, (1, 3, 4, 5)),
+    case("conv_transpose2d", {"out": 21, "kernel": 64, "stride": 32, "padding": 16, "bias": False}, (1, 4, 3, 3)),
+    case("interpolate", {"scale": 2}, (2, 3, 5, 7)),
+    case("interpolate", {"scale": 2, "mode": "bilinear", "align_corners": False}, (2, 3, 5, 7)),
+    case("interpolate", {"scale": [2, 3], "mode": "nearest"}, (1, 2, 4, 4)),
+    case("interpolate", {"scale": 0.5}, (1, 2, 9, 8), symbolic=False),
+    case("interpolate", {"size": [11, 13], "mode": "bicubic", "align_corners": True}, (1, 2, 4, 4)),
+    case("interpolate", {"mode": "bilinear", "align_corners": False}, (2, 21, 5, 5), (2, 3, 37, 41)),
+    case("upsample", {"scale": 2, "mode": "bilinear", "align_corners": True}, (1, 2, 3, 3)),
+    case("center_crop", {}, (2, 4, 64, 64), (2, 8, 56, 56)),
+    case("center_crop", {}, (1, 3, 10, 9), (1, 3, 6, 5)),
+    case("center_crop", {"allow_uneven": True}, (1, 3, 10, 9), (1, 3, 5, 4)),
+    case("pad", {"pads": [1, 2]}, (2, 3, 5)),
+    case("pad", {"pads": [1, 2, 3, 0], "mode": "reflect"}, (1, 2, 5, 6)),
+    case("pad", {"pads": [2, 2, 2, 2], "mode": "replicate"}, (1, 2, 5, 6)),
+    case("pad", {"pads": [0, 1, 0, 1], "value": 1.5}, (1, 2, 5, 6)),
 ]
 
 

@@ -1,0 +1,257 @@
+"""Ops that change spatial resolution for dense prediction: transposed convolution,
+interpolation (by scale, to a fixed size, or to another tensor's size), center crop to
+another tensor's size (U-Net's crop-and-concat), and padding.
+
+Ops that take "another tensor's size" have a second input: ``from: [x, like]``; only its
+spatial dims are read.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional, Union
+
+from pydantic import model_validator
+
+from ..dims import Dim, add, is_concrete, mul, sub
+from .base import (Bool, Float, IntPair, NonNegativeInt, NonNegativePair, Op, OpParams, PositiveInt, ShapeError,
+                   TensorType, pair)
+from .conv import _size_text
+from .registry import register_op
+from .shape import batch1, check_positive, expect_rank, known_dim
+
+
+@register_op
+class ConvTranspose2d(Op):
+    """Transposed 2-D convolution ("up-convolution"). Shape: [N, C, H, W] -> [N, out, H', W'],
+    H' = (H - 1)·s - 2p + d·(k - 1) + output_padding + 1."""
+
+    name = "conv_transpose2d"
+    category = "conv"
+
+    class Params(OpParams):
+        out: PositiveInt
+        kernel: IntPair
+        stride: IntPair = 1
+        padding: NonNegativePair = 0
+        output_padding: NonNegativePair = 0
+        dilation: IntPair = 1
+        groups: PositiveInt = 1
+        bias: Bool = True
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        expect_rank(self.name, t, (4,), "a rank-4 input [N, C, H, W]")
+        c_in = known_dim(self.name, t, 1, "input channel count")
+        if c_in % p.groups or p.out % p.groups:
+            raise ShapeError(f"conv_transpose2d groups={p.groups} must divide in ({c_in}) and out ({p.out}) channels",
+                             code="E407")
+        k, s, pad, op_, d = (pair(v) for v in (p.kernel, p.stride, p.padding, p.output_padding, p.dilation))
+        hw = []
+        for i in range(2):
+            if op_[i] >= max(s[i], d[i]):
+                raise ShapeError(f"output_padding {op_[i]} must be smaller than stride or dilation", code="E404")
+            size = add(mul(sub(t.shape[2 + i], 1), s[i]), d[i] * (k[i] - 1) + op_[i] + 1 - 2 * pad[i])
+            check_positive(self.name, size, 2 + i, t, "reduce the padding")
+            hw.append(size)
+        return [t.with_shape((t.shape[0], p.out, *hw))]
+
+    def build(self, p, inputs):
+        import torch
+
+        return torch.nn.ConvTranspose2d(inputs[0].shape[1], p.out, pair(p.kernel), stride=pair(p.stride),
+                                        padding=pair(p.padding), output_padding=pair(p.output_padding),
+                                        groups=p.groups, bias=p.bias, dilation=pair(p.dilation))
+
+    def num_params(self, p, inputs):
+        kh, kw = pair(p.kernel)
+        return inputs[0].shape[1] * (p.out // p.groups) * kh * kw + (p.out if p.bias else 0)
+
+    def macs(self, p, inputs, outputs):
+        shape = batch1(inputs[0])
+        if shape is None:
+            return None
+        kh, kw = pair(p.kernel)
+        _, c, h, w = shape
+        return c * h * w * (p.out // p.groups) * kh * kw
+
+    def describe(self, p):
+        k = pair(p.kernel)
+        return f"{k[0]}×{k[1]} ×{_size_text(pair(p.stride))}, {p.out}"
+
+
+@register_op
+class Interpolate(Op):
+    """Resize H and W. Shape: [N, C, H, W] (+ like [.., H2, W2]) -> [N, C, H', W'].
+
+    Exactly one of: ``scale`` (H' = floor(H·scale)), ``size`` (H' = size), or a second input
+    whose spatial size is copied (H' = H2: FCN's "back to the input resolution").
+    """
+
+    name = "interpolate"
+    category = "resample"
+    max_inputs = 2
+
+    class Params(OpParams):
+        scale: Union[PositiveInt, Float, list[Union[PositiveInt, Float]], None] = None
+        size: Optional[IntPair] = None
+        mode: Literal["nearest", "bilinear", "bicubic", "nearest-exact"] = "nearest"
+        align_corners: Optional[Bool] = None
+
+        @model_validator(mode="after")
+        def _one_way(self):
+            if self.scale is not None and self.size is not None:
+                raise ValueError("give either scale or size, not both")
+            if self.align_corners is not None and self.mode not in ("bilinear", "bicubic"):
+                raise ValueError("align_corners applies to bilinear and bicubic modes only")
+            return self
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        expect_rank(self.name, t, (4,), "a rank-4 input [N, C, H, W]")
+        given = (p.scale is not None) + (p.size is not None) + (len(inputs) == 2)
+        if given != 1:
+            raise ShapeError("interpolate needs exactly one of: scale, size, or a second input to match",
+                             code="E408", hint="e.g. {op: interpolate, scale: 2} or from: [x, skip]")
+        if len(inputs) == 2:
+            like = inputs[1]
+            if like.rank < 2:
+                raise ShapeError(f"interpolate's second input must have spatial dims, found {like}", code="E410")
+            return [t.with_shape((*t.shape[:2], *like.shape[-2:]))]
+        if p.size is not None:
+            return [t.with_shape((*t.shape[:2], *pair(p.size)))]
+        scales = p.scale if isinstance(p.scale, list) else [p.scale, p.scale]
+        if len(scales) != 2:
+            raise ShapeError("scale is one number or [sh, sw]", code="E403")
+        hw = []
+        for dim, sc in zip(t.shape[2:], scales):
+            if isinstance(sc, int) or float(sc).is_integer():
+                hw.append(mul(dim, int(sc)))
+            elif is_concrete(dim):
+                hw.append(math.floor(dim * sc))
+            else:
+                raise ShapeError(f"a fractional scale {sc} of the symbolic dim {dim} has no exact size", code="E406",
+                                 hint="use an integer scale, a fixed size, or a second input to match")
+        check_positive(self.name, hw[0], 2, t, "use a larger scale")
+        return [t.with_shape((*t.shape[:2], *hw))]
+
+    def emit(self, p, graph, args):
+        import operator
+
+        import torch.nn.functional as F
+
+        kwargs = {"mode": p.mode}
+        if p.align_corners is not None:
+            kwargs["align_corners"] = p.align_corners
+        if len(args) == 2:
+            shape = graph.call_function(getattr, (args[1], "shape"))
+            kwargs["size"] = graph.call_function(operator.getitem, (shape, slice(-2, None)))
+        elif p.size is not None:
+            kwargs["size"] = pair(p.size)
+        else:
+            scales = p.scale if isinstance(p.scale, list) else [p.scale, p.scale]
+            kwargs["scale_factor"] = tuple(float(s) for s in scales)
+        return graph.call_function(F.interpolate, (args[0],), kwargs)
+
+    def describe(self, p):
+        if p.size is not None:
+            return f"{p.mode} → {_size_text(pair(p.size))}"
+        if p.scale is not None:
+            return f"{p.mode} ×{p.scale}"
+        return f"{p.mode} → like"
+
+
+def center_crop(x, like):
+    """Crop the last two dims of ``x`` to those of ``like``, centred (offset rounded down)."""
+    h, w = like.shape[-2], like.shape[-1]
+    top = (x.shape[-2] - h) // 2
+    left = (x.shape[-1] - w) // 2
+    return x[..., top:top + h, left:left + w]
+
+
+@register_op
+class CenterCrop(Op):
+    """Crop H and W to a second input's spatial size, centred (U-Net's crop before concat).
+    Shape: [N, C, H, W], like [.., H2, W2] -> [N, C, H2, W2], needing H >= H2, W >= W2.
+
+    By default the border removed must be the same on both sides (H - H2 even): an odd
+    difference means the two feature maps do not line up pixel for pixel.
+    """
+
+    name = "center_crop"
+    category = "resample"
+    min_inputs = 2
+    max_inputs = 2
+
+    class Params(OpParams):
+        allow_uneven: Bool = False
+
+    def infer(self, p, inputs):
+        t, like = inputs
+        expect_rank(self.name, t, (4,), "a rank-4 input [N, C, H, W]")
+        for axis, (have, want) in enumerate(zip(t.shape[2:], like.shape[-2:])):
+            if is_concrete(have) and is_concrete(want):
+                if have < want:
+                    raise ShapeError(f"center_crop cannot crop dim {axis + 2} of size {have} to the larger {want}",
+                                     code="E402", details=(f"input 0 -> {t}", f"input 1 -> {like}"))
+                if (have - want) % 2 and not p.allow_uneven:
+                    raise ShapeError(f"center_crop cannot crop {have} to {want} symmetrically: the border "
+                                     f"difference {have - want} is odd", code="E402",
+                                     details=(f"input 0 -> {t}", f"input 1 -> {like}"),
+                                     hint="the feature maps would be misaligned by half a pixel; choose an input "
+                                          "size for which every pooled size is even (or set allow_uneven: true)")
+        return [t.with_shape((*t.shape[:2], *like.shape[-2:]))]
+
+    def emit(self, p, graph, args):
+        return graph.call_function(center_crop, (args[0], args[1]))
+
+    def describe(self, p):
+        return "to like"
+
+
+@register_op
+class Pad(Op):
+    """Pad the last dims. ``pads`` is [left, right] or [left, right, top, bottom] as in
+    torch.nn.functional.pad. Shape: [.., H, W] -> [.., H + top + bottom, W + left + right]."""
+
+    name = "pad"
+    category = "resample"
+
+    class Params(OpParams):
+        pads: list[NonNegativeInt]
+        mode: Literal["constant", "reflect", "replicate", "circular"] = "constant"
+        value: Float = 0.0
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        if len(p.pads) not in (2, 4) or len(p.pads) // 2 > t.rank:
+            raise ShapeError(f"pads has {len(p.pads)} entries; give [left, right] or [left, right, top, bottom]",
+                             code="E403")
+        shape = list(t.shape)
+        for i in range(len(p.pads) // 2):
+            axis = t.rank - 1 - i
+            shape[axis] = add(shape[axis], p.pads[2 * i] + p.pads[2 * i + 1])
+            if p.mode == "reflect" and is_concrete(t.shape[axis]) and max(p.pads[2 * i:2 * i + 2]) >= t.shape[axis]:
+                raise ShapeError(f"reflect padding must be smaller than the dim ({t.shape[axis]})", code="E404")
+        return [t.with_shape(shape)]
+
+    def emit(self, p, graph, args):
+        import torch.nn.functional as F
+
+        kwargs = {"mode": p.mode}
+        if p.mode == "constant":
+            kwargs["value"] = float(p.value)
+        return graph.call_function(F.pad, (args[0], tuple(p.pads)), kwargs)
+
+    def describe(self, p):
+        return f"{p.mode} {p.pads}"
+
+
+__all__ = ["ConvTranspose2d", "Interpolate", "CenterCrop", "Pad", "center_crop"]
+
+
+@register_op
+class Upsample(Interpolate):
+    """torch.nn.Upsample's name for :class:`Interpolate` (same params and shapes)."""
+
+    name = "upsample"
