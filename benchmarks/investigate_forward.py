@@ -9,7 +9,7 @@ or train forward+backward with ``--train``), CPU, batch 8, 2 threads:
   built_inpl   the built module with relu -> relu_ and add -> iadd rewritten in its fx graph:
                isolates the cost of out-of-place activations
 
-then (``--profile``) aggregates torch.profiler self CPU time per aten op for tv and built.
+then per-call minor page faults and user/system CPU time, then (``--profile``) aggregates torch.profiler self CPU time per aten op for tv and built.
 
     .venv/bin/python benchmarks/investigate_forward.py [--repeats 7] [--train] [--profile]
 """
@@ -96,11 +96,30 @@ def main() -> None:
                     progress=lambda msg: print(msg, file=sys.stderr, flush=True),
                     label="train" if args.train else "eval")
     base = s["tv"]
-    print(f"\n{'variant':12} {'median':>10} {'min':>10} {'ratio/tv':>9} {'paired q1-q3':>15}")
+    print(f"\n{'variant':12} {'median':>10} {'min':>10} {'ratio/tv':>9} {'paired q1-q3':>15} "
+          f"{'cpu median':>11} {'cpu ratio':>9}")
     for k, smp in s.items():
         q1, _, q3 = quartiles(paired_ratios(smp, base))
         print(f"{k:12} {fmt_time(smp.median):>10} {fmt_time(smp.min):>10} {smp.median / base.median:9.3f} "
-              f"{q1:7.3f}-{q3:.3f}")
+              f"{q1:7.3f}-{q3:.3f} {fmt_time(smp.cpu_median):>11} {smp.cpu_median / base.cpu_median:9.3f}")
+
+    # Page faults and user/system CPU split per call (3 calls each, untimed above).
+    import os
+    import resource
+
+    print(f"\n{'variant':12} {'minor faults':>13} {'user ms':>9} {'sys ms':>9}")
+    for k, m in models.items():
+        f, u, sy = [], [], []
+        for _ in range(3):
+            models[k].zero_grad(set_to_none=True)
+            f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, os.times()
+            call(m)()
+            f1, t1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, os.times()
+            f.append(f1 - f0)
+            u.append((t1.user - t0.user) * 1e3)
+            sy.append((t1.system - t0.system) * 1e3)
+        med = lambda v: sorted(v)[1]  # noqa: E731
+        print(f"{k:12} {med(f):13d} {med(u):9.0f} {med(sy):9.0f}")
 
     if args.profile:
         from collections import defaultdict

@@ -59,10 +59,16 @@ class Section:
 
 @dataclass
 class Samples:
-    """The times (seconds) of one candidate, in the order they were taken."""
+    """The times (seconds) of one candidate, in the order they were taken.
+
+    ``times`` are wall-clock (``time.perf_counter``), the measure that counts; ``cpu_times`` are
+    this process's CPU time over the same calls (``time.process_time``, all threads), which
+    grows much less than wall time when other processes take the CPU away.
+    """
 
     name: str
     times: list[float]
+    cpu_times: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -75,6 +81,10 @@ class Samples:
     @property
     def max(self) -> float:
         return max(self.times)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_times)
 
     @property
     def n(self) -> int:
@@ -101,6 +111,7 @@ def interleaved(
     """
     names = list(candidates)
     times: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     total = warmup + repeats
     for r in range(total):
         order = names[::-1] if alternate and r % 2 else names
@@ -110,21 +121,29 @@ def interleaved(
                 before_each(name)
             gc.collect()
             fn = candidates[name]
+            c0 = time.process_time()
             t0 = time.perf_counter()
             fn()
             dt = time.perf_counter() - t0
+            dc = time.process_time() - c0
             if r >= warmup:
                 times[name].append(dt)
+                cpu[name].append(dc)
             round_times.append(f"{name} {fmt_time(dt)}")
         if progress is not None:
             kind = "warmup" if r < warmup else f"{r - warmup + 1}/{repeats}"
             progress(f"{label} {kind}: " + ", ".join(round_times))
-    return {n: Samples(n, times[n]) for n in names}
+    return {n: Samples(n, times[n], cpu[n]) for n in names}
 
 
 def ratio(a: Samples, b: Samples) -> float:
     """median(a) / median(b)."""
     return a.median / b.median
+
+
+def cpu_ratio(a: Samples, b: Samples) -> float:
+    """median CPU time of a / median CPU time of b."""
+    return a.cpu_median / b.cpu_median
 
 
 def paired_ratios(a: Samples, b: Samples) -> list[float]:

@@ -10,6 +10,7 @@ from .graph import Graph
 from .limits import Limits
 from .ops import Op, OpParams, ShapeError, register_op
 from .spec import Spec
+from . import scan as _scan  # noqa: F401  (registers the compiler-made `scan` op)
 
 __version__ = "0.1.0"
 

@@ -22,15 +22,20 @@ from .graph import Graph, OutputInfo
 from .ops import get_op
 
 
-def build_module(graph: Graph) -> nn.Module:
+def build_module(graph: Graph, modules: nn.Module | None = None) -> nn.Module:
     """A trainable module computing ``graph``; inputs in declaration order, as positional args.
 
     Returns a tensor for one output, else a tuple in declaration order (in eval mode,
-    training-only outputs are left out).
+    training-only outputs are left out). ``modules``: take the submodules from this module
+    instead of building them.
     """
-    root = nn.Module()
+    root = modules if modules is not None else nn.Module()
     with_module: set[str] = set()
     for node in graph.op_nodes():
+        if modules is not None:  # reuse modules built before (a scan's split cell graphs)
+            if _has_submodule(root, node.path):
+                with_module.add(node.path)
+            continue
         module = get_op(node.op).build(node.params, [v.type for v in node.inputs])
         if module is not None:
             _set_submodule(root, node.path, module)
@@ -106,6 +111,14 @@ def _needed(graph: Graph, outputs: list[OutputInfo]) -> set[str]:
         needed.add(o.value.node)
         needed |= nx.ancestors(graph.nx, o.value.node)
     return needed
+
+
+def _has_submodule(root: nn.Module, path: str) -> bool:
+    try:
+        root.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
 
 
 def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:

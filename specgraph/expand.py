@@ -200,7 +200,7 @@ class _Expander:
         # the param's declaration instead (or at `params:`), where its name and type are.
         declared = ("params",) if "params" in doc.model_fields_set else ()
         params = bind_params(decls, spec.overrides, owner=f"spec '{spec.name}'", limits=self.limits,
-                             report=self.diags.add, given_as="an override (--set)",
+                             report=self.diags.add, given_as="given as an override",
                              where=lambda n: src.location(declared + ((n,) if n in decls else ()), key=True)) or {}
         self.diags.raise_if_errors()
         params = self.bind_let(doc.let, params, src, ("let",), None)
@@ -330,6 +330,7 @@ class _Expander:
             # Expressions may read a sibling's shape (${conv1.channels}): that is a dependency
             # too, unless the name is a param, which expressions see first.
             read = referenced_names(nd.when) | referenced_names(nd.repeat) | referenced_names(nd.extras)
+            refs = refs + list((nd.init or {}).values())  # a scan's initial states
             used = {r.split(".", 1)[0] for r in refs} | (read - set(ctx.params))
             deps[name] = {u for u in used if u in nodes}
         order = self.dependency_order(defs, deps, written, ctx)
@@ -391,15 +392,15 @@ class _Expander:
         except ValidationError as e:
             self.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(e, raw, source, ypath, "node", allowed=NODE_KEYS))
             return None
-        kinds = [k for k in ("op", "block", "seq") if getattr(nd, k) is not None]
+        kinds = [k for k in ("op", "block", "seq", "scan") if getattr(nd, k) is not None]
         if len(kinds) != 1:
             found = " and ".join(kinds) if kinds else "none of them"
             hint = None
             if not kinds:
-                guess = next((did_you_mean(k, ("op", "block", "seq")) for k in nd.extras
-                              if did_you_mean(k, ("op", "block", "seq"))), None)
+                guess = next((did_you_mean(k, ("op", "block", "seq", "scan")) for k in nd.extras
+                              if did_you_mean(k, ("op", "block", "seq", "scan"))), None)
                 hint = guess and f"{guess} (a node is `op:`, `block:` or `seq:`)"
-            self.error("E202", f"a node needs exactly one of `op`, `block`, `seq`; found {found}", source, ypath, key=True,
+            self.error("E202", f"a node needs exactly one of `op`, `block`, `seq`, `scan`; found {found}", source, ypath, key=True,
                        hint=hint, path=path)
             return None
         if nd.seq is not None and nd.extras:
@@ -463,6 +464,10 @@ class _Expander:
             return self.expand_op(name, nd, inputs, ctx, ypath, index)
         if nd.block is not None:
             return self.expand_block(name, nd, inputs, ctx, ypath, index)
+        if nd.scan is not None:
+            from .scan import expand_scan
+
+            return expand_scan(self, name, nd, inputs, ctx, ypath, index)
         return self.expand_seq(name, nd, inputs, ctx, ypath, index)
 
     def expand_op(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
@@ -475,9 +480,12 @@ class _Expander:
                 raise self.error("E204", f"`op` must name an op, found {op_name!r}", src, ypath + ("op",), path=here)
             nd = nd.model_copy(update={"op": op_name})
         op = get_op(nd.op)
+        if nd.op == "scan":
+            raise self.error("E302", "`op: scan` is made by the compiler; write `scan: <cell block>`", src, ypath + ("op",),
+                             hint="e.g. {scan: lstm_cell, hidden: 128} (docs/language.md, Recurrence)")
         if op is None:
             hint = did_you_mean(nd.op, op_names())
-            if hint is None and self.spec.library.blocks.get(nd.op) is not None:
+            if self.spec.library.blocks.get(nd.op) is not None:
                 hint = f"'{nd.op}' is a block: write `block: {nd.op}`"
             raise self.error("E302", f"unknown op '{nd.op}'", src, ypath + ("op",), path=here,
                              hint=hint or "see `specgraph ops` for the list")
@@ -553,46 +561,67 @@ class _Expander:
     def add_scope(self, scope: Scope) -> None:
         self.scopes[scope.path] = scope
 
-    def expand_block(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+    def lookup_block(self, nd: NodeDef, ctx: Ctx, ypath: tuple, index: int | None, here: str,
+                     key: str = "block") -> tuple[str, BlockDef, Source, tuple]:
+        """The block a `block:` (or `scan:`) node names, its name evaluated if it is an expression."""
         src = ctx.source
         env = ctx.env({"index": index} if index is not None else None)
-        here = ctx.namer.peek(name)
-        if is_expression(nd.block):
-            block_name = self.evaluate(nd.block, env, src, ypath + ("block",), here)
-            if not isinstance(block_name, str):
-                raise self.error("E204", f"`block` must name a block, found {block_name!r}", src, ypath + ("block",), path=here)
-            nd = nd.model_copy(update={"block": block_name})
+        ref = getattr(nd, key)
+        if is_expression(ref):
+            ref = self.evaluate(ref, env, src, ypath + (key,), here)
+            if not isinstance(ref, str):
+                raise self.error("E204", f"`{key}` must name a block, found {ref!r}", src, ypath + (key,), path=here)
+        nd = nd.model_copy(update={"block": ref})
         entry = self.spec.library.blocks.get(nd.block)
         if entry is None:
             blocks = self.spec.library.blocks
             hint = did_you_mean(nd.block, blocks)
-            if hint is None and get_op(nd.block) is not None:
+            if get_op(nd.block) is not None:
                 hint = f"'{nd.block}' is an op: write `op: {nd.block}`"
-            raise self.error("E303", f"unknown block '{nd.block}'", src, ypath + ("block",), path=here,
+            raise self.error("E303", f"unknown block '{nd.block}'", src, ypath + (key,), path=here,
                              hint=hint or (f"blocks defined: {', '.join(blocks)}" if blocks else
                                            "define it under `blocks:` or include a file that does"))
         block, bsrc, bpath = entry
         if len(ctx.blocks) >= self.limits.max_block_depth:
             # A block may instantiate itself (U-Net's levels), as long as a `when:` ends it.
             if nd.block in ctx.blocks:
+                # Name the first instance that recursed, not the 64th: that is where `when:` is missing.
+                chain = [p for p in ctx.scope if p in self.scopes and self.scopes[p].kind == "block"
+                         and self.scopes[p].name == nd.block] or [here]
                 raise self.error("E604", f"block '{nd.block}' instantiates itself without end "
-                                 f"(more than {self.limits.max_block_depth} levels)", src, ypath + ("block",), path=here,
+                                 f"(more than {self.limits.max_block_depth} levels)", src, ypath + (key,),
+                                 path=chain[1] if len(chain) > 1 else chain[0],
+                                 details=(f"{' -> '.join(chain[:3])} -> ... ({len(chain)} instances)",),
                                  hint="end the recursion with a param-driven `when:` (e.g. when: \"${depth > 0}\")")
-            raise self.error("E604", f"blocks nested deeper than {self.limits.max_block_depth}", src, ypath + ("block",),
+            raise self.error("E604", f"blocks nested deeper than {self.limits.max_block_depth}", src, ypath + (key,),
                              path=here, hint="raise it with --limit max_block_depth=N")
-        path = None if nd.inline else ctx.namer.name(name)
+        return nd.block, block, bsrc, bpath
+
+    def block_params(self, nd: NodeDef, block: BlockDef, bsrc: Source, bpath: tuple, ctx: Ctx, ypath: tuple,
+                     index: int | None, path: str) -> dict[str, Any]:
+        """The params and `let` values of one block instance, from the node's extra keys."""
+        src = ctx.source
+        env = ctx.env({"index": index} if index is not None else None)
         given = {}
         for key, raw in nd.extras.items():
-            given[key] = self.evaluate(raw, env, src, ypath + (key,), path or here)
+            given[key] = self.evaluate(raw, env, src, ypath + (key,), path)
         decls = self.decl_cache.get(id(block))
         if decls is None:
             decls = self.decl_cache[id(block)] = parse_param_decls(block.params, bsrc, bpath + ("params",), self.diags)
         values = bind_params(decls, given, owner=f"block '{nd.block}'", limits=self.limits, report=self.diags.add,
-                             path=path or here, where=lambda k: src.location(ypath + ((k,) if k else ()), key=True),
+                             path=path, where=lambda k: src.location(ypath + ((k,) if k else ()), key=True),
                              keys=NODE_KEYS)
         if values is None:
             raise _Poisoned()
-        values = self.bind_let(block.let, values, bsrc, bpath + ("let",), path or here)
+        return self.bind_let(block.let, values, bsrc, bpath + ("let",), path)
+
+    def expand_block(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+        src = ctx.source
+        here = ctx.namer.peek(name)
+        block_name, block, bsrc, bpath = self.lookup_block(nd, ctx, ypath, index, here)
+        nd = nd.model_copy(update={"block": block_name})
+        path = None if nd.inline else ctx.namer.name(name)
+        values = self.block_params(nd, block, bsrc, bpath, ctx, ypath, index, path or here)
         bound = self.bind_inputs(nd, block, inputs, src, ypath, path or here)
         location = src.location(ypath, key=True)
         if path is not None:
@@ -612,6 +641,32 @@ class _Expander:
         if path is not None:
             self.scopes[path].outputs = dict(result)
         return result
+
+    def expand_cell(self, block: BlockDef, bsrc: Source, bpath: tuple, values: dict[str, Any],
+                    input_types: dict[str, TensorType], path: str, block_name: str) -> Graph:
+        """Expand ``block`` for one time step into a graph of its own (a scan's cell).
+
+        Node paths inside are relative to the cell; diagnostics found there name the full path.
+        """
+        saved = (self.g, self.scopes, self.order)
+        self.g, self.scopes, self.order = nx.DiGraph(), {}, itertools.count()
+        first_diag = len(self.diags.items)
+        try:
+            names: dict[str, Result | None] = {}
+            for name, t in input_types.items():
+                self.g.add_node(name, node=Node(name, "input", None, [], {"out": t}), order=next(self.order))
+                names[name] = {"out": Value(name, "out", t)}
+            first = next(iter(names.values()))["out"]
+            inner = Ctx(bsrc, bpath + ("nodes",), values, names, Namer("", False), (), (block_name,), first_input=first)
+            self.expand_mapping(block.nodes, inner)
+            outputs = [OutputInfo(port, self.resolve(ref, inner, opath, path, source=bsrc))
+                       for port, ref, opath in _block_outputs(block, bpath)]
+            return Graph(block_name, self.g, dict(input_types), outputs, self.scopes, values)
+        finally:
+            for i in range(first_diag, len(self.diags.items)):
+                d = self.diags.items[i]
+                self.diags.items[i] = replace(d, path=f"{path}.cell.{d.path}" if d.path else path)
+            self.g, self.scopes, self.order = saved
 
     def bind_let(self, let: dict[str, Any], params: dict[str, Any], src: Source, ypath: tuple,
                  path: str | None) -> dict[str, Any]:

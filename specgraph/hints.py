@@ -7,6 +7,7 @@ These functions read the graph built so far to name that cause.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import networkx as nx
@@ -24,20 +25,23 @@ def shape_error_hint(g: nx.DiGraph, op: str, params: Any, inputs: list[Value], e
     if ranks != {4}:
         return None
     sizes = [tuple(v.type.shape[2:]) for v in inputs]
-    majority = max(set(sizes), key=sizes.count)
-    odd = [v for v, s in zip(inputs, sizes) if s != majority]
-    if not odd:
-        return None
-    culprit = _last_spatial_change(g, odd[0])
-    if culprit is None:
-        return None
-    node = g.nodes[culprit]["node"]
-    keep = "x".join(map(str, majority))
-    p = node.params
-    if node.op in ("maxpool2d", "avgpool2d"):
-        return (f"{culprit} ({node.op}) uses ceil_mode: {str(p.ceil_mode).lower()} and padding: {p.padding}; "
-                f"its siblings keep {keep}")
-    return f"{culprit} (conv2d) has kernel {p.kernel} with padding {p.padding}; its siblings keep {keep}"
+    counts = Counter(sizes)
+    top = max(counts.values())
+    # Inputs of a size fewer siblings share are the suspects; on a tie (two branches) any may be.
+    suspects = [v for v, s in zip(inputs, sizes) if counts[s] < top] or list(inputs)
+    for value in suspects:
+        culprit = _last_spatial_change(g, value)
+        if culprit is None or all(culprit == u.node or culprit in nx.ancestors(g, u.node) for u in inputs):
+            continue  # no change on this branch, or one all branches went through
+        others = Counter(s for u, s in zip(inputs, sizes) if u is not value)
+        keep = "x".join(map(str, others.most_common(1)[0][0]))
+        node = g.nodes[culprit]["node"]
+        p = node.params
+        if node.op in ("maxpool2d", "avgpool2d"):
+            return (f"{culprit} ({node.op}) uses ceil_mode: {str(p.ceil_mode).lower()} and padding: {p.padding}; "
+                    f"its siblings keep {keep}")
+        return f"{culprit} (conv2d) has kernel {p.kernel} with padding {p.padding}; its siblings keep {keep}"
+    return None
 
 
 def _last_spatial_change(g: nx.DiGraph, value: Value) -> str | None:

@@ -20,10 +20,11 @@ from typing import Any, Iterable, Union
 
 import graphviz
 
+from .errors import Diagnostics
 from .graph import Graph
 from .ops import get_op
 from .render_partial import PartialGraph, expand_partial
-from .render_style import (CLUSTER_FILLS, EDGE_COLOUR, ERROR_COLOUR, ERROR_FILL, FONT, MUTED, SKIP_COLOUR,
+from .render_style import (CATEGORY_COLOURS, CLUSTER_FILLS, EDGE_COLOUR, ERROR_COLOUR, ERROR_FILL, FONT, MUTED, SKIP_COLOUR,
                            category_colour, esc, html, legend_label, params_text, shape_text, small, value_text, wrap)
 from .render_view import Cluster, RenderOptionError, View, ViewOptions, VNode, build_view
 from .spec import Spec, parse_param_decls
@@ -31,8 +32,9 @@ from .spec import Spec, parse_param_decls
 SpecLike = Union[str, "os.PathLike[str]", Spec, Graph]
 RANKDIRS = ("TB", "LR", "BT", "RL")
 
-# Layout weights: the main path pulls hardest so that it stays a straight column.
-WEIGHTS = {"main": "8", "fan": "2", "skip": "0", "error": "2", "output": "8"}
+LARGE = 800  # drawn nodes above which `dot` is told to spend less effort on crossings
+# Layout weights by edge role (render_layout.py): the main path pulls hardest, so it stays straight.
+WEIGHTS = {"main": "8", "fan": "2", "skip": "0", "bridge": "6", "error": "2", "output": "8"}
 
 __all__ = ["render", "render_view", "render_partial", "RenderOptionError"]
 
@@ -62,6 +64,8 @@ def render_partial(spec: SpecLike, *, depth: int | None = None, collapse: Iterab
         raise RenderOptionError(f"rankdir must be one of {', '.join(RANKDIRS)}, found {rankdir!r}")
     loaded = None
     if isinstance(spec, Graph):
+        if params:
+            raise RenderOptionError(f"param overrides ({', '.join(params)}) need the spec, not a checked Graph")
         partial = PartialGraph(spec, [], list(spec.warnings))
     else:
         from .api import load
@@ -79,8 +83,9 @@ def render_partial(spec: SpecLike, *, depth: int | None = None, collapse: Iterab
 def render_view(view: View, partial: PartialGraph, *, rankdir: str = "TB", shapes: bool = True, legend: bool = True,
                 spec: Spec | None = None) -> graphviz.Digraph:
     g = view.graph
-    total = sum(view.node_params.values())
-    title = [f"<B>{esc(g.name)}</B>", small(esc(params_text(total)), size=10)]
+    only = view.only
+    total = view.scope_params.get(only, view.node_params.get(only, 0)) if only else sum(view.node_params.values())
+    title = [f"<B>{esc(g.name)}</B>" + (f" — {esc(only)}" if only else ""), small(esc(params_text(total)), size=10)]
     if not partial.ok:
         n = sum(1 for d in partial.diagnostics if d.severity == "error")
         title.append(f'<FONT COLOR="{ERROR_COLOUR}">{n} error{"s" if n != 1 else ""}: drawn up to the failure</FONT>')
@@ -88,6 +93,8 @@ def render_view(view: View, partial: PartialGraph, *, rankdir: str = "TB", shape
         "rankdir": rankdir, "fontname": FONT, "fontsize": "12", "label": html(title), "labelloc": "t",
         "labeljust": "l", "nodesep": "0.25", "ranksep": "0.32", "newrank": "true", "outputorder": "edgesfirst",
         "bgcolor": "white", "pad": "0.2"})
+    if len(view.nodes) > LARGE:  # less crossing minimisation: ~30% faster layout, long chains lose little
+        dot.attr(mclimit="0.3", remincross="false")
     dot.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="10", height="0.3",
              margin="0.12,0.04", color="#7a7a7a", penwidth="0.8")
     dot.attr("edge", fontname=FONT, fontsize="8", fontcolor=MUTED, color=EDGE_COLOUR, arrowsize="0.6", penwidth="0.9")
@@ -164,8 +171,6 @@ class _Drawer:
         shown = dict(scope.params)
         if self.spec is not None and scope.name in self.spec.library.blocks:
             block, src, bpath = self.spec.library.blocks[scope.name]
-            from .errors import Diagnostics
-
             decls = parse_param_decls(block.params, src, bpath + ("params",), Diagnostics())
             shown = {k: v for k, v in scope.params.items()
                      if k in decls and (decls[k].required or decls[k].default != v)}
@@ -180,8 +185,9 @@ class _Drawer:
         dot.node(v.id, label, shape="box", style="rounded,filled,bold", fillcolor="#ffffff", color="#333333")
 
     def node_output(self, dot, v: VNode) -> None:
-        dot.node(v.id, html([f"<B>{esc(v.label)}</B>"]), shape="box", style="rounded,filled,bold",
-                 fillcolor="#ffffff", color="#333333")
+        tag = "output, train only" if v.train_only else "output"
+        dot.node(v.id, html([f"<B>{esc(v.label)}</B>", small(tag)]), shape="box",
+                 style="rounded,filled,bold" + (",dashed" if v.train_only else ""), fillcolor="#ffffff", color="#333333")
 
     def node_external(self, dot, v: VNode) -> None:
         dot.node(v.id, html([esc(v.label)]), shape="box", style="rounded,dashed", color="#9a9a9a", fontcolor=MUTED)
@@ -241,6 +247,8 @@ class _Drawer:
             attrs["label"] = shape_text(e.type)
         if e.role == "skip":
             attrs.update(style="dashed", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, constraint="false")
+        elif e.role == "bridge":  # pulls its two ends level: minlen 0 lets it lie flat
+            attrs.update(style="dashed", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, minlen="0")
         elif e.role == "error":
             attrs.update(color=ERROR_COLOUR, fontcolor=ERROR_COLOUR, penwidth="1.8")
             failure = self.view.nodes[e.head].failure
@@ -248,23 +256,30 @@ class _Drawer:
                 attrs["tooltip"] = _plain(failure.diagnostics[0])
         elif e.role == "output" and e.train_only:
             attrs.update(style="dashed", label=(attrs.get("label", "") + " (train only)").strip())
-        dot.edge(e.tail, e.head, **attrs)
+        if e.reverse:  # ranked head first, so this side of the U rises; the arrow still points at the head
+            dot.edge(e.head, e.tail, dir="back", **attrs)
+        else:
+            dot.edge(e.tail, e.head, **attrs)
 
     def emit_legend(self, dot: graphviz.Digraph, partial: PartialGraph) -> None:
         extras = []
-        if any(e.role == "skip" for e in self.view.edges):
+        if any(e.role in ("skip", "bridge") for e in self.view.edges):
             extras.append(("- - skip edge", "dashed", SKIP_COLOUR))
         if any(v.kind == "block" for v in self.view.nodes.values()):
             extras.append(("▣ collapsed block", "bold", "#56606b"))
         if not partial.ok:
             extras.append(("■ error", "bold", ERROR_COLOUR))
-        if self.categories or extras:
-            dot.node("@legend", legend_label(self.categories, extras), shape="plaintext", style="", margin="0")
+        palette = list(CATEGORY_COLOURS)
+        used = sorted(self.categories, key=lambda c: (palette.index(c) if c in palette else len(palette), c))
+        if used or extras:
+            dot.node("@legend", legend_label(used, extras), shape="plaintext", style="", margin="0")
 
 
 def _plain(d) -> str:
     """A diagnostic without its file name (diagrams must not depend on where the spec lies)."""
-    return "\n".join([f"error[{d.code}] {d.message}", *d.details] + ([f"hint: {d.hint}"] if d.hint else []))
+    lines = [f"error[{d.code}] {d.message}", *d.details] + ([f"hint: {d.hint}"] if d.hint else [])
+    # DOT's own line-break escape: a raw newline would split the statement over lines.
+    return "\\n".join(line.replace("\\", "\\\\") for line in lines)
 
 
 def _short_name(path: str) -> str:

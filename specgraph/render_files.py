@@ -93,7 +93,7 @@ def targets(spec_dir: Path, out_dir: Path) -> list[Target]:
     found = []
     for path in sorted(spec_dir.rglob("*.yaml")) + sorted(spec_dir.rglob("*.yml")):
         rel = path.relative_to(spec_dir)
-        if rel.parts[0] == "lib":
+        if "lib" in rel.parts[:-1]:  # block libraries, included by the specs
             continue
         found.append(Target(path, out_dir / rel.with_suffix(".svg")))
     return sorted(found, key=lambda t: str(t.spec))

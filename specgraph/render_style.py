@@ -23,13 +23,14 @@ CATEGORY_COLOURS: dict[str, str] = {
     "activation": "#fdd0a8",
     "dropout": "#e4e4e4",
     "merge": "#f3bfd8",
-    "split": "#e9c9f0",
+    "split": "#c9d6a3",
     "reshape": "#c4e6e6",
+    "resample": "#e8dcc4",
     "recurrent": "#f6b8b0",
-    "embedding": "#d9e8a6",
+    "embedding": "#f2e6d9",
     "other": "#ffffff",
 }
-FALLBACK_COLOURS = ("#e8d9c5", "#cfe0d8", "#e0d0d0", "#d0d8e8")  # categories of user ops
+FALLBACK_COLOURS = ("#e3d3e8", "#cfe0d8", "#e0d0d0", "#d0d8e8")  # categories of user ops
 
 ERROR_COLOUR = "#c62828"
 ERROR_FILL = "#fde0dc"

@@ -16,6 +16,7 @@ from .dims import TensorType
 from .errors import did_you_mean
 from .graph import Graph, Node, Scope
 from .ops import get_op
+from .render_layout import assign_roles
 from .render_partial import Failure
 
 
@@ -41,6 +42,7 @@ class VNode:
     count: int = 1  # ×N when it stands for a rolled run
     failure: Failure | None = None
     label: str = ""  # outputs and externals: the name shown
+    train_only: bool = False  # outputs
 
 
 @dataclass
@@ -69,6 +71,7 @@ class View:
     edges: list[VEdge] = field(default_factory=list)
     clusters: dict[str, Cluster] = field(default_factory=dict)
     top: list[str] = field(default_factory=list)  # top-level vnode ids and cluster paths
+    only: str | None = None  # the --only path
     node_params: dict[str, int] = field(default_factory=dict)
     scope_params: dict[str, int] = field(default_factory=dict)
 
@@ -82,7 +85,7 @@ class _Builder:
     def __init__(self, graph: Graph, opts: ViewOptions, failures: Iterable[Failure]):
         self.g, self.opts = graph, opts
         self.failures = list(failures)
-        self.view = View(graph)
+        self.view = View(graph, only=opts.only)
         self.members: dict[str, tuple[str, int]] = {}  # rolled copy path -> (first copy, index)
         self.runs: dict[str, list[str]] = {}  # first copy -> all copies
         self._validate()
@@ -140,7 +143,7 @@ class _Builder:
                         _signature(run[0], by_scope) == _signature(scope, by_scope):
                     run.append(scope)
                     continue
-                if len(run) > 1:
+                if len(run) > 1 and self.root_scope not in [s.path for s in run[1:]]:  # --only a later copy: draw it
                     self.runs[run[0].path] = [s.path for s in run]
                     for i, s in enumerate(run):
                         self.members[s.path] = (run[0].path, i)
@@ -202,18 +205,19 @@ class _Builder:
     # ---- build --------------------------------------------------------------------------------
     def build(self) -> View:
         g, view = self.g, self.view
+        nodes = list(g.nodes())  # topological: the DOT text follows the spec's order
         by_scope: dict[str, list[Node]] = {}
-        for node in g.nodes():
+        for node in nodes:
             for s in node.scope:
                 by_scope.setdefault(s, []).append(node)
             if node.op != "input":
                 view.node_params[node.path] = node_params(node)
-        for s, nodes in by_scope.items():
-            view.scope_params[s] = sum(view.node_params[n.path] for n in nodes)
+        for s, inside in by_scope.items():
+            view.scope_params[s] = sum(view.node_params[n.path] for n in inside)
         if self.opts.rolled:
             self.find_runs(by_scope)
         seen: set[tuple] = set()
-        for node in g.nodes():
+        for node in nodes:
             head = self.stand_in(node)
             for value in node.inputs:
                 producer = g.node(value.node)
@@ -236,8 +240,6 @@ class _Builder:
                 self._edge(seen, tail, head, self.first_copy(producer).path, value.port, value.type)
         self._outputs(seen)
         self._failures(seen)
-        from .render_layout import assign_roles  # roles read the finished view
-
         assign_roles(view)
         return view
 
@@ -256,7 +258,7 @@ class _Builder:
             tail = self.stand_in(producer)
             if tail is None:
                 continue
-            vid = self._add(VNode("@out/" + out.name, "output", label=out.name))
+            vid = self._add(VNode("@out/" + out.name, "output", label=out.name, train_only=out.train_only))
             self._edge(seen, tail, vid, producer.path, out.value.port, out.value.type, "output")
             self.view.edges[-1].train_only = out.train_only
 

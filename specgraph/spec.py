@@ -16,14 +16,14 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
-from .errors import Diagnostic, Diagnostics, SpecError, did_you_mean
+from .errors import Diagnostic, Diagnostics, SpecError, did_you_mean, sorted_unique
 from .limits import DEFAULT_LIMITS, Limits
 from .loader import Source, load_yaml_file, load_yaml_text
 
 FORMAT_VERSION = 1
 
 # Keys a node may carry besides its op or block params.
-NODE_KEYS = ("op", "block", "seq", "from", "when", "repeat", "inline", "doc")
+NODE_KEYS = ("op", "block", "seq", "scan", "from", "when", "repeat", "inline", "init", "reverse", "doc")
 
 
 class _Strict(BaseModel):
@@ -36,6 +36,7 @@ class BlockDef(_Strict):
     doc: Optional[StrictStr] = None
     params: dict[StrictStr, Any] = Field(default_factory=dict)
     let: dict[StrictStr, Any] = Field(default_factory=dict)  # derived values, in order
+    states: dict[StrictStr, Any] = Field(default_factory=dict)  # a cell's recurrent states: name -> features
     inputs: list[StrictStr] = Field(default_factory=lambda: ["x"])
     outputs: Union[StrictStr, list[StrictStr], dict[StrictStr, StrictStr], None] = None
     nodes: dict[StrictStr, Any]
@@ -65,10 +66,13 @@ class NodeDef(BaseModel):
     op: Optional[StrictStr] = None
     block: Optional[StrictStr] = None
     seq: Optional[list[Any]] = None
+    scan: Optional[StrictStr] = None  # a cell block run over the time dim (see scan.py)
     from_: Union[StrictStr, list[StrictStr], dict[StrictStr, StrictStr], None] = Field(None, alias="from")
     when: Any = None
     repeat: Any = None
     inline: StrictBool = False
+    init: Optional[dict[StrictStr, StrictStr]] = None  # scan: initial states by name (default zeros)
+    reverse: StrictBool = False  # scan: run from the last time step to the first
     doc: Optional[StrictStr] = None
 
     @property
@@ -135,7 +139,8 @@ def parse_param_decls(raw: dict[str, Any], source: Source, base: tuple, diags: D
                 default = value["default"]
                 decl = ParamDecl(name, typ or _type_name_of(default), default)
                 if not decl.accepts(default):
-                    diags.add(Diagnostic("E203", f"param '{name}': default {default!r} is not {'an' if decl.type == 'int' else 'a'} {decl.type}", where))
+                    diags.add(Diagnostic("E203", f"param '{name}': default {default!r} is not {'an' if decl.type == 'int' else 'a'} {decl.type}",
+                                         source.location(base + (name, "default"))))
                     continue
                 decls[name] = decl
             else:
@@ -367,7 +372,7 @@ def _collect_blocks(doc: SpecDoc, source: Source, library: Library, stack: list[
             inc_doc = load_document(data, inc_source, inc_diags)
             if inc_doc is None:
                 diags.add(Diagnostic("E306", f"'{rel}' is not a valid spec file", where,
-                                     details=tuple(d.format().splitlines()[0] for d in inc_diags.items)))
+                                     details=tuple(d.format().splitlines()[0] for d in sorted_unique(inc_diags.items))))
                 continue
             loaded[path] = (inc_doc, inc_source)
         inc_doc, inc_source = loaded[path]

@@ -164,7 +164,7 @@ def test_python_tags_never_construct_anything(backend, tmp_path):
     for text in (f'x: !!python/object/apply:os.system ["touch {marker}"]\n',
                  f"x: !!python/object/apply:os.system\n  args: ['touch {marker}']\n",
                  "x: !!python/name:os.system\n", "!!python/object:os.system {}\n"):
-        _, col, d = only(error_of(text), "E103")
+        _, _, d = only(error_of(text), "E103")
         assert "python/" in d.message
     assert not marker.exists()
     assert only(error_of(f'x: !!python/object/apply:os.system ["echo hacked"]\n'), "E103")[:2] == (1, 4)
@@ -304,14 +304,24 @@ def test_file_errors(tmp_path):
     assert info.value.codes == ["E108"] and "directory" in info.value.diagnostics[0].message
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file(tmp_path):
+def test_unreadable_file(tmp_path, monkeypatch):
+    """Permission denied is E108. Tests run as root (who reads any file), so open() is made
+    to refuse the way the OS refuses other users."""
+    import builtins
+
     f = tmp_path / "secret.yaml"
     f.write_text("a: 1\n")
-    f.chmod(0)
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file) == str(f):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
     with pytest.raises(SpecError) as info:
         load_yaml_file(f)
-    assert info.value.codes == ["E108"]
+    assert info.value.codes == ["E108"] and "permission denied" in info.value.diagnostics[0].message
 
 
 def test_load_file_source(tmp_path):
@@ -331,7 +341,7 @@ def test_two_hundred_node_spec_loads_in_milliseconds():
     text = "specgraph: 1\ninputs: {x: [N, 3, 32, 32]}\ngraph:\n" + "".join(
         f"  n{i}: {{op: conv2d, out: {i}, kernel: 3, padding: 1, from: [n{i - 1}]}}\n" for i in range(200))
     best = min(_timed(lambda: load_yaml_text(text)) for _ in range(5))
-    assert best < 0.05, best  # typically ~3 ms with libyaml
+    assert best < 0.05, best  # ~5 ms with libyaml (raw parsing alone is ~2 ms); yaml.load takes ~7
 
 
 def _timed(fn) -> float:

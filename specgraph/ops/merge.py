@@ -87,6 +87,15 @@ class Mul(_Broadcasting):
 
 
 @register_op
+class Sub(_Broadcasting):
+    """Elementwise difference a - b (GRU's interpolation between states). [*a], [*b] -> [broadcast(a, b)]."""
+
+    name = "sub"
+    max_inputs = 2
+    function = operator.sub
+
+
+@register_op
 class Concat(Op):
     """Joins inputs along ``dim``; every other dim must agree. Shape: sizes on dim add up."""
 

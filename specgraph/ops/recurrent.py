@@ -1,0 +1,334 @@
+"""Sequence ops: token embedding and the library recurrent layers (rnn, lstm, gru).
+
+specgraph's sequence convention is batch first, ``[N, T, F]``, as in Keras; the recurrent
+layers take ``batch_first: false`` for torch's default ``[T, N, F]``. The time dim T may
+stay symbolic: no weight depends on it. The gate-level cells run by ``scan`` live in
+specs/cells/; these ops wrap torch's fused layers, and their state_dict keys are torch's own
+(``weight_ih_l0``, ``bias_hh_l1_reverse``, ...) so that the weights of a ``torch.nn.LSTM``
+load with ``strict=True`` at the node's path.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Callable, ClassVar, Literal, Optional
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from ..dims import Dim, TensorType, is_concrete, mul
+from .base import Bool, Float, Int, NonNegativeInt, Op, OpParams, PositiveInt, Probability, ShapeError
+from .registry import register_op
+from .shape import expect_rank, known_dim
+
+INDEX_DTYPES = ("int64", "int32")
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+EMBED_HINT = "token ids need an embedding first, e.g. {op: embedding, num: <vocabulary size>, dim: 64}"
+DROPOUT_ONE_LAYER = ("dropout acts between stacked layers, so with num_layers 1 it would do "
+                     "nothing; drop it, or use a dropout / variational_dropout node on the "
+                     "input or output sequence")
+
+
+@register_op
+class Embedding(Op):
+    """A lookup table of ``num`` vectors of size ``dim``. Shape: [*] int -> [*, dim] float32.
+
+    The input holds token ids (int64 or int32) in 0..num-1. ``padding_idx`` names an id whose
+    vector starts at zero and gets no gradient; ``max_norm`` renormalizes looked-up vectors
+    whose norm exceeds it (in place, as torch does).
+    """
+
+    name = "embedding"
+    category = "embedding"
+
+    class Params(OpParams):
+        num: PositiveInt  # vocabulary size
+        dim: PositiveInt
+        padding_idx: Optional[Int] = None
+        max_norm: Optional[Annotated[Float, Field(gt=0)]] = None
+
+        @field_validator("padding_idx")
+        @classmethod
+        def _padding_in_range(cls, v, info: ValidationInfo):
+            num = info.data.get("num")
+            if v is not None and num is not None and not -num <= v < num:
+                raise ValueError(f"padding_idx {v} is not an id of a vocabulary of {num} "
+                                 f"(valid: {-num}..{num - 1})")
+            return v
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        if t.dtype not in INDEX_DTYPES:
+            raise ShapeError(f"embedding expects integer token ids (int64 or int32), found "
+                             f"{t.dtype} {t}", code="E409",
+                             hint="declare the input as {shape: [N, T], dtype: int64}")
+        return [TensorType((*t.shape, p.dim), "float32")]
+
+    def build(self, p, inputs):
+        import torch
+        return torch.nn.Embedding(p.num, p.dim, padding_idx=p.padding_idx, max_norm=p.max_norm)
+
+    def num_params(self, p, inputs):
+        return p.num * p.dim
+
+    def macs(self, p, inputs, outputs):
+        return 0  # a lookup: no multiply-accumulates
+
+    def describe(self, p):
+        text = f"{p.num}×{p.dim}"
+        if p.padding_idx is not None:
+            text += f" pad {p.padding_idx}"
+        return text
+
+
+class _RecurrentParams(OpParams):
+    hidden: PositiveInt
+    num_layers: PositiveInt = 1
+    bidirectional: Bool = False
+    batch_first: Bool = True  # [N, T, F]; false: [T, N, F]
+    dropout: Probability = 0.0  # between stacked layers, in training only
+    bias: Bool = True
+
+    @field_validator("dropout")
+    @classmethod
+    def _dropout_needs_layers(cls, v, info: ValidationInfo):
+        if v and info.data.get("num_layers") == 1:
+            raise ValueError(DROPOUT_ONE_LAYER)
+        return v
+
+
+class _Recurrent(Op):
+    """Shared by rnn, gru and lstm: shape rule, state checks, parameter and MAC counts."""
+
+    category = "recurrent"
+    min_inputs = 1
+    gates: ClassVar[int] = 1
+    states: ClassVar[tuple[str, ...]] = ("h",)
+
+    def output_ports(self, p):
+        return ("out", *self.states)
+
+    # ---- sizes ----------------------------------------------------------------------------
+    @staticmethod
+    def directions(p) -> int:
+        return 2 if p.bidirectional else 1
+
+    def out_size(self, p) -> int:
+        """The hidden state's size (the projection's, for an lstm with proj_size)."""
+        return p.hidden
+
+    def state_sizes(self, p) -> tuple[int, ...]:
+        return (self.out_size(p),)
+
+    # ---- shape rule -------------------------------------------------------------------------
+    def infer(self, p, inputs):
+        x = inputs[0]
+        layout = "[N, T, F]" if p.batch_first else "[T, N, F]"
+        if x.dtype not in FLOAT_DTYPES:
+            raise ShapeError(f"{self.name} expects a floating-point sequence {layout}, found "
+                             f"{x.dtype} {x}", code="E409", hint=EMBED_HINT)
+        expect_rank(self.name, x, (3,), f"a sequence {layout} (batch_first: {str(p.batch_first).lower()})")
+        known_dim(self.name, x, 2, "feature count")
+        batch, time = (x.shape[0], x.shape[1]) if p.batch_first else (x.shape[1], x.shape[0])
+        stack = p.num_layers * self.directions(p)
+        expected = [TensorType((stack, batch, size), x.dtype) for size in self.state_sizes(p)]
+        self._check_states(p, inputs, expected)
+        seq = (batch, time) if p.batch_first else (time, batch)
+        out = x.with_shape((*seq, mul(self.directions(p), self.out_size(p))))
+        return [out, *expected]
+
+    def _check_states(self, p, inputs, expected: list[TensorType]) -> None:
+        given = inputs[1:]
+        if not given:
+            return  # zeros, as torch does
+        if len(given) != len(expected):
+            raise ShapeError(f"{self.name} takes its initial state as "
+                             + " and ".join(f"{s}0" for s in self.states)
+                             + f", or none of them; found {len(given)} state input(s)",
+                             code="E408", hint="give both h0 and c0, or leave both out for zeros")
+        x = inputs[0]
+        for name, want, have in zip(self.states, expected, given):
+            if have.dtype != x.dtype:
+                raise ShapeError(f"{self.name} initial state {name}0 is {have.dtype}, but the "
+                                 f"sequence is {x.dtype}", code="E409")
+            if have.shape != want.shape:
+                size = "proj_size" if want.shape[2] != p.hidden else "hidden"
+                raise ShapeError(
+                    f"{self.name} initial state {name}0 is {have}, expected {want}", code="E402",
+                    details=tuple(f"input {i} -> {t}" for i, t in enumerate(inputs)),
+                    hint=f"{name}0 is [num_layers × directions, batch, {size}] = "
+                         f"[{p.num_layers} × {self.directions(p)}, {want.shape[1]}, "
+                         f"{want.shape[2]}], its batch that of the sequence")
+
+    # ---- torch --------------------------------------------------------------------------------
+    def torch_kwargs(self, p, inputs) -> dict:
+        return dict(input_size=inputs[0].shape[2], hidden_size=p.hidden, num_layers=p.num_layers,
+                    bias=p.bias, batch_first=p.batch_first, dropout=float(p.dropout),
+                    bidirectional=p.bidirectional)
+
+    # ---- accounting ---------------------------------------------------------------------------
+    def _layer_inputs(self, p, inputs) -> list[int]:
+        features = inputs[0].shape[2]
+        return [features] + [self.directions(p) * self.out_size(p)] * (p.num_layers - 1)
+
+    def _extra_per_direction(self, p) -> int:
+        return 0
+
+    def num_params(self, p, inputs):
+        g, h, h_out = self.gates, p.hidden, self.out_size(p)
+        total = 0
+        for size in self._layer_inputs(p, inputs):
+            per_direction = g * h * (size + h_out) + self._extra_per_direction(p)
+            if p.bias:
+                per_direction += 2 * g * h
+            total += self.directions(p) * per_direction
+        return total
+
+    def macs(self, p, inputs, outputs):
+        x = inputs[0]
+        time: Dim = x.shape[1] if p.batch_first else x.shape[0]
+        if not is_concrete(time):
+            return None
+        g, h, h_out = self.gates, p.hidden, self.out_size(p)
+        step = sum(self.directions(p) * (g * h * (size + h_out) + self._extra_per_direction(p))
+                   for size in self._layer_inputs(p, inputs))
+        return time * step
+
+    def describe(self, p):
+        text = str(p.hidden)
+        if p.num_layers > 1:
+            text += f" ×{p.num_layers}"
+        if p.bidirectional:
+            text += " bi"
+        return text
+
+
+@register_op
+class RNN(_Recurrent):
+    """Elman RNN, h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act tanh or relu.
+
+    Inputs: x [N, T, F] ([T, N, F] with batch_first: false), optional h0 [L*D, N, hidden].
+    Ports: out [N, T, D*hidden] (every step's top-layer state), h [L*D, N, hidden] (the
+    last step's state of each layer and direction). L = num_layers, D = 2 if bidirectional.
+    """
+
+    name = "rnn"
+    max_inputs = 2
+    gates = 1
+
+    class Params(_RecurrentParams):
+        nonlinearity: Literal["tanh", "relu"] = "tanh"
+
+    def build(self, p, inputs):
+        import torch
+        return torch.nn.RNN(**self.torch_kwargs(p, inputs), nonlinearity=p.nonlinearity)
+
+    def describe(self, p):
+        text = super().describe(p)
+        return text if p.nonlinearity == "tanh" else f"{text} relu"
+
+
+@register_op
+class GRU(_Recurrent):
+    """Gated recurrent unit (Cho et al., in torch's form: reset gate applied after W_hn h).
+
+    Inputs: x [N, T, F] ([T, N, F] with batch_first: false), optional h0 [L*D, N, hidden].
+    Ports: out [N, T, D*hidden], h [L*D, N, hidden].
+    """
+
+    name = "gru"
+    max_inputs = 2
+    gates = 3
+    Params = _RecurrentParams
+
+    def build(self, p, inputs):
+        import torch
+        return torch.nn.GRU(**self.torch_kwargs(p, inputs))
+
+
+@register_op
+class LSTM(_Recurrent):
+    """Long short-term memory, optionally with a projection of h (proj_size, Sak et al.).
+
+    Inputs: x [N, T, F] ([T, N, F] with batch_first: false), and optionally both h0
+    [L*D, N, H_out] and c0 [L*D, N, hidden], where H_out = proj_size or hidden.
+    Ports: out [N, T, D*H_out], h [L*D, N, H_out], c [L*D, N, hidden].
+
+    The module is a ``torch.nn.LSTM`` whose forward returns the flat tuple (out, h, c)
+    instead of (out, (h, c)); its parameters and state_dict keys are nn.LSTM's.
+    """
+
+    name = "lstm"
+    max_inputs = 3
+    gates = 4
+    states = ("h", "c")
+
+    class Params(_RecurrentParams):
+        proj_size: NonNegativeInt = 0
+
+        @field_validator("proj_size")
+        @classmethod
+        def _projection_smaller(cls, v, info: ValidationInfo):
+            hidden = info.data.get("hidden")
+            if v and hidden is not None and v >= hidden:
+                raise ValueError(f"proj_size ({v}) must be smaller than hidden ({hidden})")
+            return v
+
+    def out_size(self, p):
+        return p.proj_size or p.hidden
+
+    def state_sizes(self, p):
+        return (self.out_size(p), p.hidden)
+
+    def _extra_per_direction(self, p):
+        return p.proj_size * p.hidden  # weight_hr: h_t = W_hr (o_t * tanh(c_t))
+
+    def build(self, p, inputs):
+        return torch_class(__name__, "SpecLSTM")(**self.torch_kwargs(p, inputs), proj_size=p.proj_size)
+
+    def describe(self, p):
+        text = super().describe(p)
+        return f"{text} proj {p.proj_size}" if p.proj_size else text
+
+
+def _torch_modules() -> dict[str, type]:
+    """The torch module classes, created on first use so that checking never imports torch."""
+    import torch
+
+    class SpecLSTM(torch.nn.LSTM):
+        """torch.nn.LSTM with a flat signature: (x, h0=None, c0=None) -> (out, h, c)."""
+
+        def forward(self, x, h0=None, c0=None):  # noqa: D102
+            out, (h, c) = super().forward(x, None if h0 is None else (h0, c0))
+            return out, h, c
+
+    return {"SpecLSTM": SpecLSTM}
+
+
+def lazy_classes(module_globals: dict, names: tuple[str, ...],
+                 make: Callable[[], dict[str, type]]) -> Callable[[str], type]:
+    """A module ``__getattr__`` that creates the classes ``names`` with ``make()`` on first
+    access, under their plain names, so that pickle (torch.save of a whole model) finds them.
+    Any other missing name is an AttributeError without importing torch."""
+
+    def __getattr__(name: str):
+        if name not in names:
+            raise AttributeError(f"module {module_globals['__name__']!r} has no attribute {name!r}")
+        made = make()
+        for cls_name, cls in made.items():
+            cls.__qualname__ = cls_name
+            cls.__module__ = module_globals["__name__"]
+        module_globals.update(made)
+        return made[name]
+
+    return __getattr__
+
+
+def torch_class(module_name: str, name: str) -> type:
+    """A lazily created class of module ``module_name`` (a plain global lookup would miss it)."""
+    import sys
+    return getattr(sys.modules[module_name], name)
+
+
+__getattr__ = lazy_classes(globals(), ("SpecLSTM",), _torch_modules)
+
+
+__all__ = ["Embedding", "RNN", "GRU", "LSTM", "lazy_classes", "torch_class"]
