@@ -262,6 +262,23 @@ def render_all(spec_dir: Path = typer.Argument(Path("specs"), help="folder of sp
         out.print(f"{out_dir}: up to date", markup=False)
 
 
+@app.command()
+def schema(output: Optional[Path] = typer.Option(None, "-o", "--output", help="file to write (default: stdout)")):
+    """Print the JSON Schema of the spec language (ops included), for editors' completion and validation.
+
+    docs/specgraph.schema.json is this output; a spec's first line
+    `# yaml-language-server: $schema=<path to it>` enables it in VS Code's YAML extension.
+    """
+    from .schema import schema_text
+
+    text = _run(schema_text)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}", markup=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -64,10 +64,14 @@ def test_fullgraph_capture(path):
     model = specgraph.build(graph).eval()
     inputs = example_inputs(graph)
     torch._dynamo.reset()
-    compiled = torch.compile(model, fullgraph=True, backend="eager")
-    with torch.no_grad():
-        for a, b in zip(outputs_of(compiled(*inputs)), outputs_of(model(*inputs))):
-            torch.testing.assert_close(a, b)
+    # Dynamo refuses torch's fused RNN/LSTM/GRU modules unless `allow_rnn` is set (it is
+    # marked experimental in torch 2.x); specs built from gate-level cells (scan) need nothing.
+    library_rnn = any(n.op in ("rnn", "lstm", "gru") for n in graph.op_nodes())
+    with torch._dynamo.config.patch(allow_rnn=library_rnn):
+        compiled = torch.compile(model, fullgraph=True, backend="eager")
+        with torch.no_grad():
+            for a, b in zip(outputs_of(compiled(*inputs)), outputs_of(model(*inputs))):
+                torch.testing.assert_close(a, b)
 
 
 def test_inductor_compile_lenet5():

@@ -1,0 +1,1 @@
+"""Datasets and the preprocessing that turns them into model inputs (nothing downloads)."""

@@ -1,0 +1,564 @@
+"""Shared pieces of the fuzz tests: settings profiles, the outcome every input must have, and
+structure-aware mutation of the specs in specs/.
+
+Profiles (``SPECGRAPH_FUZZ``): ``ci`` (the default; derandomized, a few thousand examples in
+all, no example database) and ``long`` (random, 100,000+ examples; ``make fuzz``).
+``SPECGRAPH_FUZZ_EXAMPLES=N`` sets the total number of examples of the fuzz tests directly.
+Every test takes a fixed share of the total, so the total is what the profile says.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+from hypothesis import HealthCheck, event, settings
+from hypothesis.errors import InvalidArgument
+from hypothesis import strategies as st
+
+import specgraph
+from specgraph import SpecError
+from specgraph.ops import op_names
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+
+# ---- profiles ------------------------------------------------------------------------------------
+
+PROFILE = os.environ.get("SPECGRAPH_FUZZ", "ci")
+TOTALS = {"ci": 3_000, "long": 100_000}  # examples of the fuzz tests (test_fuzz.py), all together
+SOUNDNESS = {"ci": 300, "long": 5_000}  # random valid specs built and run (test_soundness.py)
+DEADLINE = timedelta(seconds=2)  # the promise: every input is answered within 2 s
+
+_COMMON = dict(deadline=DEADLINE, print_blob=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                                      HealthCheck.function_scoped_fixture, HealthCheck.large_base_example])
+settings.register_profile("specgraph-ci", derandomize=True, database=None, **_COMMON)
+settings.register_profile("specgraph-long", derandomize=False, **_COMMON)
+if PROFILE not in TOTALS:
+    raise RuntimeError(f"SPECGRAPH_FUZZ={PROFILE!r}: expected one of {', '.join(TOTALS)}")
+
+
+def total_examples() -> int:
+    return int(os.environ.get("SPECGRAPH_FUZZ_EXAMPLES", TOTALS[PROFILE]))
+
+
+def fuzz_settings(share: float, total: int | None = None) -> settings:
+    """Settings of one fuzz test that runs ``share`` of the profile's total examples."""
+    base = settings.get_profile(f"specgraph-{PROFILE}")
+    return settings(base, max_examples=max(1, round(share * (total if total is not None else total_examples()))))
+
+
+def soundness_settings(share: float) -> settings:
+    return fuzz_settings(share, SOUNDNESS[PROFILE])
+
+
+# ---- the outcome every input must have ------------------------------------------------------------
+
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks, as the loader counts lines
+CODE = re.compile(r"[EW]\d{3}")
+
+
+def text_lines(text: str) -> list[str]:
+    lines = _BREAK.split(text.removeprefix("\ufeff"))
+    return lines[:-1] if len(lines) > 1 and lines[-1] == "" else lines
+
+
+def file_lines(path: Path) -> list[str]:
+    return text_lines(path.read_bytes().decode("utf-8", "replace"))
+
+
+def assert_located(err: SpecError, text: str | None = None, cwd: Path | None = None) -> None:
+    """Every diagnostic has a stable code and, when located, a location inside an existing
+    file (or inside ``text`` for ``<string>``); the error renders as text and as JSON."""
+    assert err.diagnostics, "a SpecError carries at least one diagnostic"
+    for d in err.diagnostics:
+        assert CODE.fullmatch(d.code), d
+        assert d.severity in ("error", "warning"), d
+        loc = d.location
+        if loc is None:
+            continue
+        if loc.file == "<string>":
+            assert text is not None, f"{d.format()}\n(a diagnostic of a file points at '<string>')"
+            lines = text_lines(text)
+        else:
+            path = Path(loc.file)
+            if not path.is_absolute() and cwd is not None:
+                path = cwd / path
+            assert path.is_file(), f"{d.format()}\n(the file {loc.file} does not exist)"
+            lines = file_lines(path)
+        assert 1 <= loc.line <= len(lines), f"{d.format()}\n(line {loc.line} of a {len(lines)}-line text)"
+        assert 1 <= loc.col <= len(lines[loc.line - 1]) + 1, f"{d.format()}\n(col {loc.col} past the line's end)"
+    assert err.format()
+    json.dumps([d.to_json() for d in err.diagnostics])
+
+
+def record(what: str) -> None:
+    """A statistics event (``--hypothesis-show-statistics``); ignored outside a test."""
+    try:
+        event(what)
+    except InvalidArgument:
+        pass
+
+
+def check_outcome(call: Callable[[], Any], text: str | None = None, cwd: Path | None = None):
+    """Run ``call``: it returns (the graph) or raises a located SpecError; nothing else.
+    Returns the graph, or None for a SpecError."""
+    try:
+        return call()
+    except SpecError as err:
+        assert_located(err, text, cwd)
+        record(f"error {err.diagnostics[0].code}")
+        return None
+
+
+# ---- the language's vocabulary --------------------------------------------------------------------
+
+OPS = op_names()
+TOP_KEYS = ["specgraph", "name", "doc", "include", "params", "let", "inputs", "blocks", "graph", "outputs", "train"]
+NODE_KEYS = ["op", "block", "seq", "scan", "from", "when", "repeat", "inline", "init", "reverse", "doc"]
+BLOCK_KEYS = ["params", "let", "states", "inputs", "outputs", "nodes"]
+PARAM_KEYS = ["out", "kernel", "stride", "padding", "dilation", "groups", "bias", "dim", "p", "size", "chunks",
+              "names", "hidden", "shape", "dtype", "train_only", "start_dim", "end_dim", "ceil_mode", "mode",
+              "scale", "pads", "dims", "num", "sizes", "eps", "momentum", "affine", "num_layers", "bidirectional",
+              "batch_first", "type", "default", "cell", "emit", "padding_mode", "output_padding", "value"]
+NAMES = ["x", "y", "h", "c", "image", "conv", "conv1", "bn", "relu", "pool", "fc", "out", "a", "b", "unit",
+         "stem", "head", "N", "H", "W", "T", "C", "width", "depth", "index", "0", "1"]
+WORDS = TOP_KEYS + NODE_KEYS + BLOCK_KEYS + PARAM_KEYS + NAMES + OPS
+EXPRESSIONS = ["$width", "${width * 2}", "${x.channels}", "${x.shape[2]}", "${x.shape[9]}", "$N", "${1 // 0}",
+               "${9**9**9**9}", "${depth - 1}", "${index}", "${", "$", "${undefined}", "${x.channels * 0}",
+               "${[1] * 10**9}", "${'a' * 10**9}", "${max(1, 2)}", "${2 ** 63}", "${-1}", "${true and 3}"]
+INTS = st.sampled_from([0, 1, 2, 3, 4, 7, 8, 64, -1, -7, 10**12, 2**63, 10**40]) | st.integers()
+FLOATS = st.sampled_from([0.0, 0.5, -0.5, 1.0, 1e300, float("inf"), float("nan")]) | st.floats()
+SCALARS = (st.none() | st.booleans() | INTS | FLOATS | st.sampled_from(WORDS + EXPRESSIONS)
+           | st.text(max_size=12))
+KEYS = st.sampled_from(WORDS) | st.text(max_size=8)
+
+
+def yaml_values(keys=KEYS, leaves=SCALARS, max_leaves: int = 30):
+    """Any YAML data: nested lists and mappings of scalars."""
+    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(keys, inner, max_size=5),
+                        max_leaves=max_leaves)
+
+
+@st.composite
+def spec_like_documents(draw) -> dict:
+    """Documents shaped like specs: the right top-level keys, nodes made of op names, node keys,
+    param keys and references to names that may or may not exist."""
+    names = draw(st.lists(st.sampled_from(NAMES) | st.text("abcxyz_019", min_size=1, max_size=4),
+                          min_size=1, max_size=8, unique=True))
+    ref = st.sampled_from(names) | st.sampled_from([f"{n}.{p}" for n in names for p in ("out", "h", "x")])
+    leaf = (st.sampled_from(EXPRESSIONS) | INTS | st.sampled_from([1, 2, 3, 16, 64]) | st.booleans() | st.none()
+            | st.sampled_from(["same", "valid", "N", "H", "relu", "float32"]) | ref)
+    value = st.recursive(leaf, lambda inner: st.lists(inner, max_size=4), max_leaves=6)
+    block_names = draw(st.lists(st.sampled_from(["unit", "cell", "stage", "a"]), max_size=2, unique=True))
+
+    def node(children):
+        kind = st.one_of(
+            st.fixed_dictionaries({"op": st.sampled_from(OPS) | st.sampled_from(["conv", "frob", "$act", "${'relu'}"])}),
+            st.fixed_dictionaries({"block": st.sampled_from(block_names or ["unit"])}),
+            st.fixed_dictionaries({"seq": st.lists(children, max_size=3)}),
+            st.fixed_dictionaries({}))
+        extra = st.dictionaries(st.sampled_from(PARAM_KEYS + ["when", "repeat", "inline", "from", "init"]), value,
+                                max_size=4)
+        return st.builds(lambda k, e, f: {**k, **e, **f}, kind, extra,
+                         st.fixed_dictionaries({}) | st.fixed_dictionaries({"from": ref | st.lists(ref, max_size=3)}))
+
+    nodes_of = st.recursive(st.fixed_dictionaries({"op": st.sampled_from(OPS)}), node, max_leaves=4)
+    node_map = st.dictionaries(st.sampled_from(names), nodes_of, max_size=5)
+    shape = st.lists(st.sampled_from(["N", "H", "W", "T", 1, 3, 8, 16, 32, 0, -1, "${2 * 8}"]) | INTS,
+                     min_size=0, max_size=5)
+    doc: dict[str, Any] = {"specgraph": draw(st.sampled_from([1] * 12 + [2, "1", None]), label="version")}
+    if draw(st.booleans()):
+        doc["params"] = draw(st.dictionaries(st.sampled_from(["width", "depth", "act", "n"]), value, max_size=3))
+    doc["inputs"] = draw(st.dictionaries(st.sampled_from(names), shape | st.fixed_dictionaries(
+        {"shape": shape}, optional={"dtype": st.sampled_from(["float32", "int64", "int8"])}), max_size=3))
+    if block_names and draw(st.booleans()):
+        doc["blocks"] = {b: draw(st.fixed_dictionaries({"nodes": node_map}, optional={
+            "params": st.dictionaries(st.sampled_from(["width", "depth", "stride"]),
+                                      st.sampled_from(["int", "float", "bool", 1, 2]), max_size=2),
+            "inputs": st.lists(st.sampled_from(names), max_size=3),
+            "outputs": ref | st.lists(ref, max_size=2)})) for b in block_names}
+    doc["graph"] = draw(node_map)
+    if draw(st.booleans()):
+        doc["outputs"] = draw(ref | st.lists(ref, max_size=3) | st.dictionaries(
+            st.sampled_from(names), ref | st.fixed_dictionaries({"from": ref}, optional={"train_only": st.booleans()}),
+            max_size=2))
+    return doc
+
+
+# ---- the spec tree, mirrored so that mutated files keep their includes ----------------------------
+
+def spec_files() -> list[Path]:
+    """Every spec under specs/ (relative paths), block libraries included."""
+    return sorted(p.relative_to(SPECS) for p in SPECS.rglob("*.yaml"))
+
+
+def root_specs() -> list[Path]:
+    """The specs that are checked: everything but the block libraries of specs/lib."""
+    return [p for p in spec_files() if p.parts[0] != "lib"]
+
+
+def include_closure(rel: Path, seen: set[Path] | None = None) -> list[Path]:
+    """``rel`` and every file it includes, transitively (relative to specs/)."""
+    import yaml
+
+    seen = set() if seen is None else seen
+    if rel in seen or not (SPECS / rel).is_file():
+        return []
+    seen.add(rel)
+    out = [rel]
+    try:
+        data = yaml.safe_load((SPECS / rel).read_text(encoding="utf-8"))
+    except Exception:  # a spec being edited by someone else: mutate only the file itself
+        return out
+    includes = data.get("include", []) if isinstance(data, dict) else []
+    for inc in includes if isinstance(includes, list) else []:
+        target = Path(os.path.normpath(rel.parent / str(inc)))
+        if not str(target).startswith(".."):
+            out += include_closure(target, seen)
+    return out
+
+
+# Files that are no spec, next to the specs: mutated includes point at them.
+NOT_SPECS = {"notes.txt": b"just some text: not: a spec\n", "list.json": b'[1, 2, 3]\n', "list.yaml": b"- a\n- b\n",
+             "empty.yaml": b"", "latin1.yaml": b"specgraph: 1\nname: caf\xe9\n", "scalar.yaml": b"42\n",
+             "lib/other.yaml": b"specgraph: 1\nblocks:\n  unit:\n    nodes:\n      r: {op: relu}\n"}
+INCLUDE_TARGETS = sorted(NOT_SPECS) + ["missing.yaml", "../outside.yaml", "../../../../../../etc/passwd",
+                                       "/etc/hostname", "lib", ".", "lib/../lib/resnet.yaml", ""]
+
+
+class SpecTree:
+    """A copy of specs/ in a scratch folder, plus files that are no spec; a mutated file is
+    written in place of its original and restored after the check."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.specs = root / "specs"
+        if not self.specs.exists():
+            shutil.copytree(SPECS, self.specs)
+            for name, data in NOT_SPECS.items():
+                (self.specs / name).write_bytes(data)
+            (root / "outside.yaml").write_text("specgraph: 1\nblocks: {}\n")
+        self.originals = {rel: (self.specs / rel).read_bytes() for rel in spec_files()}
+
+    def write(self, rel: Path, text: str) -> Path:
+        path = self.specs / rel
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def restore(self, rel: Path) -> None:
+        (self.specs / rel).write_bytes(self.originals[rel])
+
+
+# ---- structure-aware mutations -----------------------------------------------------------------
+
+NUMBERS = [0, -1, 1, 2, 3, 10**12, 2**63, 10**100, 0.5, -0.0, 1e308, float("inf"), float("nan")]
+OTHER_TYPES = [None, True, False, 0, 3, 2.5, "", "text", "$undefined", "${x.channels}", [], [1, 2], [[1]], {},
+               {"a": 1}, {"op": "relu"}, "N", "relu"]
+BAD_STRINGS = ["", " ", "${", "$", "${1 // 0}", "${9**9**9**9}", "${x.shape[99]}", "$nope", "${[0] * 10**9}",
+               "a.b.c", "x.", ".x", "relu", "N", "H", "same", "conv2d", "lib/resnet.yaml", "é", "\u2028", "0"]
+
+
+def _walk(data: Any, path: tuple = ()):
+    yield path, data
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from _walk(v, path + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _walk(v, path + (i,))
+
+
+def _get(data: Any, path: tuple) -> Any:
+    for p in path:
+        data = data[p]
+    return data
+
+
+def _set(data: Any, path: tuple, value: Any) -> None:
+    _get(data, path[:-1])[path[-1]] = value
+
+
+def _is_node_map(path: tuple, value: Any) -> bool:
+    return isinstance(value, dict) and (path == ("graph",) or (len(path) == 3 and path[0] == "blocks"
+                                                                and path[2] == "nodes"))
+
+
+def node_containers(data: Any) -> list[tuple]:
+    """Paths of node mappings (the graph, blocks' nodes) and of seq lists."""
+    out = []
+    for path, value in _walk(data):
+        if _is_node_map(path, value) or (path and path[-1] == "seq" and isinstance(value, list)):
+            out.append(path)
+    return out
+
+
+def _names_in(data: Any) -> list[str]:
+    """Every name a reference might use: nodes, inputs, blocks, params, with ports."""
+    names: set[str] = set()
+    for path, value in _walk(data):
+        if isinstance(value, dict) and (_is_node_map(path, value) or path in (("inputs",), ("blocks",), ("params",))):
+            names |= {k for k in value if isinstance(k, str)}
+    names = sorted(names)
+    return names + [f"{n}.{p}" for n in names[:8] for p in ("out", "h", "c", "i", "layer4")] + ["nope", "x", ""]
+
+
+def _insert_at(mapping: dict, index: int, key: str, value: Any) -> dict:
+    items = list(mapping.items())
+    items.insert(index, (key, value))
+    return dict(items)
+
+
+def _replace_container(data: Any, path: tuple, new: Any) -> Any:
+    if not path:
+        return new
+    _set(data, path, new)
+    return data
+
+
+class Mutator:
+    """Applies one random structure-aware mutation to spec data; ``draw`` is hypothesis's."""
+
+    KINDS = ["delete_key", "rename_key", "change_type", "retarget", "number", "duplicate_node", "swap_nodes",
+             "unknown_op", "other_op", "new_node", "string", "include", "move_node"]
+
+    def __init__(self, draw, own_name: str = "self.yaml"):
+        self.draw = draw
+        self.own_name = own_name  # the mutated file's name, for an include of itself
+
+    def pick(self, items, label: str):
+        return self.draw(st.sampled_from(items), label=label)
+
+    def __call__(self, data: Any) -> tuple[Any, str]:
+        result = getattr(self, self.pick(self.KINDS, "mutation"))(data)
+        if result is None:  # nothing of that kind in this document: change any value's type
+            result = self.change_type(data)
+        return result
+
+    def sites(self, data, want: Callable[[tuple, Any], bool]) -> list[tuple]:
+        return [p for p, v in _walk(data) if p and want(p, v)]
+
+    def delete_key(self, data):
+        sites = self.sites(data, lambda p, v: isinstance(_get(data, p[:-1]), dict))
+        if not sites:
+            return None
+        path = self.pick(sites, "key")
+        del _get(data, path[:-1])[path[-1]]
+        return data, f"delete {path}"
+
+    def rename_key(self, data):
+        sites = self.sites(data, lambda p, v: isinstance(_get(data, p[:-1]), dict))
+        if not sites:
+            return None
+        path = self.pick(sites, "key")
+        old = path[-1]
+        parent = _get(data, path[:-1])
+        typo = str(old)[:-1] + "x" if old else "x"
+        new = self.pick(sorted(set(WORDS[:60]) | {typo, str(old).upper(), "0", "a.b", "with space"}
+                               | {k for k in parent if k != old}), "new key")
+        renamed = {(new if k == old else k): v for k, v in parent.items() if not (k == new and k != old)}
+        return _replace_container(data, path[:-1], renamed), f"rename {path} -> {new!r}"
+
+    def change_type(self, data):
+        sites = self.sites(data, lambda p, v: True)
+        if not sites:
+            return {"specgraph": 1}, "replace the document"
+        path = self.pick(sites, "value")
+        new = copy.deepcopy(self.pick(OTHER_TYPES, "new value"))
+        _set(data, path, new)
+        return data, f"set {path} = {new!r}"
+
+    def retarget(self, data):
+        def is_ref(p, v):
+            return isinstance(v, str) and any(k in ("from", "outputs", "init", "include") for k in p if isinstance(k, str))
+        sites = self.sites(data, is_ref)
+        if not sites:
+            return None
+        path = self.pick(sites, "reference")
+        new = self.pick(_names_in(data), "target")
+        _set(data, path, new)
+        return data, f"point {path} at {new!r}"
+
+    def number(self, data):
+        sites = self.sites(data, lambda p, v: isinstance(v, (int, float)) and not isinstance(v, bool))
+        if not sites:
+            return None
+        path = self.pick(sites, "number")
+        old = _get(data, path)
+        new = self.pick(NUMBERS + ([old + 1, old - 1, old * 2, old // 2 if isinstance(old, int) else old / 2,
+                                    float(old)] if abs(old) < 1e15 else []), "new number")
+        _set(data, path, new)
+        return data, f"set {path} = {new!r}"
+
+    def _node_site(self, data):
+        containers = node_containers(data)
+        nonempty = [c for c in containers if _get(data, c)]
+        return self.pick(nonempty, "nodes") if nonempty else None
+
+    def duplicate_node(self, data):
+        where = self._node_site(data)
+        if where is None:
+            return None
+        nodes = _get(data, where)
+        if isinstance(nodes, list):
+            i = self.draw(st.integers(0, len(nodes) - 1), label="item")
+            nodes.insert(self.draw(st.integers(0, len(nodes)), label="at"), copy.deepcopy(nodes[i]))
+            return data, f"duplicate item {i} of {where}"
+        name = self.pick(list(nodes), "node")
+        new = self.pick([name + "_copy", name + "2", "x", "0"], "new name")
+        at = self.draw(st.integers(0, len(nodes)), label="at")
+        if new in nodes:
+            return None
+        return (_replace_container(data, where, _insert_at(nodes, at, new, copy.deepcopy(nodes[name]))),
+                f"duplicate {where}.{name} as {new} at {at}")
+
+    def swap_nodes(self, data):
+        where = self._node_site(data)
+        if where is None:
+            return None
+        nodes = _get(data, where)
+        items = list(nodes.items()) if isinstance(nodes, dict) else list(nodes)
+        i = self.draw(st.integers(0, len(items) - 1), label="i")
+        j = self.draw(st.integers(0, len(items) - 1), label="j")
+        items[i], items[j] = items[j], items[i]
+        new = dict(items) if isinstance(nodes, dict) else items
+        return _replace_container(data, where, new), f"swap nodes {i} and {j} of {where}"
+
+    def _op_sites(self, data):
+        return self.sites(data, lambda p, v: p[-1] == "op" and isinstance(v, str))
+
+    def unknown_op(self, data):
+        sites = self._op_sites(data)
+        if not sites:
+            return None
+        path = self.pick(sites, "op")
+        new = self.pick(["frobnicate", "conv", "Conv2d", "relu6", "", "$nope", "${'x' * 3}", "scan", "input"], "op")
+        _set(data, path, new)
+        return data, f"op at {path} = {new!r}"
+
+    def other_op(self, data):
+        sites = self._op_sites(data)
+        if not sites:
+            return None
+        path = self.pick(sites, "op")
+        new = self.pick(OPS, "op")
+        _set(data, path, new)
+        return data, f"op at {path} = {new!r}"
+
+    def new_node(self, data):
+        containers = node_containers(data)
+        if not containers:
+            return None
+        where = self.pick(containers, "nodes")
+        nodes = _get(data, where)
+        node = {"op": self.pick(OPS + ["frobnicate"], "op")}
+        for key in self.draw(st.lists(st.sampled_from(PARAM_KEYS[:12] + ["from", "when", "repeat"]), max_size=3,
+                                      unique=True), label="params"):
+            node[key] = self.pick([1, 3, 64, "x", True, "$width", [1, 2], "same", 0.5], f"value of {key}")
+        at = self.draw(st.integers(0, len(nodes)), label="at")
+        if isinstance(nodes, list):
+            node.pop("from", None)
+            nodes.insert(at, node)
+            return data, f"insert {node} at {where}[{at}]"
+        name = self.pick(["new", "extra", "x", "0", "fc"], "name")
+        if name in nodes:
+            return None
+        return _replace_container(data, where, _insert_at(nodes, at, name, node)), f"insert {name}: {node} in {where}"
+
+    def string(self, data):
+        sites = self.sites(data, lambda p, v: isinstance(v, str))
+        if not sites:
+            return None
+        path = self.pick(sites, "string")
+        others = sorted({v for _, v in _walk(data) if isinstance(v, str) and len(v) < 40})
+        new = self.pick(BAD_STRINGS + others, "new string")
+        _set(data, path, new)
+        return data, f"set {path} = {new!r}"
+
+    def include(self, data):
+        if not isinstance(data, dict):
+            return None
+        includes = data.get("include")
+        entries = self.draw(st.lists(st.sampled_from(INCLUDE_TARGETS + [self.own_name]), min_size=1, max_size=2),
+                            label="includes")
+        data["include"] = (list(includes) if isinstance(includes, list) else []) + entries
+        return data, f"include += {entries}"
+
+    def move_node(self, data):
+        maps = [c for c in node_containers(data) if isinstance(_get(data, c), dict)]
+        sources = [c for c in maps if _get(data, c)]
+        if not sources or len(maps) < 2:
+            return None
+        src, dst = self.pick(sources, "from"), self.pick(maps, "to")
+        if src == dst:
+            return None
+        name = self.pick(list(_get(data, src)), "node")
+        if name in _get(data, dst):
+            return None
+        node = _get(data, src).pop(name)
+        at = self.draw(st.integers(0, len(_get(data, dst))), label="at")
+        return _replace_container(data, dst, _insert_at(_get(data, dst), at, name, node)), f"move {src}.{name} to {dst}"
+
+
+# ---- running a built model: the real shape of every node ------------------------------------------
+
+def _identifier(name: str) -> str:
+    """The fx node name the builder gives a spec path (dots become underscores)."""
+    ident = re.sub(r"\W", "_", name)
+    return ident if ident and not ident[0].isdigit() else "_" + ident
+
+
+def live_nodes(graph) -> set[str]:
+    """Paths of the op nodes the eval-mode module computes (those reaching an eval output)."""
+    import networkx as nx
+
+    live: set[str] = set()
+    for o in graph.outputs:
+        if not o.train_only:
+            live |= {o.value.node} | nx.ancestors(graph.nx, o.value.node)
+    return {p for p in live if graph.node(p).op != "input"}
+
+
+def observed_shapes(graph, model, args) -> dict[tuple[str, str], tuple[int, ...]]:
+    """(node path, port) -> the shape its tensor really has, from running ``model`` (built from
+    ``graph``, in eval mode) on ``args`` through an fx Interpreter that records every node.
+
+    The builder names each submodule after its node path (call_module's target) and each
+    functional value after the path with dots as underscores; a multi-output node's ports are
+    ``getitem`` values named ``<path>_<port>``."""
+    import torch
+    from torch import fx
+
+    by_name: dict[str, tuple[str, str]] = {}
+    for node in graph.op_nodes():
+        ports = list(node.outputs)
+        if len(ports) == 1:
+            by_name[_identifier(node.path.replace(".", "_"))] = (node.path, ports[0])
+        else:
+            for port in ports:
+                by_name[_identifier(f"{node.path}_{port}".replace(".", "_"))] = (node.path, port)
+    seen: dict[tuple[str, str], tuple[int, ...]] = {}
+
+    class Recorder(fx.Interpreter):
+        def run_node(self, n):
+            result = super().run_node(n)
+            key = None
+            if n.op == "call_module" and n.target in graph.nx:
+                ports = list(graph.node(n.target).outputs)
+                key = (n.target, ports[0]) if len(ports) == 1 else None
+            elif n.name in by_name:
+                key = by_name[n.name]
+            if key is not None and isinstance(result, torch.Tensor):
+                seen[key] = tuple(result.shape)
+            return result
+
+    gm = getattr(model, "eval_graph_module", model)
+    Recorder(gm).run(*args)
+    return seen

@@ -1,0 +1,95 @@
+"""Sequence specs: shapes with a symbolic time dim, parity with torch compositions, and word2vec
+on the toy corpus of the issue (V = 10, N = 4, window 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import specgraph
+from specgraph.data.text import Vocabulary, cbow_examples, skipgram_pairs, tokenize
+from conftest import SPECS
+
+TOY = "Hey, this is sample corpus using only one context word."
+
+
+def test_sequence_specs_keep_time_symbolic():
+    assert str(specgraph.check(SPECS / "char_lstm.yaml").outputs[0].value.type) == "[N, T, 96]"
+    seq2seq = specgraph.check(SPECS / "seq2seq.yaml")
+    assert str(seq2seq.node("encoder").outputs["out"]) == "[N, S, 512]"
+    assert str(seq2seq.outputs[0].value.type) == "[N, T, 8000]"
+    assert str(specgraph.check(SPECS / "lstm_forecaster.yaml").node("rnn").outputs["out"]) == "[N, T, 64]"
+
+
+def test_char_lstm_equals_the_torch_composition():
+    torch.manual_seed(0)
+    model = specgraph.build(SPECS / "char_lstm.yaml", vocab=30, embed=8, hidden=16).eval()
+    emb, lstm, head = torch.nn.Embedding(30, 8), torch.nn.LSTM(8, 16, 2, batch_first=True, dropout=0.2), torch.nn.Linear(16, 30)
+    state = {**{f"embed.{k}": v for k, v in emb.state_dict().items()},
+             **{f"lstm.{k}": v for k, v in lstm.state_dict().items()},
+             **{f"logits.{k}": v for k, v in head.state_dict().items()}}
+    model.load_state_dict(state, strict=True)
+    tokens = torch.randint(0, 30, (3, 12))
+    with torch.no_grad():
+        want = head(lstm.eval()(emb(tokens))[0])
+        torch.testing.assert_close(model(tokens), want, atol=1e-5, rtol=1e-5)
+
+
+def test_seq2seq_decoder_starts_from_the_encoder_states():
+    torch.manual_seed(0)
+    model = specgraph.build(SPECS / "seq2seq.yaml", src_vocab=20, tgt_vocab=25, embed=6, hidden=10, layers=2).eval()
+    src, tgt = torch.randint(0, 20, (2, 7)), torch.randint(0, 25, (2, 4))
+    with torch.no_grad():
+        _, h, c = model.encoder(model.src_embed(src))  # the lstm op's ports: out, h, c
+        out = model.decoder(model.tgt_embed(tgt), h, c)[0]
+        torch.testing.assert_close(model(src, tgt), model.logits(out))
+
+
+def test_toy_corpus_vocabulary_and_pairs():
+    tokens = tokenize(TOY)
+    vocab = Vocabulary.build(tokens, order="appearance")
+    assert len(vocab) == 10 and vocab.words == tokens
+    ids = vocab.encode(tokens)
+    pairs = skipgram_pairs(ids, window=1)
+    words = [(vocab.words[a], vocab.words[b]) for a, b in pairs]
+    assert words[:4] == [("hey", "this"), ("this", "hey"), ("this", "is"), ("is", "this")]
+    assert words[-1] == ("word", "context") and len(words) == 18
+    contexts, centres = cbow_examples(ids, window=1)
+    assert contexts.shape == (8, 2)
+    assert [vocab.words[c] for c in contexts[0]] == ["hey", "is"] and vocab.words[centres[0]] == "this"
+    assert [vocab.words[c] for c in contexts[-1]] == ["one", "word"] and vocab.words[centres[-1]] == "context"
+
+
+@pytest.mark.parametrize("spec", ["skipgram", "cbow"])
+def test_word2vec_forward_gives_softmax_over_the_vocabulary(spec):
+    ids = Vocabulary.build(tokenize(TOY), order="appearance").encode(tokenize(TOY))
+    model = specgraph.build(SPECS / f"{spec}.yaml", vocab=10, dim=4).eval()
+    if spec == "skipgram":
+        batch = torch.from_numpy(skipgram_pairs(ids, 1)[:, 0])
+    else:
+        batch = torch.from_numpy(cbow_examples(ids, 1)[0])
+    with torch.no_grad():
+        probs = model(batch)
+    assert probs.shape == (len(batch), 10)
+    torch.testing.assert_close(probs.sum(1), torch.ones(len(batch)))
+    assert model.embed.weight.shape == (10, 4)
+    model.train()
+    probs, logits = model(batch)  # the logits (for the loss) exist in training only
+    torch.testing.assert_close(torch.softmax(logits, 1), probs)
+
+
+@pytest.mark.parametrize("spec", ["skipgram_ns", "cbow_ns"])
+def test_negative_sampling_scores_are_dot_products(spec):
+    model = specgraph.build(SPECS / f"{spec}.yaml", vocab=10, dim=4, negatives=3).eval()
+    words = torch.randint(0, 10, (6, 4))
+    if spec == "skipgram_ns":
+        first = torch.randint(0, 10, (6,))
+        query = model.embed(first)
+    else:
+        first = torch.randint(0, 10, (6, 2))
+        query = model.embed(first).mean(1)
+    with torch.no_grad():
+        scores = model(first, words)
+        want = torch.einsum("nd,nkd->nk", query, model.outputs(words))
+    torch.testing.assert_close(scores, want)
