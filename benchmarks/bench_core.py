@@ -28,6 +28,11 @@ THREADS = 2
 BATCH = 8
 FORWARD_TARGET = 1.02
 CHECK_TARGET_S = 0.050
+# Seconds each interleaved comparison may take before it stops adding rounds beyond the minimum
+# (warmup included), per model: (eval forward, train forward+backward).  On an idle 2-core
+# machine the whole of `make bench` then stays within about 4 minutes; on a busy one the
+# minimum repeats take as long as they take.
+MODEL_BUDGETS_S = [(35.0, 70.0), (20.0, 40.0)]  # resnet50, googlenet
 
 RESNET50 = ROOT / "specs" / "resnet50.yaml"
 GOOGLENET = ROOT / "specs" / "googlenet.yaml"
@@ -58,10 +63,11 @@ def bench_models(cfg: Config) -> Section:
 
     torch.set_num_threads(THREADS)
     repeats = cfg.repeats(7, minimum=7, quick=1)
+    max_repeats = cfg.repeats(25, minimum=7, quick=1)
     warmup = 1
     rows = []
     verdicts = []
-    for name, spec_path, make_reference in _models():
+    for (name, spec_path, make_reference), (eval_budget, train_budget) in zip(_models(), MODEL_BUDGETS_S):
         cfg.progress(f"{name}: building both models")
         torch.manual_seed(0)
         built, reference = _model_pair(spec_path, make_reference)
@@ -84,6 +90,7 @@ def bench_models(cfg: Config) -> Section:
         for m in models.values():
             m.eval()
         fwd = interleaved({k: forward(m) for k, m in models.items()}, repeats=repeats, warmup=warmup,
+                          max_repeats=max_repeats, budget_s=cfg.budget(eval_budget),
                           progress=cfg.progress, label=f"{name} eval forward")
 
         # --- train: forward + backward of sum(output); grads cleared (untimed) before each ---
@@ -96,6 +103,7 @@ def bench_models(cfg: Config) -> Section:
         for m in models.values():
             m.train()
         trn = interleaved({k: train_step(m) for k, m in models.items()}, repeats=repeats, warmup=warmup,
+                          max_repeats=max_repeats, budget_s=cfg.budget(train_budget),
                           before_each=lambda k: models[k].zero_grad(set_to_none=True),
                           progress=cfg.progress, label=f"{name} train fwd+bwd")
 
@@ -125,7 +133,8 @@ def bench_models(cfg: Config) -> Section:
         f"`torchvision.models.googlenet(aux_logits=False, init_weights=False)`.",
         f"**ratio built/tv** = median time of the built module ÷ median time of torchvision's module, "
         f"both timed in the same run in interleaved rounds (A, B, then B, A, …; {warmup} untimed warmup round, "
-        f"then {repeats} timed rounds each; a full `gc.collect()` before every call, untimed). "
+        f"then at least {repeats} timed rounds, more (up to {max_repeats}) while the comparison is within its "
+        f"time budget — the repeats column gives the count; a full `gc.collect()` before every call, untimed). "
         f"1.000 means equally fast; above 1 the built module is slower. "
         f"**per-round ratio q1 – q3** is the spread of the ratio taken within each round "
         f"(built_i / tv_i): a wide spread means the machine was noisy and the median ratio is "
@@ -294,11 +303,12 @@ def bench_check(cfg: Config) -> Section:
     import specgraph
 
     path = str(RESNET50)
-    repeats = cfg.repeats(40, minimum=20, quick=3)
-    cfg.progress(f"check/load resnet50: {repeats} rounds")
+    repeats = cfg.repeats(30, minimum=20, quick=3)
+    cfg.progress(f"check/load resnet50: at least {repeats} rounds")
     s = interleaved({"check (load + expand + infer)": lambda: specgraph.check(path),
                      "load only": lambda: specgraph.load(path)},
-                    repeats=repeats, warmup=3, alternate=True)
+                    repeats=repeats, max_repeats=cfg.repeats(200, minimum=20, quick=3), budget_s=cfg.budget(8.0),
+                    warmup=3, alternate=True)
     chk, ld = s["check (load + expand + infer)"], s["load only"]
     graph = specgraph.check(path)
     n_nodes = len(list(graph.op_nodes()))
@@ -313,8 +323,9 @@ def bench_check(cfg: Config) -> Section:
     notes = [
         f"`check` = load (YAML parse, schema validation, includes) + expand (blocks, params) + shape "
         f"inference over the {n_nodes} op nodes of resnet50; it never imports torch. Both are called on the "
-        f"path, so every call reads and parses the file again (no caching between calls). Interleaved rounds, "
-        f"3 warmup rounds, `gc.collect()` before each call (untimed). An absolute time, not a ratio: there is "
+        f"path, so every call reads and parses the file again (no caching between calls). Interleaved rounds "
+        f"(at least {repeats}, more within an 8 s budget), 3 warmup rounds, `gc.collect()` before each call "
+        f"(untimed). An absolute time, not a ratio: there is "
         f"no reference implementation to compare against.",
         (f"**Target < {CHECK_TARGET_S * 1e3:.0f} ms: met** (median {fmt_time(chk.median)})." if met else
          f"**Target < {CHECK_TARGET_S * 1e3:.0f} ms: missed** (median {fmt_time(chk.median)}); load alone is "
@@ -333,12 +344,13 @@ def bench_build(cfg: Config) -> Section:
     torch.set_num_threads(THREADS)
     path = str(RESNET50)
     graph = specgraph.check(path)
-    repeats = cfg.repeats(10, minimum=7, quick=1)
-    cfg.progress(f"build resnet50: {repeats} rounds")
+    repeats = cfg.repeats(7, minimum=7, quick=1)
+    cfg.progress(f"build resnet50: at least {repeats} rounds")
     s = interleaved({"specgraph.build(path)": lambda: specgraph.build(path),
                      "build_module(graph)": lambda: build_module(graph),
                      "torchvision.models.resnet50()": lambda: torchvision.models.resnet50()},
-                    repeats=repeats, warmup=1, progress=cfg.progress, label="build")
+                    repeats=repeats, max_repeats=cfg.repeats(30, minimum=7, quick=1), budget_s=cfg.budget(15.0),
+                    warmup=1, progress=cfg.progress, label="build")
     tv = s["torchvision.models.resnet50()"]
     rows = []
     for name, smp in s.items():
@@ -348,7 +360,7 @@ def bench_build(cfg: Config) -> Section:
                            align="lrrrrr")
     notes = [
         "**ratio to torchvision** = median time ÷ median time of `torchvision.models.resnet50()`, in the same "
-        "interleaved rounds (1 warmup round). `specgraph.build(path)` includes check (load + expand + infer, "
+        "interleaved rounds (1 warmup round, at least 7 timed rounds, more within a 15 s budget). `specgraph.build(path)` includes check (load + expand + infer, "
         "see above); `build_module(graph)` starts from an already checked Graph and only creates the "
         "submodules and the fx graph(s).",
         "Not like for like on initialization: torchvision's constructor first runs each layer's default "

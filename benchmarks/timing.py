@@ -37,6 +37,10 @@ class Config:
             return quick if quick is not None else max(1, min(minimum, 2))
         return max(minimum, round(default * self.scale))
 
+    def budget(self, seconds: float) -> float:
+        """A time budget for extra rounds (see ``interleaved``), scaled like the repeats; none when quick."""
+        return 0.0 if self.quick else seconds * self.scale
+
     def progress(self, message: str) -> None:
         """One line on stderr with the time elapsed since the run started."""
         print(f"[{time.perf_counter() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
@@ -95,13 +99,19 @@ def interleaved(
     candidates: dict[str, Callable[[], object]],
     *,
     repeats: int,
+    max_repeats: int | None = None,
+    budget_s: float | None = None,
     warmup: int = 1,
     before_each: Callable[[str], None] | None = None,
     alternate: bool = True,
     progress: Callable[[str], None] | None = None,
     label: str = "",
 ) -> dict[str, Samples]:
-    """Time each candidate ``repeats`` times in interleaved rounds; returns their Samples.
+    """Time each candidate in interleaved rounds; returns their Samples.
+
+    At least ``repeats`` timed rounds run; with ``max_repeats`` and ``budget_s``, more rounds
+    follow (up to ``max_repeats``) while the whole call, warmup included, has taken less than
+    ``budget_s`` seconds: a quiet machine gets more samples, a busy one still the minimum.
 
     Every round runs each candidate once (A, B, C ...).  With ``alternate`` the order is
     reversed on every other round (A, B, B, A, A, B ...), so that neither candidate always
@@ -112,8 +122,12 @@ def interleaved(
     names = list(candidates)
     times: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
-    total = warmup + repeats
-    for r in range(total):
+    max_repeats = max(repeats, max_repeats or repeats)
+    start = time.perf_counter()
+    for r in range(warmup + max_repeats):
+        timed = r - warmup  # rounds timed so far
+        if timed >= repeats and (budget_s is None or time.perf_counter() - start >= budget_s):
+            break
         order = names[::-1] if alternate and r % 2 else names
         round_times = []
         for name in order:
@@ -131,7 +145,7 @@ def interleaved(
                 cpu[name].append(dc)
             round_times.append(f"{name} {fmt_time(dt)}")
         if progress is not None:
-            kind = "warmup" if r < warmup else f"{r - warmup + 1}/{repeats}"
+            kind = "warmup" if r < warmup else f"{r - warmup + 1}/{repeats}" + ("+" if max_repeats > repeats else "")
             progress(f"{label} {kind}: " + ", ".join(round_times))
     return {n: Samples(n, times[n], cpu[n]) for n in names}
 

@@ -517,6 +517,7 @@ class _Expander:
                              hint="list its inputs with `from: [a, b]`" if n_in < op.min_inputs else None)
         in_types = [v.type for v in inputs]
         try:
+            op.check_dtypes(in_types)
             out_types = op.infer(params, in_types)
             ports = op.output_ports(params)
         except ShapeError as e:
@@ -582,6 +583,9 @@ class _Expander:
                              hint=hint or (f"blocks defined: {', '.join(blocks)}" if blocks else
                                            "define it under `blocks:` or include a file that does"))
         block, bsrc, bpath = entry
+        if not block.nodes:  # it would have no output to give
+            raise self.error("E204", f"block '{nd.block}' has no nodes", bsrc, bpath + ("nodes",), path=here,
+                             hint="a block needs at least one node")
         if len(ctx.blocks) >= self.limits.max_block_depth:
             # A block may instantiate itself (U-Net's levels), as long as a `when:` ends it.
             if nd.block in ctx.blocks:

@@ -24,7 +24,10 @@ def add_size_hint(error: SpecError, inputs: dict[str, TensorType],
                   check: Callable[[dict[str, TensorType]], object]) -> SpecError:
     """``error`` with the nearest working input sizes added to its first size-related hint."""
     first = next((d for d in error.diagnostics if d.code in SIZE_CODES), None)
-    spatial = {k: t for k, t in inputs.items() if t.rank >= 3 and all(isinstance(d, int) for d in t.shape[2:])}
+    # Only image-like inputs [N, C, H, W] have sizes to search; for sequences or states the
+    # trailing dims are features, and moving them would suggest nonsense.
+    spatial = {k: t for k, t in inputs.items()
+               if t.rank == 4 and t.dtype.startswith(("float", "bfloat")) and all(isinstance(d, int) for d in t.shape[2:])}
     if first is None or not spatial:
         return error
     found = _nearby(inputs, spatial, check)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Literal
 
-from .base import Float, Int, Op, OpParams, normalize_dim
+from .base import FLOAT_DTYPES, Float, Int, Op, OpParams, normalize_dim
 from .registry import register_op
 
 
@@ -19,6 +19,7 @@ class _Activation(Op):
 
     category = "activation"
     function = ""
+    input_dtypes = FLOAT_DTYPES  # torch computes most of them in floating point only
 
     def kwargs(self, p) -> dict[str, Any]:
         return {}
@@ -40,6 +41,7 @@ class ReLU(_Activation):
     """max(x, 0)."""
     name = "relu"
     function = "torch.relu"
+    input_dtypes = None  # integers too
 
 
 @register_op

@@ -21,6 +21,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import fx
 
 
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+TOKEN_IDS_HINT = "integer token ids need an embedding first, e.g. {op: embedding, num: <vocabulary size>, dim: 64}"
+
+
 class ShapeError(Exception):
     """An op's inputs do not fit it. ``code`` is a stable diagnostic code (E4xx)."""
 
@@ -75,8 +79,21 @@ class Op:
     Params: ClassVar[type[OpParams]] = OpParams
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1  # None: any number
+    # The dtypes every input may have (None: any). Ops computing in floating point say
+    # FLOAT_DTYPES, so that token ids fed to a linear fail at check time, not at forward time.
+    input_dtypes: ClassVar[tuple[str, ...] | None] = None
 
     # ---- shape rule -------------------------------------------------------------------
+    def check_dtypes(self, inputs: list[TensorType]) -> None:
+        """Raises ShapeError (E409) when an input's dtype is not one of ``input_dtypes``."""
+        for i, t in enumerate(inputs):
+            if self.input_dtypes is not None and t.dtype not in self.input_dtypes:
+                floating = self.input_dtypes == FLOAT_DTYPES
+                want = "a floating-point input" if floating else f"a {' or '.join(self.input_dtypes)} input"
+                raise ShapeError(f"{self.name} expects {want}, found {t.dtype} {t}", code="E409",
+                                 details=(f"input {i} -> {t}",),
+                                 hint=TOKEN_IDS_HINT if floating and t.dtype.startswith("int") else None)
+
     def output_ports(self, p: OpParams) -> tuple[str, ...]:
         """Names of the outputs; a single-output op has the one port 'out'."""
         return ("out",)
@@ -114,7 +131,7 @@ def params_dict(p: OpParams) -> dict[str, Any]:
 
 
 __all__ = [
-    "Op", "OpParams", "ShapeError", "Int", "Float", "Bool", "Str", "PositiveInt",
+    "Op", "OpParams", "ShapeError", "FLOAT_DTYPES", "Int", "Float", "Bool", "Str", "PositiveInt",
     "NonNegativeInt", "Probability", "IntPair", "NonNegativePair", "pair", "normalize_dim",
     "Dim", "TensorType", "Literal", "Field",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal, Union
 
 from ..dims import Dim, add, floordiv
-from .base import Bool, IntPair, NonNegativePair, Op, OpParams, PositiveInt, ShapeError, pair
+from .base import FLOAT_DTYPES, Bool, IntPair, NonNegativePair, Op, OpParams, PositiveInt, ShapeError, pair
 from .registry import register_op
 from .shape import batch1, check_positive, expect_rank, known_dim
 
@@ -48,6 +48,7 @@ class Conv2d(Op):
 
     name = "conv2d"
     category = "conv"
+    input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):
         out: PositiveInt

@@ -6,7 +6,7 @@ the way users expect.
 
 from __future__ import annotations
 
-from .base import Op, OpParams, Probability
+from .base import FLOAT_DTYPES, Op, OpParams, Probability
 from .registry import register_op
 from .shape import expect_rank
 
@@ -17,6 +17,7 @@ class _DropoutParams(OpParams):
 
 class _Dropout(Op):
     category = "dropout"
+    input_dtypes = FLOAT_DTYPES
     Params = _DropoutParams
     module = ""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Bool, Op, OpParams, PositiveInt, ShapeError
+from .base import FLOAT_DTYPES, Bool, Op, OpParams, PositiveInt, ShapeError
 from .registry import register_op
 from .shape import batch1, known_dim
 
@@ -18,6 +18,7 @@ class Linear(Op):
     """
 
     name = "linear"
+    input_dtypes = FLOAT_DTYPES
     category = "linear"
 
     class Params(OpParams):

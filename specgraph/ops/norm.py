@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 from pydantic import Field
 
 from ..dims import product
-from .base import Bool, Float, Op, OpParams, PositiveInt, Probability, ShapeError
+from .base import FLOAT_DTYPES, Bool, Float, Op, OpParams, PositiveInt, Probability, ShapeError
 from .registry import register_op
 from .shape import expect_rank, known_dim
 
@@ -30,6 +30,7 @@ class _BatchNorm(Op):
 
     category = "norm"
     Params = _BatchNormParams
+    input_dtypes = FLOAT_DTYPES
     ranks: tuple[int, ...] = ()
     layout = ""
     module = ""
@@ -76,6 +77,7 @@ class LayerNorm(Op):
 
     name = "layernorm"
     category = "norm"
+    input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):
         dims: PositiveInt = 1
@@ -116,6 +118,7 @@ class GroupNorm(Op):
 
     name = "groupnorm"
     category = "norm"
+    input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):
         groups: PositiveInt
@@ -150,6 +153,7 @@ class InstanceNorm2d(Op):
 
     name = "instancenorm2d"
     category = "norm"
+    input_dtypes = FLOAT_DTYPES
 
     class Params(_BatchNormParams):
         affine: Bool = False
@@ -179,6 +183,7 @@ class LocalResponseNorm(Op):
 
     name = "local_response_norm"
     category = "norm"
+    input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):
         size: PositiveInt

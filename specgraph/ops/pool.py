@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .base import Bool, IntPair, NonNegativePair, Op, OpParams, ShapeError, pair
+from .base import FLOAT_DTYPES, Bool, IntPair, NonNegativePair, Op, OpParams, ShapeError, pair
 from .conv import geometry_hint, window_out
 from .registry import register_op
 from .shape import check_positive, expect_rank
@@ -87,6 +87,7 @@ class AvgPool2d(_WindowPool):
     """
 
     name = "avgpool2d"
+    input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):
         kernel: IntPair
@@ -108,6 +109,7 @@ class _AdaptivePool(Op):
 
     category = "pool"
     function = ""  # name in torch.nn.functional
+    input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):
         size: IntPair

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Union
 
-from .base import Bool, Int, Op, OpParams, ShapeError, normalize_dim
+from .base import FLOAT_DTYPES, Bool, Int, Op, OpParams, ShapeError, normalize_dim
 from .registry import register_op
 
 
@@ -52,6 +52,7 @@ class Mean(_Reduce):
 
     name = "mean"
     function_name = "mean"
+    input_dtypes = FLOAT_DTYPES
 
 
 @register_op

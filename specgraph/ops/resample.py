@@ -14,7 +14,7 @@ from typing import Literal, Optional, Union
 from pydantic import model_validator
 
 from ..dims import Dim, add, is_concrete, mul, sub
-from .base import (Bool, Float, IntPair, NonNegativeInt, NonNegativePair, Op, OpParams, PositiveInt, ShapeError,
+from .base import (FLOAT_DTYPES, Bool, Float, IntPair, NonNegativeInt, NonNegativePair, Op, OpParams, PositiveInt, ShapeError,
                    TensorType, pair)
 from .conv import _size_text
 from .registry import register_op
@@ -28,6 +28,7 @@ class ConvTranspose2d(Op):
 
     name = "conv_transpose2d"
     category = "conv"
+    input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):
         out: PositiveInt
@@ -91,6 +92,10 @@ class Interpolate(Op):
     name = "interpolate"
     category = "resample"
     max_inputs = 2
+    input_dtypes = FLOAT_DTYPES
+
+    def check_dtypes(self, inputs):
+        super().check_dtypes(inputs[:1])  # of a second input, only the size is read
 
     class Params(OpParams):
         scale: Union[PositiveInt, Float, list[Union[PositiveInt, Float]], None] = None

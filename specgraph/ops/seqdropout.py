@@ -10,7 +10,7 @@ from typing import Annotated, Union
 
 from pydantic import Field, StrictFloat, StrictInt
 
-from .base import Bool, Op, OpParams, Probability, ShapeError
+from .base import FLOAT_DTYPES, Bool, Op, OpParams, Probability, ShapeError
 from .recurrent import lazy_classes, torch_class
 from .registry import register_op
 from .shape import expect_rank
@@ -29,6 +29,7 @@ class VariationalDropoutOp(Op):
 
     name = "variational_dropout"
     category = "dropout"
+    input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):
         p: Probability = 0.5
@@ -61,6 +62,7 @@ class ZoneoutOp(Op):
 
     name = "zoneout"
     category = "dropout"
+    input_dtypes = FLOAT_DTYPES
     min_inputs = 2
     max_inputs = 2
 
