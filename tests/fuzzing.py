@@ -156,49 +156,79 @@ def yaml_values(keys=KEYS, leaves=SCALARS, max_leaves: int = 30):
                         max_leaves=max_leaves)
 
 
+# Node templates: well-formed nodes most of the time, so that documents get past the schema
+# into expansion and shape inference, where they then meet wrong values and references.
+TEMPLATES = [
+    {"op": "conv2d", "out": 8, "kernel": 3}, {"op": "conv2d", "out": 4, "kernel": 1, "stride": 2},
+    {"op": "conv2d", "out": "$width", "kernel": 3, "padding": 1}, {"op": "relu"}, {"op": "batchnorm2d"},
+    {"op": "maxpool2d", "kernel": 2}, {"op": "avgpool2d", "kernel": 3, "stride": 1, "padding": 1},
+    {"op": "adaptive_avgpool2d", "size": 1}, {"op": "flatten"}, {"op": "linear", "out": 10},
+    {"op": "linear", "out": "${width * 2}"}, {"op": "dropout", "p": 0.5}, {"op": "sigmoid"}, {"op": "identity"},
+    {"op": "layernorm"}, {"op": "softmax"}, {"op": "add"}, {"op": "concat"}, {"op": "concat", "dim": 1},
+    {"op": "mul"}, {"op": "chunk", "chunks": 2}, {"op": "lstm", "hidden": 8}, {"op": "embedding", "num": 10, "dim": 4},
+    {"op": "$act"}, {"op": "interpolate", "scale": 2}, {"op": "upsample", "size": 7}, {"op": "reshape", "shape": [-1]},
+    {"op": "permute", "dims": [0, 2, 1]}, {"op": "mean", "dim": 1}, {"block": "unit"}, {"block": "unit", "width": 4},
+    {"block": "$blk"}, {"scan": "cell"}, {"seq": [{"op": "relu"}]}, {"seq": [{"op": "conv2d", "out": 4, "kernel": 1},
+                                                                          {"block": "unit"}]}, {}]
+EXTRAS = {"when": [True, False, "${width > 2}", "${x.channels == 3}", "$flag", 1],
+          "repeat": [0, 1, 2, 3, "$depth", "${depth - 1}", -1, 2.0, "${10**6}"],
+          "inline": [True, False], "doc": ["text", 1], "init": [{"h": "x"}, {"h": "nope"}],
+          "kernel": [0, -1, 1, 3, [3, 1], [1, 2, 3], "3", 10**6], "out": [0, 1, 16, "$width", 2**40, 10**13],
+          "stride": [1, 2, 0, 9], "padding": [0, 1, "same", "valid", 100, [1, 1]], "dim": [0, 1, -1, 5],
+          "p": [0, 0.5, 1.5, -1], "groups": [1, 2, 3], "size": [1, 7, [7, 7]], "hidden": [8, 0],
+          "bias": [True, "false"], "chunks": [2, 3, 0], "frob": [1]}
+INPUT_SHAPES = [["N", 3, 32, 32], ["N", 3, "H", "W"], ["N", 8], ["N", "T", 8], ["N", 1, 7, 7], [1, 3, 224, 224],
+                {"shape": ["N", "T"], "dtype": "int64"}, {"shape": ["N", 3, 16, 16], "dtype": "float16"},
+                ["N", 3, 0, 32], ["N", -1], [], "N", {"shape": ["N", 4], "dtype": "int8"}, ["N", "${width}", 4]]
+
+
 @st.composite
 def spec_like_documents(draw) -> dict:
-    """Documents shaped like specs: the right top-level keys, nodes made of op names, node keys,
-    param keys and references to names that may or may not exist."""
-    names = draw(st.lists(st.sampled_from(NAMES) | st.text("abcxyz_019", min_size=1, max_size=4),
-                          min_size=1, max_size=8, unique=True))
-    ref = st.sampled_from(names) | st.sampled_from([f"{n}.{p}" for n in names for p in ("out", "h", "x")])
-    leaf = (st.sampled_from(EXPRESSIONS) | INTS | st.sampled_from([1, 2, 3, 16, 64]) | st.booleans() | st.none()
-            | st.sampled_from(["same", "valid", "N", "H", "relu", "float32"]) | ref)
-    value = st.recursive(leaf, lambda inner: st.lists(inner, max_size=4), max_leaves=6)
-    block_names = draw(st.lists(st.sampled_from(["unit", "cell", "stage", "a"]), max_size=2, unique=True))
+    """Documents shaped like specs: mostly well-formed nodes (op templates, blocks, seqs, scans)
+    wired by references that may or may not exist, with some wrong keys and values mixed in."""
+    pick = lambda items, label: draw(st.sampled_from(items), label=label)  # noqa: E731
+    names = draw(st.lists(st.sampled_from(NAMES), min_size=3, max_size=8, unique=True), label="names")
+    refs = names + [f"{n}.{port}" for n in names[:3] for port in ("out", "h", "c0")] + ["nope"]
 
-    def node(children):
-        kind = st.one_of(
-            st.fixed_dictionaries({"op": st.sampled_from(OPS) | st.sampled_from(["conv", "frob", "$act", "${'relu'}"])}),
-            st.fixed_dictionaries({"block": st.sampled_from(block_names or ["unit"])}),
-            st.fixed_dictionaries({"seq": st.lists(children, max_size=3)}),
-            st.fixed_dictionaries({}))
-        extra = st.dictionaries(st.sampled_from(PARAM_KEYS + ["when", "repeat", "inline", "from", "init"]), value,
-                                max_size=4)
-        return st.builds(lambda k, e, f: {**k, **e, **f}, kind, extra,
-                         st.fixed_dictionaries({}) | st.fixed_dictionaries({"from": ref | st.lists(ref, max_size=3)}))
+    inputs = names[:draw(st.integers(1, 2), label="inputs")]
 
-    nodes_of = st.recursive(st.fixed_dictionaries({"op": st.sampled_from(OPS)}), node, max_leaves=4)
-    node_map = st.dictionaries(st.sampled_from(names), nodes_of, max_size=5)
-    shape = st.lists(st.sampled_from(["N", "H", "W", "T", 1, 3, 8, 16, 32, 0, -1, "${2 * 8}"]) | INTS,
-                     min_size=0, max_size=5)
-    doc: dict[str, Any] = {"specgraph": draw(st.sampled_from([1] * 12 + [2, "1", None]), label="version")}
-    if draw(st.booleans()):
-        doc["params"] = draw(st.dictionaries(st.sampled_from(["width", "depth", "act", "n"]), value, max_size=3))
-    doc["inputs"] = draw(st.dictionaries(st.sampled_from(names), shape | st.fixed_dictionaries(
-        {"shape": shape}, optional={"dtype": st.sampled_from(["float32", "int64", "int8"])}), max_size=3))
-    if block_names and draw(st.booleans()):
-        doc["blocks"] = {b: draw(st.fixed_dictionaries({"nodes": node_map}, optional={
-            "params": st.dictionaries(st.sampled_from(["width", "depth", "stride"]),
-                                      st.sampled_from(["int", "float", "bool", 1, 2]), max_size=2),
-            "inputs": st.lists(st.sampled_from(names), max_size=3),
-            "outputs": ref | st.lists(ref, max_size=2)})) for b in block_names}
-    doc["graph"] = draw(node_map)
-    if draw(st.booleans()):
-        doc["outputs"] = draw(ref | st.lists(ref, max_size=3) | st.dictionaries(
-            st.sampled_from(names), ref | st.fixed_dictionaries({"from": ref}, optional={"train_only": st.booleans()}),
-            max_size=2))
+    def node_map(depth: int, size: int) -> dict:
+        nodes = {}
+        for name in draw(st.lists(st.sampled_from(names[len(inputs):] if depth == 0 else names), min_size=1,
+                                  max_size=size, unique=True), label="nodes"):
+            node = copy.deepcopy(pick(TEMPLATES, "template"))
+            if "seq" in node and depth < 2 and draw(st.booleans(), label="nested seq"):
+                node["seq"] = list(node_map(depth + 1, 3).values()) or node["seq"]
+            if draw(st.integers(0, 3), label="from?") == 0:
+                node["from"] = draw(st.lists(st.sampled_from(refs), min_size=1, max_size=3), label="from")
+            elif draw(st.integers(0, 5), label="from name?") == 0:
+                node["from"] = pick(refs, "from")
+            if draw(st.integers(0, 2), label="extras?") == 0:
+                for key in draw(st.lists(st.sampled_from(sorted(EXTRAS)), max_size=2, unique=True), label="extras"):
+                    node[key] = pick(EXTRAS[key], key)
+            nodes[name] = node
+        return nodes
+
+    doc: dict[str, Any] = {"specgraph": 1 if draw(st.integers(0, 19), label="version?") else pick([2, "1", None], "v")}
+    params = {"width": 4, "depth": 2, "act": "relu", "flag": True, "blk": "unit"}
+    doc["params"] = {k: v for k, v in params.items() if draw(st.integers(0, 5), label=f"param {k}")}
+    good = draw(st.integers(0, 3), label="good shapes?")  # mostly inputs that are right
+    doc["inputs"] = {name: pick(INPUT_SHAPES[:8] if good else INPUT_SHAPES, "shape") for name in inputs}
+    if draw(st.booleans(), label="blocks"):
+        unit: dict[str, Any] = {"nodes": node_map(1, 3) or {"r": {"op": "relu"}}}
+        if draw(st.booleans(), label="unit params"):
+            unit["params"] = {"width": pick(["int", 8, "float", {"type": "int", "default": 2}], "width decl")}
+        doc["blocks"] = {"unit": unit}
+        if draw(st.booleans(), label="cell"):
+            doc["blocks"]["cell"] = {"params": {"hidden": 8}, "states": {"h": "$hidden"}, "inputs": ["x", "h"],
+                                     "outputs": {"h": "h_new"}, "nodes": {
+                                         "h_new": {"op": "linear", "out": "$hidden", "from": pick(["x", "h"], "in")}}}
+    doc["graph"] = node_map(0, 6)
+    if draw(st.booleans(), label="outputs"):
+        doc["outputs"] = pick([refs[:2], refs[0], {"main": refs[0], "aux": {"from": refs[1], "train_only": True}}],
+                              "outputs")
+    if draw(st.integers(0, 4), label="noise?") == 0:  # a stray key or a wrong value at the top
+        doc[pick(TOP_KEYS[1:] + ["graphs", "input"], "stray key")] = draw(yaml_values(max_leaves=4), label="stray")
     return doc
 
 
