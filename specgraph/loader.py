@@ -315,6 +315,10 @@ def _yaml_error(e: Exception, source: Source) -> Diagnostic:
     problem = (e.problem or "invalid YAML").strip()
     details = (f"{e.context} at line {cm.line + 1}, column {cm.column + 1}" if cm else e.context,) if e.context else ()
     hint = next((h for frag, h in _SYNTAX_HINTS.items() if frag in problem), None)
+    line_text = source.lines[mark.line] if mark and mark.line < len(source.lines) else ""
+    if "${" in line_text and ("flow" in problem or "expected ','" in problem or "flow" in str(e.context or "")):
+        # `{a: ${x * 2}}`: in a flow mapping the braces of an expression end the mapping
+        hint = 'quote expressions inside {...} or [...]: out: "${width * 4}"'
     code, message = "E101", f"invalid YAML: {problem}"
     if "nesting depth" in problem:  # libyaml's own cap, met while it scans ahead of our depth check
         code, message, hint = "E104", f"YAML nesting too deep: {problem}", _limit_hint("max_yaml_depth")

@@ -104,15 +104,18 @@ def _hoistable(cell: Graph, x_name: str) -> set[str]:
 
 def _split(cell: Graph, x_name: str, hoisted: set[str]) -> tuple[Graph, Graph, list[Value]]:
     """Two graphs: x -> hoisted values used later; (those values, states) -> the cell's outputs."""
+    # Values the per-step part reads from the hoisted part; x_t itself counts, when a
+    # per-step node reads it directly (then the pre graph passes it through).
+    before = hoisted | {x_name}
     boundary: list[Value] = []
     for n in cell.op_nodes():
         if n.path in hoisted:
             continue
         for v in n.inputs:
-            if v.node in hoisted and v not in boundary:
+            if v.node in before and v not in boundary:
                 boundary.append(v)
     for o in cell.outputs:
-        if o.value.node in hoisted and o.value not in boundary:
+        if o.value.node in before and o.value not in boundary:
             boundary.append(o.value)
     pre_nx = cell.nx.subgraph([x_name, *hoisted]).copy()
     pre = Graph(cell.name + "_pre", pre_nx, {x_name: cell.inputs[x_name]},

@@ -144,3 +144,33 @@ graph:
     with pytest.raises(specgraph.SpecError) as info:
         specgraph.check(specgraph.load(bad, include_root=str(ROOT)))
     assert info.value.diagnostics[0].code == "E408" and "'c' is missing" in info.value.diagnostics[0].message
+
+
+def test_a_cell_node_reading_the_step_input_directly_stays_per_step():
+    """x_t used both by a hoisted projection and by a per-step node (here a peephole-like
+    product with the state): the loop receives x_t as well as the hoisted values."""
+    text = f"""
+specgraph: 1
+inputs: {{x: [N, T, 4]}}
+blocks:
+  cell:
+    params: {{hidden: int}}
+    states: {{h: $hidden}}
+    inputs: [x, h]
+    outputs: {{h: h_new}}
+    nodes:
+      x2h:   {{op: linear, out: $hidden, from: x}}
+      mix:   {{op: mul, from: [x, h]}}
+      h_new: {{op: add, from: [x2h, mix]}}
+graph:
+  rnn: {{scan: cell, hidden: 4}}
+outputs: [rnn.out]
+"""
+    model = specgraph.build(text)
+    x = torch.randn(2, 5, 4)
+    h = torch.zeros(2, 4)
+    want = []
+    for t in range(5):
+        h = model.rnn.cell.x2h(x[:, t]) + x[:, t] * h
+        want.append(h)
+    torch.testing.assert_close(model(x), torch.stack(want, 1))

@@ -50,6 +50,10 @@ class Vocabulary:
         index = self.index
         return [index[t] for t in tokens if t in index]
 
+    def decode(self, ids: Iterable[int], sep: str = " ") -> str:
+        """The words of ``ids`` joined by ``sep`` (``sep=""`` for a character vocabulary)."""
+        return sep.join(self.words[int(i)] for i in ids)
+
 
 def skipgram_pairs(ids: Sequence[int], window: int) -> np.ndarray:
     """(centre, context) id pairs for every context word within ``window``: [P, 2]."""

@@ -1,0 +1,235 @@
+"""Time series for sequence regression: statsmodels' sunspots and CO2, or a column of the user's CSV.
+
+``load_series(name)`` gives a :class:`Series` (float64 values, oldest first); ``windowed`` cuts it
+into (x [window, 1], y [horizon]) examples -- the ``window`` values before time t as input and
+the ``horizon`` values from t on as target -- with chronological train/val/test splits.
+
+Names:
+
+- ``sunspots`` -- yearly sunspot numbers 1700-2008 (``SUNACTIVITY``, 309 values), from
+  ``statsmodels.datasets.sunspots``;
+- ``co2`` -- weekly atmospheric CO2 at Mauna Loa, 1958-03-29 to 2001-12-29 (2284 weeks, ppm),
+  from ``statsmodels.datasets.co2``.  59 weeks have no measurement; they are filled by linear
+  interpolation between the neighbouring measured weeks (the weeks are equally spaced, so this
+  is linear in time); a gap at either end would take the nearest measured value;
+- ``csv:PATH:COLUMN`` -- the column named COLUMN (or the 0-based column number) of a CSV file
+  with a header row, in file order; empty cells and NA/NaN are interpolated the same way.
+  ``csv:PATH`` alone works when the file has exactly one numeric column.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from specgraph.data import DataError, Splits, check_split, existing_file, import_package
+
+SERIES_NAMES = ("sunspots", "co2")
+
+
+@dataclass
+class Series:
+    """A univariate series, oldest value first."""
+
+    name: str
+    values: np.ndarray  # float64 [N]
+    time: np.ndarray | None = None  # the time stamps (years, dates) where known, [N]
+    filled: int = 0  # how many missing values were interpolated
+    description: str = ""
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def load_series(name: str) -> Series:
+    """``sunspots``, ``co2`` or ``csv:PATH:COLUMN`` as a :class:`Series` (see the module doc)."""
+    if name == "sunspots":
+        return _sunspots()
+    if name == "co2":
+        return _co2()
+    if name.startswith("csv:"):
+        return load_csv_column(name[len("csv:"):])
+    raise DataError(f"unknown series '{name}': use one of {', '.join(SERIES_NAMES)} or csv:PATH:COLUMN")
+
+
+def _sunspots() -> Series:
+    module = import_package("statsmodels.datasets.sunspots", "sunspots", "statsmodels")
+    frame = module.load_pandas().data
+    values = frame["SUNACTIVITY"].to_numpy(dtype=np.float64)
+    return Series("sunspots", values, frame["YEAR"].to_numpy(dtype=np.float64),
+                  description="yearly sunspot numbers (SUNACTIVITY), statsmodels.datasets.sunspots")
+
+
+def _co2() -> Series:
+    module = import_package("statsmodels.datasets.co2", "co2", "statsmodels")
+    frame = module.load_pandas().data
+    values, filled = interpolate_missing(frame["co2"].to_numpy(dtype=np.float64), "co2")
+    return Series("co2", values, frame.index.to_numpy(), filled,
+                  description="weekly CO2 at Mauna Loa (ppm), statsmodels.datasets.co2; "
+                              f"{filled} missing weeks linearly interpolated")
+
+
+def interpolate_missing(values: np.ndarray, name: str = "series") -> tuple[np.ndarray, int]:
+    """NaNs replaced by linear interpolation over the position (ends: the nearest value); (values, count)."""
+    values = np.asarray(values, dtype=np.float64).copy()
+    missing = np.isnan(values)
+    if missing.all():
+        raise DataError(f"{name}: every value is missing")
+    if missing.any():
+        positions = np.arange(len(values))
+        values[missing] = np.interp(positions[missing], positions[~missing], values[~missing])
+    return values, int(missing.sum())
+
+
+_MISSING = {"", "na", "nan", "null", "none", "n/a", "-"}
+
+
+def load_csv_column(spec: str) -> Series:
+    """``PATH:COLUMN`` (or ``PATH`` with one numeric column) of a CSV file with a header row."""
+    path, column = spec, None
+    if not Path(spec).expanduser().is_file() and ":" in spec:
+        path, column = spec.rsplit(":", 1)
+    file = existing_file(path, "CSV file")
+    with open(file, newline="", encoding="utf-8-sig") as handle:
+        sample = handle.read(4096)
+        handle.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        rows = list(csv.reader(handle, dialect))
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise DataError(f"{file}: a CSV file with a header row and at least one data row is needed")
+    header = [h.strip() for h in rows[0]]
+    index = _column_index(header, rows[1:], column, file)
+    values = []
+    for line, row in enumerate(rows[1:], start=2):
+        cell = row[index].strip() if index < len(row) else ""
+        if cell.lower() in _MISSING:
+            values.append(math.nan)
+            continue
+        try:
+            values.append(float(cell))
+        except ValueError:
+            raise DataError(f"{file}: row {line}, column '{header[index]}': '{cell}' is not a number") from None
+    filled_values, filled = interpolate_missing(np.array(values), f"{file} column '{header[index]}'")
+    return Series(f"csv:{file}:{header[index]}", filled_values, None, filled,
+                  description=f"column '{header[index]}' of {file}"
+                              + (f"; {filled} missing values linearly interpolated" if filled else ""))
+
+
+def _column_index(header: list[str], rows: list[list[str]], column: str | None, file: Path) -> int:
+    if column is None:
+        numeric = [i for i in range(len(header)) if _is_numeric_column(rows, i)]
+        if len(numeric) != 1:
+            raise DataError(f"{file}: name the column to use, as csv:{file}:COLUMN "
+                            f"(columns: {', '.join(header)})")
+        return numeric[0]
+    if column in header:
+        return header.index(column)
+    if column.isdigit() and int(column) < len(header):
+        return int(column)
+    raise DataError(f"{file}: no column '{column}' (columns: {', '.join(header)})")
+
+
+def _is_numeric_column(rows: list[list[str]], i: int) -> bool:
+    seen = False
+    for row in rows:
+        cell = row[i].strip() if i < len(row) else ""
+        if cell.lower() in _MISSING:
+            continue
+        try:
+            float(cell)
+        except ValueError:
+            return False
+        seen = True
+    return seen
+
+
+@dataclass
+class WindowSplits(Splits):
+    """Windowed train/val/test TensorDatasets of normalised (x [window, 1], y [horizon]) float32.
+
+    ``mean`` and ``std`` were fitted on the train part of the series only; ``denormalise`` maps
+    model outputs (or targets) back to the units of the series.  ``starts[split]`` is, for each
+    example, the index in the series of its first target value; ``bounds`` are the series
+    indices where val and test begin.
+    """
+
+    mean: float = 0.0
+    std: float = 1.0
+    window: int = 0
+    horizon: int = 0
+    bounds: tuple[int, int] = (0, 0)
+    starts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def normalise(self, values):
+        return (values - self.mean) / self.std
+
+    def denormalise(self, values):
+        """Model outputs (tensor or array) back in the units of the series."""
+        return values * self.std + self.mean
+
+
+def windowed(series: Series | Sequence[float] | np.ndarray | torch.Tensor, window: int, horizon: int = 1,
+             split: Sequence[float] = (0.7, 0.15, 0.15)) -> WindowSplits:
+    """Forecasting examples with chronological splits and train-only normalisation.
+
+    The series is cut in time at ``split`` (train = the oldest ``split[0]`` of the values, then
+    val, then test).  An example belongs to the split holding all of its target time steps
+    ``[t, t + horizon)``; its inputs ``[t - window, t)`` may reach back into the earlier split,
+    which is only the past, already observed.  So targets never repeat across splits and every
+    val target comes after every train target.  Values are normalised with the mean and
+    standard deviation of the train part alone.
+    """
+    name = series.name if isinstance(series, Series) else "series"
+    values = series.values if isinstance(series, Series) else np.asarray(series, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise DataError(f"window must be a positive integer, got {window!r}")
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise DataError(f"horizon must be a positive integer, got {horizon!r}")
+    if np.isnan(values).any():
+        raise DataError(f"{name}: the series has missing values; interpolate them first (interpolate_missing)")
+    fractions = check_split(split)
+    n = len(values)
+    val_start = int(round(n * fractions[0]))
+    test_start = int(round(n * (fractions[0] + fractions[1])))
+    train_part = values[:val_start]
+    if len(train_part) < 2:
+        raise DataError(f"{name}: the train split has {len(train_part)} values; the series is too short")
+    mean = float(train_part.mean())
+    std = float(train_part.std())
+    if not std > 0:
+        std = 1.0  # a constant train part: only centre it
+    normed = ((values - mean) / std).astype(np.float32)
+
+    datasets, starts = {}, {}
+    regions = {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, n)}
+    for split_name, (lo, hi) in regions.items():
+        t = np.arange(max(lo, window), hi - horizon + 1)
+        if len(t) == 0:
+            raise DataError(f"{name}: the {split_name} split (values {lo}..{hi - 1} of {n}) is too short for "
+                            f"window={window} and horizon={horizon}; use a shorter window or a larger split")
+        x = np.stack([normed[s - window:s] for s in t])[:, :, None]
+        y = np.stack([normed[s:s + horizon] for s in t])
+        datasets[split_name] = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+        starts[split_name] = t
+    info = {"series": name, "length": n, "window": window, "horizon": horizon, "split": list(fractions),
+            "val_start": val_start, "test_start": test_start, "mean": mean, "std": std,
+            "normalisation": "mean/std of the train part only",
+            "sizes": {k: len(v) for k, v in datasets.items()}}
+    return WindowSplits(datasets["train"], datasets["val"], datasets["test"], info, mean, std, window, horizon,
+                        (val_start, test_start), starts)
+
+
+__all__ = ["Series", "WindowSplits", "load_series", "load_csv_column", "interpolate_missing", "windowed",
+           "SERIES_NAMES"]
