@@ -334,6 +334,7 @@ class _Expander:
             used = {r.split(".", 1)[0] for r in refs} | (read - set(ctx.params))
             deps[name] = {u for u in used if u in nodes}
         order = self.dependency_order(defs, deps, written, ctx)
+        position = {name: i for i, name in enumerate(written)}
         for name in written:  # names that failed validation are poisoned
             ctx.names.setdefault(name, None) if name not in defs else None
         for name in order:
@@ -344,7 +345,7 @@ class _Expander:
                 if nd.from_ is not None:
                     inputs = self.resolve_from(nd.from_, ctx, ypath + ("from",), path)
                 else:
-                    i = written.index(name)
+                    i = position[name]
                     if i:
                         inputs = [self.resolve(written[i - 1], ctx, ypath, path, implicit=True)]
                     elif ctx.first_input is _POISONED:  # the scope's first input failed: stay silent
@@ -359,10 +360,12 @@ class _Expander:
         return {n: ctx.names.get(n) for n in written}
 
     def dependency_order(self, defs: dict[str, NodeDef], deps: dict[str, set[str]], written: list[str], ctx: Ctx) -> list[str]:
+        index = {n: i for i, n in enumerate(written)}
+        if all(index[d] < index[n] for n, ds in deps.items() for d in ds if d in defs):
+            return [n for n in written if n in defs]  # the usual case: written in dependency order
         dg = nx.DiGraph()
         dg.add_nodes_from(defs)
         dg.add_edges_from((d, n) for n, ds in deps.items() for d in ds if d in defs)
-        index = {n: i for i, n in enumerate(written)}
         try:
             return list(nx.lexicographical_topological_sort(dg, key=index.__getitem__))
         except nx.NetworkXUnfeasible:

@@ -83,6 +83,13 @@ class Source:
         """Where ``path`` is; an unmarked path (e.g. a pydantic loc deeper than the data) falls
         back to its longest marked prefix.  ``key=True`` prefers the mapping key's position."""
         path = tuple(path)
+        cache = self.__dict__.setdefault("_locations", {})  # a block's nodes are located once per instance
+        found = cache.get((path, key))
+        if found is None:
+            found = cache[(path, key)] = self._locate(path, key)
+        return found
+
+    def _locate(self, path: tuple, key: bool) -> Location:
         for n in range(len(path), -1, -1):
             mark = (key and self.key_marks.get(path[:n])) or self.value_marks.get(path[:n])
             if mark:
