@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	  else echo "warning: graphviz's 'dot' not found and apt-get unavailable"; fi; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_PINS)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,data]'
 	@touch $(STAMP)
 
 run: setup
