@@ -16,7 +16,6 @@ import time
 import tracemalloc
 
 import specgraph
-from specgraph.builder import build_module
 from timing import Config, Section, fmt_time, markdown_table
 
 
@@ -89,7 +88,7 @@ def run(cfg: Config | None = None) -> list[Section]:
             peak = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
             nodes = len(graph) - len(graph.inputs)
-            _, t_build = timed(lambda: build_module(graph))
+            _, t_build = timed(lambda: specgraph.build(graph))
             dot, t_dot = timed(lambda: render(graph).source)
             svg = ""
             if n <= 1_000:

@@ -10,6 +10,7 @@ import os
 from typing import Any, Union
 
 from .expand import expand
+from .gcpause import gc_paused
 from .graph import Graph
 from .limits import DEFAULT_LIMITS, Limits
 from .spec import Spec, load_spec
@@ -27,11 +28,13 @@ def load(path_or_text: SpecLike, *, limits: Limits | None = None, include_root: 
     return spec.with_params(**params) if params else spec
 
 
+@gc_paused
 def check(spec: SpecLike, **params: Any) -> Graph:
     """Expand and shape-check a spec; returns the Graph, raises SpecError listing every error."""
     return expand(load(spec, **params))
 
 
+@gc_paused
 def build(spec: SpecLike, **params: Any):
     """A trainable ``torch.nn.Module`` (a ``torch.fx.GraphModule``) computing the spec."""
     from .builder import build_module  # torch is imported only when a module is wanted

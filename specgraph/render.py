@@ -21,6 +21,7 @@ from typing import Any, Iterable, Union
 import graphviz
 
 from .errors import Diagnostics
+from .gcpause import gc_paused
 from .graph import Graph
 from .ops import get_op
 from .render_partial import PartialGraph, expand_partial
@@ -39,6 +40,7 @@ WEIGHTS = {"main": "8", "fan": "2", "skip": "0", "bridge": "6", "error": "2", "o
 __all__ = ["render", "render_view", "render_partial", "RenderOptionError"]
 
 
+@gc_paused
 def render(spec: SpecLike, *, depth: int | None = None, collapse: Iterable[str] = (), only: str | None = None,
            rankdir: str = "TB", shapes: bool = True, rolled: bool = False, legend: bool = True,
            **params: Any) -> graphviz.Digraph:

@@ -160,6 +160,8 @@ def _nested_skips(skips: list["VEdge"], succ: dict[str, list[str]], order: dict[
         chain = [outer]
         for inner in spans[i + 1:]:
             last = chain[-1]
+            if order[inner.tail] >= order[last.head]:
+                break  # spans are sorted by tail: none further on can start inside `last`
             # Cheap interval test first: ResNet's skips follow one another and never nest.
             if order[last.tail] <= order[inner.tail] and order[inner.head] <= order[last.head] \
                     and inner.head != last.head and _reaches(last.tail, inner.tail, succ, order) \
