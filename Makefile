@@ -1,5 +1,5 @@
 # specgraph — make run (the main job), make test (every test), make bench, make render.
-# `setup` installs whatever is missing: Debian's graphviz through apt-get where available,
+# `setup` installs whatever is missing: Debian's graphviz and dataset-fashion-mnist through apt-get where available,
 # Python packages into .venv through pip. torch/torchvision are pinned to the releases
 # this machine's pip serves from disk (no newer torch is pulled).
 
@@ -10,17 +10,17 @@ SPECGRAPH := $(VENV)/bin/specgraph
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.stamp-setup
 
-.PHONY: setup run test bench render clean
+.PHONY: setup run test bench render clean fuzz
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@command -v dot >/dev/null 2>&1 || { \
+	@{ command -v dot >/dev/null 2>&1 && test -d /usr/share/datasets/fashion-mnist; } || { \
 	  if command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing graphviz (apt-get)"; \
-	    (apt-get install -y -q graphviz >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1)) \
-	      || echo "warning: could not install graphviz; rendering to svg/png will be unavailable"; \
-	  else echo "warning: graphviz's 'dot' not found and apt-get unavailable"; fi; }
+	    echo "installing graphviz and dataset-fashion-mnist (apt-get)"; \
+	    (apt-get install -y -q graphviz dataset-fashion-mnist >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz dataset-fashion-mnist >/dev/null 2>&1)) \
+	      || echo "warning: could not install graphviz/dataset-fashion-mnist; rendering and --data fashion-mnist may be unavailable"; \
+	  else echo "warning: graphviz's 'dot' or Fashion-MNIST not found and apt-get unavailable"; fi; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_PINS)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,data]'
@@ -34,6 +34,13 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# The long fuzz profile (tests/fuzzing.py): 100,000 examples over test_fuzz.py, 5,000 random
+# valid networks in test_soundness.py. `make fuzz FUZZ_EXAMPLES=N` sets the fuzz total.
+FUZZ_EXAMPLES ?= 100000
+fuzz: setup
+	SPECGRAPH_FUZZ=long SPECGRAPH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
+	  --hypothesis-show-statistics tests/test_fuzz.py tests/test_soundness.py
 
 render: setup
 	$(SPECGRAPH) render-all specs render

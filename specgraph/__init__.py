@@ -6,6 +6,7 @@ YAML spec --load--> Spec --expand+infer--> Graph --build--> torch.fx.GraphModule
 
 from .api import build, check, load, summary
 from .render import render
+from .train import train
 from .errors import Diagnostic, Location, SpecError
 from .graph import Graph
 from .limits import Limits
@@ -15,5 +16,5 @@ from . import scan as _scan  # noqa: F401  (registers the compiler-made `scan` o
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "check", "build", "summary", "render", "SpecError", "Diagnostic", "Location", "Graph", "Spec",
+__all__ = ["load", "check", "build", "summary", "render", "train", "SpecError", "Diagnostic", "Location", "Graph", "Spec",
            "Limits", "Op", "OpParams", "ShapeError", "register_op", "__version__"]

@@ -141,13 +141,21 @@ def print_summary(s) -> None:
 def build(spec: Path = typer.Argument(..., help="the spec file"),
           set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt,
           code: bool = typer.Option(False, "--code", help="print the generated forward()"),
-          save: Optional[Path] = typer.Option(None, "--save", help="save the initialised state_dict here")):
+          save: Optional[Path] = typer.Option(None, "--save", help="save the initialised state_dict here"),
+          optimize: Optional[str] = typer.Option(None, "--optimize", help="inference: fold batch norm, drop dropout, "
+                                                 "channels_last (eval only; see specgraph/passes.py)")):
     """Build the torch module; print its generated code or save its state_dict."""
+    if optimize is not None and optimize != "inference":
+        raise typer.BadParameter(f"expected inference, found {optimize!r}", param_hint="--optimize")
     graph = _run(lambda: _check(spec, set_, limit))
 
     def make():
         from .builder import build_module
 
+        if optimize:
+            from .passes import optimize as run_passes
+
+            return run_passes(build_module(graph), optimize, graph=graph)
         return build_module(graph)
 
     model = _run(make)
@@ -277,6 +285,85 @@ def schema(output: Optional[Path] = typer.Option(None, "-o", "--output", help="f
     else:
         output.write_text(text, encoding="utf-8")
         out.print(f"wrote {output}", markup=False)
+
+
+@app.command()
+def train(spec: Path = typer.Argument(..., help="the spec file"),
+          data: Optional[str] = typer.Option(None, "--data", "-d", help="dataset: fashion-mnist, digits, imagefolder:PATH, ..."),
+          config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of training settings"),
+          epochs: Optional[int] = typer.Option(None, "--epochs"),
+          batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+          lr: Optional[float] = typer.Option(None, "--lr"),
+          optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd | adam | adamw"),
+          weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+          early_stop: Optional[int] = typer.Option(None, "--early-stop", help="patience: validation checks without improvement"),
+          monitor: Optional[str] = typer.Option(None, "--monitor", help="metric for early stopping and the best checkpoint (val_loss)"),
+          grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="clip the gradient norm to this"),
+          precision: Optional[str] = typer.Option(None, "--precision", help="32 | bf16-mixed | 16-mixed"),
+          accelerator: Optional[str] = typer.Option(None, "--accelerator", help="cpu | gpu | auto"),
+          devices: Optional[str] = typer.Option(None, "--devices", help="devices per node (a number, or auto)"),
+          num_nodes: Optional[int] = typer.Option(None, "--num-nodes"),
+          strategy: Optional[str] = typer.Option(None, "--strategy", help="auto | ddp | fsdp"),
+          init_from: Optional[Path] = typer.Option(None, "--init-from", help="checkpoint or state_dict to start from (partial, by name)"),
+          freeze: Optional[List[str]] = typer.Option(None, "--freeze", help="glob of parameter/module names to freeze (repeatable)"),
+          augment: Optional[List[str]] = typer.Option(None, "--augment", help="flip, vflip, crop[:PAD], rotation[:DEG], brightness[:F], contrast[:F] (repeatable)"),
+          out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default runs/<spec name>)"),
+          resume: bool = typer.Option(False, "--resume", help="continue from the run folder's last.ckpt"),
+          seed: Optional[int] = typer.Option(None, "--seed"),
+          workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes"),
+          threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (1 is fastest on a busy machine)"),
+          no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
+          set_: Optional[List[str]] = SetOpt):
+    """Train the spec on a dataset with Lightning: checkpoints, early stopping, metrics, curves."""
+    settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                    early_stop=early_stop, monitor=monitor, grad_clip=grad_clip, precision=precision,
+                    accelerator=accelerator, num_nodes=num_nodes, strategy=strategy,
+                    init_from=str(init_from) if init_from else None, freeze=freeze or None, augment=augment or None,
+                    out=str(out_dir) if out_dir else None, resume=True if resume else None, seed=seed, workers=workers,
+                    threads=threads,
+                    progress=False if no_progress else None,
+                    devices=(int(devices) if devices and devices.isdigit() else devices))
+    params = _overrides(set_)
+
+    def go():
+        from .train import train as run
+
+        return run(str(spec), data, config=str(config) if config else None, params=params, **settings)
+
+    _run(go)
+
+
+@app.command()
+def export(spec: Path = typer.Argument(..., help="the spec file"),
+           onnx: Optional[Path] = typer.Option(None, "--onnx", help="write ONNX here (run in onnxruntime & co.)"),
+           torchscript: Optional[Path] = typer.Option(None, "--torchscript", help="write TorchScript here (torch.jit.load)"),
+           exported: Optional[Path] = typer.Option(None, "--exported", help="write a torch.export program here (.pt2)"),
+           python: Optional[Path] = typer.Option(None, "--python", help="write a standalone nn.Module source file here"),
+           optimize: Optional[str] = typer.Option(None, "--optimize", help="inference: run the graph passes first"),
+           dim: Optional[List[str]] = typer.Option(None, "--dim", help="size of a symbolic dim in the example inputs: NAME=INT"),
+           set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt):
+    """Export the spec's model (eval mode) to ONNX, TorchScript, a .pt2 program and/or Python source."""
+    if not any((onnx, torchscript, exported, python)):
+        raise typer.BadParameter("give at least one of --onnx, --torchscript, --exported, --python")
+    if optimize is not None and optimize != "inference":
+        raise typer.BadParameter(f"expected inference, found {optimize!r}", param_hint="--optimize")
+    dims = {}
+    for item in dim or []:
+        key, _, raw = item.partition("=")
+        if not key.strip().isidentifier() or not raw.strip().isdigit() or int(raw) < 1:
+            raise typer.BadParameter(f"expected NAME=POSITIVE_INTEGER, found {item!r}", param_hint="--dim")
+        dims[key.strip()] = int(raw)
+    graph = _run(lambda: _check(spec, set_, limit))
+    _print_warnings(graph)
+
+    def go():
+        from .export import export as run_export
+
+        return run_export(graph, onnx=onnx, torchscript=torchscript, exported=exported, python=python,
+                          optimize=optimize, dims=dims, source=str(spec))
+
+    for fmt, path in _run(go).items():
+        out.print(f"wrote {path} ({fmt})", markup=False)
 
 
 def main() -> None:

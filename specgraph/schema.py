@@ -20,6 +20,7 @@ from .expand import DTYPES, NAME_RE
 from .ops.base import Op
 from .ops.registry import all_ops
 from .spec import FORMAT_VERSION, TYPE_NAMES
+from .train.config import train_schema
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 EXPR = {"$ref": "#/definitions/expression"}
@@ -232,7 +233,8 @@ def language_schema(ops: Mapping[str, Op] | None = None) -> dict[str, Any]:
             "outputs": _names_out("What the model returns: a node, a list, or a mapping of names to nodes or "
                                   "`{from, train_only, when}` (default: the last node).",
                                   {"anyOf": [{"type": "string"}, output]}),
-            "train": _doc("Training settings (`specgraph train`); not checked here yet.", type=["object", "null"]),
+            "train": _doc("Training settings (`specgraph train`, docs/training.md); the command line overrides them.",
+                          **{k: v for k, v in train_schema().items() if k != "description"}),
         },
         "definitions": {**definitions, "block": _block()},
     }

@@ -27,32 +27,43 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: Optional[str] = None  # a registered dataset name, `name:ARG` for a loader taking a path
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    momentum: float = Field(0.9, ge=0)  # sgd only
-    weight_decay: float = Field(0.0, ge=0)
-    early_stop: Optional[int] = Field(None, ge=1)  # patience: validation checks without improvement
-    monitor: str = "val_loss"  # what early stopping and the best checkpoint watch
-    grad_clip: Optional[float] = Field(None, gt=0)  # max gradient norm
-    precision: Precision = "32"
-    accelerator: Literal["cpu", "gpu", "auto"] = "auto"
-    devices: Union[int, Literal["auto"]] = 1
-    num_nodes: int = Field(1, ge=1)
-    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
-    init_from: Optional[str] = None  # a checkpoint or a plain state_dict file
-    freeze: list[str] = Field(default_factory=list)  # fnmatch globs over parameter and module names
-    augment: list[Union[str, dict[str, Any]]] = Field(default_factory=list)  # see augment.py
-    aux_weight: float = Field(0.3, ge=0)  # weight of each training-only auxiliary output
-    out: Optional[str] = None  # the run folder (default: runs/<spec name>)
-    resume: bool = False  # continue from <out>/checkpoints/last.ckpt
-    seed: int = 0
-    workers: int = Field(0, ge=0)  # DataLoader worker processes
-    limit_train_batches: Optional[Union[int, float]] = None  # Lightning's: batches (int) or a fraction
-    limit_val_batches: Optional[Union[int, float]] = None
-    progress: bool = True  # the rich progress bar
+    data: Optional[str] = Field(None, description="Dataset: fashion-mnist, digits, imagefolder:PATH, ... "
+                                                  "(`name:ARG` passes a path or option to the loader).")
+    epochs: int = Field(10, ge=1, description="Epochs at most.")
+    batch_size: int = Field(64, ge=1, description="Examples per batch (per device).")
+    lr: float = Field(1e-3, gt=0, description="Learning rate.")
+    optimizer: Literal["sgd", "adam", "adamw"] = Field("adam", description="sgd (with momentum), adam or adamw.")
+    momentum: float = Field(0.9, ge=0, description="SGD's momentum.")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw).")
+    early_stop: Optional[int] = Field(None, ge=1, description="Patience: stop after this many validation checks "
+                                                              "without improvement of `monitor`; the best weights are kept.")
+    monitor: str = Field("val_loss", description="The metric early stopping and the best checkpoint watch "
+                                                 "(val_loss, val_acc, val_dice, ...; scores are maximised).")
+    grad_clip: Optional[float] = Field(None, gt=0, description="Clip the gradients' global norm to this.")
+    precision: Precision = Field("32", description="32, bf16-mixed or 16-mixed.")
+    accelerator: Literal["cpu", "gpu", "auto"] = Field("auto", description="cpu, gpu or auto.")
+    devices: Union[int, Literal["auto"]] = Field(1, description="Devices (processes) per node, or auto.")
+    num_nodes: int = Field(1, ge=1, description="Machines (with torchrun or SLURM).")
+    strategy: Literal["auto", "ddp", "fsdp"] = Field("auto", description="auto, ddp or fsdp (GPUs only).")
+    init_from: Optional[str] = Field(None, description="A checkpoint or state_dict file: tensors whose name and shape "
+                                                       "match are loaded, the rest is reported.")
+    freeze: list[str] = Field(default_factory=list, description="Globs over parameter and module names "
+                                                                "(`layer1.*`): no gradient, batch norm kept in eval mode.")
+    augment: list[Union[str, dict[str, Any]]] = Field(
+        default_factory=list, description="Training-split augmentation: flip, vflip, crop[:PAD], rotation[:DEG], "
+                                          "brightness[:F], contrast[:F] (or {name: value}).")
+    aux_weight: float = Field(0.3, ge=0, description="Weight of each training-only auxiliary output in the loss.")
+    out: Optional[str] = Field(None, description="The run folder (default runs/<spec name>).")
+    resume: bool = Field(False, description="Continue from the run folder's checkpoints/last.ckpt.")
+    seed: int = Field(0, description="Seed of the initial weights, the shuffles, the splits and dropout.")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the training process).")
+    threads: Optional[int] = Field(None, ge=1, description="torch's CPU threads during the run (default: torch's "
+                                                           "choice; 1 is often fastest on a small, busy machine).")
+    limit_train_batches: Optional[Union[int, float]] = Field(
+        None, description="Batches per training epoch: a count, or a fraction of the split.")
+    limit_val_batches: Optional[Union[int, float]] = Field(
+        None, description="Batches per validation check: a count, or a fraction of the split.")
+    progress: bool = Field(True, description="Show the progress bar.")
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -135,6 +146,24 @@ def resolve_config(spec_train: Optional[dict] = None, spec_source: Optional[Sour
     for layer in layers:
         merged.update(layer)
     return TrainConfig.model_validate(merged)
+
+
+def train_schema() -> dict:
+    """The JSON Schema (draft-07) of a ``train:`` section, for docs/specgraph.schema.json."""
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items() if k != "title"}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    raw = TrainConfig.model_json_schema()
+    props = clean(raw["properties"])
+    props["precision"] = {"description": props["precision"]["description"],
+                          "anyOf": [{"enum": list(Precision.__args__)}, {"const": 32}]}
+    return {"description": "Training settings (`specgraph train`, docs/training.md); the command line overrides them.",
+            "type": ["object", "null"], "additionalProperties": False, "properties": props}
 
 
 def config_yaml(config: TrainConfig, extra: Optional[dict] = None) -> str:

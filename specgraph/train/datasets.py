@@ -101,8 +101,8 @@ _REGISTRY: dict[str, DatasetEntry] = {}
 
 # Modules whose import registers datasets; a module that is absent (not written yet, or an
 # optional dependency missing) is skipped, and its names are simply unknown.
-BUILTIN_MODULES = ("specgraph.train.images", "specgraph.data.series", "specgraph.data.nuclei",
-                   "specgraph.data.text")
+BUILTIN_MODULES = ("specgraph.train.images", "specgraph.data.series", "specgraph.data.corpus",
+                   "specgraph.data.nuclei")
 _BROKEN: dict[str, str] = {}  # module -> why its import failed (shown with an unknown name)
 
 
@@ -157,7 +157,7 @@ def load_dataset(text: str, inputs: dict[str, TensorType] | None = None, seed: i
         details = (f"datasets: {listed}",) + tuple(f"not loaded: {m} ({why})" for m, why in _BROKEN.items())
         raise SpecError(Diagnostic("E701", f"unknown dataset '{name}'", details=details,
                                    hint=did_you_mean(name, known)
-                                   or "a folder of class subfolders is `imagefolder:PATH`; see `specgraph datasets`"))
+                                   or "a folder with one subfolder of images per class is `imagefolder:PATH`"))
     try:
         bundle = entry.loader(DataRequest(name, arg, dict(inputs or {}), seed))
     except DataError as e:

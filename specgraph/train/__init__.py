@@ -1,0 +1,35 @@
+"""Training: ``specgraph train SPEC --data NAME`` and ``specgraph.train(spec, data, ...)``.
+
+One module per concern: ``config`` (the settings and their precedence), ``datasets`` (the
+registry: ``register_dataset``), ``images`` (fashion-mnist, digits, imagefolder), ``tasks``
+(losses and metrics), ``fit`` (does the spec fit the data), ``augment`` (transforms.v2),
+``transfer`` (``--init-from``, ``--freeze``), ``module`` (the LightningModule), ``curves``
+(metrics.csv and curves.png) and ``runner`` (the Trainer and the run folder).
+
+Importing this package imports neither torch nor Lightning; a run imports them when it starts.
+"""
+
+from .config import TrainConfig, resolve_config
+from .datasets import DataBundle, DataError, DataRequest, datasets, load_dataset, register_dataset
+
+_LAZY = {"TASKS": "tasks", "Task": "tasks", "make_task": "tasks", "negative_sampling_loss": "tasks",
+         "TrainResult": "runner"}
+
+
+def train(spec, data=None, **kwargs):
+    """Train a spec on a dataset; see :func:`specgraph.train.runner.train`."""
+    from .runner import train as run
+
+    return run(spec, data, **kwargs)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["train", "TrainConfig", "resolve_config", "DataBundle", "DataError", "DataRequest", "datasets",
+           "load_dataset", "register_dataset", "TASKS", "Task", "make_task", "negative_sampling_loss", "TrainResult"]

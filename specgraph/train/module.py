@@ -1,0 +1,196 @@
+"""The LightningModule around a built spec: which output is trained, the loss, the metrics.
+
+Which outputs count (:class:`OutputPlan`, read from the graph):
+
+* the *prediction* is the first output that is not training-only;
+* a training-only output that feeds the prediction through a softmax (skipgram's ``logits``
+  under ``probs``) is what the loss reads in training; in evaluation the loss reads the
+  log of the probabilities, which gives the same cross-entropy;
+* the other training-only outputs shaped like the prediction are auxiliary heads (GoogLeNet's
+  aux1/aux2, FCN's aux): each adds ``aux_weight`` (0.3, as in the GoogLeNet paper) times its
+  own loss to the training loss. Validation and test use the prediction alone.
+
+Metrics are logged as ``{train,val,test}_{loss,<task metrics>}`` once per epoch, exact over
+the split and across processes (see tasks.py); ``loss`` is the per-step training loss shown
+by the progress bar.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Optional
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from ..graph import Graph
+from .config import TrainConfig
+from .tasks import Sums, Task
+from .transfer import Frozen, keep_frozen_in_eval
+
+
+@dataclass
+class OutputPlan:
+    """Positions, in the model's train-mode and eval-mode result tuples, of what the loss reads."""
+
+    main_train: int
+    main_eval: int
+    logits_train: Optional[int] = None  # training-only logits under a softmax prediction
+    aux_train: list[int] = field(default_factory=list)
+    eval_kind: str = "scores"  # "scores" (logits, or anything else) | "probs" | "log_probs"
+    unread: list[int] = field(default_factory=list)  # outputs the training loss does not read
+
+    @property
+    def read_in_training(self) -> set[int]:
+        return {self.main_train if self.logits_train is None else self.logits_train, *self.aux_train}
+
+
+def plan_outputs(graph: Graph) -> OutputPlan:
+    outs = graph.outputs
+    eval_outs = [o for o in outs if not o.train_only]
+    main = eval_outs[0] if eval_outs else outs[0]
+    producer = graph.node(main.value.node) if main.value.node in graph else None
+    kind = {"softmax": "probs", "log_softmax": "log_probs"}.get(producer.op if producer else "", "scores")
+    plan = OutputPlan(outs.index(main), eval_outs.index(main) if main in eval_outs else 0, eval_kind=kind)
+    for i, o in enumerate(outs):
+        if not o.train_only or o is main:
+            continue
+        if kind != "scores" and producer is not None and producer.inputs and producer.inputs[0] == o.value:
+            plan.logits_train = i
+        elif o.value.type.shape == main.value.type.shape:
+            plan.aux_train.append(i)
+    plan.unread = [i for i in range(len(outs)) if i not in plan.read_in_training and i != plan.main_train]
+    return plan
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A shuffle that depends only on (seed, epoch), so a resumed run sees the same batches."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this before each epoch
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class SpecModule(L.LightningModule):
+    """Trains ``model`` (the built spec, kept as ``.model``) on ``task``."""
+
+    def __init__(self, model: nn.Module, task: Task, plan: OutputPlan, config: TrainConfig,
+                 frozen: Optional[Frozen] = None):
+        super().__init__()
+        self.model, self.task, self.plan, self.config = model, task, plan, config
+        self.frozen = frozen or Frozen()
+        self._sums: dict[str, Sums] = {}
+
+    def forward(self, *inputs):
+        return self.model(*inputs)
+
+    # ---- the loss -------------------------------------------------------------------------
+    def _predictions(self, raw) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        outs = raw if isinstance(raw, tuple) else (raw,)
+        if self.model.training:
+            p = self.plan
+            pred = outs[p.logits_train if p.logits_train is not None else p.main_train]
+            if p.logits_train is None:
+                pred = self._scores(pred)
+            return pred, [outs[i] for i in p.aux_train]
+        return self._scores(outs[self.plan.main_eval]), []
+
+    def _scores(self, pred: torch.Tensor) -> torch.Tensor:
+        if self.plan.eval_kind == "probs":  # log_softmax(log p) = log p: cross-entropy stays exact
+            return torch.log(pred.float().clamp(min=1e-12))
+        return pred
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        raw = self.model(*(x if isinstance(x, (tuple, list)) else (x,)))
+        pred, aux = self._predictions(raw)
+        loss = self.task.loss(pred, y)
+        total = loss
+        for a in aux:
+            total = total + self.config.aux_weight * self.task.loss(a, y)
+        sums = self.task.sums(pred.detach(), y, loss.detach())
+        acc = self._sums.setdefault(stage, {})
+        for k, v in sums.items():
+            acc[k] = acc[k] + v if k in acc else v
+        return total
+
+    def training_step(self, batch, batch_idx):
+        loss = self._step(batch, "train")
+        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=_batch_len(batch))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    # ---- metrics: summed over the epoch and across processes ------------------------------
+    def _finish(self, stage: str) -> None:
+        sums = self._sums.pop(stage, None)
+        if not sums:
+            return
+        reduced = {k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in sums.items()}
+        metrics = self.task.finish(reduced)
+        for k, v in metrics.items():
+            self.log(f"{stage}_{k}", v, prog_bar=stage == "val", on_epoch=True, sync_dist=False, rank_zero_only=False)
+
+    def on_train_start(self):
+        keep_frozen_in_eval(self.model, self.frozen)  # Lightning keeps the modes it finds: set them once
+
+    def on_train_epoch_start(self):
+        self._sums.pop("train", None)
+        keep_frozen_in_eval(self.model, self.frozen)
+        seed = self.config.seed * 100_003 + self.current_epoch * 1_009 + self.global_rank
+        torch.manual_seed(seed)  # dropout and augmentation: a function of (seed, epoch), for --resume
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+
+    def on_train_epoch_end(self):
+        self._finish("train")
+
+    def on_validation_epoch_start(self):
+        self._sums.pop("val", None)
+
+    def on_validation_epoch_end(self):
+        if not self.trainer.sanity_checking:
+            self._finish("val")
+        self._sums.pop("val", None)
+
+    def on_test_epoch_start(self):
+        self._sums.pop("test", None)
+
+    def on_test_epoch_end(self):
+        self._finish("test")
+
+    # ---- optimiser and frozen modules -----------------------------------------------------
+    def configure_optimizers(self):
+        c = self.config
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
+        return cls(params, lr=c.lr, weight_decay=c.weight_decay)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            keep_frozen_in_eval(self.model, self.frozen)
+        return self
+
+
+def _batch_len(batch) -> int:
+    y = batch[1]
+    return int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() > 0 else 1
