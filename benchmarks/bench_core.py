@@ -29,10 +29,11 @@ BATCH = 8
 FORWARD_TARGET = 1.02
 CHECK_TARGET_S = 0.050
 # Seconds each interleaved comparison may take before it stops adding rounds beyond the minimum
-# (warmup included), per model: (eval forward, train forward+backward).  On an idle 2-core
+# (warmup included), per model and phase.  On an idle 2-core
 # machine the whole of `make bench` then stays within about 4 minutes; on a busy one the
 # minimum repeats take as long as they take.
-MODEL_BUDGETS_S = [(35.0, 70.0), (20.0, 40.0)]  # resnet50, googlenet
+# (eval fresh, train, eval after training) per model, in _models() order.
+MODEL_BUDGETS_S = [(20.0, 45.0, 20.0), (10.0, 25.0, 10.0)]  # resnet50, googlenet
 
 RESNET50 = ROOT / "specs" / "resnet50.yaml"
 GOOGLENET = ROOT / "specs" / "googlenet.yaml"
@@ -58,67 +59,92 @@ def _model_pair(spec_path: Path, make_reference):
     return built, reference
 
 
-def bench_models(cfg: Config) -> Section:
+PHASES = [
+    ("eval_fresh", "eval forward, fresh process"),
+    ("train", "train forward+backward"),
+    ("eval_trained", "eval forward, after training"),
+]
+
+
+def _measure_model(index: int, cfg: Config) -> dict:
+    """Runs in a fresh child process: the three phases of one model, as JSON-able samples."""
     import torch
 
     torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    name, spec_path, make_reference = _models()[index]
+    budgets = MODEL_BUDGETS_S[index]
+    cfg.progress(f"{name}: building both models (child process)")
+    built, reference = _model_pair(spec_path, make_reference)
+    x = torch.randn(BATCH, 3, 224, 224)
+    models = {"built": built, "torchvision": reference}
+
+    # Sanity: in eval mode the two must compute the same function.
+    with torch.no_grad():
+        built.eval()
+        reference.eval()
+        max_diff = (built(x) - reference(x)).abs().max().item()
+
+    def forward(m):
+        def f():
+            with torch.no_grad():
+                m(x)
+        return f
+
+    def train_step(m):
+        def f():
+            m(x).sum().backward()
+        return f
+
     repeats = cfg.repeats(7, minimum=7, quick=1)
     max_repeats = cfg.repeats(25, minimum=7, quick=1)
-    warmup = 1
-    rows = []
-    verdicts = []
-    for (name, spec_path, make_reference), (eval_budget, train_budget) in zip(_models(), MODEL_BUDGETS_S):
-        cfg.progress(f"{name}: building both models")
-        torch.manual_seed(0)
-        built, reference = _model_pair(spec_path, make_reference)
-        x = torch.randn(BATCH, 3, 224, 224)
-        models = {"built": built, "torchvision": reference}
-
-        # Sanity: in eval mode the two must compute the same function.
-        with torch.no_grad():
-            built.eval()
-            reference.eval()
-            max_diff = (built(x) - reference(x)).abs().max().item()
-
-        # --- eval: forward under no_grad ---
-        def forward(m):
-            def f():
-                with torch.no_grad():
-                    m(x)
-            return f
-
+    out = {"max_diff": max_diff, "phases": {}}
+    for (phase, label), budget in zip(PHASES, budgets):
+        train = phase == "train"
         for m in models.values():
-            m.eval()
-        fwd = interleaved({k: forward(m) for k, m in models.items()}, repeats=repeats, warmup=warmup,
-                          max_repeats=max_repeats, budget_s=cfg.budget(eval_budget),
-                          progress=cfg.progress, label=f"{name} eval forward")
+            m.train(train)
+        s = interleaved({k: (train_step if train else forward)(m) for k, m in models.items()},
+                        repeats=repeats, max_repeats=max_repeats, budget_s=cfg.budget(budget), warmup=1,
+                        before_each=lambda k: models[k].zero_grad(set_to_none=True),
+                        progress=cfg.progress, label=f"{name} {label}")
+        out["phases"][phase] = {k: v.to_dict() for k, v in s.items()}
+    return out
 
-        # --- train: forward + backward of sum(output); grads cleared (untimed) before each ---
-        def train_step(m):
-            def f():
-                out = m(x)
-                out.sum().backward()
-            return f
 
-        for m in models.values():
-            m.train()
-        trn = interleaved({k: train_step(m) for k, m in models.items()}, repeats=repeats, warmup=warmup,
-                          max_repeats=max_repeats, budget_s=cfg.budget(train_budget),
-                          before_each=lambda k: models[k].zero_grad(set_to_none=True),
-                          progress=cfg.progress, label=f"{name} train fwd+bwd")
+def _model_in_child(index: int, cfg: Config) -> dict:
+    """_measure_model in a fresh Python process (so every model starts from the same process state)."""
+    import json
+    import subprocess
+    import tempfile
 
-        for mode, s in (("eval forward", fwd), ("train forward+backward", trn)):
-            r = ratio(s["built"], s["torchvision"])
-            q1, _, q3 = quartiles(paired_ratios(s["built"], s["torchvision"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "samples.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child-model", str(index), "--json", str(out),
+               "--t0", repr(cfg.started), "--scale", repr(cfg.scale)] + (["--quick"] if cfg.quick else [])
+        subprocess.run(cmd, check=True)
+        return json.loads(out.read_text())
+
+
+def bench_models(cfg: Config) -> list[Section]:
+    from timing import Samples
+
+    rows, acct, verdicts = [], [], []
+    for index, (name, _, _) in enumerate(_models()):
+        res = _model_in_child(index, cfg)
+        for phase, label in PHASES:
+            s = {k: Samples.from_dict(v) for k, v in res["phases"][phase].items()}
+            b, t = s["built"], s["torchvision"]
+            r = ratio(b, t)
+            q1, _, q3 = quartiles(paired_ratios(b, t))
             met = r <= FORWARD_TARGET
-            verdicts.append((name, mode, r, met))
-            rmin = s["built"].min / s["torchvision"].min
-            rcpu = cpu_ratio(s["built"], s["torchvision"])
-            rows.append([name, mode, fmt_time(s["built"].median), fmt_time(s["torchvision"].median),
-                         f"**{r:.3f}**", f"{q1:.3f} – {q3:.3f}", f"{rmin:.3f}", f"{rcpu:.3f}", s["built"].n,
+            verdicts.append((name, label, r, met, cpu_ratio(b, t), q3 - q1))
+            rows.append([name, label, fmt_time(b.median), fmt_time(t.median), f"**{r:.3f}**",
+                         f"{q1:.3f} – {q3:.3f}", f"{b.min / t.min:.3f}", f"{cpu_ratio(b, t):.3f}", b.n,
                          f"≤ {FORWARD_TARGET} " + ("met" if met else "**missed**")])
-        rows.append([name, "eval max abs diff", f"{max_diff:.1e}", "", "", "", "", "", "", ""])
-        del built, reference, models
+            acct.append([name, label, f"{b.cpu_median * 1e3:.0f}", f"{t.cpu_median * 1e3:.0f}",
+                         f"{b.sys_median * 1e3:.0f}", f"{t.sys_median * 1e3:.0f}",
+                         f"{b.faults_median:,.0f}", f"{t.faults_median:,.0f}"])
+        rows.append([name, "eval max abs diff", f"{res['max_diff']:.1e}", "", "", "", "", "", "", ""])
 
     table = markdown_table(
         ["model", "what", "built (median)", "torchvision (median)", "ratio built/tv", "per-round ratio q1 – q3",
@@ -131,172 +157,108 @@ def bench_models(cfg: Config) -> Section:
         f"gets torchvision's state_dict loaded strictly, so both compute the same function (the "
         f"\"eval max abs diff\" row checks it). googlenet's reference is "
         f"`torchvision.models.googlenet(aux_logits=False, init_weights=False)`.",
+        "Each model is measured in a fresh Python process, in three phases: **eval forward, fresh process** "
+        "(`model.eval()`, `with torch.no_grad(): model(x)`, before any training step: an inference-only "
+        "process), **train forward+backward** (`model.train()`, `model(x).sum().backward()`, grads set to "
+        "None, untimed, before each call; batch norm updates its running stats and dropout is active in both), "
+        "then **eval forward, after training** (the same eval forward again, in the same process). The two "
+        "eval rows differ in the state of the C allocator, not in the computation: see the findings below.",
         f"**ratio built/tv** = median time of the built module ÷ median time of torchvision's module, "
-        f"both timed in the same run in interleaved rounds (A, B, then B, A, …; {warmup} untimed warmup round, "
-        f"then at least {repeats} timed rounds, more (up to {max_repeats}) while the comparison is within its "
-        f"time budget — the repeats column gives the count; a full `gc.collect()` before every call, untimed). "
-        f"1.000 means equally fast; above 1 the built module is slower. "
-        f"**per-round ratio q1 – q3** is the spread of the ratio taken within each round "
-        f"(built_i / tv_i): a wide spread means the machine was noisy and the median ratio is "
-        f"uncertain by about that much. **ratio of minima** = fastest built ÷ fastest torchvision run, "
-        f"the least load-disturbed pair; **CPU-time ratio** = ratio of the median CPU time this process "
-        f"used per call (`time.process_time`, both threads), which other processes on the machine "
-        f"inflate much less than wall time. Both are second opinions for when the machine is busy; the "
-        f"target applies to the median wall-time ratio.",
-        "**eval forward**: `model.eval()`, `with torch.no_grad(): model(x)`. "
-        "**train forward+backward**: `model.train()`, `model(x).sum().backward()`, grads set to None "
-        "(untimed) before each call; batch norm updates its running stats and dropout is active in both.",
+        f"both timed in the same interleaved rounds (A, B, then B, A, …; 1 untimed warmup round, then at "
+        f"least 7 timed rounds, more — up to 25 — while the phase is within its time budget; the repeats "
+        f"column gives the count; a full `gc.collect()` before every call, untimed). 1.000 means equally "
+        f"fast; above 1 the built module is slower. **per-round ratio q1 – q3** is the spread of the ratio "
+        f"taken within each round (built_i / tv_i): a wide spread means the machine was noisy and the median "
+        f"ratio is uncertain by about that much. **ratio of minima** = fastest built ÷ fastest torchvision run, "
+        f"the least load-disturbed pair. **CPU-time ratio** = ratio of the median CPU time the process used "
+        f"per call (`time.process_time`, both threads), which other processes on the machine inflate much "
+        f"less than wall time. The last two are second opinions for when the machine is busy; the target "
+        f"applies to the median wall-time ratio.",
         _model_verdict(verdicts),
         FINDINGS,
     ]
-    return Section("Built models vs torchvision (CPU)", table, notes)
+    acct_table = markdown_table(
+        ["model", "what", "built CPU ms", "tv CPU ms", "built system ms", "tv system ms", "built minor faults",
+         "tv minor faults"], acct, align="llrrrrrr")
+    acct_notes = [
+        "Medians per call over the same rounds as the table above: CPU time of the process (user + system, "
+        "both threads), its system (kernel) part from `getrusage`, and the minor page faults taken during "
+        "the call. With 2 threads the CPU time also counts OpenMP threads spinning while they wait for "
+        "each other, which grows when the machine is busy.",
+        "How to read it: specgraph's fx graph calls out-of-place `torch.relu` and `a + b`, torchvision calls "
+        "`ReLU(inplace=True)` and `out += identity`, so the built module allocates a fresh activation-sized "
+        "buffer per relu/add (up to 8×256×56×56 floats = 25.7 MB). While glibc's malloc still hands freed "
+        "buffers this large back to the kernel, every new one is faulted in and zeroed page by page: extra "
+        "**system** time and page faults for the built module, in the fresh-process eval rows. Once the "
+        "process has allocated more than that (one training step is enough), glibc's adaptive thresholds "
+        "keep the memory, the faults vanish for both, and so does the gap.",
+    ]
+    return [Section("Built models vs torchvision (CPU)", table, notes),
+            Section("Where the time goes: CPU time and page faults per call", acct_table, acct_notes)]
 
 
 def _model_verdict(verdicts) -> str:
-    missed = [(n, m, r) for n, m, r, ok in verdicts if not ok]
+    import statistics
+
+    widths = [w for *_, w in verdicts]
+    spread = statistics.median(widths)
+    noisy = spread > 2 * (FORWARD_TARGET - 1)
+    noise = (f" **This run cannot resolve a {100 * (FORWARD_TARGET - 1):.0f} % target either way**: the median "
+             f"width of the per-round ratio's q1 – q3 was {100 * spread:.0f} % (rows from "
+             f"{100 * min(widths):.0f} % to {100 * max(widths):.0f} %), i.e. the machine's load moved single "
+             f"runs far more than the effect being measured; rerun on a quiet machine, or trust the findings "
+             f"below, which were measured in CPU time." if noisy else "")
+    missed = [(n, m, r, c) for n, m, r, ok, c, _ in verdicts if not ok]
     if not missed:
-        return (f"**Target ≤ {FORWARD_TARGET}: met** for every model and mode in this run. The findings below "
-                f"still apply: on a quieter machine resnet50's eval forward is expected a few percent slower "
-                f"than torchvision's, from out-of-place relu/add.")
-    listed = ", ".join(f"{n} {m} ({r:.3f})" for n, m, r in missed)
-    return (f"**Target ≤ {FORWARD_TARGET}: missed** for {listed}. Part of any miss is noise: read it together "
-            f"with the per-round spread and the CPU-time ratio (where q1 – q3 straddles {FORWARD_TARGET} the "
-            f"median can land on either side of the target from load alone; on a 2-core machine shared with "
-            f"other processes a single disturbed round moves a 7-sample median by several percent). "
-            f"Part is real for resnet50's eval forward: see the findings below.")
+        return f"**Target ≤ {FORWARD_TARGET}: met** for every model and phase in this run." + noise
+    listed = ", ".join(f"{n} {m} ({r:.3f}, CPU-time ratio {c:.3f})" for n, m, r, c in missed)
+    return (f"**Target ≤ {FORWARD_TARGET}: missed** for {listed}." + noise +
+            f" Read each miss with its per-round spread and CPU-time ratio: where q1 – q3 straddles "
+            f"{FORWARD_TARGET} the miss may be load noise alone (on a 2-core machine shared with other "
+            f"processes one disturbed round moves a 7-sample median by several percent). A real gap is "
+            f"expected only in the fresh-process eval rows, from out-of-place relu/add: see the findings below.")
 
 
-FINDINGS = """**Findings (resnet50; measured with `benchmarks/investigate_forward.py`, not by `make bench`).**
-On the machine above (load average about 5 on 2 cores while these were taken) wall times scattered by ±50 %,
-so the investigation used 1 torch thread and compared CPU time (`time.process_time`), user/system time and
-page faults per call, interleaving four variants with identical weights:
-`tv` (torchvision eager), `tv_fx` (torchvision through `torch.fx.symbolic_trace`), `built` (specgraph) and
-`built_inpl` (the built module with its fx graph rewritten to `torch.relu_` and `+=`).
+FINDINGS = """**Findings (measured with `benchmarks/investigate_forward.py`, not by `make bench`).**
+Wall times on this shared machine scattered by ±50 % while these were taken (load average 5–9 on 2
+cores), so the investigation ran resnet50 with 1 torch thread and compared CPU time, user/system time and
+page faults per call, interleaving four variants with identical weights: `tv` (torchvision eager),
+`tv_fx` (torchvision through `torch.fx.symbolic_trace`), `built` (specgraph) and `built_inpl` (the built
+module with its fx graph rewritten to `torch.relu_` and `+=`).
 
-| eval forward, 1 thread | CPU-time ratio to tv | user ms | system ms | minor faults |
+| resnet50 eval forward, 1 thread | CPU-time ratio to tv | user ms | system ms | minor faults |
 | :--- | ---: | ---: | ---: | ---: |
 | tv | 1.000 | 810 | 70 | 46,944 |
 | tv_fx | 0.986 – 1.043 | 800 | 130 | 59,048 |
 | built | 1.081 – 1.123 | 830 | 160 | 78,240 |
 | built_inpl | 0.975 – 1.013 | 810 | 70 | 41,792 |
+| built, after one training step (`--warm-allocator`) | 0.978 – 1.015 | 830 (tv 840) | 0 | 0 |
 
-(ratio ranges: two runs of 9 and 5 rounds; user/system/faults: median of 3 calls.)
+(fresh process unless said otherwise; ratio ranges over two runs of 9 and 5 rounds, the last row over two
+runs of 5 and 2 rounds; user/system/faults: median of 3 calls.)
 
 1. **The fx GraphModule costs nothing measurable**: torchvision's own model traced into fx runs in the same
-   user time as eager, and per-node Python dispatch (about 175 nodes) is microseconds against ~1 s of kernels.
-2. **The gap is out-of-place relu and residual add.** torchvision uses `ReLU(inplace=True)` and
-   `out += identity`; specgraph emits `torch.relu(x)` and `a + b`, which allocate a fresh activation-sized
-   buffer each (up to 25.7 MB at batch 8). User time is equal; the built module spends about twice the
-   system time, in ~30 k extra minor page faults per forward: glibc's malloc returns freed buffers this
-   large to the kernel, so every new one is faulted in and zeroed again. Rewriting the built graph to
-   in-place ops (`built_inpl`) brings faults, system time and CPU time back to torchvision's; so does
-   keeping the memory in the allocator (`MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=100000000000`:
-   0 faults for every variant, CPU-time ratio of `built` 1.049, within the ±4 % that `tv_fx` — the very
-   same kernels — showed in that run).
-3. **Train mode is barely affected**: forward+backward CPU-time ratio `built` 1.018, `built_inpl` 1.002,
-   `tv_fx` 1.016 (3 rounds, 1 thread); backward dominates and autograd allocates in both.
-4. googlenet was not investigated separately; its torchvision `BasicConv2d` also ends in
-   `F.relu(x, inplace=True)`, so the same out-of-place penalty applies to specgraph's `conv_bn` block
-   (no residual adds there; its concats allocate in both).
+   user time as eager; per-node Python dispatch (about 175 nodes) is microseconds against ~1 s of kernels.
+2. **The gap is out-of-place relu and residual add, paid in page faults.** torchvision uses
+   `ReLU(inplace=True)` and `out += identity`; specgraph emits `torch.relu(x)` and `a + b`, each allocating
+   a fresh activation-sized buffer. User time is the same; the built module spends about twice the system
+   time, in ~30 k extra minor page faults per forward, because glibc's malloc returns freed buffers this
+   large to the kernel and every new one is faulted in and zeroed again. Rewriting the built graph to
+   in-place ops (`built_inpl`) brings faults, system time and CPU time back to torchvision's.
+3. **It depends on the allocator's state, not on the model.** After one training step in the same process
+   (or with `MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=100000000000`), glibc keeps freed
+   memory: 0 page faults for every variant and `built` runs at torchvision's CPU time. So the gap shows in
+   an inference-only process (the "fresh process" eval rows), not in training or after it.
+4. **Train mode is barely affected**: forward+backward CPU-time ratio `built` 1.018, `built_inpl` 1.002,
+   `tv_fx` 1.016 (3 rounds, 1 thread).
+5. googlenet was not investigated separately; its torchvision `BasicConv2d` also ends in
+   `F.relu(x, inplace=True)`, so the same applies to specgraph's `conv_bn` block (it has no residual adds;
+   its concats allocate in both).
 
 Reported to the lead rather than changed here (library files are out of this task's scope). Possible fix in
 the builder: emit in-place relu (`torch.relu_`) and in-place add when the input has no other consumer, is not
 a graph input, and its producer does not save its output for backward (conv, batch norm and add do not, which
-is why torchvision's choice is safe); this would cost some `model.code` readability."""
-
-
-_OTHER = "everything else (allocation, views, dispatch)"
-
-
-def _group(key: str) -> str:
-    """The op group of a profiler key (an aten op name)."""
-    if key in ("aten::relu", "aten::relu_", "aten::clamp_min", "aten::clamp_min_"):
-        return "relu (`clamp_min` / in-place `clamp_min_`)"
-    if key in ("aten::add", "aten::add_"):
-        return "residual add (`add` / in-place `add_`)"
-    if "conv" in key:
-        return "convolution"
-    if "batch_norm" in key:
-        return "batch norm"
-    if "pool" in key or key == "aten::mean":
-        return "pooling"
-    if key in ("aten::addmm", "aten::linear", "aten::t", "aten::matmul", "aten::flatten"):
-        return "linear (+ flatten)"
-    return _OTHER
-
-
-_GROUPS = ["convolution", "batch norm", "relu (`clamp_min` / in-place `clamp_min_`)",
-           "residual add (`add` / in-place `add_`)", "pooling", "linear (+ flatten)", _OTHER]
-
-
-def bench_breakdown(cfg: Config) -> Section:
-    """resnet50 eval forward, per model: user/system CPU time, minor page faults, profiler time per op group."""
-    import os
-    import resource
-    import statistics
-    from collections import defaultdict
-
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    torch.set_num_threads(THREADS)
-    torch.manual_seed(0)
-    built, reference = _model_pair(RESNET50, _models()[0][2])
-    models = {"built": built.eval(), "torchvision": reference.eval()}
-    x = torch.randn(BATCH, 3, 224, 224)
-    rounds = cfg.repeats(3, minimum=3, quick=1)
-    ms = {k: defaultdict(float) for k in models}
-    usage = {k: {"user": [], "sys": [], "faults": []} for k in models}
-    with torch.no_grad():
-        for m in models.values():
-            m(x)  # warmup
-        for r in range(rounds):
-            for k in (list(models) if r % 2 == 0 else list(models)[::-1]):
-                f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, os.times()
-                models[k](x)
-                f1, t1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, os.times()
-                usage[k]["user"].append((t1.user - t0.user) * 1e3)
-                usage[k]["sys"].append((t1.system - t0.system) * 1e3)
-                usage[k]["faults"].append(f1 - f0)
-                with profile(activities=[ProfilerActivity.CPU]) as prof:
-                    models[k](x)
-                for e in prof.key_averages():
-                    ms[k][_group(e.key)] += e.self_cpu_time_total / 1e3 / rounds
-            cfg.progress(f"resnet50 eval breakdown {r + 1}/{rounds}")
-    del built, reference, models
-
-    def med(k, what):
-        return statistics.median(usage[k][what])
-
-    rows = [["user CPU time, both threads (ms)", f"{med('built', 'user'):.0f}", f"{med('torchvision', 'user'):.0f}",
-             f"{med('built', 'user') - med('torchvision', 'user'):+.0f}"],
-            ["system CPU time (ms)", f"{med('built', 'sys'):.0f}", f"{med('torchvision', 'sys'):.0f}",
-             f"{med('built', 'sys') - med('torchvision', 'sys'):+.0f}"],
-            ["minor page faults", f"{med('built', 'faults'):.0f}", f"{med('torchvision', 'faults'):.0f}",
-             f"{med('built', 'faults') - med('torchvision', 'faults'):+.0f}"]]
-    for g in _GROUPS:
-        b, t = ms["built"][g], ms["torchvision"][g]
-        rows.append([f"profiler: {g} (ms)", f"{b:.1f}", f"{t:.1f}", f"{b - t:+.1f}"])
-    tb, tt = sum(ms["built"].values()), sum(ms["torchvision"].values())
-    rows.append(["profiler: **total** (ms)", f"{tb:.1f}", f"{tt:.1f}", f"{tb - tt:+.1f}"])
-    table = markdown_table(["per eval forward (median / mean of rounds)", "built", "torchvision", "built − tv"],
-                           rows, align="lrrr")
-    notes = [
-        f"resnet50, eval, `no_grad`, batch {BATCH}, {THREADS} threads, {rounds} interleaved rounds. Per round and "
-        f"model: one forward measured with `os.times()` (user and system CPU time of the process) and "
-        f"`getrusage` (minor page faults), medians shown; then one forward under `torch.profiler`, self CPU "
-        f"time per aten op summed by group, mean shown (profiler times are wall-clock per op, as noisy as the "
-        f"machine). Where the two models differ: specgraph's fx graph calls out-of-place `torch.relu` and "
-        f"`a + b`, torchvision calls `ReLU(inplace=True)` and `out += identity`; convolution, batch norm and "
-        f"pooling run the same kernels.",
-        "How to read it: each out-of-place relu/add allocates a fresh activation-sized buffer (up to "
-        "8×256×56×56 floats = 25.7 MB in layer1). glibc's malloc hands buffers this large back to the "
-        "kernel when they are freed, so the next one is faulted in page by page and zeroed by the kernel: "
-        "that is the extra **system** time and the extra page faults of the built module. User time (the "
-        "kernels, and Python) should match; with 2 threads it also counts OpenMP threads spinning while they "
-        "wait for each other, which grows when the machine is busy. See the findings in the section above.",
-    ]
-    return Section("Where the time goes: resnet50 eval forward", table, notes)
+is why torchvision's choice is safe); this costs a little `model.code` readability."""
 
 
 def bench_check(cfg: Config) -> Section:
@@ -379,11 +341,29 @@ def run(cfg: Config | None = None) -> list[Section]:
     check = bench_check(cfg)
     build = bench_build(cfg)
     models = bench_models(cfg)
-    breakdown = bench_breakdown(cfg)
-    return [models, breakdown, check, build]
+    return [*models, check, build]
+
+
+def _main(argv: list[str]) -> None:
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description="Run bench_core alone and print its sections.")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--t0", type=float)
+    ap.add_argument("--child-model", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--json", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    cfg = Config(quick=args.quick, scale=args.scale)
+    if args.t0 is not None:
+        cfg.started = args.t0
+    if args.child_model is not None:
+        args.json.write_text(json.dumps(_measure_model(args.child_model, cfg)))
+        return
+    for section in run(cfg):
+        print(section.markdown())
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv[1:]
-    for section in run(Config(quick=quick)):
-        print(section.markdown())
+    _main(sys.argv[1:])

@@ -11,7 +11,10 @@ or train forward+backward with ``--train``), CPU, batch 8, 2 threads:
 
 then per-call minor page faults and user/system CPU time, then (``--profile``) aggregates torch.profiler self CPU time per aten op for tv and built.
 
-    .venv/bin/python benchmarks/investigate_forward.py [--repeats 7] [--train] [--profile]
+    .venv/bin/python benchmarks/investigate_forward.py [--repeats 7] [--threads 1] [--train]
+        [--warm-allocator] [--profile]
+
+With ``--threads 1`` the CPU-time column is the cleanest measure on a busy machine.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ def main() -> None:
     ap.add_argument("--train", action="store_true")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warm-allocator", action="store_true",
+                    help="run one train step of every variant first (weights restored afterwards)")
     args = ap.parse_args()
 
     import torch
@@ -73,6 +78,18 @@ def main() -> None:
     models = {"tv": tv, "tv_fx": tv_fx, "built": built, "built_inpl": built_inpl}
     x = torch.randn(8, 3, 224, 224)
 
+    if args.warm_allocator:
+        # One forward+backward of each grows the process heap past glibc's adaptive mmap/trim
+        # thresholds, after which freed activation buffers stay in the heap (no page faults).
+        import copy
+
+        state = copy.deepcopy(tv.state_dict())
+        for m in models.values():
+            m.train()
+            m(x).sum().backward()
+            m.zero_grad(set_to_none=True)
+        for m in models.values():
+            m.load_state_dict(state)
     for m in models.values():
         m.train(args.train)
     if not args.train:

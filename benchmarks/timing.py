@@ -13,6 +13,7 @@ A benchmark module ``benchmarks/bench_<name>.py`` exposes ``run(cfg: Config) -> 
 from __future__ import annotations
 
 import gc
+import resource
 import statistics
 import sys
 import time
@@ -30,7 +31,7 @@ class Config:
 
     quick: bool = False
     scale: float = 1.0
-    started: float = field(default_factory=time.perf_counter)
+    started: float = field(default_factory=time.time)  # wall clock, shared with child processes
 
     def repeats(self, default: int, minimum: int = 1, quick: int | None = None) -> int:
         if self.quick:
@@ -43,7 +44,7 @@ class Config:
 
     def progress(self, message: str) -> None:
         """One line on stderr with the time elapsed since the run started."""
-        print(f"[{time.perf_counter() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
+        print(f"[{time.time() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -53,6 +54,13 @@ class Section:
     title: str
     table: str
     notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"title": self.title, "table": self.table, "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Section":
+        return cls(d["title"], d["table"], list(d.get("notes", [])))
 
     def markdown(self) -> str:
         parts = [f"## {self.title}", "", self.table.rstrip()]
@@ -67,12 +75,15 @@ class Samples:
 
     ``times`` are wall-clock (``time.perf_counter``), the measure that counts; ``cpu_times`` are
     this process's CPU time over the same calls (``time.process_time``, all threads), which
-    grows much less than wall time when other processes take the CPU away.
+    grows much less than wall time when other processes take the CPU away; ``sys_times`` the
+    kernel's share of it, and ``faults`` the minor page faults taken during each call.
     """
 
     name: str
     times: list[float]
     cpu_times: list[float] = field(default_factory=list)
+    sys_times: list[float] = field(default_factory=list)
+    faults: list[int] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -89,6 +100,22 @@ class Samples:
     @property
     def cpu_median(self) -> float:
         return statistics.median(self.cpu_times)
+
+    @property
+    def sys_median(self) -> float:
+        return statistics.median(self.sys_times)
+
+    @property
+    def faults_median(self) -> float:
+        return statistics.median(self.faults)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "times": self.times, "cpu_times": self.cpu_times,
+                "sys_times": self.sys_times, "faults": self.faults}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Samples":
+        return cls(d["name"], d["times"], d.get("cpu_times", []), d.get("sys_times", []), d.get("faults", []))
 
     @property
     def n(self) -> int:
@@ -122,6 +149,8 @@ def interleaved(
     names = list(candidates)
     times: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
+    sys_t: dict[str, list[float]] = {n: [] for n in names}
+    faults: dict[str, list[int]] = {n: [] for n in names}
     max_repeats = max(repeats, max_repeats or repeats)
     start = time.perf_counter()
     for r in range(warmup + max_repeats):
@@ -135,19 +164,23 @@ def interleaved(
                 before_each(name)
             gc.collect()
             fn = candidates[name]
+            ru0 = resource.getrusage(resource.RUSAGE_SELF)
             c0 = time.process_time()
             t0 = time.perf_counter()
             fn()
             dt = time.perf_counter() - t0
             dc = time.process_time() - c0
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
             if r >= warmup:
                 times[name].append(dt)
                 cpu[name].append(dc)
+                sys_t[name].append(ru1.ru_stime - ru0.ru_stime)
+                faults[name].append(ru1.ru_minflt - ru0.ru_minflt)
             round_times.append(f"{name} {fmt_time(dt)}")
         if progress is not None:
             kind = "warmup" if r < warmup else f"{r - warmup + 1}/{repeats}" + ("+" if max_repeats > repeats else "")
             progress(f"{label} {kind}: " + ", ".join(round_times))
-    return {n: Samples(n, times[n], cpu[n]) for n in names}
+    return {n: Samples(n, times[n], cpu[n], sys_t[n], faults[n]) for n in names}
 
 
 def ratio(a: Samples, b: Samples) -> float:

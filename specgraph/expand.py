@@ -15,6 +15,7 @@ flat module names of a hand-written model.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Mapping
@@ -30,7 +31,7 @@ from .expr import ExprError, ShapeView, evaluate, is_expression, referenced_name
 from .graph import Graph, Node, OutputInfo, Scope, Value
 from .hints import shape_error_hint
 from .loader import Source
-from .ops import ShapeError, get_op, op_names
+from .ops import Op, ShapeError, get_op, op_names
 from .spec import NODE_KEYS, BlockDef, NodeDef, OutputDef, ParamDecl, Spec, parse_param_decls, pydantic_diagnostics
 
 # Names may be numbers too ("0", quoted in YAML): hand-written models number parallel branches.
@@ -176,6 +177,7 @@ class _Expander:
         self.scopes: dict[str, Scope] = {}
         self.order = itertools.count()
         self.decl_cache: dict[int, dict[str, ParamDecl]] = {}
+        self.expanded = 0  # node definitions expanded, those a `when:` switches off included
 
     # ---- reporting -------------------------------------------------------------------
     def error(self, code: str, message: str, source: Source | None, ypath: tuple = (), *, key: bool = False,
@@ -261,6 +263,15 @@ class _Expander:
             except ValueError as e:
                 self.error("E204", f"input '{name}': {e}", src, ypath + (i,))
                 return None
+            if isinstance(out[-1], int) and out[-1] > self.limits.max_dim:  # ops check outputs, not inputs
+                self.error("E602", f"input '{name}': dim {out[-1]} exceeds the limit {self.limits.max_dim}", src,
+                           ypath + (i,), hint="raise it with --limit max_dim=N")
+                return None
+        numel = math.prod(d for d in out if isinstance(d, int))
+        if numel > self.limits.max_numel:
+            self.error("E602", f"input '{name}' has {numel} elements, over the limit {self.limits.max_numel}", src,
+                       ypath, hint="raise it with --limit max_numel=N")
+            return None
         return TensorType(tuple(out), dtype)
 
     def outputs(self, ctx: Ctx) -> list[OutputInfo]:
@@ -420,6 +431,14 @@ class _Expander:
         src = ctx.source
         extra = {"index": index} if index is not None else {}
         here = ctx.namer.peek(name)  # the node's path, for errors found before it is named
+        # Switched-off nodes add nothing to the graph but cost time: a repeated block of them
+        # must meet the node limit too.
+        self.expanded += 1
+        if self.expanded > self.limits.max_graph_nodes:
+            self.diags.add(Diagnostic("E601", f"expanding the spec visits more than {self.limits.max_graph_nodes} nodes "
+                                      "(those switched off by `when` included)", src.location(ypath, key=True),
+                                      path=here, hint="raise it with --limit max_graph_nodes=N"))
+            raise SpecError(self.diags.items)
         if nd.when is not None:
             keep = self.evaluate(nd.when, ctx.env(extra), src, ypath + ("when",), here)
             if not isinstance(keep, bool):
@@ -528,6 +547,18 @@ class _Expander:
             hint = e.hint or shape_error_hint(self.g, op.name, params, inputs, e)
             raise self.error(e.code, e.message, None, path=path, location=location, hint=hint, details=details)
         self.check_dims(out_types, path, location)
+        for key, value in values.items():  # a weight's size (an embedding's `num`) is no output's dim
+            big = next((v for v in _ints(value) if abs(v) > self.limits.max_dim), None)
+            if big is not None:
+                raise self.error("E602", f"param '{key}' = {big} exceeds the limit {self.limits.max_dim}", src,
+                                 ypath + (key,), path=path, hint="raise it with --limit max_dim=N")
+        # The weights too: torch cannot even allocate an lstm of hidden 10**12. Only the built-in
+        # ops' counts are used, which are arithmetic (the default count builds the module).
+        if type(op).num_params is not Op.num_params and type(op).__module__.startswith("specgraph."):
+            weights = op.num_params(params, in_types)
+            if isinstance(weights, int) and weights > self.limits.max_numel:
+                raise self.error("E602", f"its weights have {weights} elements, over the limit {self.limits.max_numel}",
+                                 None, path=path, location=location, hint="raise it with --limit max_numel=N")
         node = Node(path, op.name, params, list(inputs), dict(zip(ports, out_types)), location, ctx.scope)
         self.add_node(node)
         return {port: Value(path, port, t) for port, t in node.outputs.items()}
@@ -589,6 +620,9 @@ class _Expander:
         if not block.nodes:  # it would have no output to give
             raise self.error("E204", f"block '{nd.block}' has no nodes", bsrc, bpath + ("nodes",), path=here,
                              hint="a block needs at least one node")
+        if block.outputs is not None and not block.outputs:  # `outputs: {}` or `[]`
+            raise self.error("E204", f"block '{nd.block}' has no outputs", bsrc, bpath + ("outputs",), path=here,
+                             hint="name at least one node, or leave `outputs` out to output the last node")
         if len(ctx.blocks) >= self.limits.max_block_depth:
             # A block may instantiate itself (U-Net's levels), as long as a `when:` ends it.
             if nd.block in ctx.blocks:
@@ -781,6 +815,15 @@ class _Expander:
 
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool")
+
+
+def _ints(value: Any) -> Iterator[int]:
+    """The integers in a param value (lists searched, booleans left out)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _ints(v)
 
 
 def _refs(raw: Any) -> list[str]:

@@ -54,9 +54,12 @@ def total_examples() -> int:
     return int(os.environ.get("SPECGRAPH_FUZZ_EXAMPLES", TOTALS[PROFILE]))
 
 
-def fuzz_settings(share: float, total: int | None = None) -> settings:
-    """Settings of one fuzz test that runs ``share`` of the profile's total examples."""
+def fuzz_settings(share: float | dict[str, float], total: int | None = None) -> settings:
+    """Settings of one fuzz test that runs ``share`` of the profile's total examples (a share per
+    profile: the long one leans towards the cheaper tests to fit its 100,000 in an hour)."""
     base = settings.get_profile(f"specgraph-{PROFILE}")
+    if isinstance(share, dict):
+        share = share[PROFILE]
     return settings(base, max_examples=max(1, round(share * (total if total is not None else total_examples()))))
 
 
@@ -568,13 +571,35 @@ def live_nodes(graph) -> set[str]:
     return {p for p in live if graph.node(p).op != "input"}
 
 
-def observed_shapes(graph, model, args) -> dict[tuple[str, str], tuple[int, ...]]:
+def build_naming(graph):
+    """``specgraph.build(graph)``, and the fx name each value the builder named really got:
+    fx adds a suffix to a name that is taken (a node called ``relu`` next to ``torch.relu``)."""
+    import specgraph
+    from torch import fx
+
+    renamed: dict[tuple[int, str], str] = {}
+    original = fx.Node._rename
+
+    def _rename(node, candidate):
+        original(node, candidate)
+        renamed[(id(node.graph), candidate)] = node.name
+
+    fx.Node._rename = _rename
+    try:
+        model = specgraph.build(graph)
+    finally:
+        fx.Node._rename = original
+    return model, renamed
+
+
+def observed_shapes(graph, model, args, renamed=None) -> dict[tuple[str, str], tuple[int, ...]]:
     """(node path, port) -> the shape its tensor really has, from running ``model`` (built from
     ``graph``, in eval mode) on ``args`` through an fx Interpreter that records every node.
 
     The builder names each submodule after its node path (call_module's target) and each
     functional value after the path with dots as underscores; a multi-output node's ports are
-    ``getitem`` values named ``<path>_<port>``."""
+    ``getitem`` values named ``<path>_<port>``; ``renamed`` (from build_naming) says where fx
+    changed a name."""
     import torch
     from torch import fx
 
@@ -602,5 +627,7 @@ def observed_shapes(graph, model, args) -> dict[tuple[str, str], tuple[int, ...]
             return result
 
     gm = getattr(model, "eval_graph_module", model)
+    if renamed:
+        by_name = {renamed.get((id(gm.graph), name), name): key for name, key in by_name.items()}
     Recorder(gm).run(*args)
     return seen
