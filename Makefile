@@ -30,7 +30,7 @@ run: setup
 	$(PY) -m specgraph.main_job
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -357,10 +357,14 @@ def export(spec: Path = typer.Argument(..., help="the spec file"),
     _print_warnings(graph)
 
     def go():
-        from .export import export as run_export
+        from .export import ExportError, export as run_export
 
-        return run_export(graph, onnx=onnx, torchscript=torchscript, exported=exported, python=python,
-                          optimize=optimize, dims=dims, source=str(spec))
+        try:
+            return run_export(graph, onnx=onnx, torchscript=torchscript, exported=exported, python=python,
+                              optimize=optimize, dims=dims, source=str(spec))
+        except ExportError as e:  # a model the format cannot hold: the spec's limit, not a bug
+            err.print(f"error: {e}", markup=False)
+            raise typer.Exit(1)
 
     for fmt, path in _run(go).items():
         out.print(f"wrote {path} ({fmt})", markup=False)

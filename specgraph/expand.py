@@ -887,4 +887,7 @@ def _offset_location(loc: Location, offset: int | None) -> Location:
     if offset is None or loc.source_line is None:
         return loc
     quote = 1 if loc.source_line[loc.col - 1:loc.col] in ("'", '"') else 0
-    return Location(loc.file, loc.line, loc.col + quote + offset, loc.source_line)
+    col = loc.col + quote + offset
+    if col > len(loc.source_line.rstrip("\r\n")) + 1:  # a scalar folded over lines: stay on its start
+        return loc
+    return Location(loc.file, loc.line, col, loc.source_line)

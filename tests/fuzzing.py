@@ -572,34 +572,35 @@ def live_nodes(graph) -> set[str]:
 
 
 def build_naming(graph):
-    """``specgraph.build(graph)``, and the fx name each value the builder named really got:
-    fx adds a suffix to a name that is taken (a node called ``relu`` next to ``torch.relu``)."""
+    """``specgraph.build(graph)``, and the names the builder asked for, by fx node: fx adds a
+    suffix to a name that is taken (a node called ``relu`` next to ``torch.relu``), and an op
+    that emits no fx node (identity) names its input's node once more."""
     import specgraph
     from torch import fx
 
-    renamed: dict[tuple[int, str], str] = {}
+    asked: dict[int, list[str]] = {}
     original = fx.Node._rename
 
     def _rename(node, candidate):
         original(node, candidate)
-        renamed[(id(node.graph), candidate)] = node.name
+        asked.setdefault(id(node), []).append(candidate)
 
     fx.Node._rename = _rename
     try:
         model = specgraph.build(graph)
     finally:
         fx.Node._rename = original
-    return model, renamed
+    return model, asked
 
 
-def observed_shapes(graph, model, args, renamed=None) -> dict[tuple[str, str], tuple[int, ...]]:
+def observed_shapes(graph, model, args, asked=None) -> dict[tuple[str, str], tuple[int, ...]]:
     """(node path, port) -> the shape its tensor really has, from running ``model`` (built from
     ``graph``, in eval mode) on ``args`` through an fx Interpreter that records every node.
 
     The builder names each submodule after its node path (call_module's target) and each
     functional value after the path with dots as underscores; a multi-output node's ports are
-    ``getitem`` values named ``<path>_<port>``; ``renamed`` (from build_naming) says where fx
-    changed a name."""
+    ``getitem`` values named ``<path>_<port>``; ``asked`` (from build_naming) lists the names
+    asked for each fx node, where fx changed them or one node stands for several spec nodes."""
     import torch
     from torch import fx
 
@@ -616,18 +617,14 @@ def observed_shapes(graph, model, args, renamed=None) -> dict[tuple[str, str], t
     class Recorder(fx.Interpreter):
         def run_node(self, n):
             result = super().run_node(n)
-            key = None
+            keys = [by_name[name] for name in (asked or {}).get(id(n), [n.name]) if name in by_name]
             if n.op == "call_module" and n.target in graph.nx:
                 ports = list(graph.node(n.target).outputs)
-                key = (n.target, ports[0]) if len(ports) == 1 else None
-            elif n.name in by_name:
-                key = by_name[n.name]
-            if key is not None and isinstance(result, torch.Tensor):
-                seen[key] = tuple(result.shape)
+                keys += [(n.target, ports[0])] if len(ports) == 1 else []
+            for key in keys:
+                if isinstance(result, torch.Tensor):
+                    seen[key] = tuple(result.shape)
             return result
 
-    gm = getattr(model, "eval_graph_module", model)
-    if renamed:
-        by_name = {renamed.get((id(gm.graph), name), name): key for name, key in by_name.items()}
-    Recorder(gm).run(*args)
+    Recorder(getattr(model, "eval_graph_module", model)).run(*args)
     return seen

@@ -1,0 +1,103 @@
+"""Shared by the export, passes and compile tests: every spec of the folder, at test-sized params.
+
+Params that only scale a spec up (vocabularies, widths, tile sizes) are set small where the
+spec has them, to keep the suite fast on 2 cores; the torchvision classifiers (resnet50,
+googlenet, vgg16 ...) run at full size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import specgraph
+from conftest import spec_files
+
+SPECS = spec_files()
+IDS = [str(p.relative_to(p.parents[1])) if p.parent.name != "specs" else p.stem for p in SPECS]
+
+# spec id -> params overriding the spec's, for speed only (the spec's structure is unchanged)
+SMALL = {
+    "unet": {"size": 188},  # the smallest tile every bridge lines up for; 572 costs 10x more
+    "unet_padded": {"base": 8, "size": 64},
+    "seq2seq": {"src_vocab": 100, "tgt_vocab": 100, "embed": 16, "hidden": 32},
+}
+
+
+def spec_id(path: Path) -> str:
+    return IDS[SPECS.index(path)]
+
+
+def load_case(path: Path, **params):
+    """(graph, model) for a spec at its test-sized params, batch-norm statistics randomised."""
+    graph = specgraph.check(path, **{**SMALL.get(spec_id(path), {}), **params})
+    model = specgraph.build(graph)
+    randomize_norm_stats(model)
+    return graph, model.eval()
+
+
+def randomize_norm_stats(model: nn.Module, seed: int = 0) -> None:
+    """Give batch norms non-trivial statistics and affine params, so that folding them is tested
+    (a fresh batch norm — mean 0, var 1, weight 1, bias 0 — is the identity)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
+                if m.affine:
+                    m.weight.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
+                    m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
+
+
+def as_tuple(result) -> tuple[torch.Tensor, ...]:
+    return tuple(result) if isinstance(result, (tuple, list)) else (result,)
+
+
+def assert_outputs_close(got, want, atol: float = 1e-4, rtol: float = 1e-4) -> None:
+    got, want = as_tuple(got), as_tuple(want)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        g = torch.as_tensor(g)
+        assert tuple(g.shape) == tuple(w.shape)
+        torch.testing.assert_close(g, w.detach(), atol=atol, rtol=rtol)
+
+
+# Recurrent specs: the symbolic dims torch.export (and so ONNX) fixes at the example size, and
+# why. Every other symbolic dim stays dynamic. test_compile.py asserts this is the whole set.
+RECURRENT_TIME = ("the sequence length: the loop over time steps is unrolled into the trace — a `scan:` "
+                  "node is a Python loop, and torch.export decomposes torch's rnn/lstm/gru step by step")
+RECURRENT_FIXED_DIMS: dict[str, dict[str, str]] = {
+    "bigru_classifier": {"T": RECURRENT_TIME},
+    "char_lstm": {"T": RECURRENT_TIME},
+    "lstm_forecaster": {"T": RECURRENT_TIME},
+    "seq2seq": {"S": RECURRENT_TIME, "T": RECURRENT_TIME},
+}
+
+
+# The sequence length of the example inputs traces are taken with: the recurrent specs unroll
+# their loop over it, so a short one keeps their exported graphs (and the tests) small.
+SEQ_DIMS = {"T": 8, "S": 8}
+
+
+def trace_inputs(graph, model):
+    """The example inputs exports are traced with in these tests (batch 2, sequences of 8)."""
+    from specgraph.export import example_inputs
+
+    return example_inputs(graph, model, dims=SEQ_DIMS)
+
+
+def alternate_inputs(graph, model):
+    """Inputs of other sizes wherever the export is dynamic: batch 1, other free dims 48."""
+    from specgraph.export import example_inputs, fixed_dims
+
+    fixed = fixed_dims(graph)
+    dims = {**SEQ_DIMS, "N": 1}
+    for t in graph.inputs.values():
+        for d in t.shape:
+            if not isinstance(d, int) and str(d) != "N" and not fixed.keys() & d.symbols:
+                dims[str(d)] = 48
+    return example_inputs(graph, model, dims=dims, seed=1)

@@ -1,0 +1,152 @@
+"""Graph passes: optimize(model, "inference") — batch norm folded, dropout dropped, channels_last —
+computes what the plain build computes in eval mode, for every spec of the folder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+import specgraph
+from specgraph.export import eval_module, example_inputs
+from specgraph.passes import PassReport, fold_batchnorm, optimize
+from export_cases import IDS, SEQ_DIMS, SPECS, as_tuple, assert_outputs_close, load_case, randomize_norm_stats
+
+
+def kinds(model: nn.Module) -> set[str]:
+    return {type(m).__name__ for m in model.modules()}
+
+
+@pytest.mark.parametrize("path", SPECS, ids=IDS)
+def test_optimized_model_matches_plain_build(path):
+    graph, model = load_case(path)  # batch norms with random statistics, eval mode
+    optimized = optimize(model, "inference", graph=graph)
+    report: PassReport = optimized.meta["specgraph_passes"]
+    assert not optimized.training
+    # what the passes promise: no dropout left, every batch norm after a conv/linear gone
+    assert not kinds(optimized) & {"Dropout", "Dropout2d", "AlphaDropout", "VariationalDropout"}
+    remaining = [name for name, m in optimized.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert len(report.folded) + len(remaining) == sum(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in eval_module(model).modules())
+    assert report.channels_last == any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+    inputs = example_inputs(graph, model, dims={**SEQ_DIMS, "N": 1})
+    with torch.no_grad():
+        want = model(*inputs)
+        got = optimized(*inputs)
+    assert_outputs_close(got, want)
+    for g, w in zip(as_tuple(got), as_tuple(want)):
+        assert g.is_contiguous() or not w.is_contiguous()  # channels_last stays inside
+
+
+def test_resnet50_is_folded_and_channels_last():
+    graph, model = load_case(next(p for p in SPECS if p.stem == "resnet50"))
+    optimized = optimize(model, "inference", graph=graph)
+    report = optimized.meta["specgraph_passes"]
+    assert len(report.folded) == 53 and ("layer1.0.conv1", "layer1.0.bn1") in report.folded
+    assert "BatchNorm2d" not in kinds(optimized)
+    assert optimized.get_submodule("layer1.0.conv1").weight.is_contiguous(memory_format=torch.channels_last)
+    assert "bn1" in dict(model.named_children())  # the input model is left as it was
+    assert "layer1_0_bn1" not in optimized.code
+
+
+def test_dropout_is_dropped_from_vgg16_and_training_outputs_from_googlenet():
+    vgg = optimize("specs/vgg16.yaml", num_classes=10)
+    assert vgg.meta["specgraph_passes"].dropped == ["classifier.2", "classifier.5"]  # torchvision's names
+    googlenet = optimize("specs/googlenet.yaml", aux_logits=True)
+    assert isinstance(googlenet, torch.fx.GraphModule)
+    assert not any(name.startswith("aux") for name, _ in googlenet.named_children())
+    assert googlenet(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+
+
+CONV_TWO_USERS = """
+specgraph: 1
+inputs: {x: [N, 3, 16, 16]}
+graph:
+  conv: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  bn:   {op: batchnorm2d}
+  skip: {op: add, from: [bn, conv]}
+"""
+
+
+def test_batchnorm_is_not_folded_when_the_conv_output_is_used_elsewhere():
+    graph = specgraph.check(CONV_TWO_USERS)
+    model = specgraph.build(graph)
+    randomize_norm_stats(model)
+    model.eval()
+    optimized = optimize(model, graph=graph)
+    assert optimized.meta["specgraph_passes"].folded == []
+    x = torch.randn(2, 3, 16, 16)
+    assert_outputs_close(optimized(x), model(x))
+
+
+def test_batchnorm_without_running_stats_is_not_folded():
+    spec = CONV_TWO_USERS.replace("bn:   {op: batchnorm2d}", "bn:   {op: batchnorm2d, track_running_stats: false}")
+    spec = spec.replace("from: [bn, conv]", "from: [bn, bn]")
+    model = specgraph.build(spec).eval()
+    optimized = optimize(model)
+    assert optimized.meta["specgraph_passes"].folded == []
+    x = torch.randn(2, 3, 16, 16)
+    assert_outputs_close(optimized(x), model(x))
+
+
+LINEAR_BN = """
+specgraph: 1
+inputs: {x: SHAPE}
+graph:
+  fc: {op: linear, out: 6}
+  bn: {op: batchnorm1d}
+"""
+
+
+def test_linear_batchnorm1d_is_folded_only_on_2d_features():
+    graph = specgraph.check(LINEAR_BN.replace("SHAPE", "[N, 5]"))
+    model = specgraph.build(graph)
+    randomize_norm_stats(model)
+    model.eval()
+    x = torch.randn(4, 5)
+    assert optimize(model, graph=graph).meta["specgraph_passes"].folded == [("fc", "bn")]
+    assert_outputs_close(optimize(model, graph=graph)(x), model(x))
+    # without the Graph the ranks are unknown: not folded (still correct)
+    assert optimize(model).meta["specgraph_passes"].folded == []
+    # [N, 6, 6]: batchnorm1d normalises dim 1, the linear's features are dim 2 — never folded
+    graph3 = specgraph.check(LINEAR_BN.replace("SHAPE", "[N, 6, 5]"))
+    model3 = specgraph.build(graph3)
+    randomize_norm_stats(model3)
+    model3.eval()
+    optimized = optimize(model3, graph=graph3)
+    assert optimized.meta["specgraph_passes"].folded == []
+    x3 = torch.randn(4, 6, 5)
+    assert_outputs_close(optimized(x3), model3(x3))
+
+
+def test_fold_batchnorm_alone_and_unknown_mode():
+    graph, model = load_case(next(p for p in SPECS if p.stem == "resnet18"))
+    gm = eval_module(model)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        want = gm(x)
+    import copy
+
+    folded = copy.deepcopy(gm)
+    assert len(fold_batchnorm(folded)) == 20
+    with torch.no_grad():
+        assert_outputs_close(folded(x), want)
+    with pytest.raises(ValueError, match="unknown optimisation mode"):
+        optimize(model, "training")
+
+
+def test_cli_build_optimize_saves_the_folded_weights(tmp_path):
+    from specgraph.cli import app
+
+    out = tmp_path / "r18.pt"
+    result = CliRunner().invoke(app, ["build", "specs/resnet18.yaml", "--optimize", "inference", "--save", str(out),
+                                      "--set", "num_classes=10"])
+    assert result.exit_code == 0, result.output
+    state = torch.load(out)
+    assert "conv1.bias" in state and not any(".bn" in k or k.startswith("bn") for k in state)
+    optimized = optimize("specs/resnet18.yaml", num_classes=10)
+    optimized.load_state_dict(state, strict=True)
+    result = CliRunner().invoke(app, ["build", "specs/resnet18.yaml", "--optimize", "speed"])
+    assert result.exit_code == 2
