@@ -340,7 +340,8 @@ def export(spec: Path = typer.Argument(..., help="the spec file"),
            exported: Optional[Path] = typer.Option(None, "--exported", help="write a torch.export program here (.pt2)"),
            python: Optional[Path] = typer.Option(None, "--python", help="write a standalone nn.Module source file here"),
            optimize: Optional[str] = typer.Option(None, "--optimize", help="inference: run the graph passes first"),
-           dim: Optional[List[str]] = typer.Option(None, "--dim", help="size of a symbolic dim in the example inputs: NAME=INT"),
+           dim: Optional[List[str]] = typer.Option(None, "--dim", help="size of a symbolic dim in the example inputs: "
+                                                   "NAME=INT, at least 2 (torch.export fixes dims traced at 0 or 1)"),
            set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt):
     """Export the spec's model (eval mode) to ONNX, TorchScript, a .pt2 program and/or Python source."""
     if not any((onnx, torchscript, exported, python)):
@@ -350,8 +351,8 @@ def export(spec: Path = typer.Argument(..., help="the spec file"),
     dims = {}
     for item in dim or []:
         key, _, raw = item.partition("=")
-        if not key.strip().isidentifier() or not raw.strip().isdigit() or int(raw) < 1:
-            raise typer.BadParameter(f"expected NAME=POSITIVE_INTEGER, found {item!r}", param_hint="--dim")
+        if not key.strip().isidentifier() or not raw.strip().isdigit() or int(raw) < 2:
+            raise typer.BadParameter(f"expected NAME=INTEGER of at least 2, found {item!r}", param_hint="--dim")
         dims[key.strip()] = int(raw)
     graph = _run(lambda: _check(spec, set_, limit))
     _print_warnings(graph)

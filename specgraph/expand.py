@@ -36,6 +36,19 @@ from .spec import NODE_KEYS, BlockDef, NodeDef, OutputDef, ParamDecl, Spec, pars
 
 # Names may be numbers too ("0", quoted in YAML): hand-written models number parallel branches.
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+# Node names become submodule names, which cannot be attributes of torch's Module or fx's
+# GraphModule (`train`, `to`, `graph`, ...): add_module refuses them. Listed here so that
+# checking never imports torch (from torch 2.x's dir(torch.fx.GraphModule)).
+RESERVED_NAMES = frozenset("""
+    T_destination add_module add_submodule apply bfloat16 buffers call_super_init children code compile cpu cuda
+    delete_all_unused_submodules delete_submodule double dump_patches eval extra_repr float forward get_buffer
+    get_extra_state get_parameter get_submodule graph half ipu load_state_dict meta modules mtia named_buffers
+    named_children named_modules named_parameters parameters print_readable recompile register_backward_hook
+    register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook
+    register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
+    set_extra_state set_submodule share_memory state_dict to to_empty to_folder train training type xpu zero_grad
+""".split())
 Result = dict[str, Value]  # port -> value
 
 
@@ -328,6 +341,10 @@ class _Expander:
             path = ctx.namer.peek(name)
             if not NAME_RE.match(name):
                 self.error("E204", f"node name '{name}' must be letters, digits and _ only", src, ypath, key=True)
+                continue
+            if name in RESERVED_NAMES:
+                self.error("E204", f"node name '{name}' is taken by torch's Module (model.{name})", src, ypath,
+                           key=True, path=path, hint=f"rename the node, e.g. '{name}_'")
                 continue
             if name in ctx.names:
                 self.error("E305", f"node '{name}' has the same name as an input of this scope", src, ypath, key=True,

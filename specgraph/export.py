@@ -167,12 +167,13 @@ def save_program(program: torch.export.ExportedProgram, path: PathLike) -> Path:
 
 
 def to_onnx(model: nn.Module, graph: Graph, path: PathLike, inputs: tuple[torch.Tensor, ...] | None = None, *,
-            dynamic: bool = True, opset: int | None = None) -> Path:
+            dynamic: bool = True, opset: int | None = None, external_data: bool | None = None) -> Path:
     """Write the eval-mode model as ONNX (torch's exporter, torch.export-based), named after the spec.
 
     Graph inputs and outputs keep the spec's names (see :func:`onnx_output_names`); symbolic dims
     stay dynamic where they can.
-    Weights are kept inside the file unless they exceed protobuf's size limit.
+    ``external_data``: weights in a ``<path>.data`` file beside it (faster to write for large
+    models); by default inside the one file unless they exceed protobuf's size limit.
     """
     module = eval_module(model)
     inputs = inputs if inputs is not None else example_inputs(graph, model)
@@ -190,7 +191,7 @@ def to_onnx(model: nn.Module, graph: Graph, path: PathLike, inputs: tuple[torch.
             if shapes is None:
                 raise
             onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=_auto(shapes), **kwargs)
-    onnx_program.save(str(path), external_data=size > EXTERNAL_DATA_BYTES)
+    onnx_program.save(str(path), external_data=size > EXTERNAL_DATA_BYTES if external_data is None else external_data)
     return Path(path)
 
 

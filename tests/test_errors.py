@@ -168,6 +168,24 @@ def test_bad_node_name():
     assert d.message == "node name 'conv-1' must be letters, digits and _ only"
 
 
+def test_node_named_like_a_module_attribute():
+    text = spec("""\
+        graph:
+          train: {op: relu}
+        """)
+    d = only(text, "E204", pos(text, "train"), "train")
+    assert "taken by torch's Module" in d.message and "train_" in d.hint
+
+
+def test_reserved_names_cover_graph_module_attributes():
+    # add_module refuses any existing attribute: the list checked without importing torch must
+    # hold every public one of this torch's GraphModule.
+    import torch.fx
+    from specgraph.expand import NAME_RE, RESERVED_NAMES
+    public = {n for n in dir(torch.fx.GraphModule) if NAME_RE.match(n) and not n.startswith("_")}
+    assert public <= RESERVED_NAMES, sorted(public - RESERVED_NAMES)
+
+
 def test_node_named_like_an_input():
     text = spec("""\
         graph:
