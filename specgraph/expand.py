@@ -10,151 +10,38 @@ Naming: a node's path is its name under its parent (``layer1.0.conv1``).  Items 
 are numbered.  An `inline: true` block or seq adds no level: its nodes take their names
 (or, inside a seq, their numbers) directly in the parent, which is how a spec matches the
 flat module names of a hand-written model.
+
+This module holds the node-level machinery (scopes, ops, `when`/`repeat`, references);
+expand_scope.py the names, scopes and poisoning it shares, expand_blocks.py blocks and seqs,
+expand_io.py the spec's inputs, outputs and lint.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Iterator, Mapping
 
 import networkx as nx
 from pydantic import ValidationError
 
-from . import dims
 from .bind import bind_params
 from .dims import TensorType
-from .errors import Diagnostic, Diagnostics, Location, SpecError, did_you_mean
-from .expr import ExprError, ShapeView, evaluate, is_expression, referenced_names
-from .graph import Graph, Node, OutputInfo, Scope, Value
+from .errors import Diagnostic, Location, SpecError, did_you_mean
+from .expr import ExprError, evaluate, is_expression, referenced_names
+from .graph import Graph, Node, Scope, Value
 from .hints import shape_error_hint
 from .loader import Source
 from .ops import Op, ShapeError, get_op, op_names
-from .spec import NODE_KEYS, BlockDef, NodeDef, OutputDef, ParamDecl, Spec, parse_param_decls, pydantic_diagnostics
+from .spec import NODE_KEYS, NodeDef, ParamDecl, Spec, parse_param_decls, pydantic_diagnostics
+from .expand_blocks import BlockExpansion, single_output
+from .expand_io import DTYPES, SpecBoundary
+from .expand_scope import (NAME_RE, POISONED, RESERVED_NAMES, Ctx, InstanceDiagnostics, Namer, Poisoned, Result,
+                           numbered_namer, parent_scope)
 
-# Names may be numbers too ("0", quoted in YAML): hand-written models number parallel branches.
-NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
-# Node names become submodule names, which cannot be attributes of torch's Module or fx's
-# GraphModule (`train`, `to`, `graph`, ...): add_module refuses them. Listed here so that
-# checking never imports torch (from torch 2.x's dir(torch.fx.GraphModule)).
-RESERVED_NAMES = frozenset("""
-    T_destination add_module add_submodule apply bfloat16 buffers call_super_init children code compile cpu cuda
-    delete_all_unused_submodules delete_submodule double dump_patches eval extra_repr float forward get_buffer
-    get_extra_state get_parameter get_submodule graph half ipu load_state_dict meta modules mtia named_buffers
-    named_children named_modules named_parameters parameters print_readable recompile register_backward_hook
-    register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
-    register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook
-    register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
-    set_extra_state set_submodule share_memory state_dict to to_empty to_folder train training type xpu zero_grad
-""".split())
-Result = dict[str, Value]  # port -> value
-
-
-class _Poisoned(Exception):
-    """A node failed (its diagnostic is already recorded); dependents stay silent."""
-
-
-_POISONED: Any = object()  # a scope's first input when that input failed
-
-
-class _InstanceDiagnostics(Diagnostics):
-    """The diagnostics of one expansion, where a mistake in a block's text is met once per instance.
-
-    It is reported once, at the block's text, naming the first instance and listing the others
-    ("also in: u2, u3"), even where the message differs between instances (their shapes do).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._first: dict[tuple, int] = {}  # (code, location[, message]) -> index in items
-        self._seen: dict[int, tuple[Diagnostic, list[str]]] = {}  # index -> (as first reported, other paths)
-
-    def add(self, d: Diagnostic) -> None:
-        exact = (d.code, d.location, d.message)
-        i = self._first.get(exact) if d.location else None
-        if i is None and d.location and d.path:
-            j = self._first.get((d.code, d.location))
-            if j is not None and self.items[j].path not in (None, d.path):
-                i = j
-        if i is None:
-            self.items.append(d)
-            if d.location:
-                self._first.setdefault(exact, len(self.items) - 1)
-                self._first.setdefault((d.code, d.location), len(self.items) - 1)
-            return
-        first, others = self._seen.setdefault(i, (self.items[i], []))
-        if not d.path or d.path == first.path or d.path in others:
-            return
-        others.append(d.path)
-        shown = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4 else "")
-        self.items[i] = replace(first, details=first.details + (f"also in: {shown}",))
-
-    def extend(self, diagnostics) -> None:
-        for d in diagnostics:
-            self.add(d)
-
-
-class Namer:
-    """Gives node paths in a scope: by name under a prefix, or by running number in a seq."""
-
-    def __init__(self, prefix: str, numbered: bool):
-        self.prefix = prefix
-        self.numbered = numbered
-        self.next = 0
-
-    def peek(self, local: str) -> str:
-        """The path :meth:`name` would give now, without taking it (for error messages)."""
-        part = str(self.next) if self.numbered else local
-        return f"{self.prefix}.{part}" if self.prefix else part
-
-    def name(self, local: str) -> str:
-        path = self.peek(local)
-        self.next += self.numbered
-        return path
-
-
-@dataclass
-class Ctx:
-    """Where nodes are being expanded: their source text, names in sight and params."""
-
-    source: Source
-    base: tuple  # YAML path of the mapping that holds the nodes
-    params: dict[str, Any]
-    names: dict[str, Result | None]  # scope inputs and siblings expanded so far
-    namer: Namer
-    scope: tuple[str, ...] = ()  # enclosing scope paths
-    blocks: tuple[str, ...] = ()  # block names being instantiated (recursion guard)
-    first_input: Value | None = None  # or _POISONED
-
-    def env(self, extra: dict[str, Any] | None = None) -> "Env":
-        return Env(self.params, self.names, extra or {})
-
-
-class Env(Mapping):
-    """What an expression sees: params, then tensors in sight as shape views (built lazily)."""
-
-    def __init__(self, params: dict[str, Any], names: dict[str, Result | None], extra: dict[str, Any]):
-        self._params, self._names, self._extra = params, names, extra
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self._extra:
-            return self._extra[key]
-        if key in self._params:
-            return self._params[key]
-        result = self._names.get(key)
-        if result is not None and len(result) == 1:
-            return ShapeView(next(iter(result.values())).type)
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self._extra
-        yield from self._params
-        yield from (k for k, r in self._names.items() if r is not None and len(r) == 1)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
+__all__ = ["expand", "DTYPES", "NAME_RE", "RESERVED_NAMES"]
+_Poisoned = Poisoned  # the name render_partial's recording expander catches
 
 
 def expand(spec: Spec, *, input_shapes: dict[str, TensorType] | None = None, suggest_sizes: bool = True) -> Graph:
@@ -167,7 +54,7 @@ def expand(spec: Spec, *, input_shapes: dict[str, TensorType] | None = None, sug
     try:
         try:
             return expander.run()
-        except _Poisoned:  # a top-level failure (params, `let`): its diagnostic is recorded
+        except Poisoned:  # a top-level failure (params, `let`): its diagnostic is recorded
             expander.diags.raise_if_errors()
             raise
     except SpecError as e:
@@ -179,13 +66,16 @@ def expand(spec: Spec, *, input_shapes: dict[str, TensorType] | None = None, sug
         raise
 
 
-class _Expander:
+class _Expander(BlockExpansion, SpecBoundary):
+    """Expands one spec: the node-level machinery (scopes, ops, references); blocks, seqs and the
+    spec's inputs/outputs come from the mixins."""
+
     def __init__(self, spec: Spec, input_shapes: dict[str, TensorType] | None = None):
         self.input_shapes = input_shapes or {}
         self.input_types: dict[str, TensorType] = {}
         self.spec = spec
         self.limits = spec.limits
-        self.diags = _InstanceDiagnostics()
+        self.diags = InstanceDiagnostics()
         self.g = nx.DiGraph()
         self.scopes: dict[str, Scope] = {}
         self.order = itertools.count()
@@ -195,10 +85,10 @@ class _Expander:
     # ---- reporting -------------------------------------------------------------------
     def error(self, code: str, message: str, source: Source | None, ypath: tuple = (), *, key: bool = False,
               path: str | None = None, hint: str | None = None, details: tuple[str, ...] = (),
-              location: Location | None = None) -> _Poisoned:
+              location: Location | None = None) -> Poisoned:
         loc = location or (source.location(ypath, key=key) if source else None)
         self.diags.add(Diagnostic(code, message, loc, path=path, hint=hint, details=details))
-        return _Poisoned()
+        return Poisoned()
 
     def evaluate(self, value: Any, env: Mapping, source: Source, ypath: tuple, path: str | None) -> Any:
         try:
@@ -236,7 +126,7 @@ class _Expander:
         first = None
         if names:  # a node without `from` at the top of the graph reads the first input
             result = next(iter(names.values()))
-            first = _POISONED if result is None else result["out"]
+            first = POISONED if result is None else result["out"]
         ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first)
         self.expand_mapping(doc.graph, ctx)
         outputs = self.outputs(ctx)
@@ -244,90 +134,6 @@ class _Expander:
         graph = Graph(spec.name, self.g, inputs, outputs, self.scopes, params)
         graph.warnings = self.lint(graph)
         return graph
-
-    def input_type(self, name: str, raw: Any, params: dict[str, Any]) -> TensorType | None:
-        src, ypath = self.spec.source, ("inputs", name)
-        dtype = "float32"
-        shape = raw
-        if isinstance(raw, dict):
-            unknown = set(raw) - {"shape", "dtype"}
-            if unknown or "shape" not in raw:
-                key = sorted(unknown)[0] if unknown else None
-                self.error("E201" if unknown else "E202",
-                           f"input '{name}': " + (f"unknown key '{key}'" if key else "needs `shape`"),
-                           src, ypath + ((key,) if key else ()), key=True, hint="an input is [dims...] or {shape: [...], dtype: ...}")
-                return None
-            shape, dtype = raw["shape"], raw.get("dtype", "float32")
-            ypath = ypath + ("shape",)
-            if dtype not in DTYPES:
-                self.error("E204", f"input '{name}': unknown dtype {dtype!r}", src, ("inputs", name, "dtype"),
-                           hint=did_you_mean(str(dtype), DTYPES) or f"dtypes: {', '.join(DTYPES)}")
-                return None
-        if not isinstance(shape, list) or not shape:
-            self.error("E203", f"input '{name}': a shape is a list of dims like [N, 3, 224, 224]", src, ypath)
-            return None
-        out = []
-        for i, d in enumerate(shape):
-            try:
-                d = self.evaluate(d, params, src, ypath + (i,), None)
-                out.append(dims.parse_dim(d))
-            except _Poisoned:
-                return None
-            except ValueError as e:
-                self.error("E204", f"input '{name}': {e}", src, ypath + (i,))
-                return None
-            if isinstance(out[-1], int) and out[-1] > self.limits.max_dim:  # ops check outputs, not inputs
-                self.error("E602", f"input '{name}': dim {out[-1]} exceeds the limit {self.limits.max_dim}", src,
-                           ypath + (i,), hint="raise it with --limit max_dim=N")
-                return None
-        numel = math.prod(d for d in out if isinstance(d, int))
-        if numel > self.limits.max_numel:
-            self.error("E602", f"input '{name}' has {numel} elements, over the limit {self.limits.max_numel}", src,
-                       ypath, hint="raise it with --limit max_numel=N")
-            return None
-        return TensorType(tuple(out), dtype)
-
-    def outputs(self, ctx: Ctx) -> list[OutputInfo]:
-        doc, src = self.spec.doc, self.spec.source
-        raw = doc.outputs
-        entries: list[tuple[str, Any, tuple]] = []
-        if raw is None:
-            if doc.graph:
-                last = list(doc.graph)[-1]
-                entries.append((last, last, ("graph", last)))
-        elif isinstance(raw, str):
-            entries.append((raw.replace(".", "_"), raw, ("outputs",)))
-        elif isinstance(raw, list):
-            entries += [(r.replace(".", "_"), r, ("outputs", i)) for i, r in enumerate(raw)]
-        else:
-            entries += [(k, v, ("outputs", k)) for k, v in raw.items()]
-        result = []
-        for name, entry, ypath in entries:
-            try:
-                train_only = False
-                if isinstance(entry, dict):
-                    try:
-                        od = OutputDef.model_validate(entry)
-                    except ValidationError as e:
-                        self.diags.extend(pydantic_diagnostics(e, entry, src, ypath, f"output '{name}'",
-                                                               allowed=["from", "train_only", "when"]))
-                        continue
-                    if od.when is not None:
-                        keep = self.evaluate(od.when, ctx.env(), src, ypath + ("when",), None)
-                        if not isinstance(keep, bool):
-                            raise self.error("E204", f"`when` must be true or false, found {keep!r}", src, ypath + ("when",))
-                        if not keep:
-                            continue
-                    entry, train_only, ypath = od.from_, od.train_only, ypath + ("from",)
-                if not isinstance(entry, str):
-                    raise self.error("E203", f"output '{name}' names a node, found {entry!r}", src, ypath)
-                value = self.resolve(entry, ctx, ypath, None)
-                result.append(OutputInfo(name, value, train_only))
-            except _Poisoned:
-                continue
-        if result and all(o.train_only for o in result):
-            self.error("E204", "every output is train_only: the model would return nothing in eval mode", src, ("outputs",))
-        return result
 
     # ---- scopes --------------------------------------------------------------------------
     def expand_mapping(self, nodes: dict[str, Any], ctx: Ctx) -> dict[str, Result | None]:
@@ -376,14 +182,14 @@ class _Expander:
                     i = position[name]
                     if i:
                         inputs = [self.resolve(written[i - 1], ctx, ypath, path, implicit=True)]
-                    elif ctx.first_input is _POISONED:  # the scope's first input failed: stay silent
-                        raise _Poisoned()
+                    elif ctx.first_input is POISONED:  # the scope's first input failed: stay silent
+                        raise Poisoned()
                     elif ctx.first_input is not None:
                         inputs = [ctx.first_input]
                     else:
                         inputs = []
                 ctx.names[name] = self.expand_node(name, nd, inputs, ctx, ypath, in_seq=False)
-            except _Poisoned:
+            except Poisoned:
                 ctx.names[name] = None
         return {n: ctx.names.get(n) for n in written}
 
@@ -477,16 +283,16 @@ class _Expander:
             if in_seq:
                 inner = ctx
             elif nd.inline:
-                inner = replace(ctx, namer=_numbered(ctx.namer))
+                inner = replace(ctx, namer=numbered_namer(ctx.namer))
             else:
                 path = ctx.namer.name(name)
-                self.add_scope(Scope(path, "seq", "repeat", location=src.location(ypath, key=True), parent=_parent(ctx),
+                self.add_scope(Scope(path, "seq", "repeat", location=src.location(ypath, key=True), parent=parent_scope(ctx),
                                      inputs=list(inputs)))
                 inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
             result: Result | None = None
             for i in range(count):
                 if result is not None:  # only a copy followed by another must have one output
-                    inputs = [_single(result, src, ypath, self)]
+                    inputs = [single_output(result, src, ypath, self)]
                 result = self.expand_single(name, single, inputs, inner, ypath, index=i)
             return result  # type: ignore[return-value]
         return self.expand_single(name, nd, inputs, ctx, ypath, index=index)
@@ -537,16 +343,16 @@ class _Expander:
         for key, raw in nd.extras.items():
             try:
                 values[key] = self.evaluate(raw, env, src, ypath + (key,), path)
-            except _Poisoned:
+            except Poisoned:
                 failed = True
         if failed:
-            raise _Poisoned()
+            raise Poisoned()
         try:
             params = op.Params.model_validate(values)
         except ValidationError as e:
             self.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(
                 e, values, src, ypath, f"op {op.name}", allowed=tuple(op.Params.model_fields) + NODE_KEYS))
-            raise _Poisoned()
+            raise Poisoned()
         location = src.location(ypath, key=True)
         n_in = len(inputs)
         if n_in < op.min_inputs or (op.max_inputs is not None and n_in > op.max_inputs):
@@ -613,177 +419,6 @@ class _Expander:
     def add_scope(self, scope: Scope) -> None:
         self.scopes[scope.path] = scope
 
-    def lookup_block(self, nd: NodeDef, ctx: Ctx, ypath: tuple, index: int | None, here: str,
-                     key: str = "block") -> tuple[str, BlockDef, Source, tuple]:
-        """The block a `block:` (or `scan:`) node names, its name evaluated if it is an expression."""
-        src = ctx.source
-        env = ctx.env({"index": index} if index is not None else None)
-        ref = getattr(nd, key)
-        if is_expression(ref):
-            ref = self.evaluate(ref, env, src, ypath + (key,), here)
-            if not isinstance(ref, str):
-                raise self.error("E204", f"`{key}` must name a block, found {ref!r}", src, ypath + (key,), path=here)
-        nd = nd.model_copy(update={"block": ref})
-        entry = self.spec.library.blocks.get(nd.block)
-        if entry is None:
-            blocks = self.spec.library.blocks
-            hint = did_you_mean(nd.block, blocks)
-            if get_op(nd.block) is not None:
-                hint = f"'{nd.block}' is an op: write `op: {nd.block}`"
-            raise self.error("E303", f"unknown block '{nd.block}'", src, ypath + (key,), path=here,
-                             hint=hint or (f"blocks defined: {', '.join(blocks)}" if blocks else
-                                           "define it under `blocks:` or include a file that does"))
-        block, bsrc, bpath = entry
-        if not block.nodes:  # it would have no output to give
-            raise self.error("E204", f"block '{nd.block}' has no nodes", bsrc, bpath + ("nodes",), path=here,
-                             hint="a block needs at least one node")
-        if block.outputs is not None and not block.outputs:  # `outputs: {}` or `[]`
-            raise self.error("E204", f"block '{nd.block}' has no outputs", bsrc, bpath + ("outputs",), path=here,
-                             hint="name at least one node, or leave `outputs` out to output the last node")
-        if len(ctx.blocks) >= self.limits.max_block_depth:
-            # A block may instantiate itself (U-Net's levels), as long as a `when:` ends it.
-            if nd.block in ctx.blocks:
-                # Name the first instance that recursed, not the 64th: that is where `when:` is missing.
-                chain = [p for p in ctx.scope if p in self.scopes and self.scopes[p].kind == "block"
-                         and self.scopes[p].name == nd.block] or [here]
-                raise self.error("E604", f"block '{nd.block}' instantiates itself without end "
-                                 f"(more than {self.limits.max_block_depth} levels)", src, ypath + (key,),
-                                 path=chain[1] if len(chain) > 1 else chain[0],
-                                 details=(f"{' -> '.join(chain[:3])} -> ... ({len(chain)} instances)",),
-                                 hint="end the recursion with a param-driven `when:` (e.g. when: \"${depth > 0}\")")
-            raise self.error("E604", f"blocks nested deeper than {self.limits.max_block_depth}", src, ypath + (key,),
-                             path=here, hint="raise it with --limit max_block_depth=N")
-        return nd.block, block, bsrc, bpath
-
-    def block_params(self, nd: NodeDef, block: BlockDef, bsrc: Source, bpath: tuple, ctx: Ctx, ypath: tuple,
-                     index: int | None, path: str) -> dict[str, Any]:
-        """The params and `let` values of one block instance, from the node's extra keys."""
-        src = ctx.source
-        env = ctx.env({"index": index} if index is not None else None)
-        given = {}
-        for key, raw in nd.extras.items():
-            given[key] = self.evaluate(raw, env, src, ypath + (key,), path)
-        decls = self.decl_cache.get(id(block))
-        if decls is None:
-            decls = self.decl_cache[id(block)] = parse_param_decls(block.params, bsrc, bpath + ("params",), self.diags)
-        values = bind_params(decls, given, owner=f"block '{nd.block}'", limits=self.limits, report=self.diags.add,
-                             path=path, where=lambda k: src.location(ypath + ((k,) if k else ()), key=True),
-                             keys=NODE_KEYS)
-        if values is None:
-            raise _Poisoned()
-        return self.bind_let(block.let, values, bsrc, bpath + ("let",), path)
-
-    def expand_block(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
-        src = ctx.source
-        here = ctx.namer.peek(name)
-        block_name, block, bsrc, bpath = self.lookup_block(nd, ctx, ypath, index, here)
-        nd = nd.model_copy(update={"block": block_name})
-        path = None if nd.inline else ctx.namer.name(name)
-        values = self.block_params(nd, block, bsrc, bpath, ctx, ypath, index, path or here)
-        bound = self.bind_inputs(nd, block, inputs, src, ypath, path or here)
-        location = src.location(ypath, key=True)
-        if path is not None:
-            self.add_scope(Scope(path, "block", nd.block, values, location, list(inputs), parent=_parent(ctx)))
-        inner = Ctx(bsrc, bpath + ("nodes",), values, {k: ({"out": v} if v else None) for k, v in bound.items()},
-                    ctx.namer if path is None else Namer(path, False),
-                    ctx.scope if path is None else ctx.scope + (path,), ctx.blocks + (nd.block,),
-                    first_input=next(iter(bound.values()), None))
-        self.expand_mapping(block.nodes, inner)
-        result: Result = {}
-        for port, ref, opath in _block_outputs(block, bpath):
-            value = self.resolve(ref, inner, opath, path, source=bsrc)
-            if port in result:
-                raise self.error("E305", f"block '{nd.block}' has two outputs named '{port}'", bsrc, opath,
-                                 hint="name them: outputs: {a: x.out, b: y.out}")
-            result[port] = value
-        if path is not None:
-            self.scopes[path].outputs = dict(result)
-        return result
-
-    def expand_cell(self, block: BlockDef, bsrc: Source, bpath: tuple, values: dict[str, Any],
-                    input_types: dict[str, TensorType], path: str, block_name: str) -> Graph:
-        """Expand ``block`` for one time step into a graph of its own (a scan's cell).
-
-        Node paths inside are relative to the cell; diagnostics found there name the full path.
-        """
-        saved = (self.g, self.scopes, self.order)
-        self.g, self.scopes, self.order = nx.DiGraph(), {}, itertools.count()
-        first_diag = len(self.diags.items)
-        try:
-            names: dict[str, Result | None] = {}
-            for name, t in input_types.items():
-                self.g.add_node(name, node=Node(name, "input", None, [], {"out": t}), order=next(self.order))
-                names[name] = {"out": Value(name, "out", t)}
-            first = next(iter(names.values()))["out"]
-            inner = Ctx(bsrc, bpath + ("nodes",), values, names, Namer("", False), (), (block_name,), first_input=first)
-            self.expand_mapping(block.nodes, inner)
-            outputs = [OutputInfo(port, self.resolve(ref, inner, opath, path, source=bsrc))
-                       for port, ref, opath in _block_outputs(block, bpath)]
-            return Graph(block_name, self.g, dict(input_types), outputs, self.scopes, values)
-        finally:
-            for i in range(first_diag, len(self.diags.items)):
-                d = self.diags.items[i]
-                self.diags.items[i] = replace(d, path=f"{path}.cell.{d.path}" if d.path else path)
-            self.g, self.scopes, self.order = saved
-
-    def bind_let(self, let: dict[str, Any], params: dict[str, Any], src: Source, ypath: tuple,
-                 path: str | None) -> dict[str, Any]:
-        """Add the `let:` values, each evaluated over the params and the values before it."""
-        values = dict(params)
-        for name, raw in let.items():
-            if name in values:
-                raise self.error("E305", f"`let` value '{name}' has the name of a param", src, ypath + (name,), key=True, path=path)
-            values[name] = self.evaluate(raw, values, src, ypath + (name,), path)
-        return values
-
-    def bind_inputs(self, nd: NodeDef, block: BlockDef, inputs: list[Value], src: Source, ypath: tuple,
-                    path: str | None) -> dict[str, Value]:
-        names = block.inputs
-        if isinstance(nd.from_, dict):
-            unknown = [k for k in nd.from_ if k not in names]
-            if unknown:
-                raise self.error("E301", f"block '{nd.block}' has no input '{unknown[0]}'", src, ypath + ("from", unknown[0]),
-                                 key=True, path=path, hint=did_you_mean(unknown[0], names) or f"its inputs: {', '.join(names)}")
-            by_name = dict(zip(nd.from_, inputs))
-            missing = [n for n in names if n not in by_name]
-            if missing:
-                raise self.error("E408", f"block '{nd.block}' input '{missing[0]}' is not given", src, ypath + ("from",), path=path)
-            return {n: by_name[n] for n in names}
-        if len(inputs) != len(names):
-            raise self.error("E408", f"block '{nd.block}' takes {len(names)} input(s) ({', '.join(names)}), found {len(inputs)}",
-                             src, ypath + (("from",) if nd.from_ is not None else ()), key=nd.from_ is None, path=path)
-        return dict(zip(names, inputs))
-
-    def expand_seq(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
-        src = ctx.source
-        path = ctx.namer.peek(name)
-        if nd.inline:
-            inner = replace(ctx, namer=_numbered(ctx.namer))
-        else:
-            path = ctx.namer.name(name)
-            self.add_scope(Scope(path, "seq", "seq", location=src.location(ypath, key=True), parent=_parent(ctx), inputs=list(inputs)))
-            inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
-        result: Result | None = None
-        if len(inputs) > 1:
-            raise self.error("E408", f"a seq takes one input, found {len(inputs)}", src, ypath + ("from",), path=path)
-        for i, raw in enumerate(nd.seq or []):
-            if result is not None:  # only an item followed by another must have one output
-                inputs = [_single(result, src, ipath, self)]
-            ipath = ypath + ("seq", i)
-            item = self.node_def(raw, src, ipath, inner.namer.peek(str(i)))
-            if item is None:
-                raise _Poisoned()
-            if item.from_ is not None:
-                raise self.error("E204", "a seq item takes the previous item's output; `from` is not allowed here", src,
-                                 ipath + ("from",), key=True, path=inner.namer.peek(str(i)),
-                                 hint="use a mapping of named nodes for branching")
-            result = self.expand_node(str(i), item, inputs, inner, ipath, in_seq=True, index=index)
-        if result is None:
-            raise self.error("E204", "an empty seq", src, ypath + ("seq",), path=path)
-        if not nd.inline:
-            self.scopes[inner.namer.prefix].outputs = dict(result)
-        return result
-
     # ---- references --------------------------------------------------------------------------
     def resolve_from(self, raw: Any, ctx: Ctx, ypath: tuple, path: str | None) -> list[Value]:
         if isinstance(raw, str):
@@ -801,7 +436,7 @@ class _Expander:
                              hint=did_you_mean(head, ctx.names) or f"names in sight: {', '.join(list(ctx.names)[:12]) or 'none'}")
         result = ctx.names[head]
         if result is None:
-            raise _Poisoned()
+            raise Poisoned()
         if not port:
             if len(result) == 1:
                 return next(iter(result.values()))
@@ -812,26 +447,6 @@ class _Expander:
             return result[port]
         raise self.error("E311", f"'{head}' has no output '{port}'", src, ypath, path=path,
                          hint=did_you_mean(port, result) or f"its outputs: {', '.join(result)}")
-
-    # ---- lint ----------------------------------------------------------------------------
-    def lint(self, graph: Graph) -> list[Diagnostic]:
-        warnings = []
-        for name in graph.inputs:
-            if self.g.out_degree(name) == 0:
-                warnings.append(Diagnostic("W301", f"input '{name}' is not used", self.g.nodes[name]["node"].location,
-                                           severity="warning"))
-        live = set()
-        for o in graph.outputs:
-            live.add(o.value.node)
-            live |= nx.ancestors(self.g, o.value.node)
-        for path in self.g:
-            node = self.g.nodes[path]["node"]
-            if path not in live and node.op != "input":
-                warnings.append(Diagnostic("W302", "node does not reach any output", node.location, path=path, severity="warning"))
-        return warnings
-
-
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool")
 
 
 def _ints(value: Any) -> Iterator[int]:
@@ -851,41 +466,6 @@ def _refs(raw: Any) -> list[str]:
     if isinstance(raw, dict):
         return [r for r in raw.values() if isinstance(r, str)]
     return []
-
-
-def _block_outputs(block: BlockDef, bpath: tuple) -> list[tuple[str, str, tuple]]:
-    """(port, ref, yaml path) of each output a block exposes.
-
-    One output is the port 'out'. Several are named by the mapping's keys, or by the last
-    component of each ref (`trunk.layer4` -> port `layer4`).
-    """
-    outs = block.outputs
-    if outs is None:
-        last = list(block.nodes)[-1]
-        return [("out", last, bpath + ("nodes", last))]
-    if isinstance(outs, str):
-        return [("out", outs, bpath + ("outputs",))]
-    if isinstance(outs, dict):
-        return [(k, v, bpath + ("outputs", k)) for k, v in outs.items()]
-    if len(outs) == 1:
-        return [("out", outs[0], bpath + ("outputs", 0))]
-    return [(ref.rsplit(".", 1)[-1], ref, bpath + ("outputs", i)) for i, ref in enumerate(outs)]
-
-
-def _numbered(namer: Namer) -> Namer:
-    """The namer for seq items spliced into a scope: the seq's own, or numbers under the prefix."""
-    return namer if namer.numbered else Namer(namer.prefix, True)
-
-
-def _parent(ctx: Ctx) -> str | None:
-    return ctx.scope[-1] if ctx.scope else None
-
-
-def _single(result: Result, src: Source, ypath: tuple, ex: _Expander) -> Value:
-    if len(result) != 1:
-        raise ex.error("E311", f"this node has several outputs ({', '.join(result)}); the next item needs one", src, ypath,
-                       key=True, path=next(iter(result.values())).node, hint="end the seq here and pick an output by name: `from: <node>.<port>`")
-    return next(iter(result.values()))
 
 
 _INPUT_LABEL = re.compile(r"^input (\d+) -> ")
