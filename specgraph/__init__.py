@@ -2,9 +2,10 @@
 
 YAML spec --load--> Spec --expand+infer--> Graph --build--> torch.fx.GraphModule
                                               \\--render--> graphviz.Digraph, --summary--> table
+                     module --optimize--> faster module, --export--> ONNX / TorchScript / .pt2 / Python
 """
 
-from .api import build, check, load, summary
+from .api import build, check, export, load, optimize, summary
 from .render import render
 from .train import train
 from .errors import Diagnostic, Location, SpecError
@@ -16,5 +17,5 @@ from . import scan as _scan  # noqa: F401  (registers the compiler-made `scan` o
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "check", "build", "summary", "render", "train", "SpecError", "Diagnostic", "Location", "Graph", "Spec",
+__all__ = ["load", "check", "build", "summary", "render", "train", "export", "optimize", "SpecError", "Diagnostic", "Location", "Graph", "Spec",
            "Limits", "Op", "OpParams", "ShapeError", "register_op", "__version__"]

@@ -47,3 +47,20 @@ def summary(spec: SpecLike, **params: Any) -> Summary:
     """Per-node output shapes, parameter counts and MACs, with totals."""
     graph = spec if isinstance(spec, Graph) else check(spec, **params)
     return summarize(graph)
+
+
+def export(spec: SpecLike, **options: Any):
+    """Build ``spec`` and write it as ONNX / TorchScript / a .pt2 program / Python source; returns
+    {format: path}.  The options are :func:`specgraph.exporting.export`'s (``onnx=``,
+    ``torchscript=``, ``exported=``, ``python=``, ``optimize=``, ``dims=``, ``model=``, params)."""
+    from .exporting import export as run_export  # torch (and onnx) only when exporting
+
+    return run_export(spec, **options)
+
+
+def optimize(model: Any, mode: str = "inference", **options: Any):
+    """An optimised copy of a built module (or of a spec, built first) for ``mode``: see
+    :func:`specgraph.passes.optimize` (batch norm folded, dropout dropped, in-place, channels_last)."""
+    from .passes import optimize as run_passes
+
+    return run_passes(model, mode, **options)

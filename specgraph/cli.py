@@ -358,7 +358,7 @@ def export(spec: Path = typer.Argument(..., help="the spec file"),
     _print_warnings(graph)
 
     def go():
-        from .export import ExportError, export as run_export
+        from .exporting import ExportError, export as run_export
 
         try:
             return run_export(graph, onnx=onnx, torchscript=torchscript, exported=exported, python=python,

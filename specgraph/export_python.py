@@ -35,7 +35,7 @@ from typing import Any, Callable
 import torch
 from torch import fx, nn
 
-from .export import ExportError
+from .exporting import ExportError
 
 _RNN_ARGS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional")
 _RNN_EXTRA = {nn.LSTM: ("proj_size",), nn.RNN: ("nonlinearity",)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,14 +13,14 @@ import torch
 from typer.testing import CliRunner
 
 import specgraph
-from specgraph.export import (eval_module, example_inputs, export, fixed_dims,
-                              onnx_output_names, to_onnx, to_torchscript)
+from specgraph.exporting import (eval_module, example_inputs, export, fixed_dims,
+                                 onnx_output_names, to_onnx, to_torchscript)
 from specgraph.export_python import PythonExportError, python_source
 from export_cases import (IDS, RECURRENT_FIXED_DIMS, SEQ_DIMS, SPECS, alternate_inputs, as_tuple,
                           assert_outputs_close, load_case, spec_id, trace_inputs)
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+import onnx  # noqa: E402  (the test extra installs both: a missing one must fail, not skip)
+import onnxruntime as ort  # noqa: E402
 
 # TorchScript is deprecated in this torch; reading the files back is what is tested here.
 JIT_LOAD_DEPRECATED = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
@@ -73,6 +74,26 @@ def test_onnx_matches_torch_in_onnxruntime(path, tmp_path):
     got = session.run(None, {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)})
     with torch.no_grad():
         assert_outputs_close([torch.from_numpy(np.asarray(g)) for g in got], eval_module(model)(*inputs))
+
+
+def test_package_level_export_and_optimize(tmp_path):
+    # specgraph.export / specgraph.optimize are the documented Python forms; importing the
+    # package must still not import torch (checking and rendering never need it).
+    import subprocess
+    import sys
+
+    code = "import sys, specgraph; assert 'torch' not in sys.modules; print(specgraph.export.__module__)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "specgraph.api"
+    lenet = Path(__file__).resolve().parent.parent / "specs" / "lenet5.yaml"
+    written = specgraph.export(lenet, python=tmp_path / "m.py", torchscript=tmp_path / "m.pt")
+    assert set(written) == {"python", "torchscript"} and all(p.stat().st_size > 0 for p in written.values())
+    model = specgraph.build(lenet)
+    fast = specgraph.optimize(model, "inference")  # a copy: the model itself is left as is
+    plain = eval_module(model)
+    x = example_inputs(specgraph.check(lenet), plain)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(*x), plain(*x), atol=1e-4, rtol=1e-4)
+    assert callable(specgraph.export)  # importing specgraph.exporting above did not rebind it
 
 
 def test_documented_exceptions_name_specs_of_the_folder():

@@ -9,7 +9,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 import specgraph
-from specgraph.export import eval_module, example_inputs
+from specgraph.exporting import eval_module, example_inputs
 from specgraph.passes import PassReport, fold_batchnorm, optimize
 from export_cases import IDS, SEQ_DIMS, SPECS, as_tuple, assert_outputs_close, load_case, randomize_norm_stats
 
