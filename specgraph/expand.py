@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from .bind import bind_params
 from .dims import TensorType
 from .errors import Diagnostic, Location, SpecError, did_you_mean
-from .expr import ExprError, evaluate, is_expression, referenced_names
+from .expr import ExprError, evaluate, is_expression, referenced_names, value_location
 from .graph import Graph, Node, Scope, Value
 from .hints import shape_error_hint
 from .loader import Source
@@ -95,7 +95,7 @@ class _Expander(BlockExpansion, SpecBoundary):
             return evaluate(value, env, self.limits)
         except ExprError as e:
             raise self.error(e.code, e.message, source, path=path, hint=e.hint,
-                             location=_offset_location(source.location(ypath), e.offset))
+                             location=value_location(source.location(ypath), source.lines, e.value, e.offset))
 
     # ---- top level -------------------------------------------------------------------
     def run(self) -> Graph:
@@ -478,13 +478,3 @@ def _relabel(detail: str, inputs: list[Value]) -> str:
         return f"{inputs[int(m.group(1))].ref} -> " + detail[m.end():]
     return detail
 
-
-def _offset_location(loc: Location, offset: int | None) -> Location:
-    """Move a value's location to a character inside it (past an opening quote, if any)."""
-    if offset is None or loc.source_line is None:
-        return loc
-    quote = 1 if loc.source_line[loc.col - 1:loc.col] in ("'", '"') else 0
-    col = loc.col + quote + offset
-    if col > len(loc.source_line.rstrip("\r\n")) + 1:  # a scalar folded over lines: stay on its start
-        return loc
-    return Location(loc.file, loc.line, col, loc.source_line)

@@ -26,15 +26,16 @@ import math
 import operator
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import dims
 from .dims import Sym, TensorType
-from .errors import did_you_mean
+from .errors import Location, did_you_mean
 from .limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["FUNCTIONS", "ExprError", "ShapeView", "evaluate", "is_expression", "referenced_names"]
+__all__ = ["FUNCTIONS", "ExprError", "ShapeView", "evaluate", "is_expression", "referenced_names", "value_location"]
 
 # The evaluator recurses about twice per AST level; this keeps it far inside Python's recursion
 # limit even where max_expr_nodes is raised.  No real expression nests this deep.
@@ -179,6 +180,8 @@ _BINOPS = {ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult:
            ast.Mod: ("%", operator.mod), ast.Pow: ("**", operator.pow)}
 _SYMBOLIC = {ast.Add: dims.add, ast.Sub: dims.sub, ast.Mult: dims.mul}
 _BITOPS = {ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^", ast.BitAnd: "&", ast.MatMult: "@"}
+_COMPARISONS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+                ast.In: "in", ast.NotIn: "not", ast.Is: "is", ast.IsNot: "is"}
 _ORDER = {ast.Lt: ("<", operator.lt), ast.LtE: ("<=", operator.le), ast.Gt: (">", operator.gt),
           ast.GtE: (">=", operator.ge)}
 _ALLOWED = {ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp,
@@ -191,32 +194,44 @@ _CONSTRUCTS = {ast.ListComp: "a list comprehension", ast.SetComp: "a set compreh
                ast.Dict: "a dict literal", ast.Set: "a set literal", ast.Await: "await"}
 
 
-def _forbidden(node: ast.AST) -> tuple[str, str | None] | None:
-    """Why ``node`` may not appear in an expression (message, hint), or None when it may."""
+# Where a problem points: ("at", node) its start, ("attr", node) the attribute's name,
+# ("between", left, right, symbol) an operator written between two operands.
+Culprit = tuple
+
+
+def _forbidden(node: ast.AST) -> tuple[str, str | None, Culprit] | None:
+    """Why ``node`` may not appear in an expression (message, hint, culprit), or None when it may."""
+    at = ("at", node)
     if type(node) not in _ALLOWED:
-        return f"{_CONSTRUCTS.get(type(node), type(node).__name__)} is not allowed in expressions", None
+        return f"{_CONSTRUCTS.get(type(node), type(node).__name__)} is not allowed in expressions", None, at
     if isinstance(node, ast.Constant) and type(node.value) not in (int, float, bool, str, type(None)):
-        return f"a {type(node.value).__name__} literal is not allowed in expressions", None
+        return f"a {type(node.value).__name__} literal is not allowed in expressions", None, at
     if isinstance(node, ast.Name) and node.id.startswith("__"):
-        return f"dunder name '{node.id}' is not allowed in expressions", None
+        return f"dunder name '{node.id}' is not allowed in expressions", None, at
     if isinstance(node, ast.Attribute) and node.attr not in ShapeView.ATTRIBUTES:
         return (f"attribute '.{node.attr}' is not allowed; a tensor has " + ", ".join(ShapeView.ATTRIBUTES),
-                did_you_mean(node.attr, ShapeView.ATTRIBUTES))
+                did_you_mean(node.attr, ShapeView.ATTRIBUTES), ("attr", node))
     if isinstance(node, ast.Call):
         known = ", ".join(sorted(FUNCTIONS))
         if not isinstance(node.func, ast.Name):  # name the worse problem in (lambda: 0)() or a.b()
-            return _forbidden(node.func) or (f"only these functions can be called, by name: {known}", None)
+            return _forbidden(node.func) or (f"only these functions can be called, by name: {known}", None, at)
         if node.func.id not in FUNCTIONS:
             hint = did_you_mean(node.func.id, FUNCTIONS)
-            return f"function '{node.func.id}' is not allowed; functions: {known}", hint
-        if any(k.arg is None for k in node.keywords):
-            return "'**' argument unpacking is not allowed in expressions", None
+            return f"function '{node.func.id}' is not allowed; functions: {known}", hint, at
+        unpacked = [k for k in node.keywords if k.arg is None]
+        if unpacked:
+            return "'**' argument unpacking is not allowed in expressions", None, ("at", unpacked[0])
     if isinstance(node, ast.BinOp) and type(node.op) in _BITOPS:
-        return f"operator '{_BITOPS[type(node.op)]}' is not allowed in expressions", None
+        symbol = _BITOPS[type(node.op)]
+        return f"operator '{symbol}' is not allowed in expressions", None, ("between", node.left, node.right, symbol)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Invert):
-        return "operator '~' is not allowed in expressions", None
-    if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops):
-        return "'is' comparisons are not allowed in expressions", "use == or !="
+        return "operator '~' is not allowed in expressions", None, at
+    if isinstance(node, ast.Compare):
+        operands = [node.left, *node.comparators]
+        for i, op in enumerate(node.ops):
+            if isinstance(op, (ast.Is, ast.IsNot)):
+                return ("'is' comparisons are not allowed in expressions", "use == or !=",
+                        ("between", operands[i], operands[i + 1], "is"))
     return None
 
 
@@ -246,7 +261,10 @@ def _parse(value: str, limits: Limits) -> tuple[ast.Expression, str, int]:
             warnings.simplefilter("ignore")
             return ast.parse(text, mode="eval"), text, base
     except SyntaxError as e:
-        at = base + _char_offset(text, e.lineno or 1, (e.offset or 1) - 1, col_is_bytes=False)
+        if not e.offset or not e.lineno:  # the parser ran out of text: something is missing at the end
+            at = len(value) - 1
+        else:
+            at = base + _char_offset(text, e.lineno, e.offset - 1, col_is_bytes=False)
         too_deep = "too many nested" in str(e.msg) or "too complex" in str(e.msg)
         raise ExprError("E505" if too_deep else "E501", f"invalid expression: {e.msg}", offset=at) from None
     except ValueError as e:  # null bytes, on Pythons that do not call that a SyntaxError
@@ -269,6 +287,41 @@ class _Evaluator:
             return None
         return self.base + _char_offset(self.text, node.lineno, node.col_offset)
 
+    def end(self, node: ast.AST) -> int | None:
+        if getattr(node, "end_lineno", None) is None:
+            return None
+        return self.base + _char_offset(self.text, node.end_lineno, node.end_col_offset)
+
+    def culprit(self, culprit: Culprit) -> int | None:
+        """The offset in the value of what a :data:`Culprit` names, or of its node's start."""
+        kind, node = culprit[0], culprit[1]
+        if kind == "attr":  # `x . colour`: the name is the last thing the node spans
+            end = self.end(node)
+            return self.offset(node) if end is None else end - len(node.attr)  # type: ignore[attr-defined]
+        if kind == "between":
+            return self.operator(node, culprit[2], culprit[3])
+        return self.offset(node)
+
+    def operator(self, left: ast.AST, right: ast.AST, symbol: str) -> int | None:
+        """The offset of ``symbol`` written between two operands; only spaces and parentheses
+        can sit there besides it, so the first match is the operator."""
+        a, b = self.end(left), self.offset(right)
+        if a is None or b is None:
+            return self.offset(left)
+        found = self.text.find(symbol, a - self.base, b - self.base)
+        return self.offset(left) if found < 0 else self.base + found
+
+    @contextmanager
+    def blame(self, offset: int | None) -> Iterator[None]:
+        """Errors raised inside point at ``offset`` unless they already point somewhere."""
+        try:
+            yield
+        except ExprError as e:
+            e.offset = offset if e.offset is None else e.offset
+            raise
+        except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as e:
+            raise ExprError("E504", str(e) or type(e).__name__, offset=offset) from e
+
     def validate(self, tree: ast.Expression) -> None:
         """Reject forbidden constructs anywhere (even in branches never taken) and oversize trees."""
         count, stack = 0, [(tree.body, 1)]
@@ -281,7 +334,7 @@ class _Evaluator:
                 raise ExprError("E505", f"expression nests deeper than {MAX_DEPTH}", offset=self.offset(node))
             problem = _forbidden(node)
             if problem:
-                raise ExprError("E503", problem[0], hint=problem[1], offset=self.offset(node))
+                raise ExprError("E503", problem[0], hint=problem[1], offset=self.culprit(problem[2]))
             children = [c for c in ast.iter_child_nodes(node) if not isinstance(c, _OPERATOR_NODES)]
             stack.extend((c, depth + 1) for c in reversed(children))  # report the leftmost first
 
@@ -347,14 +400,18 @@ class _Evaluator:
     def eval_Tuple(self, node: ast.Tuple) -> tuple:
         return tuple(self.eval(e) for e in node.elts)
 
+    def truth_of(self, node: ast.AST, value: Any) -> bool:
+        with self.blame(self.offset(node)):  # "a tensor has no truth value" points at the tensor
+            return self.truth(value)
+
     def eval_IfExp(self, node: ast.IfExp) -> Any:
-        return self.eval(node.body) if self.truth(self.eval(node.test)) else self.eval(node.orelse)
+        return self.eval(node.body) if self.truth_of(node.test, self.eval(node.test)) else self.eval(node.orelse)
 
     def eval_BoolOp(self, node: ast.BoolOp) -> Any:
         stop_when = isinstance(node.op, ast.Or)  # `or` stops at a true value, `and` at a false one
         for operand in node.values:
             result = self.eval(operand)
-            if self.truth(result) == stop_when:
+            if self.truth_of(operand, result) == stop_when:
                 break
         return result
 
@@ -367,7 +424,10 @@ class _Evaluator:
         return v if isinstance(node.op, ast.UAdd) else dims.mul(v, -1) if isinstance(v, Sym) else -v
 
     def eval_BinOp(self, node: ast.BinOp) -> Any:
-        return self.binop(type(node.op), self.eval(node.left), self.eval(node.right))
+        left, right = self.eval(node.left), self.eval(node.right)
+        op = type(node.op)
+        with self.blame(self.operator(node.left, node.right, _BINOPS[op][0])):  # like Python's `~~^~~`
+            return self.binop(op, left, right)
 
     def binop(self, op: type, a: Any, b: Any) -> Any:
         symbol, apply = _BINOPS[op]
@@ -418,12 +478,14 @@ class _Evaluator:
                         hint="use + - * and // (ceiling division: (h + s - 1) // s)")
 
     def eval_Compare(self, node: ast.Compare) -> bool:
-        left = self.eval(node.left)
+        left, left_node = self.eval(node.left), node.left
         for op, comparator in zip(node.ops, node.comparators):  # chained, lazily, like Python
             right = self.eval(comparator)
-            if not self.compare(op, left, right):
-                return False
-            left = right
+            symbol = _COMPARISONS[type(op)]
+            with self.blame(self.operator(left_node, comparator, symbol)):
+                if not self.compare(op, left, right):
+                    return False
+            left, left_node = right, comparator
         return True
 
     def compare(self, op: ast.cmpop, a: Any, b: Any) -> bool:
@@ -454,10 +516,11 @@ class _Evaluator:
             if parts[2] == 0:
                 raise ExprError("E504", "slice step cannot be zero")
             return target[slice(*parts)]
-        i = self.index(self.eval(node.slice))
-        if not -len(target) <= i < len(target):
-            raise ExprError("E504", f"index {i} is out of range for a {_type_name(target)} "
-                            f"of length {len(target)}")
+        with self.blame(self.offset(node.slice)):  # "index 5 is out of range" points at the 5
+            i = self.index(self.eval(node.slice))
+            if not -len(target) <= i < len(target):
+                raise ExprError("E504", f"index {i} is out of range for a {_type_name(target)} "
+                                f"of length {len(target)}")
         return target[i]
 
     def index(self, v: object) -> int:
@@ -467,9 +530,10 @@ class _Evaluator:
 
     def eval_Attribute(self, node: ast.Attribute) -> Any:
         target = self.eval(node.value)
-        if not isinstance(target, ShapeView):  # the name itself was whitelisted by validate()
-            raise ExprError("E503", f"attributes are only allowed on tensors, not on {_type_name(target)}")
-        return getattr(target, node.attr)
+        with self.blame(self.culprit(("attr", node))):
+            if not isinstance(target, ShapeView):  # the name itself was whitelisted by validate()
+                raise ExprError("E503", f"attributes are only allowed on tensors, not on {_type_name(target)}")
+            return getattr(target, node.attr)
 
     def eval_Call(self, node: ast.Call) -> Any:
         name = node.func.id  # type: ignore[attr-defined]  # validate() let only FUNCTIONS through
@@ -558,3 +622,60 @@ def referenced_names(value: object, limits: Limits = DEFAULT_LIMITS) -> set[str]
     nodes = list(ast.walk(tree))
     called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
     return {n.id for n in nodes if isinstance(n, ast.Name) and id(n) not in called}
+
+
+# ---------------------------------------------------------------- from a value offset to the file
+
+def value_location(start: Location, lines: Sequence[str], value: object, offset: int | None) -> Location:
+    """Where character ``offset`` of the scalar ``value`` is in the spec text, given ``start``, the
+    location of the scalar's first character (its quote or block indicator, if any), and the
+    text's ``lines``.  ``start`` itself wherever the text does not spell ``value`` literally up
+    to that character -- an escape sequence, a value inside a list, a YAML style we do not
+    follow -- so that the caret is never misplaced, only less precise."""
+    if offset is None or not isinstance(value, str) or not 0 <= offset < len(value):
+        return start
+    try:
+        found = _spell(lines, start.line - 1, start.col - 1, value, offset)
+    except IndexError:  # the text ended first
+        found = None
+    if found is None:
+        return start
+    line, col = found
+    return Location(start.file, line + 1, col + 1, lines[line])
+
+
+def _spell(lines: Sequence[str], row: int, col: int, value: str, offset: int) -> tuple[int, int] | None:
+    """0-based (row, col) of ``value[offset]``, reading the scalar that starts at (row, col)."""
+    style = lines[row][col:col + 1]
+    if style in ("|", ">"):  # a block scalar: followed only on its first content line
+        row += 1
+        while not lines[row].strip():
+            row += 1
+        text = lines[row].lstrip(" ")
+        col = len(lines[row]) - len(text)
+        return (row, col + offset) if text[:offset + 1] == value[:offset + 1] else None
+    quote = style if style in ("'", '"') else ""
+    col += len(quote)
+    k = 0
+    while True:
+        line = lines[row]
+        if not line[col:].strip(" \t"):  # a line break, folded with the spaces around it
+            breaks = 0
+            while True:
+                row, breaks = row + 1, breaks + 1
+                stripped = lines[row].lstrip(" \t")
+                if stripped:
+                    break
+            folded = " " if breaks == 1 else "\n" * (breaks - 1)
+            if value[k:k + len(folded)] != folded or k + len(folded) > offset:
+                return None
+            k, col = k + len(folded), len(lines[row]) - len(stripped)
+            continue
+        char = line[col]
+        if quote == '"' and char == "\\" or quote == "'" and char == "'" and line[col + 1:col + 2] != "'":
+            return None  # an escape sequence, or the end of the scalar
+        if char != value[k]:
+            return None
+        if k == offset:
+            return row, col
+        k, col = k + 1, col + (2 if quote == "'" and char == "'" else 1)

@@ -194,7 +194,8 @@ def coercion_hint(value: Any, expected: str) -> str | None:
 
 def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: tuple,
                          what: str, allowed: tuple[str, ...] | list[str] = ()) -> list[Diagnostic]:
-    """Turn pydantic's errors into located diagnostics (E201 unknown key, E202 missing, E203 type)."""
+    """Turn pydantic's errors into located diagnostics (E201 unknown key, E202 missing, E203 type,
+    E204 a number out of its range)."""
     out = []
     errors = _narrow_unions(err.errors(), data)
     unknown = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
@@ -207,7 +208,8 @@ def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: 
             candidates = list(allowed) or _allowed_keys(loc)
             hint = did_you_mean(field_name, candidates) or (
                 f"allowed keys: {', '.join(sorted(set(candidates)))}" if candidates else None)
-            out.append(Diagnostic("E201", f"unknown key '{field_name}' in {what}", source.location(full, key=True), hint=hint))
+            out.append(Diagnostic("E201", f"unknown key '{field_name}' in {_owner(loc, what)}", source.location(full, key=True),
+                                  hint=hint))
         elif kind == "missing":
             if difflib.get_close_matches(field_name, unknown, n=1, cutoff=0.6):
                 continue  # `kernal: 3` is reported as an unknown key with "did you mean 'kernel'?"
@@ -216,9 +218,23 @@ def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: 
             found = _lookup(data, loc)
             msg = e["msg"].replace("Input should be", "expected").replace(" after validation", "")
             expected = {"int_type": "int", "int_parsing": "int", "float_type": "float", "bool_type": "bool"}.get(kind, "")
-            out.append(Diagnostic("E203", f"{what}: '{'.'.join(map(str, loc)) or field_name}' {msg}; found {found!r}"[:400],
+            # Right type, out of range (dropout's p: 1.5): an invalid value, not a wrong type.
+            code = "E204" if kind in _RANGE_ERRORS else "E203"
+            out.append(Diagnostic(code, f"{what}: '{'.'.join(map(str, loc)) or field_name}' {msg}; found {found!r}"[:400],
                                   source.location(full), hint=coercion_hint(found, expected)))
     return out
+
+
+_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"})
+
+
+def _owner(loc: tuple, what: str) -> str:
+    """Who holds a key: "the spec" is the whole document, but a key under `blocks: {unit: ...}`
+    belongs to block 'unit', and saying so is what lets the user find it."""
+    labels = {"blocks": "block", "inputs": "input", "params": "param", "outputs": "output"}
+    if what != "the spec" or len(loc) < 3 or loc[0] not in labels:
+        return what
+    return f"{labels[loc[0]]} '{loc[1]}'"
 
 
 def _narrow_unions(errors: list, data: Any) -> list:

@@ -524,25 +524,25 @@ def test_undefined_name_in_a_when():
 
 def test_division_by_zero_in_an_expression():
     text = spec("params: {groups: 0}\ngraph:\n  conv: {op: conv2d, out: \"${64 // groups}\", kernel: 3}\n")
-    d = only(text, "E504", pos(text, "64 //"), "conv")
+    d = only(text, "E504", pos(text, "// groups"), "conv")  # on the operator, as Python's tracebacks do
     assert d.message == "division by zero"
 
 
 def test_expression_syntax_error():
     text = spec("graph:\n  conv: {op: conv2d, out: \"${3 +}\", kernel: 3}\n")
-    d = only(text, "E501", pos(text, "3 +"), "conv")
+    d = only(text, "E501", pos(text, "}\""), "conv")  # the operand is missing where the text ends
     assert "invalid expression" in d.message
 
 
 def test_ordering_a_symbolic_dim():
     text = spec("graph:\n  relu: {op: relu, when: \"${x.batch > 1}\"}\n")
-    d = only(text, "E504", pos(text, "x.batch"), "relu")
+    d = only(text, "E504", pos(text, "> 1"), "relu")
     assert "depends on the input size" in d.message
 
 
 def test_integer_past_the_limit():
     text = spec("graph:\n  fc: {op: linear, out: \"${2 ** 100}\"}\n")
-    d = only(text, "E505", pos(text, "2 **"), "fc")
+    d = only(text, "E505", pos(text, "** 100"), "fc")
     assert "64 bits" in d.message
 
 
@@ -555,22 +555,21 @@ def test_unquoted_expression_in_a_flow_mapping():
 
 # --- nothing in a spec is executed --------------------------------------------------------------
 
-@pytest.mark.parametrize("value", [
-    "${__import__('os').system('touch pwned')}",
-    "${().__class__}",
-    "${().__class__.__bases__[0].__subclasses__()}",
-    "${x.__class__}",
-    "${open('/etc/passwd')}",
-    "${eval('1')}",
-    "${(lambda: 1)()}",
-    "${[c for c in 'abc']}",
-    "$__class__",
+@pytest.mark.parametrize("value, culprit", [
+    ("${__import__('os').system('touch pwned')}", "system("),
+    ("${().__class__}", "__class__"),
+    ("${().__class__.__bases__[0].__subclasses__()}", "__subclasses__"),
+    ("${x.__class__}", "__class__"),
+    ("${open('/etc/passwd')}", "open("),
+    ("${eval('1')}", "eval("),
+    ("${(lambda: 1)()}", "lambda"),
+    ("${[c for c in 'abc']}", "[c for"),
+    ("$__class__", "__class__"),
 ])
-def test_expressions_cannot_reach_python(value, tmp_path, monkeypatch):
+def test_expressions_cannot_reach_python(value, culprit, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = spec(f"graph:\n  fc: {{op: linear, out: \"{value}\"}}\n")
-    line, col = pos(text, value)
-    d = only(text, "E503", (line, col + (2 if value.startswith("${") else 1)), "fc")  # the expression's start
+    d = only(text, "E503", pos(text, culprit), "fc")  # the caret is on the forbidden part
     assert "not allowed" in d.message
     assert not (tmp_path / "pwned").exists()
 

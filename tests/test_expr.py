@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from specgraph import dims
 from specgraph.dims import TensorType, symbol
-from specgraph.expr import FUNCTIONS, ExprError, ShapeView, evaluate, is_expression, referenced_names
+from specgraph.expr import FUNCTIONS, ExprError, ShapeView, evaluate, is_expression, referenced_names, value_location
 from specgraph.limits import Limits
 
 N, H, W = symbol("N"), symbol("H"), symbol("W")
@@ -170,7 +170,8 @@ def test_shape_view_attributes() -> None:
 @pytest.mark.parametrize("text", ["${flat.height}", "${seq.height}", "${vec.channels}", "${vec.width}"])
 def test_shape_view_rank_requirements(text: str) -> None:
     err = error(text)
-    assert err.code == "E504" and "rank" in err.message and err.offset == 2
+    assert err.code == "E504" and "rank" in err.message
+    assert err.offset == text.index(".") + 1  # on the attribute's name
 
 
 def test_symbolic_arithmetic() -> None:
@@ -219,13 +220,36 @@ def test_undefined_name_with_did_you_mean() -> None:
 def test_offsets_point_inside_the_value() -> None:
     assert error("${1 + foo}").offset == 6
     assert error("${  1 + foo}").offset == 8
-    assert error("${width // 0}").offset == 2  # the division node starts at 'width'
-    assert error("${[1, 2, 1 / 0]}").offset == 9
     assert error("${'é' + foo}").offset == 8  # characters, not UTF-8 bytes
     assert error("${1 +* 2}").code == "E501" and error("${1 +* 2}").offset == 5
-    assert error("${x.colour}").offset == 2
     assert error("${(1 +\r\n foo)}").offset == 9 and error("${(1 +\r foo)}").offset == 8
     assert error("${(1,\n 2 +* 3)}").offset == 10
+
+
+def at(text: str) -> str:
+    """The value from the offset of its error on: what the caret points at."""
+    return text[error(text).offset:]
+
+
+@pytest.mark.parametrize("text, culprit", [
+    # E501: where the parser stopped; at the closing brace when the text ran out
+    ("${1 + (2 3)}", "2 3)}"), ("${width *}", "}"), ("${3 + +}", "}"), ("${max(1,,2)}", ",2)}"),
+    ("${(1}", "(1}"),
+    # E503: the forbidden operator, attribute, call or construct, not the expression's start
+    ("${1 | 2}", "| 2}"), ("${(width) << 3}", "<< 3}"), ("${1 + ~2}", "~2}"), ("${x.colour}", "colour}"),
+    ("${x . colour + 1}", "colour + 1}"), ("${__import__('os').system(1)}", "system(1)}"),
+    ("${(lambda: 1)()}", "lambda: 1)()}"), ("${1 + foo(2)}", "foo(2)}"), ("${width is None}", "is None}"),
+    ("${1 == 1 is not 2}", "is not 2}"), ("${max(1, **{})}", "**{})}"), ("${2 * [c for c in widths]}", "[c for c in widths]}"),
+    ("${1 + x.shape.rank}", "rank}"), ("${width + __class__}", "__class__}"), ("$__class__", "__class__"),
+    # E504: the operator that fails, the index out of range, the call given wrong arguments
+    ("${width // 0}", "// 0}"), ("${1 + (64 % 0)}", "% 0)}"), ("${1 + 'a'}", "+ 'a'}"), ("${widths[1 + 2]}", "1 + 2]}"),
+    ("${1 + abs(1, 2)}", "abs(1, 2)}"), ("${x.batch < 3}", "< 3}"), ("${1 if x else 2}", "x else 2}"),
+    ("${1 + flat.height}", "height}"), ("${1 in 5}", "in 5}"), ("${1 + -'a'}", "-'a'}"),
+    # E505: the operator whose result would be too large
+    ("${1 + 2 ** 100}", "** 100}"),
+])
+def test_the_offset_names_the_culprit(text: str, culprit: str) -> None:
+    assert at(text) == culprit
 
 
 def test_error_text() -> None:
@@ -325,7 +349,7 @@ BOMBS = [
 def test_bombs_fail_fast_with_e505(text: str) -> None:
     start = time.perf_counter()
     err = error(text)
-    assert time.perf_counter() - start < 1.0
+    assert time.thread_time() - start < 1.0
     assert err.code == "E505", err
 
 
@@ -360,14 +384,15 @@ TOKENS = ["1", "9", "0", "2.5", "1e308", "'a'", "x", "width", "widths", "name", 
 
 
 def _never_crashes(body: str) -> None:
-    start = time.perf_counter()
+    # CPU time of this thread: a loaded CI machine cannot inflate it, a runaway evaluation can.
+    start = time.thread_time()
     try:
         evaluate("${" + body + "}", ENV)
     except ExprError as e:
         assert e.code in {"E501", "E502", "E503", "E504", "E505"}
         assert e.offset is None or 0 <= e.offset < len(body) + 3
         assert e.value == "${" + body + "}"
-    assert time.perf_counter() - start < 1.0
+    assert time.thread_time() - start < 1.0
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -405,3 +430,47 @@ def test_referenced_names() -> None:
     assert referenced_names("${1 +}") == set() and referenced_names("$a b") == set()
     assert referenced_names("${" + "(" * 100_000 + "}") == set()
     assert referenced_names(7) == set()
+
+
+# ------------------------------------------------------------------ from the offset to the file's column
+
+def caret_at(yaml_text: str) -> str:
+    """Evaluate the scalar of key `v` in ``yaml_text`` and return the text from the caret on."""
+    import yaml
+
+    from specgraph.errors import Location
+
+    node = next(v for k, v in yaml.compose(yaml_text).value if k.value == "v")
+    err = error(node.value)
+    lines = yaml_text.split("\n")
+    start = Location("net.yaml", node.start_mark.line + 1, node.start_mark.column + 1, lines[node.start_mark.line])
+    loc = value_location(start, lines, err.value, err.offset)
+    assert loc.source_line == lines[loc.line - 1]
+    return "\n".join(lines[loc.line - 1:])[loc.col - 1:]
+
+
+@pytest.mark.parametrize("yaml_text, caret", [
+    ('v: ${1 + foo}\n', "foo"),                                  # plain
+    ('v: "${1 + foo}"\n', "foo"),                                # double-quoted
+    ("v: '${1 + foo}'\n", "foo"),                                # single-quoted
+    ("v: '${''a'' + foo}'\n", "foo"),                            # '' is one quote in the value
+    ('{a: 1, v: "${width | 2}"}\n', "| 2"),                      # in a flow mapping
+    ('v: ${max(8,\n     width // 0)}\n', "// 0"),                # plain, folded over lines
+    ('v: "${max(8,   \n   \n     foo)}"\n', "foo"),              # quoted, a blank line is a newline
+    ('v: |\n  ${width +\n  foo}\n', "${width +"),                # block scalars: the first line only...
+    ('v: >-\n  ${width + foo}\n', "foo"),                        # ... but exactly there
+    ('v: "${\\x31 + foo}"\n', '"${\\x31'),                       # an escape: the scalar's start
+    ('v: "${1 + \\\n foo}"\n', '"${1 +'),                        # an escaped line break: the start
+])
+def test_value_location_maps_the_offset_into_the_file(yaml_text: str, caret: str) -> None:
+    assert caret_at(yaml_text).startswith(caret)
+
+
+def test_value_location_keeps_the_start_when_it_cannot_follow() -> None:
+    from specgraph.errors import Location
+
+    start = Location("f", 1, 4, "v: [1, ${foo}]")
+    assert value_location(start, ["v: [1, ${foo}]"], "${foo}", 2) == start  # a value inside a list
+    assert value_location(start, ["v: ${foo"], "${foo}", 5) == start  # the text ends first
+    assert value_location(start, ["v: ${foo}"], "${foo}", None) == start
+    assert value_location(start, ["v: ${foo}"], "${foo}", 2) == Location("f", 1, 6, "v: ${foo}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import tracemalloc
@@ -244,12 +243,12 @@ def test_huge_file_is_refused_before_reading(tmp_path):
     with open(big, "wb") as fh:  # sparse: 50 MB on paper, nothing on disk
         fh.truncate(50 * 1024 * 1024)
     tracemalloc.start()
-    t0 = time.perf_counter()
+    t0 = time.thread_time()  # CPU time: a loaded machine cannot inflate it, reading 50 MB would
     try:
         with pytest.raises(SpecError) as info:
             load_yaml_file(big)
     finally:
-        seconds, peak = time.perf_counter() - t0, tracemalloc.get_traced_memory()[1]
+        seconds, peak = time.thread_time() - t0, tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     _, _, d = only(info.value, "E104")
     assert seconds < 0.5 and peak < 1_000_000 and "max_file_bytes" in d.hint
@@ -343,17 +342,11 @@ def test_load_file_source(tmp_path):
 
 # --- speed ---------------------------------------------------------------------------------------
 
-def test_two_hundred_node_spec_loads_in_milliseconds():
-    text = "specgraph: 1\ninputs: {x: [N, 3, 32, 32]}\ngraph:\n" + "".join(
-        f"  n{i}: {{op: conv2d, out: {i}, kernel: 3, padding: 1, from: [n{i - 1}]}}\n" for i in range(200))
-    best = min(_timed(lambda: load_yaml_text(text)) for _ in range(5))
-    assert best < 0.05, best  # ~5 ms with libyaml (raw parsing alone is ~2 ms); yaml.load takes ~7
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def test_libyaml_parses_when_installed():
+    # Load speed (BENCHMARKS.md: check and load time) rests on the C parser: ~5 ms for a
+    # 200-node spec with libyaml against ~7x that in pure Python. Timed in benchmarks/, not here.
+    assert loader._LOADER is (yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader)
+    assert yaml.__with_libyaml__, "PyYAML without libyaml: specs load several times slower"
 
 
 # --- properties: any input loads or raises SpecError located inside the text ---------------------

@@ -254,3 +254,31 @@ def test_cli_prints_the_schema_and_writes_it(tmp_path):
     result = runner.invoke(app, ["schema", "-o", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_text(encoding="utf-8") == schema_text()
+
+
+# ---- the error corpus: what it marks as schema-level, the schema rejects -----------------------
+
+from test_error_corpus import FILES as CORPUS_FILES  # noqa: E402
+from test_error_corpus import read_corpus_file  # noqa: E402
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=[p.stem for p in CORPUS_FILES])
+def test_corpus_mistakes_marked_schema_level_are_rejected(path, validator):
+    """`schema: reject` files are refused by the schema (an editor flags them as you type);
+    `accept` ones pass it (their mistake needs the compiler, and the schema must not cry wolf);
+    `no-yaml` ones are not YAML data at all."""
+    case = read_corpus_file(path)
+    text = path.read_bytes().decode("utf-8", "replace")
+    if case.schema == "no-yaml":
+        with pytest.raises(yaml.YAMLError):
+            yaml.safe_load(text)
+        return
+    found = problems(validator, text)
+    if case.schema == "reject":
+        assert found, f"the schema accepts {path.name}"
+    else:
+        assert not found, "\n".join(f"{p}: {m}" for p, m in found)
+
+
+def test_the_corpus_has_schema_level_mistakes():
+    assert sum(read_corpus_file(p).schema == "reject" for p in CORPUS_FILES) >= 20
