@@ -115,26 +115,54 @@ def check(spec: Path = typer.Argument(..., help="the spec file"),
 
 @app.command()
 def summary(spec: Path = typer.Argument(..., help="the spec file"),
-            set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt):
-    """Table of every node: path, op, output shape, parameters, MACs; with totals."""
+            set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt,
+            batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
+                                                     help="batch size (the dim N) for the memory columns [default: 1]"),
+            dim: Optional[List[str]] = typer.Option(None, "--dim", help="size of another symbolic dim: NAME=INT (repeatable)"),
+            format: str = typer.Option("text", "--format", help="text | json")):
+    """Table of every node: path, op, output shape, parameters, MACs, parameter and activation
+    bytes; with totals and the predicted inference peak memory (see specgraph/memory.py)."""
+    from .memory import SizeError
     from .summarize import summarize
 
-    graph = _run(lambda: _check(spec, set_, limit))
-    s = summarize(graph)
+    if format not in ("text", "json"):
+        raise typer.BadParameter("expected text or json", param_hint="--format")
+    dims = {}
+    for item in dim or []:
+        key, _, raw = item.partition("=")
+        if not key.strip().isidentifier() or not raw.strip().isdigit() or int(raw) < 1:
+            raise typer.BadParameter(f"expected NAME=INTEGER of at least 1, found {item!r}", param_hint="--dim")
+        dims[key.strip()] = int(raw)
+    if batch_size is not None and dims.get("N", batch_size) != batch_size:
+        raise typer.BadParameter(f"--dim N={dims['N']} contradicts --batch-size {batch_size}", param_hint="--dim")
+    graph = _run(lambda: _check(spec, set_, limit), json_errors=format == "json")
+
+    def go():
+        try:
+            return summarize(graph, batch_size, dims)
+        except SizeError as e:  # sizes that do not fit the spec: a usage error
+            raise typer.BadParameter(str(e), param_hint="--batch-size / --dim") from e
+
+    s = _run(go)
+    if format == "json":
+        print(json.dumps(s.to_json(), indent=2))
+        return
     print_summary(s)
 
 
 def print_summary(s) -> None:
-    from .summarize import _macs
-
     table = Table(title=s.name, show_lines=False, title_justify="left")
-    for col, just in (("node", "left"), ("op", "left"), ("output shape", "left"), ("params", "right"), ("MACs", "right")):
-        table.add_column(col, justify=just)
+    for i, col in enumerate(s.columns()):
+        table.add_column(col, justify="right" if i >= 3 else "left")
     for r in s.rows:
-        table.add_row(r.path, r.op, r.output, f"{r.params:,}" if r.params else "", _macs(r.macs))
+        table.add_row(*s.cells(r))
     table.add_section()
-    table.add_row("total", "", ", ".join(s.outputs.values()), f"{s.total_params:,}", _macs(s.total_macs))
+    foot = list(s.total_cells())
+    foot[2] = ", ".join(s.outputs.values())
+    table.add_row(*foot)
     out.print(table)
+    for line in s.memory_lines():
+        out.print(line, markup=False)
 
 
 @app.command()
@@ -289,7 +317,7 @@ def schema(output: Optional[Path] = typer.Option(None, "-o", "--output", help="f
 
 @app.command()
 def train(spec: Path = typer.Argument(..., help="the spec file"),
-          data: Optional[str] = typer.Option(None, "--data", "-d", help="dataset: fashion-mnist, digits, imagefolder:PATH, ..."),
+          data: Optional[str] = typer.Option(None, "--data", "-d", help="dataset: fashion-mnist, digits, imagefolder:PATH, sunspots, co2, csv:PATH, lee, text:PATH, nuclei, segfolder:PATH"),
           config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of training settings"),
           epochs: Optional[int] = typer.Option(None, "--epochs"),
           batch_size: Optional[int] = typer.Option(None, "--batch-size"),

@@ -1,0 +1,204 @@
+"""The summary's memory columns against what torch really does on CPU.
+
+How the peak is measured: torch's CPU allocator reports every allocation and free to the
+profiler when ``profile_memory=True``, with the allocator's own running total of the bytes it
+has handed out and not yet taken back ("Total Allocated" on each ``[memory]`` event of the
+exported trace).  The largest such total during one eval-mode forward under ``no_grad`` is
+the peak of what torch allocated — kernels' scratch (oneDNN's reordered weights, max-pool
+indices) included — counted from the start of the call, so the input tensors, allocated
+before it, are added.  The parameters are allocated before too and stay out of both sides.
+(The profiler's ``function_events`` list drops most of these events; the trace keeps them.)
+
+The prediction (specgraph/memory.py) never runs torch: it walks the graph's inferred types.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+
+import pytest
+import torch
+from torch import fx
+from torch.profiler import ProfilerActivity, profile
+from torch.utils._pytree import tree_flatten
+from typer.testing import CliRunner
+
+import specgraph
+from specgraph.builder import TrainEvalModule
+from specgraph.cli import app
+from specgraph.memory import SizeError, memory_report
+
+from conftest import SPECS
+
+CASES = [("lenet5", {}), ("resnet18", {}), ("googlenet", {}), ("unet_padded", {"size": 64})]
+TOLERANCE = 0.20  # oneDNN's scratch depends on the CPU's kernels; the model follows AVX-512's
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared; 1 thread also keeps the kernel choice fixed
+    yield
+    torch.set_num_threads(before)
+
+
+def _inputs(graph, sizes):
+    torch.manual_seed(0)
+    return [torch.randint(0, 2, t.concrete(**sizes)) if t.dtype.startswith("int") else torch.randn(t.concrete(**sizes))
+            for t in graph.inputs.values()]
+
+
+def measured_peak(model, inputs) -> int:
+    """Peak bytes torch's CPU allocator holds during one eval forward (see the module docstring)."""
+    with torch.no_grad():
+        model(*inputs)  # warm-up: one-time allocations (thread pools, lazy init) stay out
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            out = model(*inputs)
+            del out
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            events = json.load(f)["traceEvents"]
+    finally:
+        os.unlink(path)
+    totals = [e["args"]["Total Allocated"] for e in events
+              if e.get("name") == "[memory]" and e["args"].get("Device Type") == 0]
+    assert totals, "the profiler reported no CPU allocation"
+    return max(totals) + sum(t.numel() * t.element_size() for t in inputs)
+
+
+@pytest.fixture(scope="module")
+def built():
+    cache = {}
+
+    def get(name, params):
+        key = (name, tuple(sorted(params.items())))
+        if key not in cache:
+            graph = specgraph.check(SPECS / f"{name}.yaml", **params)
+            cache[key] = graph, specgraph.build(graph).eval()
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("name,params", CASES, ids=[c[0] for c in CASES])
+def test_inference_peak_within_20_percent_of_measured(built, name, params, batch):
+    graph, model = built(name, params)
+    report = memory_report(graph, batch, threads=torch.get_num_threads())
+    measured = measured_peak(model, _inputs(graph, report.sizes))
+    assert abs(report.inference_peak - measured) <= TOLERANCE * measured, (
+        f"{name} N={batch}: predicted {report.inference_peak}, measured {measured} "
+        f"(ratio {report.inference_peak / measured:.3f}, peak at {report.peak_node})")
+
+
+@pytest.mark.parametrize("name,params", CASES + [("char_lstm", {})], ids=[c[0] for c in CASES] + ["char_lstm"])
+def test_param_bytes_equal_the_built_model(built, name, params):
+    graph, model = built(name, params)
+    report = memory_report(graph, 1, {"T": 4})
+    assert report.param_bytes == sum(p.numel() * p.element_size() for p in model.parameters())
+    for path, node in report.nodes.items():
+        if node.param_bytes:
+            sub = model.get_submodule(path)
+            assert node.param_bytes == sum(p.numel() * p.element_size() for p in sub.parameters()), path
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the generated forward node by node, keeping each node's output bytes."""
+
+    def __init__(self, gm):
+        super().__init__(gm)
+        self.bytes: dict[str, int] = {}
+
+    def run_node(self, n):
+        result = super().run_node(n)
+        self.bytes[n.name] = sum(t.numel() * t.element_size() for t in tree_flatten(result)[0]
+                                 if isinstance(t, torch.Tensor))
+        return result
+
+
+@pytest.mark.parametrize("name,params,dims", [(*c, {}) for c in CASES] + [("char_lstm", {}, {"T": 12})],
+                         ids=[c[0] for c in CASES] + ["char_lstm"])
+def test_activation_bytes_equal_the_real_outputs(built, name, params, dims):
+    graph, model = built(name, params)
+    report = memory_report(graph, 3, dims)
+    gm = model.eval_graph_module if isinstance(model, TrainEvalModule) else model
+    recorder = _Recorder(gm)
+    with torch.no_grad():
+        recorder.run(*_inputs(graph, report.sizes))
+    names = {n.name: n for n in gm.graph.nodes}
+    checked = 0
+    for path, node in report.nodes.items():
+        fx_name = path.replace(".", "_") if path.replace(".", "_") in names else None
+        module_node = next((n for n in gm.graph.nodes if n.op == "call_module" and n.target == path), None)
+        key = module_node.name if module_node is not None else fx_name
+        if key is None:  # identity emits no fx node; train-only nodes are not in the eval graph
+            continue
+        assert node.activation_bytes == recorder.bytes[key], path
+        checked += 1
+    assert checked >= len(report.nodes) // 2
+
+
+def test_views_share_storage_and_peak_counts_them_once():
+    # flatten of a contiguous tensor is a view: its row is marked, it adds nothing to the total
+    graph = specgraph.check(SPECS / "lenet5.yaml")
+    report = memory_report(graph, 4)
+    flatten = report.nodes["flatten"]
+    assert flatten.activation_bytes == 4 * 400 * 4 and flatten.new_bytes == 0
+    assert report.activation_bytes == sum(n.new_bytes for n in report.nodes.values())
+    seen = {}
+
+    class Keep(fx.Interpreter):
+        def run_node(self, n):
+            seen[n.name] = result = super().run_node(n)
+            return result
+
+    with torch.no_grad():
+        Keep(specgraph.build(graph).eval()).run(torch.randn(4, 1, 28, 28))
+    assert seen["flatten"].untyped_storage().data_ptr() == seen["c3_pool"].untyped_storage().data_ptr()
+
+
+def test_a_symbolic_dim_without_a_size_is_a_clear_error():
+    graph = specgraph.check(SPECS / "char_lstm.yaml")
+    with pytest.raises(SizeError, match=r"T \(in tokens\); give --dim T=INT"):
+        memory_report(graph, 8)
+    s = specgraph.summary(SPECS / "char_lstm.yaml")  # no size asked for: the table, with a note
+    assert s.memory is None and "--dim T=INT" in s.memory_note
+
+
+def test_cli_summary_batch_size_shows_memory_columns_and_totals():
+    result = CliRunner().invoke(app, ["summary", str(SPECS / "lenet5.yaml"), "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "param bytes" in text and "activations (N=8)" in text
+    assert "memory at N=8: parameters 241.0 KiB" in text  # 61,706 float32 weights
+    report = memory_report(specgraph.check(SPECS / "lenet5.yaml"), 8)
+    assert f"predicted inference peak (eval, no_grad, CPU): {report.inference_peak / 1024:.1f} KiB" in text
+    assert "(view)" in text  # the flatten
+
+
+def test_cli_summary_json_has_the_memory_fields():
+    result = CliRunner().invoke(app, ["summary", str(SPECS / "resnet18.yaml"), "-b", "2", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    mem = data["memory"]
+    assert mem["sizes"] == {"N": 2}
+    assert mem["param_bytes"] == 4 * data["total_params"]
+    assert mem["inference_peak_bytes"] > mem["input_bytes"] == 2 * 3 * 224 * 224 * 4
+    fc = next(n for n in data["nodes"] if n["path"] == "fc")
+    assert fc["activation_bytes"] == 2 * 1000 * 4 and fc["param_bytes"] == 4 * 513_000
+    assert math.isclose(sum(n["param_bytes"] for n in data["nodes"]), mem["param_bytes"])
+
+
+def test_cli_summary_missing_dim_is_a_usage_error():
+    result = CliRunner().invoke(app, ["summary", str(SPECS / "char_lstm.yaml"), "--batch-size", "2"])
+    assert result.exit_code == 2
+    assert "--dim T=INT" in result.output
+    ok = CliRunner().invoke(app, ["summary", str(SPECS / "char_lstm.yaml"), "-b", "2", "--dim", "T=16"])
+    assert ok.exit_code == 0, ok.output
+    assert "not modelled" in ok.output  # the lstm's per-step scratch: the peak is a lower bound
