@@ -65,6 +65,11 @@ def text_corpus(path: str | Path, unit: str = "line") -> Documents:
     return docs
 
 
+def documents(text: str, unit: str = "line") -> Documents:
+    """Token lists of ``text``, cut as :func:`text_corpus` does (empty documents dropped)."""
+    return _documents(text, unit)
+
+
 def _documents(text: str, unit: str) -> Documents:
     if unit == "line":
         parts = text.splitlines()
@@ -88,12 +93,14 @@ def _as_documents(tokens: Sequence[str] | Sequence[Sequence[str]]) -> Documents:
 
 def word2vec_dataset(tokens: Sequence[str] | Sequence[Sequence[str]], window: int = 5, min_count: int = 5,
                      negatives: int = 5, subsample_t: float | None = 1e-3, seed: int = 0,
-                     mode: str = "skipgram", power: float = 0.75) -> tuple[TensorDataset, Vocabulary]:
+                     mode: str = "skipgram", power: float = 0.75,
+                     vocab: Vocabulary | None = None) -> tuple[TensorDataset, Vocabulary]:
     """word2vec negative-sampling examples and the vocabulary.
 
     ``tokens``: token lists (documents; windows never cross a document boundary) or one flat list.
     The vocabulary keeps words seen ``min_count`` times or more, most frequent first; other words
-    are dropped from the text before windowing (as word2vec does).  With ``subsample_t`` (e.g.
+    are dropped from the text before windowing (as word2vec does).  A given ``vocab`` (e.g. the
+    training split's, for validation examples) is used instead, and ``min_count`` is ignored.  With ``subsample_t`` (e.g.
     1e-3; None or 0 for none) each occurrence of a word of frequency f is kept with probability
     sqrt(t/f) + t/f.  Then, for ``mode``:
 
@@ -113,7 +120,7 @@ def word2vec_dataset(tokens: Sequence[str] | Sequence[Sequence[str]], window: in
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise DataError(f"{name} must be an integer >= {low}, got {value!r}")
     docs = _as_documents(tokens)
-    vocab = Vocabulary.build((t for doc in docs for t in doc), min_count=min_count)
+    vocab = vocab if vocab is not None else Vocabulary.build((t for doc in docs for t in doc), min_count=min_count)
     if len(vocab) == 0:
         raise DataError(f"no word occurs min_count={min_count} times; lower min_count or use a larger corpus")
     rng = np.random.default_rng(seed)
@@ -278,5 +285,5 @@ def char_lm_splits(text: str, seq_len: int, split: Sequence[float] = (0.9, 0.05,
     return Splits(*datasets, info=info), vocab
 
 
-__all__ = ["read_text", "lee_text", "lee_corpus", "text_corpus", "word2vec_dataset", "analogy_questions",
+__all__ = ["read_text", "lee_text", "lee_corpus", "text_corpus", "documents", "word2vec_dataset", "analogy_questions",
            "nearest_neighbours", "analogy_accuracy", "char_vocabulary", "char_lm_dataset", "char_lm_splits"]

@@ -11,7 +11,9 @@ Adding a dataset (this is how every built-in one is written; nothing downloads a
 
 A loader receives a :class:`DataRequest` — ``arg`` (the part after the colon, e.g. a path),
 ``inputs`` (the spec's inputs, name -> TensorType, so images can be resized to the spec's
-H×W), ``seed`` — and returns a :class:`DataBundle`:
+H×W), ``outputs`` (the spec's outputs that are not training-only, the prediction first, so a
+text loader can tell a language model [N, T, vocab] from word2vec), ``seed`` — and returns a
+:class:`DataBundle`:
 
 * ``train``, ``val``, ``test``: ``torch.utils.data.Dataset``s (``test`` may be None) whose
   items are ``(inputs, target)``: ``inputs`` one tensor for a one-input spec, else a tuple in
@@ -51,6 +53,7 @@ class DataRequest:
     arg: Optional[str] = None
     inputs: dict[str, TensorType] = field(default_factory=dict)
     seed: int = 0
+    outputs: dict[str, TensorType] = field(default_factory=dict)
 
     def image_size(self, default: tuple[int, int]) -> tuple[int, int]:
         """(H, W) of the spec's first input when it is [N, C, H, W] with integer H and W."""
@@ -101,8 +104,8 @@ _REGISTRY: dict[str, DatasetEntry] = {}
 
 # Modules whose import registers datasets; a module that is absent (not written yet, or an
 # optional dependency missing) is skipped, and its names are simply unknown.
-BUILTIN_MODULES = ("specgraph.train.images", "specgraph.data.series", "specgraph.data.corpus",
-                   "specgraph.data.nuclei")
+BUILTIN_MODULES = ("specgraph.train.images", "specgraph.train.forecasting", "specgraph.train.corpora",
+                   "specgraph.train.crops")
 _BROKEN: dict[str, str] = {}  # module -> why its import failed (shown with an unknown name)
 
 
@@ -147,8 +150,10 @@ def split_name(text: str) -> tuple[str, Optional[str]]:
     return name.strip(), (arg if sep else None)
 
 
-def load_dataset(text: str, inputs: dict[str, TensorType] | None = None, seed: int = 0) -> DataBundle:
-    """Resolve ``--data`` text to a bundle; raises SpecError (E701 unknown name, E702 bad data)."""
+def load_dataset(text: str, inputs: dict[str, TensorType] | None = None, seed: int = 0,
+                 outputs: dict[str, TensorType] | None = None) -> DataBundle:
+    """Resolve ``--data`` text to a bundle; raises SpecError (E701 unknown name, E702 bad data,
+    or the code the loader's DataError carries)."""
     name, arg = split_name(text)
     known = datasets()
     entry = known.get(name)
@@ -159,7 +164,7 @@ def load_dataset(text: str, inputs: dict[str, TensorType] | None = None, seed: i
                                    hint=did_you_mean(name, known)
                                    or "a folder with one subfolder of images per class is `imagefolder:PATH`"))
     try:
-        bundle = entry.loader(DataRequest(name, arg, dict(inputs or {}), seed))
+        bundle = entry.loader(DataRequest(name, arg, dict(inputs or {}), seed, dict(outputs or {})))
     except DataError as e:
         raise SpecError(Diagnostic(e.code, f"dataset '{text}': {e.message}", hint=e.hint)) from None
     except (OSError, ValueError) as e:  # a loader that did not wrap its own file errors

@@ -53,6 +53,7 @@ class TrainResult:
     load_report: Optional[LoadReport] = None
     frozen: Optional[Frozen] = None
     data: Optional[DataBundle] = None
+    evaluation: dict[str, Any] = field(default_factory=dict)  # word2vec: neighbours, analogy accuracy
 
 
 def _rank() -> int:
@@ -94,7 +95,9 @@ def train(spec, data: Optional[str] = None, *, config: Optional[str | os.PathLik
         raise SpecError(Diagnostic("E202", "no dataset given", hint="pass --data NAME or set `train: {data: NAME}`"))
     user_params = dict(params or {})
     graph = api.check(loaded, **user_params)
-    bundle = load_dataset(cfg.data, graph.inputs, cfg.seed)
+    predictions = {o.name: o.value.type for o in graph.outputs if not o.train_only} or {
+        o.name: o.value.type for o in graph.outputs}
+    bundle = load_dataset(cfg.data, graph.inputs, cfg.seed, predictions)
     implied = data_params(loaded, graph, bundle, user_params)
     if implied:
         _say("from the data: " + ", ".join(f"{k} = {v}" for k, v in implied.items()))
@@ -229,6 +232,11 @@ def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extr
         _say(f"frozen: {len(frozen.params)} parameter tensors, {len(frozen.eval_modules)} batch-norm modules in eval mode")
     train_set = augment_dataset(bundle.train, cfg.augment, bundle.task, bundle.meta)
     train_dl, val_dl, test_dl = _loaders(bundle, cfg, train_set)
+    word_vectors = _word_vectors(graph, bundle)
+    if word_vectors is not None and val_dl is not None:
+        from .wordvecs import AnalogyMetric
+
+        extra_callbacks = [*extra_callbacks, AnalogyMetric(word_vectors)]
     monitor = cfg.monitor if val_dl is not None or not cfg.monitor.startswith("val_") else "train_loss"
     trainer, checkpoint, stopper = _trainer(cfg, run_dir, monitor, extra_callbacks, len(train_dl), bool(plan.unread))
     module = SpecModule(model, task, plan, cfg, frozen)
@@ -256,6 +264,11 @@ def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extr
         out = trainer.test(module, dataloaders=test_dl, verbose=False)
         result.test = {k.removeprefix("test_"): float(v) for k, v in (out[0] if out else {}).items()}
     model.eval()
+    if word_vectors is not None:
+        from .wordvecs import format_evaluation
+
+        result.evaluation = word_vectors.evaluate(model)
+        _say(format_evaluation(result.evaluation))
     if trainer.is_global_zero:
         rows = epoch_metrics(run_dir / "logs")
         result.history = rows
@@ -265,6 +278,16 @@ def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extr
         torch.save(model.state_dict(), run_dir / "model.pt")
         _say(_report_line(result, task))
     return result
+
+
+def _word_vectors(graph, bundle: DataBundle):
+    """The word-vector evaluation of a word2vec run (None for other tasks, or no input embedding)."""
+    if bundle.task != "word2vec" or "words" not in bundle.meta:
+        return None
+    from .wordvecs import WordVectors, embedding_parameter
+
+    parameter = embedding_parameter(graph)
+    return WordVectors(bundle, parameter) if parameter else None
 
 
 def _report_line(r: TrainResult, task) -> str:

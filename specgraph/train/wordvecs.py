@@ -1,0 +1,104 @@
+"""Evaluation of the word vectors of a word2vec run: nearest neighbours and analogy accuracy.
+
+The word vectors are the weight of the spec's *input embedding*: the first ``embedding`` node
+that reads the spec's first input directly (``embed.weight`` in skipgram, skipgram_ns, cbow
+and cbow_ns — the centre/context vectors, as gensim's ``wv``; the output vectors of
+negative sampling or the softmax layer are not used).
+
+* after every validation check: ``val_analogy``, the accuracy on gensim's questions-words.txt
+  restricted to questions whose four words are in the vocabulary (3CosAdd, as gensim), logged
+  with the other metrics when at least one question is left;
+* at the end of the run (best weights): the 8 nearest neighbours (cosine) of the 5 most
+  frequent words that are not stop words, and the analogy accuracy, printed and kept in
+  ``TrainResult.evaluation``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import lightning as L
+from torch import nn
+
+from ..graph import Graph
+from .datasets import DataBundle
+
+PROBES = 5
+NEIGHBOURS = 8
+
+
+def embedding_parameter(graph: Graph) -> Optional[str]:
+    """The name of the input embedding's weight (see the module doc), or None."""
+    first = next(iter(graph.inputs), None)
+    for node in graph.op_nodes():
+        if node.op == "embedding" and node.inputs and node.inputs[0].node == first:
+            return f"{node.path}.weight"
+    return None
+
+
+def probe_words(words: list[str], k: int = PROBES) -> list[str]:
+    """The ``k`` most frequent words (``words`` is sorted by count) that are not stop words."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return [w for w in words if w.isalpha() and len(w) > 2 and w not in ENGLISH_STOP_WORDS][:k]
+
+
+class WordVectors:
+    """The vocabulary and analogy questions of a word2vec bundle, and what to measure."""
+
+    def __init__(self, bundle: DataBundle, parameter: str):
+        from ..data.corpus import analogy_questions
+        from ..data.text import Vocabulary
+
+        self.parameter = parameter
+        self.vocab = Vocabulary(list(bundle.meta["words"]), list(bundle.meta["counts"]))
+        try:
+            self.questions = analogy_questions(self.vocab)
+        except Exception:  # gensim's file missing: neighbours are still worth reporting
+            self.questions = []
+        self.probes = probe_words(self.vocab.words)
+
+    def vectors(self, model: nn.Module):
+        return model.get_parameter(self.parameter).detach()
+
+    def analogy(self, model: nn.Module) -> Optional[float]:
+        from ..data.corpus import analogy_accuracy
+
+        return analogy_accuracy(self.vectors(model), self.vocab, self.questions) if self.questions else None
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        from ..data.corpus import nearest_neighbours
+
+        vectors = self.vectors(model)
+        return {"embedding": self.parameter, "analogy_accuracy": self.analogy(model),
+                "analogy_questions": len(self.questions),
+                "neighbours": {w: nearest_neighbours(vectors, self.vocab, w, NEIGHBOURS) for w in self.probes}}
+
+
+def format_evaluation(ev: dict[str, Any]) -> str:
+    lines = [f"word vectors ({ev['embedding']}): nearest neighbours by cosine"]
+    for word, near in ev["neighbours"].items():
+        lines.append(f"  {word}: " + ", ".join(f"{w} {s:.2f}" for w, s in near))
+    if ev["analogy_accuracy"] is None:
+        lines.append("  analogies: no question of questions-words.txt has all four words in the vocabulary")
+    else:
+        lines.append(f"  analogy accuracy {ev['analogy_accuracy']:.4f} on the {ev['analogy_questions']} questions of "
+                     "questions-words.txt within the vocabulary")
+    return "\n".join(lines)
+
+
+class AnalogyMetric(L.Callback):
+    """Logs ``val_analogy`` after every validation check."""
+
+    def __init__(self, wv: WordVectors):
+        self.wv = wv
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        acc = self.wv.analogy(pl_module.model)
+        if acc is not None:
+            pl_module.log("val_analogy", acc, on_epoch=True)
+
+
+__all__ = ["embedding_parameter", "probe_words", "WordVectors", "format_evaluation", "AnalogyMetric"]
