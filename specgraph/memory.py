@@ -16,11 +16,16 @@ torch module.  What is counted, and why:
   add nothing.  Strides are followed the way torch follows them, so a reshape after a permute
   that torch must copy is counted as a copy.
 - **scratch bytes** of a node: memory torch's CPU kernel allocates for the length of the op
-  only.  Two kinds are known and counted (see :data:`SCRATCH`): oneDNN's convolution computes
-  into a channel-blocked buffer (channels rounded up to 16, the AVX-512 block) and reorders
-  the weight into its own layout on every call; max pooling computes int64 indices alongside
-  the output even when nobody asks for them.  Other kernels' scratch (the recurrent ops'
-  per-step gates, a weight-normed conv's recomputed weight) is not modelled.
+  only.  Each op declares how its outputs live and what its kernel allocates, on its own class
+  (``Op.storage``, ``Op.view_strides``, ``Op.scratch_bytes``; see specgraph/ops/base.py), so a
+  user's op can declare it too; this module is the walker.  Declared by the built-in ops:
+  oneDNN's convolution computes into a channel-blocked buffer and reorders the weight on
+  every call (ops/conv.py); max pooling computes int64 indices nobody asked for (ops/pool.py);
+  the recurrent layers project the input for all steps, keep every step's state and stack
+  them, and oneDNN's LSTM reorders its weights and takes an RNN scratchpad (ops/recurrent.py);
+  ``scan`` keeps its hoisted projection, every step's output and the cell's live tensors of
+  one step (specgraph/scan.py).  An op with ``scratch_modelled = False`` makes the peak a
+  lower bound, and the report lists it.
 
 The **inference peak** (eval mode, under ``torch.no_grad``) walks the eval graph — the nodes
 that the non-training outputs need, in the order the built module runs them — and keeps a
@@ -40,18 +45,16 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
 from .dims import TensorType, evaluate
 from .graph import Graph, Node
 from .ops import ShapeError, get_op
-from .ops.base import pair
 
 BATCH_DIM = "N"
 PARAM_DTYPE = "float32"  # what build_module makes the weights
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
                "int16": 2, "int8": 1, "uint8": 1, "bool": 1}
-CHANNEL_BLOCK = 16  # oneDNN's nChw16c layout on AVX-512
 
 
 class SizeError(ValueError):
@@ -72,8 +75,12 @@ class Tensor:
     storage: int
 
     @property
+    def itemsize(self) -> int:
+        return DTYPE_BYTES.get(self.dtype, 4)
+
+    @property
     def nbytes(self) -> int:
-        return math.prod(self.shape) * DTYPE_BYTES.get(self.dtype, 4)
+        return math.prod(self.shape) * self.itemsize
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class MemoryReport:
     inference_peak: int
     peak_node: str | None  # the node during which the peak is reached (None: the inputs alone)
     unmodelled: list[str]  # eval nodes whose kernels' scratch is not counted: the peak is a lower bound
+    output_bytes: int = 0  # the storage the eval outputs hold when the call returns (inputs excluded)
 
     @property
     def batch_size(self) -> int | None:
@@ -114,59 +122,31 @@ class MemoryReport:
                 "peak_node": self.peak_node, "unmodelled": self.unmodelled}
 
 
-# ---- how torch's CPU kernels treat memory ---------------------------------------------------
+# ---- what an op's memory hooks are given --------------------------------------------------
 
-def _uses_onednn(node: Node, ins: list[Tensor], threads: int) -> bool:
-    """ATen's choice between oneDNN and its own im2col convolution for a float32 CPU input
-    (``use_mkldnn`` in aten/src/ATen/native/Convolution.cpp)."""
-    p, (n, c, h, w) = node.params, ins[0].shape
-    kh, kw = pair(p.kernel)
-    stride, dilation = pair(getattr(p, "stride", 1)), pair(getattr(p, "dilation", 1))
-    groups = getattr(p, "groups", 1)
-    one_by_one = (kh, kw) == (1, 1) and stride == (1, 1) and dilation == (1, 1)
-    return ((not one_by_one or n >= 16 or threads > 1)
-            and (groups > 1 or (kh > 3 and kw > 3) or n > 1 or n * c * h * w > 20480))
+@dataclass(frozen=True)
+class MemoryContext:
+    """What an op's ``scratch_bytes`` may need besides its tensors."""
+
+    sizes: dict[str, int]  # the size of every symbolic dim
+    threads: int  # torch's intra-op threads (some kernels choose by it)
+    param_bytes: int  # this node's parameter bytes
 
 
-def _blocked_bytes(t: Tensor) -> int:
-    """Bytes of ``t`` in oneDNN's channel-blocked layout (channels rounded up to the block)."""
-    n, c, *spatial = t.shape
-    return n * -(-c // CHANNEL_BLOCK) * CHANNEL_BLOCK * math.prod(spatial) * DTYPE_BYTES.get(t.dtype, 4)
+class Allocations:
+    """A running total of allocations and frees and its high-water mark: for an op's
+    ``scratch_bytes`` that replays what its kernel allocates, in order."""
 
+    def __init__(self) -> None:
+        self.live = self.peak = 0
 
-def _conv_scratch(node: Node, ins: list[Tensor], outs: list[Tensor], threads: int) -> int:
-    """oneDNN reorders the weight, and the input or the result through a channel-blocked buffer
-    (one at a time, so the larger counts), on every call; ATen's own kernel unfolds the input into columns [N, C*kh*kw, H_out*W_out] (none for 1x1)."""
-    out = outs[0]
-    n, c, *spatial = out.shape
-    item = DTYPE_BYTES.get(out.dtype, 4)
-    if _uses_onednn(node, ins, threads):
-        # A first layer's few input channels are read as they are; wider inputs are reordered.
-        reordered = _blocked_bytes(ins[0]) if ins[0].shape[1] >= CHANNEL_BLOCK else 0
-        return max(reordered, _blocked_bytes(out)) + _param_bytes(node)
-    kh, kw = pair(node.params.kernel)
-    if (kh, kw) == (1, 1) and pair(node.params.stride) == (1, 1) and pair(node.params.padding) == (0, 0):
-        return 0
-    return n * ins[0].shape[1] * kh * kw * math.prod(spatial) * item
+    def alloc(self, nbytes: int) -> int:
+        self.live += nbytes
+        self.peak = max(self.peak, self.live)
+        return nbytes
 
-
-def _indices_scratch(node: Node, ins: list[Tensor], outs: list[Tensor], threads: int) -> int:
-    """max_pool2d runs max_pool2d_with_indices and drops the int64 indices."""
-    return math.prod(outs[0].shape) * DTYPE_BYTES["int64"]
-
-
-SCRATCH: dict[str, Callable[[Node, list[Tensor], list[Tensor], int], int]] = {
-    "conv2d": _conv_scratch,
-    "conv_transpose2d": _conv_scratch,
-    "maxpool2d": _indices_scratch,
-    "adaptive_maxpool2d": _indices_scratch,
-}
-# Ops whose kernels allocate scratch that is not modelled (per time step): a peak is a lower bound.
-UNMODELLED = frozenset({"rnn", "gru", "lstm", "scan"})
-# Ops whose (eval-mode) output is their input itself.
-PASS_THROUGH = frozenset({"identity", "dropout", "dropout2d", "alpha_dropout", "variational_dropout"})
-# Ops whose outputs are views of their first input, laid out by the output shape as below.
-VIEWS = frozenset({"flatten", "reshape", "permute", "unsqueeze", "chunk", "split", "center_crop"})
+    def free(self, *nbytes: int) -> None:
+        self.live -= sum(nbytes)
 
 
 # ---- sizes ------------------------------------------------------------------------------------
@@ -204,7 +184,7 @@ def _sizes_text(sizes: Mapping[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "no sizes"
 
 
-def _contiguous(shape: Shape) -> Shape:
+def contiguous_strides(shape: Shape) -> Shape:
     strides, step = [], 1
     for d in reversed(shape):
         strides.append(step)
@@ -212,13 +192,13 @@ def _contiguous(shape: Shape) -> Shape:
     return tuple(reversed(strides))
 
 
-def _view_strides(old: Shape, old_strides: Shape, new: Shape) -> Shape | None:
+def reshape_strides(old: Shape, old_strides: Shape, new: Shape) -> Shape | None:
     """Strides of ``new`` viewing a tensor (old, old_strides), or None when torch must copy
     (a port of ATen's ``computeStride``, which decides whether ``reshape`` is a view)."""
     if not old:
         return (1,) * len(new)
     if math.prod(old) == 0:
-        return _contiguous(new)
+        return contiguous_strides(new)
     result = [0] * len(new)
     view_d = len(new) - 1
     chunk_base = old_strides[-1]
@@ -236,24 +216,6 @@ def _view_strides(old: Shape, old_strides: Shape, new: Shape) -> Shape | None:
                 chunk_base = old_strides[tensor_d - 1]
                 tensor_numel = view_numel = 1
     return tuple(result) if view_d == -1 else None
-
-
-def _view_of(node: Node, src: Tensor, shape: Shape, dtype: str) -> Tensor | None:
-    """The output ``shape`` of view op ``node`` over ``src``, or None when it is a copy."""
-    if node.op == "permute":
-        dims = [d % len(src.shape) for d in node.params.dims]
-        return Tensor(shape, tuple(src.strides[d] for d in dims), dtype, src.storage)
-    if node.op == "unsqueeze":
-        axis = node.params.dim % len(shape)
-        strides = list(src.strides)
-        strides.insert(axis, src.shape[axis] * src.strides[axis] if axis < len(src.shape) else 1)
-        return Tensor(shape, tuple(strides), dtype, src.storage)
-    if node.op in ("chunk", "split", "center_crop"):  # a slice: the same strides
-        return Tensor(shape, src.strides, dtype, src.storage)
-    if shape == src.shape:  # flatten of one dim, reshape to the same shape: torch returns a view
-        return Tensor(shape, src.strides, dtype, src.storage)
-    strides = _view_strides(src.shape, src.strides, shape)
-    return None if strides is None else Tensor(shape, strides, dtype, src.storage)
 
 
 # ---- the walk ---------------------------------------------------------------------------------
@@ -289,7 +251,7 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
     storages: dict[int, int] = {}  # storage id -> bytes
 
     def allocate(shape: Shape, dtype: str) -> Tensor:
-        t = Tensor(shape, _contiguous(shape), dtype, len(storages))
+        t = Tensor(shape, contiguous_strides(shape), dtype, len(storages))
         storages[t.storage] = t.nbytes
         return t
 
@@ -314,16 +276,18 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         for port, t in zip(node.outputs, out_types):
             shape, dtype = _concrete(t, sizes, f"node '{node.path}'")
             out = None
-            if node.op in PASS_THROUGH and ins[0].shape == shape:
+            if op.storage == "input" and ins[0].shape == shape:
                 out = ins[0]
-            elif node.op in VIEWS:
-                out = _view_of(node, ins[0], shape, dtype)
+            elif op.storage == "view":
+                strides = op.view_strides(node.params, ins[0].shape, ins[0].strides, shape)
+                out = None if strides is None else Tensor(shape, tuple(strides), dtype, ins[0].storage)
             outs.append(out if out is not None else allocate(shape, dtype))
             values[(node.path, port)] = outs[-1]
         new = {t.storage for t in outs} - before
-        scratch = SCRATCH[node.op](node, ins, outs, threads) if node.op in SCRATCH else 0
+        param_bytes = _param_bytes(node)
+        scratch = max(0, op.scratch_bytes(node.params, ins, outs, MemoryContext(sizes, threads, param_bytes)))
         made[node.path] = (outs, new, scratch)
-        nodes[node.path] = NodeMemory(node.path, _param_bytes(node), sum(t.nbytes for t in outs),
+        nodes[node.path] = NodeMemory(node.path, param_bytes, sum(t.nbytes for t in outs),
                                       sum(storages[s] for s in new), scratch, 0)
 
     # Liveness over the eval graph: a storage dies after the last node reading it (or a view of it).
@@ -356,8 +320,10 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         if now > peak:
             peak, peak_node = now, node.path
         live -= sum(storages[s] for s in dying.get(i, ()))
-    unmodelled = [n.path for n in steps if n.op in UNMODELLED]
-    return MemoryReport(sizes, nodes, sum(storages[s] for s in input_storages), peak, peak_node, unmodelled)
+    unmodelled = [n.path for n in steps if not get_op(n.op).scratch_modelled]
+    held = {values[(o.value.node, o.value.port)].storage for o in graph.outputs if not o.train_only}
+    return MemoryReport(sizes, nodes, sum(storages[s] for s in input_storages), peak, peak_node, unmodelled,
+                        sum(storages[s] for s in held - input_storages))
 
 
 def format_bytes(n: int | None) -> str:
@@ -371,4 +337,4 @@ def format_bytes(n: int | None) -> str:
 
 
 __all__ = ["memory_report", "resolve_sizes", "MemoryReport", "NodeMemory", "SizeError", "format_bytes",
-           "DTYPE_BYTES", "SCRATCH", "PASS_THROUGH", "VIEWS"]
+           "DTYPE_BYTES", "Tensor", "MemoryContext", "Allocations", "contiguous_strides", "reshape_strides"]

@@ -159,6 +159,43 @@ class ScanOp(Op):
             total += m
         return total * steps
 
+    def scratch_bytes(self, p, inputs, outputs, ctx):
+        """What the Scan module (scan_module.py) allocates in an eval call, replayed: zero
+        initial states unless ``init`` gives them; the hoisted part of the cell for all T steps
+        at once (its outputs are held through the loop); then per step the cell's live tensors
+        (the per-step graph's own predicted peak), every step's emitted output kept for the
+        final ``torch.stack``, and the stack itself.  The cell graphs are sized by this module
+        (a scan's cell is one step, batch N); the hoisted rows scale by T, the ops being
+        row-wise.  Which nodes are hoisted is scan_module's rule, so this imports it (and torch)."""
+        from .memory import Allocations, memory_report
+        from .scan_module import _hoistable, _split
+
+        x, steps, cell = inputs[0], inputs[0].shape[1], p.cell
+        x_name = next(iter(cell.inputs))
+        hoisted = _hoistable(cell, x_name)
+        if hoisted:
+            pre_graph, step_graph, _ = _split(cell, x_name, hoisted)
+            pre = memory_report(pre_graph, None, ctx.sizes, threads=ctx.threads)
+            pre_peak, held = steps * (pre.inference_peak - pre.input_bytes), steps * pre.output_bytes
+        else:
+            step_graph, pre_peak, held = cell, 0, 0
+        step = memory_report(step_graph, None, ctx.sizes, threads=ctx.threads)
+        states = {s: outputs[1 + i].nbytes for i, s in enumerate(p.states)}
+        emitted = outputs[0].nbytes // max(steps, 1)  # one step's output
+        carried = sum(b for s, b in states.items() if s != p.emit)  # states that are not also the step's output
+        a = Allocations()
+        zeros = a.alloc(sum(states.values())) if len(inputs) == 1 else 0
+        a.free(a.alloc(pre_peak))
+        a.alloc(held)
+        if steps:
+            a.alloc((steps - 1) * emitted + carried)  # before the last step: the outputs so far, the states
+            a.free(zeros if steps > 1 else 0)  # replaced by the first step's states
+            a.free(a.alloc(step.inference_peak - step.input_bytes))  # the last step, its new states included
+            a.alloc(emitted + carried)
+            a.free(carried)  # the last step's input states
+        a.alloc(outputs[0].nbytes)  # torch.stack of the outputs
+        return a.peak - sum(t.nbytes for t in outputs)
+
     def describe(self, p):
         return f"{p.block}{' reversed' if p.reverse else ''} over T"
 

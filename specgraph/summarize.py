@@ -79,7 +79,7 @@ class Summary:
                  f"predicted inference peak (eval, no_grad, CPU): {format_bytes(m.inference_peak)}{at}: "
                  f"inputs, live outputs and kernel scratch, on top of the parameters"]
         if m.unmodelled:
-            lines.append(f"  a lower bound: the per-step scratch of {', '.join(m.unmodelled)} is not modelled")
+            lines.append(f"  a lower bound: the kernel scratch of {', '.join(m.unmodelled)} is not modelled")
         return lines
 
     def to_json(self) -> dict:

@@ -125,6 +125,34 @@ class Op:
         """A short label of the key params, for diagrams and summaries (e.g. '3×3 /2, 64')."""
         return ""
 
+    # ---- memory (specgraph.memory: the summary's activation bytes and inference peak) ----------
+    # Where the outputs live, in eval mode on CPU:
+    #   "new":   each output gets memory of its own (most ops);
+    #   "view":  each output views input 0's storage when torch can (see ``view_strides``);
+    #   "input": the output is input 0 itself (identity, dropout in eval mode).
+    storage: ClassVar[Literal["new", "view", "input"]] = "new"
+    # False: the kernel allocates scratch that ``scratch_bytes`` does not count, so a predicted
+    # peak through this op is a lower bound (the summary says so).
+    scratch_modelled: ClassVar[bool] = True
+
+    def view_strides(self, p: OpParams, shape: tuple[int, ...], strides: tuple[int, ...],
+                     out_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        """For ``storage = "view"``: the strides (in elements) of an output of shape ``out_shape``
+        viewing input 0 (``shape``, ``strides``), or None when torch must copy.  Default:
+        ``reshape``'s rule (a view when the strides allow it, torch's ``computeStride``)."""
+        from ..memory import reshape_strides
+
+        return strides if out_shape == shape else reshape_strides(shape, strides, out_shape)
+
+    def scratch_bytes(self, p: OpParams, inputs: list, outputs: list, ctx) -> int:
+        """Bytes the torch kernel allocates and frees inside one eval-mode call, beyond its
+        outputs (default 0).  ``inputs``/``outputs`` are :class:`specgraph.memory.Tensor` at
+        concrete sizes (``.shape``, ``.strides``, ``.dtype``, ``.itemsize``, ``.nbytes``);
+        ``ctx`` is a :class:`specgraph.memory.MemoryContext` (``.sizes``, ``.threads``, and
+        ``.param_bytes`` of this node).  When the scratch comes and goes in several phases,
+        return the largest of (live scratch + outputs allocated so far) − all outputs' bytes."""
+        return 0
+
 
 def params_dict(p: OpParams) -> dict[str, Any]:
     return p.model_dump()

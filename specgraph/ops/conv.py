@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from math import prod
 from typing import Literal, Union
 
 from ..dims import Dim, add, floordiv
@@ -32,6 +33,44 @@ def geometry_hint(kernel, stride, padding, dilation=(1, 1)) -> str:
     return (f"the window (kernel {kernel}, stride {stride}, padding {padding}, dilation "
             f"{dilation}) does not fit the input; use a smaller kernel/stride, more padding, "
             f"or a larger input")
+
+
+CHANNEL_BLOCK = 16  # oneDNN's nChw16c layout on AVX-512
+
+
+def _uses_onednn(p, x_shape: tuple[int, ...], threads: int) -> bool:
+    """ATen's choice between oneDNN and its own im2col convolution for a float32 CPU input
+    (``use_mkldnn`` in aten/src/ATen/native/Convolution.cpp)."""
+    n, c, h, w = x_shape
+    kh, kw = pair(p.kernel)
+    stride, dilation = pair(getattr(p, "stride", 1)), pair(getattr(p, "dilation", 1))
+    groups = getattr(p, "groups", 1)
+    one_by_one = (kh, kw) == (1, 1) and stride == (1, 1) and dilation == (1, 1)
+    return ((not one_by_one or n >= 16 or threads > 1)
+            and (groups > 1 or (kh > 3 and kw > 3) or n > 1 or n * c * h * w > 20480))
+
+
+def _blocked_bytes(t) -> int:
+    """Bytes of ``t`` in oneDNN's channel-blocked layout (channels rounded up to the block)."""
+    n, c, *spatial = t.shape
+    return n * -(-c // CHANNEL_BLOCK) * CHANNEL_BLOCK * prod(spatial) * t.itemsize
+
+
+def conv_scratch_bytes(p, inputs, outputs, ctx) -> int:
+    """A convolution's scratch on CPU (see Op.scratch_bytes).  oneDNN reorders the weight, and
+    the input or the result through a channel-blocked buffer (one at a time, so the larger
+    counts), on every call; ATen's own kernel unfolds the input into columns
+    [N, C*kh*kw, H_out*W_out] (none for 1x1)."""
+    x, out = inputs[0], outputs[0]
+    if _uses_onednn(p, x.shape, ctx.threads):
+        # A first layer's few input channels are read as they are; wider inputs are reordered.
+        reordered = _blocked_bytes(x) if x.shape[1] >= CHANNEL_BLOCK else 0
+        return max(reordered, _blocked_bytes(out)) + ctx.param_bytes
+    kh, kw = pair(p.kernel)
+    if (kh, kw) == (1, 1) and pair(p.stride) == (1, 1) and pair(p.padding) == (0, 0):
+        return 0
+    n, c, *spatial = out.shape
+    return n * x.shape[1] * kh * kw * prod(spatial) * out.itemsize
 
 
 def _size_text(v: tuple[int, int]) -> str:
@@ -120,6 +159,9 @@ class Conv2d(Op):
         # weight_norm splits the weight into direction v (same size) and one gain per out channel
         return weight + (p.out if p.weight_norm else 0) + (p.out if p.bias else 0)
 
+    def scratch_bytes(self, p, inputs, outputs, ctx):
+        return conv_scratch_bytes(p, inputs, outputs, ctx)
+
     def macs(self, p, inputs, outputs):
         out = batch1(outputs[0])
         if out is None or batch1(inputs[0]) is None:
@@ -140,4 +182,4 @@ class Conv2d(Op):
         return f"{text}, {p.out}"
 
 
-__all__ = ["Conv2d", "window_out", "geometry_hint"]
+__all__ = ["Conv2d", "window_out", "geometry_hint", "conv_scratch_bytes"]

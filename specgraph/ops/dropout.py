@@ -17,6 +17,7 @@ class _DropoutParams(OpParams):
 
 class _Dropout(Op):
     category = "dropout"
+    storage = "input"  # in eval mode torch hands the input back
     input_dtypes = FLOAT_DTYPES
     Params = _DropoutParams
     module = ""

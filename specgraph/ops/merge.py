@@ -160,6 +160,10 @@ class Chunk(Op):
 
     name = "chunk"
     category = "split"
+    storage = "view"  # slices of the input
+
+    def view_strides(self, p, shape, strides, out_shape):
+        return strides
 
     class Params(_PortParams):
         chunks: PositiveInt
@@ -205,6 +209,10 @@ class Split(Op):
 
     name = "split"
     category = "split"
+    storage = "view"  # slices of the input
+
+    def view_strides(self, p, shape, strides, out_shape):
+        return strides
 
     class Params(_PortParams):
         sizes: Optional[Annotated[list[PositiveInt], Field(min_length=1)]] = None

@@ -192,6 +192,70 @@ class _Recurrent(Op):
                    for size in self._layer_inputs(p, inputs))
         return time * step
 
+    # ---- memory (eval mode, CPU; see Op.scratch_bytes) ------------------------------------------
+    def uses_onednn(self, p, x) -> bool:
+        """ATen runs a float32 lstm without projection through oneDNN's RNN primitive
+        (``lstm_mkldnn_stub``); rnn, gru and a projected lstm through its own cell loop."""
+        return False
+
+    def scratch_bytes(self, p, inputs, outputs, ctx):
+        """Replays the CPU kernel's allocations (measured with the profiler on torch 2.x):
+
+        - the module's zero initial states when none are given;
+        - ATen's loop (aten/src/ATen/native/RNN.cpp): per layer and direction, the input
+          projection for all steps [T, N, gates*H] (after a contiguous copy of a batch-first
+          input with N > 1), every step's state kept, then stacked; per step the hidden
+          projection [N, gates*H] and the cell's temporaries; the projection of the previous
+          direction is still held while the next one's is computed; a bidirectional layer
+          concatenates its two outputs;
+        - oneDNN (lstm): a contiguous [T, N, F] input; per layer and direction the output and
+          final states, the summed bias, the weights reordered (every call) and the RNN
+          scratchpad: the gates of all steps plus state buffers, fitted to the measured size as
+          ``T·max(N, 2)·(gates·H + 3H/8)`` floats + 20 KiB.
+        Finally the per-layer states are stacked into [L·D, N, H]."""
+        x = inputs[0]
+        item = x.itemsize
+        n, steps, features = (x.shape[0], x.shape[1], x.shape[2]) if p.batch_first else (x.shape[1], x.shape[0], x.shape[2])
+        dirs, layers, g, h, h_out = self.directions(p), p.num_layers, self.gates, p.hidden, self.out_size(p)
+        onednn = self.uses_onednn(p, x)
+        a = _allocations()
+        zeros = [a.alloc(layers * dirs * n * size * item) for size in self.state_sizes(p)] if len(inputs) == 1 else []
+        copy = p.batch_first and n > 1 and steps > 1  # the batch-first input is transposed: a copy where it is not contiguous
+        held = a.alloc(steps * n * features * item) if onednn and copy else 0
+        finals: list[int] = []
+        layer_in = 0  # the previous layer's output (the first layer reads x)
+        for layer in range(layers):
+            size = features if layer == 0 else dirs * h_out
+            outs: list[int] = []
+            lingering, steps_kept = 0, []
+            for _ in range(dirs):
+                if onednn:
+                    outs.append(a.alloc(steps * n * h * item))
+                    finals += [a.alloc(n * h * item), a.alloc(n * h * item)]
+                    scratchpad = item * steps * max(n, 2) * (g * h + 3 * h // 8) + 20 * 1024
+                    a.free(a.alloc((g * h if p.bias else 0) * item) + a.alloc(g * h * size * item)
+                           + a.alloc(g * h * h * item) + a.alloc(scratchpad))
+                    continue
+                clone = a.alloc(steps * n * size * item) if layer == 0 and copy else 0
+                projected = a.alloc(steps * n * g * h * item)
+                a.free(clone, lingering)
+                steps_kept.append(a.alloc(steps * n * h_out * item))  # every step's state, until the layer ends
+                a.free(a.alloc(n * (g * h + 2 * h) * item))  # one step's hidden projection and temporaries
+                finals += [a.alloc(n * size * item) for size in self.state_sizes(p)[1:]]  # an lstm's c
+                outs.append(a.alloc(steps * n * h_out * item))  # stacked
+                lingering = projected
+            if dirs > 1:
+                joined = a.alloc(steps * n * dirs * h_out * item)
+                a.free(*outs)
+                outs = [joined]
+            a.free(lingering, *steps_kept)
+            a.free(layer_in)
+            layer_in = outs[0]
+        for size in self.state_sizes(p):
+            a.alloc(layers * dirs * n * size * item)  # torch.stack of the final states
+        a.free(*finals, held, *zeros)
+        return a.peak - sum(t.nbytes for t in outputs)
+
     def describe(self, p):
         text = str(p.hidden)
         if p.num_layers > 1:
@@ -275,6 +339,9 @@ class LSTM(_Recurrent):
     def out_size(self, p):
         return p.proj_size or p.hidden
 
+    def uses_onednn(self, p, x):
+        return x.dtype == "float32" and not p.proj_size
+
     def state_sizes(self, p):
         return (self.out_size(p), p.hidden)
 
@@ -287,6 +354,12 @@ class LSTM(_Recurrent):
     def describe(self, p):
         text = super().describe(p)
         return f"{text} proj {p.proj_size}" if p.proj_size else text
+
+
+def _allocations():
+    from ..memory import Allocations  # memory imports the ops: a lazy import
+
+    return Allocations()
 
 
 def _torch_modules() -> dict[str, type]:

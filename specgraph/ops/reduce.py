@@ -69,9 +69,16 @@ class Unsqueeze(Op):
 
     name = "unsqueeze"
     category = "reshape"
+    storage = "view"
 
     class Params(OpParams):
         dim: Int
+
+    def view_strides(self, p, shape, strides, out_shape):
+        axis = p.dim % len(out_shape)
+        new = list(strides)
+        new.insert(axis, shape[axis] * strides[axis] if axis < len(shape) else 1)
+        return tuple(new)
 
     def infer(self, p, inputs):
         t = inputs[0]

@@ -16,7 +16,7 @@ from pydantic import model_validator
 from ..dims import Dim, add, is_concrete, mul, sub
 from .base import (FLOAT_DTYPES, Bool, Float, IntPair, NonNegativeInt, NonNegativePair, Op, OpParams, PositiveInt, ShapeError,
                    TensorType, pair)
-from .conv import _size_text
+from .conv import _size_text, conv_scratch_bytes
 from .registry import register_op
 from .shape import batch1, check_positive, expect_rank, known_dim
 
@@ -67,6 +67,9 @@ class ConvTranspose2d(Op):
     def num_params(self, p, inputs):
         kh, kw = pair(p.kernel)
         return inputs[0].shape[1] * (p.out // p.groups) * kh * kw + (p.out if p.bias else 0)
+
+    def scratch_bytes(self, p, inputs, outputs, ctx):
+        return conv_scratch_bytes(p, inputs, outputs, ctx)  # oneDNN's blocked buffer and weight, as conv2d
 
     def macs(self, p, inputs, outputs):
         shape = batch1(inputs[0])
@@ -187,6 +190,10 @@ class CenterCrop(Op):
     category = "resample"
     min_inputs = 2
     max_inputs = 2
+    storage = "view"  # a slice of its first input
+
+    def view_strides(self, p, shape, strides, out_shape):
+        return strides
 
     class Params(OpParams):
         allow_uneven: Bool = False

@@ -29,6 +29,7 @@ class VariationalDropoutOp(Op):
 
     name = "variational_dropout"
     category = "dropout"
+    storage = "input"  # eval: the input itself
     input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):

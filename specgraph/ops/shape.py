@@ -58,6 +58,7 @@ class Identity(Op):
 
     name = "identity"
     category = "reshape"
+    storage = "input"
 
     def infer(self, p, inputs):
         return [inputs[0]]
@@ -75,6 +76,7 @@ class Flatten(Op):
 
     name = "flatten"
     category = "reshape"
+    storage = "view"  # when the strides allow it (Op.view_strides: reshape's rule); else a copy
 
     class Params(OpParams):
         start_dim: Int = 1
@@ -126,6 +128,7 @@ class Reshape(Op):
 
     name = "reshape"
     category = "reshape"
+    storage = "view"  # when the strides allow it (Op.view_strides: reshape's rule); else a copy
 
     class Params(OpParams):
         shape: list[ShapeEntry]
@@ -218,9 +221,13 @@ class Permute(Op):
 
     name = "permute"
     category = "reshape"
+    storage = "view"
 
     class Params(OpParams):
         dims: list[Int]
+
+    def view_strides(self, p, shape, strides, out_shape):
+        return tuple(strides[d % len(shape)] for d in p.dims)
 
     def infer(self, p, inputs):
         t = inputs[0]
