@@ -19,6 +19,7 @@ import os
 from typing import Any, Iterable, Union
 
 import graphviz
+from graphviz.quoting import quote, quote_edge
 
 from .errors import Diagnostics
 from .gcpause import gc_paused
@@ -119,22 +120,67 @@ class _Drawer:
     def __init__(self, view: View, shapes: bool, spec: Spec | None):
         self.view, self.shapes, self.spec = view, shapes, spec
         self.categories: list[str] = []
+        self.quoted: dict[str, str] = {}
+        self.quoted_edge: dict[str, str] = {}
+
+    # ---- DOT statements -------------------------------------------------------------------------
+    # The lines graphviz's Digraph.node/.edge write, written straight into the body: those
+    # methods quote every attribute name and value anew through several wrappers, which was
+    # most of the time of a large diagram.  Names and most values repeat (colours, styles,
+    # weights), so their quoted forms are kept; long ones (labels, tooltips) are not.
+    def _quote(self, text: str) -> str:
+        q = self.quoted.get(text)
+        if q is None:
+            q = quote(text)
+            if len(text) <= 40:
+                self.quoted[text] = q
+        return q
+
+    def _attr_list(self, label: str | None, attrs: dict[str, str | None]) -> str:
+        q = self._quote
+        parts = [f"label={q(label)}"] if label is not None else []
+        parts += [f"{q(k)}={q(v)}" for k, v in sorted(attrs.items()) if v is not None]
+        return f" [{' '.join(parts)}]" if parts else ""
+
+    def node(self, dot: graphviz.Digraph, name: str, label: str | None = None, **attrs: str | None) -> None:
+        """``dot.node(name, label, **attrs)``, the same DOT line."""
+        dot.body.append(f"\t{self._quote(name)}{self._attr_list(label, attrs)}\n")
+
+    def graph_attrs(self, dot: graphviz.Digraph, **attrs: str | None) -> None:
+        """``dot.attr(**attrs)`` (a graph's or cluster's own attributes), the same DOT line."""
+        dot.body.append(f"\t{self._attr_list(None, attrs)[2:-1]}\n")
+
+    def edge(self, dot: graphviz.Digraph, tail: str, head: str, **attrs: str | None) -> None:
+        """``dot.edge(tail, head, **attrs)``, the same DOT line."""
+        ends = []
+        for name in (tail, head):
+            q = self.quoted_edge.get(name)
+            if q is None:
+                q = self.quoted_edge[name] = quote_edge(name)
+            ends.append(q)
+        label = attrs.pop("label", None)
+        dot.body.append(f"\t{ends[0]} -> {ends[1]}{self._attr_list(label, attrs)}\n")
 
     def emit_items(self, dot: graphviz.Digraph, items: list[str]) -> None:
         for item in items:
             if item in self.view.clusters:
                 cluster = self.view.clusters[item]
-                with dot.subgraph(name=f"cluster_{item}") as sub:
-                    caption = self.cluster_attrs(sub, item, cluster)
-                    self.emit_items(sub, cluster.items)
-                    # The caption is a node beside the cluster's first node rather than the
-                    # cluster's label: a label sits where edges enter the cluster, and they
-                    # would be drawn straight through its text.
-                    sub.node(f"@caption/{item}", caption, shape="plaintext", style="", margin="0.02")
-                    with sub.subgraph() as row:
-                        row.attr(rank="same")
-                        row.node(f"@caption/{item}")
-                        row.node(self.entry(item))
+                # Not `with dot.subgraph(name=...)`: graphviz's context manager starts the
+                # subgraph as a copy of the parent (its whole body, then discarded), so N
+                # clusters in one parent cost O(N²) — 25k block copies took minutes.
+                sub = graphviz.Digraph(f"cluster_{item}")
+                caption = self.cluster_attrs(sub, item, cluster)
+                self.emit_items(sub, cluster.items)
+                # The caption is a node beside the cluster's first node rather than the
+                # cluster's label: a label sits where edges enter the cluster, and they
+                # would be drawn straight through its text.
+                self.node(sub, f"@caption/{item}", caption, shape="plaintext", style="", margin="0.02")
+                row = graphviz.Digraph()
+                self.graph_attrs(row, rank="same")
+                self.node(row, f"@caption/{item}")
+                self.node(row, self.entry(item))
+                sub.subgraph(row)
+                dot.subgraph(sub)
             else:
                 self.emit_node(dot, self.view.nodes[item])
 
@@ -164,8 +210,8 @@ class _Drawer:
             lines.append(small(esc(params_text(n_params)) + each))
         fill = CLUSTER_FILLS[min(c.level, len(CLUSTER_FILLS) - 1)]
         style = "rounded,filled" if s.kind == "block" else "rounded,dashed"
-        sub.attr(label="", style=style, fillcolor=fill, color="#9aa5b1",
-                 penwidth="2.2" if c.count > 1 else "0.9", fontsize="10", tooltip=path, margin="6")
+        self.graph_attrs(sub, label="", style=style, fillcolor=fill, color="#9aa5b1",
+                         penwidth="2.2" if c.count > 1 else "0.9", fontsize="10", tooltip=path, margin="6")
         return "<" + "".join(f'{line}<BR ALIGN="LEFT"/>' for line in lines) + ">"
 
     def key_params(self, scope) -> list[str]:
@@ -184,15 +230,17 @@ class _Drawer:
 
     def node_input(self, dot, v: VNode) -> None:
         label = html([f"<B>{esc(v.id)}</B>", small(esc(shape_text(v.node.out)), "#333333", 9)])
-        dot.node(v.id, label, shape="box", style="rounded,filled,bold", fillcolor="#ffffff", color="#333333")
+        self.node(dot, v.id, label, shape="box", style="rounded,filled,bold", fillcolor="#ffffff", color="#333333")
 
     def node_output(self, dot, v: VNode) -> None:
         tag = "output, train only" if v.train_only else "output"
-        dot.node(v.id, html([f"<B>{esc(v.label)}</B>", small(tag)]), shape="box",
-                 style="rounded,filled,bold" + (",dashed" if v.train_only else ""), fillcolor="#ffffff", color="#333333")
+        self.node(dot, v.id, html([f"<B>{esc(v.label)}</B>", small(tag)]), shape="box",
+                  style="rounded,filled,bold" + (",dashed" if v.train_only else ""), fillcolor="#ffffff",
+                  color="#333333")
 
     def node_external(self, dot, v: VNode) -> None:
-        dot.node(v.id, html([esc(v.label)]), shape="box", style="rounded,dashed", color="#9a9a9a", fontcolor=MUTED)
+        self.node(dot, v.id, html([esc(v.label)]), shape="box", style="rounded,dashed", color="#9a9a9a",
+                  fontcolor=MUTED)
 
     def node_op(self, dot, v: VNode) -> None:
         node = v.node
@@ -210,7 +258,7 @@ class _Drawer:
         if n:
             extra.append(esc(params_text(n)))
         lines = [head] + ([small(" · ".join(extra))] if extra else [])
-        dot.node(v.id, html(lines), fillcolor=category_colour(category), tooltip=node.path)
+        self.node(dot, v.id, html(lines), fillcolor=category_colour(category), tooltip=node.path)
 
     def node_block(self, dot, v: VNode) -> None:
         s = v.scope
@@ -225,8 +273,9 @@ class _Drawer:
         n = self.view.scope_params.get(s.path, 0)
         if n:
             lines.append(small(esc(params_text(n)) + (" each" if v.count > 1 else "")))
-        dot.node(v.id, html(lines), shape="box", style="rounded,filled,bold" + (",diagonals" if v.count > 1 else ""),
-                 fillcolor="#eef1f5", color="#56606b", penwidth="1.4", tooltip=s.path)
+        self.node(dot, v.id, html(lines), shape="box",
+                  style="rounded,filled,bold" + (",diagonals" if v.count > 1 else ""),
+                  fillcolor="#eef1f5", color="#56606b", penwidth="1.4", tooltip=s.path)
 
     def node_error(self, dot, v: VNode) -> None:
         f = v.failure
@@ -239,8 +288,8 @@ class _Drawer:
                 lines += [small(esc(t), ERROR_COLOUR) for t in wrap(f"hint: {d.hint}".split(), 60, " ")]
             if d.location:
                 lines.append(small(esc(f"line {d.location.line}, col {d.location.col}"), ERROR_COLOUR))
-        dot.node(v.id, html(lines), fillcolor=ERROR_FILL, color=ERROR_COLOUR, penwidth="2",
-                 tooltip=_plain(f.diagnostics[0]))
+        self.node(dot, v.id, html(lines), fillcolor=ERROR_FILL, color=ERROR_COLOUR, penwidth="2",
+                  tooltip=_plain(f.diagnostics[0]))
 
     # ---- edges ----------------------------------------------------------------------------------
     def emit_edge(self, dot: graphviz.Digraph, e) -> None:
@@ -259,9 +308,9 @@ class _Drawer:
         elif e.role == "output" and e.train_only:
             attrs.update(style="dashed", label=(attrs.get("label", "") + " (train only)").strip())
         if e.reverse:  # ranked head first, so this side of the U rises; the arrow still points at the head
-            dot.edge(e.head, e.tail, dir="back", **attrs)
+            self.edge(dot, e.head, e.tail, dir="back", **attrs)
         else:
-            dot.edge(e.tail, e.head, **attrs)
+            self.edge(dot, e.tail, e.head, **attrs)
 
     def emit_legend(self, dot: graphviz.Digraph, partial: PartialGraph) -> None:
         extras = []

@@ -158,8 +158,10 @@ def _nested_skips(skips: list["VEdge"], succ: dict[str, list[str]], order: dict[
     best: list[VEdge] = []
     for i, outer in enumerate(spans):
         chain = [outer]
-        for inner in spans[i + 1:]:
-            last = chain[-1]
+        # By index, not `spans[i + 1:]`: that slice copies the rest of the list for every
+        # outer skip, O(skips²) for a block with a shortcut repeated 25,000 times.
+        for j in range(i + 1, len(spans)):
+            inner, last = spans[j], chain[-1]
             if order[inner.tail] >= order[last.head]:
                 break  # spans are sorted by tail: none further on can start inside `last`
             # Cheap interval test first: ResNet's skips follow one another and never nest.

@@ -483,3 +483,86 @@ def test_render_folder_is_up_to_date():
     out_of_date = [f"{o.target.svg.relative_to(ROOT)} ({o.status})" for o in stale(outcomes)]
     assert not out_of_date, "run `make render`"
     assert not [str(o.target.spec) for o in outcomes if o.status == "failed"]
+
+
+# ---- large diagrams: one pass, the same DOT text ---------------------------------------------------
+
+def _repeated_spec(copies: int) -> str:
+    return f"""specgraph: 1
+name: repeated
+inputs: {{x: [N, 8]}}
+blocks:
+  unit:
+    nodes:
+      lin: {{op: linear, out: 8}}
+      relu: {{op: relu}}
+      add: {{op: add, from: [relu, x]}}
+graph:
+  body: {{block: unit, repeat: {copies}}}
+"""
+
+
+def test_many_clusters_are_drawn_without_copying_the_parent(monkeypatch):
+    """Each cluster is written once: graphviz's `with dot.subgraph(name=...)` starts every
+    subgraph as a copy of its parent's whole body, so N clusters in one parent cost O(N²)
+    (25k block copies took two minutes).  No subgraph may start as such a copy, and the
+    lines written into all bodies grow with the clusters' nesting depth, not with N²."""
+    import graphviz
+
+    copied, written = [], []
+    real_copy = graphviz.Digraph._copy_kwargs
+
+    def counting_copy(self, **kwargs):
+        copied.append(len(self.body))
+        return real_copy(self, **kwargs)
+
+    monkeypatch.setattr(graphviz.Digraph, "_copy_kwargs", counting_copy)
+    real_subgraph = graphviz.Digraph.subgraph
+
+    def counting_subgraph(self, graph=None, **kwargs):
+        if graph is not None:
+            written.append(len(graph.body))
+        return real_subgraph(self, graph, **kwargs)
+
+    monkeypatch.setattr(graphviz.Digraph, "subgraph", counting_subgraph)
+    lines = {}
+    for copies in (50, 500):
+        written.clear()
+        source = render(_repeated_spec(copies)).source
+        lines[copies] = (sum(written), source.count("\n"))
+        assert f'"cluster_body.{copies - 1}"' in source
+    assert not copied
+    for copies, (moved, total) in lines.items():
+        assert moved <= 3 * total  # body.K's lines move into body, body's into the graph: depth 2, plus rows
+    assert lines[500][0] < 12 * lines[50][0]
+
+
+def test_dot_statements_are_graphviz_own():
+    """render.py writes node, edge and attribute lines itself (graphviz's methods re-quote
+    every name and value through several wrappers); the lines must be graphviz's, quoting
+    included, for every kind of name and value."""
+    import graphviz
+
+    from specgraph.render import _Drawer
+
+    names = ["x", "layer1.0.conv", "@caption/inception3a", "node", "Edge", "a b", 'say "hi"', "1.5", "-4", ".5",
+             "é", "<b>bold</b>", "", "x:y", "p:q:ne", "back\\\\slash", "w" * 60]
+    values = ["", "0", "rounded,filled", "#ffffff", "N×64×H/2×W/2", "<<B>html</B>>", None, 'q"uote', "a" * 50]
+    ours, ref = graphviz.Digraph("g"), graphviz.Digraph("g")
+    drawer = _Drawer(None, True, None)  # type: ignore[arg-type]
+    for round_ in range(2):  # the second round reads the drawer's memo of quoted strings
+        for i, name in enumerate(names):
+            value = values[i % len(values)]
+            label = values[(i + 3) % len(values)]
+            drawer.node(ours, name, label, fillcolor=value, shape="box", tooltip=name)
+            ref.node(name, label, fillcolor=value, shape="box", tooltip=name)
+            drawer.node(ours, name)
+            ref.node(name)
+            head = names[(i + 1) % len(names)]
+            drawer.edge(ours, name, head, weight="8", label=value, color=label)
+            ref.edge(name, head, weight="8", label=value, color=label)
+            drawer.edge(ours, name, head, dir="back")
+            ref.edge(name, head, dir="back")
+            drawer.graph_attrs(ours, label=label, style=value, rank="same")
+            ref.attr(label=label, style=value, rank="same")
+    assert ours.source == ref.source
