@@ -318,6 +318,12 @@ def schema(output: Optional[Path] = typer.Option(None, "-o", "--output", help="f
 @app.command()
 def train(spec: Path = typer.Argument(..., help="the spec file"),
           data: Optional[str] = typer.Option(None, "--data", "-d", help="dataset: fashion-mnist, digits, imagefolder:PATH, sunspots, co2, csv:PATH, lee, text:PATH, nuclei, segfolder:PATH"),
+          data_option: Optional[List[str]] = typer.Option(
+              None, "--data-option", "-D", metavar="KEY=VALUE",
+              help="an option of the dataset's loader (repeatable; the value is read as YAML: 5, 0.001, true, "
+                   "0.8,0.1,0.1). lee, text: min_count, subsample, window (word2vec), seq_len (LM), split; "
+                   "sunspots, co2, csv: window, horizon, split; nuclei, segfolder: size, stride, split; "
+                   "digits, imagefolder: split. See docs/training.md"),
           config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of training settings"),
           epochs: Optional[int] = typer.Option(None, "--epochs"),
           batch_size: Optional[int] = typer.Option(None, "--batch-size"),
@@ -343,7 +349,14 @@ def train(spec: Path = typer.Argument(..., help="the spec file"),
           no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
           set_: Optional[List[str]] = SetOpt):
     """Train the spec on a dataset with Lightning: checkpoints, early stopping, metrics, curves."""
-    settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+    data_options = {}
+    for item in data_option or []:
+        try:
+            key, value = parse_override(item)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--data-option") from e
+        data_options[key] = value
+    settings = dict(data_options=data_options or None, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
                     early_stop=early_stop, monitor=monitor, grad_clip=grad_clip, precision=precision,
                     accelerator=accelerator, num_nodes=num_nodes, strategy=strategy,
                     init_from=str(init_from) if init_from else None, freeze=freeze or None, augment=augment or None,

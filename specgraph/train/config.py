@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from ..errors import Diagnostic, SpecError, did_you_mean
+from ..errors import Diagnostic, Location, SpecError, did_you_mean
 from ..loader import Source, load_yaml_file
 from ..spec import pydantic_diagnostics
 
@@ -29,6 +29,12 @@ class TrainConfig(BaseModel):
 
     data: Optional[str] = Field(None, description="Dataset: fashion-mnist, digits, imagefolder:PATH, ... "
                                                   "(`name:ARG` passes a path or option to the loader).")
+    data_options: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the dataset's loader (min_count, window, seq_len, split, ...; "
+                                          "docs/training.md lists each dataset's); merged key by key across "
+                                          "the spec, the file and the command line.",
+        json_schema_extra={"additionalProperties": {"anyOf": [{"type": ["number", "boolean", "string"]},
+                                                              {"type": "array", "items": {"type": "number"}}]}})
     epochs: int = Field(10, ge=1, description="Epochs at most.")
     batch_size: int = Field(64, ge=1, description="Examples per batch (per device).")
     lr: float = Field(1e-3, gt=0, description="Learning rate.")
@@ -65,10 +71,29 @@ class TrainConfig(BaseModel):
         None, description="Batches per validation check: a count, or a fraction of the split.")
     progress: bool = Field(True, description="Show the progress bar.")
 
+    _option_places: dict[str, Optional[Location]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def option_places(self) -> dict[str, Optional[Location]]:
+        """Where each data option was written (None: the command line or a keyword), for errors."""
+        return self._option_places
+
     @field_validator("precision", mode="before")
     @classmethod
     def _precision_text(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("data_options", mode="after")
+    @classmethod
+    def _scalar_options(cls, v: dict) -> dict:
+        for key, value in v.items():
+            scalar = isinstance(value, (bool, int, float, str))
+            numbers = isinstance(value, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                      for x in value)
+            if not (scalar or numbers):
+                raise ValueError(f"option '{key}' must be a number, true/false, a text or a list of numbers; "
+                                 f"found {value!r}")
+        return v
 
     @field_validator("freeze", mode="before")
     @classmethod
@@ -127,9 +152,18 @@ def resolve_config(spec_train: Optional[dict] = None, spec_source: Optional[Sour
     """
     layers: list[dict] = []
     diags: list[Diagnostic] = []
+    places: dict[str, Optional[Location]] = {}
+
+    def note_places(layer: dict, source: Optional[Source], base: tuple) -> None:
+        options = layer.get("data_options")
+        if isinstance(options, dict):
+            for key in options:
+                places[str(key)] = source.location(base + ("data_options", key), key=True) if source else None
+
     if spec_train:
         diags += _layer_diagnostics(spec_train, spec_source, ("train",), "the train settings")
         layers.append(spec_train)
+        note_places(spec_train, spec_source, ("train",))
     if config_file is not None:
         data, source = read_config_file(config_file)
         base: tuple = ()
@@ -137,15 +171,21 @@ def resolve_config(spec_train: Optional[dict] = None, spec_source: Optional[Sour
             data, base = data["train"], ("train",)
         diags += _layer_diagnostics(data, source, base, "the train settings")
         layers.append(data)
+        note_places(data, source, base)
     cli = {k: v for k, v in (overrides or {}).items() if v is not None}
     diags += _layer_diagnostics(cli, None, (), "")
     layers.append(cli)
+    note_places(cli, None, ())
     if diags:
         raise SpecError(diags)
     merged: dict = {}
     for layer in layers:
+        options = {**merged.get("data_options", {}), **(layer.get("data_options") or {})}
         merged.update(layer)
-    return TrainConfig.model_validate(merged)
+        merged["data_options"] = options  # key by key: the command line's window keeps the spec's min_count
+    config = TrainConfig.model_validate(merged)
+    config._option_places = places
+    return config
 
 
 def train_schema() -> dict:
@@ -172,5 +212,5 @@ def config_yaml(config: TrainConfig, extra: Optional[dict] = None) -> str:
 
     data = config.model_dump(mode="json")
     if extra:
-        data.update(extra)
+        data.update(extra)  # e.g. data_options: the values the loader used, defaults included
     return yaml.safe_dump(data, sort_keys=False)

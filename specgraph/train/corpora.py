@@ -19,6 +19,13 @@ name wins: ``lee:lm``, ``text:notes.txt:word2vec``):
    90/5/5 by words instead).
 
 Inputs that fit neither task are an E704 error that lists the shapes each task takes.
+
+Options (``data_options`` / ``--data-option``): the language model's ``seq_len`` (when the
+spec's T is symbolic; a different fixed T is error E709); word2vec's ``min_count``,
+``subsample`` (0: off) and ``window`` (skip-gram; CBOW's window is its input width, and a
+different value is E709); both: ``split`` (train, val, test fractions; word2vec: of the
+documents). An option of the other task is E709. The number of negatives is the spec's
+(its second input [N, 1 + k]).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from torch.utils.data import Dataset, TensorDataset, default_collate
 
 from ..data import DataError as CorpusError
 from ..dims import TensorType
-from .datasets import DataBundle, DataError, DataRequest, register_dataset
+from .datasets import DataBundle, DataError, DataOption, DataRequest, option_conflict, option_unused, register_dataset
 
 MODES = ("lm", "word2vec")
 SEQ_LEN = 64  # characters per language-model example when the spec's T is symbolic
@@ -40,6 +47,20 @@ SKIPGRAM_WINDOW = 5
 MIN_COUNT = 5
 SUBSAMPLE = 1e-3
 TEXT_SPLIT = (0.9, 0.05, 0.05)
+LM_OPTIONS = ("seq_len",)
+WORD2VEC_OPTIONS = ("min_count", "subsample", "window")
+TEXT_OPTIONS = {
+    "seq_len": DataOption("int", None, f"language model: characters per example (default: the spec's T when "
+                                       f"fixed, else {SEQ_LEN})", min=1),
+    "min_count": DataOption("int", MIN_COUNT, "word2vec: keep words seen this many times or more in the "
+                                              "training split", min=1),
+    "subsample": DataOption("float", SUBSAMPLE, "word2vec: subsampling threshold t of frequent words "
+                                                "(0: no subsampling)", min=0),
+    "window": DataOption("int", None, f"word2vec: skip-gram context words each side (default {SKIPGRAM_WINDOW}; "
+                                      "CBOW: the spec's input width / 2)", min=1),
+    "split": DataOption("split", TEXT_SPLIT, "train, val, test fractions (LM: of the characters, in order; "
+                                             "word2vec: of the documents)"),
+}
 TASK_SHAPES = ("language model: tokens [N, T] int64 -> [N, T, vocab]",
                "skip-gram: center [N] int64 (+ words [N, 1 + k] for negative sampling)",
                "CBOW: context [N, 2·window] int64 (+ words [N, 1 + k] for negative sampling)")
@@ -82,14 +103,20 @@ def language_model(req: DataRequest, text: str, name: str) -> DataBundle:
     if len(inputs) != 1 or inputs[0][1].rank != 2:
         raise _misfit(req, "a language model takes one input of tokens [N, T]")
     _check_int(req, inputs[0][1], inputs[0][0])
-    seq_len = _fixed(inputs[0][1].shape[1]) or SEQ_LEN
+    option_unused(req, WORD2VEC_OPTIONS, "a character language model")
+    fixed, wanted = _fixed(inputs[0][1].shape[1]), req.options.get("seq_len")
+    if wanted is not None and fixed is not None and wanted != fixed:
+        raise option_conflict("seq_len", wanted, fixed, "sequence length T")
+    seq_len = fixed or wanted or SEQ_LEN
+    split = req.options.get("split") or list(TEXT_SPLIT)
     try:
-        splits, vocab = char_lm_splits(text, seq_len, TEXT_SPLIT)
+        splits, vocab = char_lm_splits(text, seq_len, split)
     except CorpusError as e:
         raise DataError(f"{e}", hint=f"a character language model with T = {seq_len} needs a longer text") from None
     meta = {**splits.info, "tokens": vocab.words, "unit": "character"}
     return DataBundle(splits.train, splits.val, splits.test, task="language_model", vocab=len(vocab),
-                      spec_params={"vocab": len(vocab)}, meta=meta, name=name)
+                      spec_params={"vocab": len(vocab)}, meta=meta, name=name,
+                      options={"seq_len": seq_len, "split": list(split)})
 
 
 # ---------------------------------------------------------------- word2vec
@@ -127,15 +154,16 @@ class FreshNegatives:
         return (query, words), target
 
 
-def _split_documents(docs: list[list[str]], seed: int) -> dict[str, list[list[str]]]:
+def _split_documents(docs: list[list[str]], seed: int, split=TEXT_SPLIT) -> dict[str, list[list[str]]]:
     if len(docs) < 20:
         words = [w for d in docs for w in d]
-        cuts = [int(round(len(words) * f)) for f in (TEXT_SPLIT[0], TEXT_SPLIT[0] + TEXT_SPLIT[1])]
+        cuts = [int(round(len(words) * f)) for f in (split[0], split[0] + split[1])]
         return {"train": [words[:cuts[0]]], "val": [words[cuts[0]:cuts[1]]], "test": [words[cuts[1]:]]}
     order = np.random.default_rng(seed).permutation(len(docs))
-    n_held = max(1, int(round(len(docs) * TEXT_SPLIT[1])))
+    n_val, n_test = (max(1, int(round(len(docs) * f))) if f > 0 else 0 for f in split[1:])
     pick = lambda idx: [docs[i] for i in sorted(idx)]  # noqa: E731
-    return {"val": pick(order[:n_held]), "test": pick(order[n_held:2 * n_held]), "train": pick(order[2 * n_held:])}
+    return {"val": pick(order[:n_val]), "test": pick(order[n_val:n_val + n_test]),
+            "train": pick(order[n_val + n_test:])}
 
 
 def word2vec_variant(req: DataRequest) -> tuple[str, int, Optional[int]]:
@@ -146,10 +174,13 @@ def word2vec_variant(req: DataRequest) -> tuple[str, int, Optional[int]]:
     for name, t in inputs:
         _check_int(req, t, name)
     first = inputs[0][1]
+    wanted = req.options.get("window")
     if first.rank == 1:
-        mode, window = "skipgram", SKIPGRAM_WINDOW
+        mode, window = "skipgram", wanted or SKIPGRAM_WINDOW
     elif first.rank == 2 and (_fixed(first.shape[1]) or 0) >= 2 and _fixed(first.shape[1]) % 2 == 0:
         mode, window = "cbow", _fixed(first.shape[1]) // 2
+        if wanted is not None and wanted != window:
+            raise option_conflict("window", wanted, window, "CBOW window (context width / 2)")
     else:
         raise _misfit(req, f"word2vec's first input is a centre word [N] or a context [N, 2·window] "
                            f"with a fixed even width; '{inputs[0][0]}' is {first}")
@@ -167,34 +198,41 @@ def word2vec(req: DataRequest, docs: list[list[str]], name: str) -> DataBundle:
     from ..data.text import Vocabulary, negative_table
 
     mode, window, negatives = word2vec_variant(req)
-    parts = _split_documents(docs, req.seed)
-    vocab = Vocabulary.build((w for d in parts["train"] for w in d), min_count=MIN_COUNT)
+    option_unused(req, LM_OPTIONS, "word2vec")
+    min_count = req.options.get("min_count") or MIN_COUNT
+    sub = req.options.get("subsample")
+    sub = SUBSAMPLE if sub is None else sub
+    split = req.options.get("split") or list(TEXT_SPLIT)
+    parts = _split_documents(docs, req.seed, split)
+    vocab = Vocabulary.build((w for d in parts["train"] for w in d), min_count=min_count)
     if len(vocab) < 2:
-        raise DataError(f"{len(vocab)} words occur {MIN_COUNT} times or more in the training split",
-                        hint="word2vec needs a larger text")
+        raise DataError(f"{len(vocab)} words occur {min_count} times or more in the training split",
+                        hint="word2vec needs a larger text" + (" or a lower min_count" if min_count > 1 else ""),
+                        option="min_count" if "min_count" in req.given else None)
     sets = {}
-    for split, split_docs in parts.items():
+    for part, split_docs in parts.items():
         try:
             ds, _ = word2vec_dataset(split_docs, window=window, negatives=negatives or 0,
-                                     subsample_t=SUBSAMPLE if split == "train" else None, seed=req.seed,
+                                     subsample_t=(sub or None) if part == "train" else None, seed=req.seed,
                                      mode=mode, vocab=vocab)
         except CorpusError as e:
-            raise DataError(f"the {split} split: {e}", hint="word2vec needs a larger text") from None
+            raise DataError(f"the {part} split: {e}", hint="word2vec needs a larger text") from None
         query, words = ds.tensors
         if negatives is None:
-            sets[split] = TensorDataset(query, words[:, 0].clone())
+            sets[part] = TensorDataset(query, words[:, 0].clone())
         else:
-            if split == "train":
+            if part == "train":
                 words = words.clone()
                 words[:, 1:] = -1  # fresh negatives every batch (FreshNegatives)
-            sets[split] = NegativeSamplingPairs(query, words)
+            sets[part] = NegativeSamplingPairs(query, words)
     probs = negative_table(vocab.counts)
     meta = {"objective": "softmax" if negatives is None else "negative_sampling", "mode": mode, "window": window,
-            "negatives": negatives or 0, "min_count": MIN_COUNT, "subsample": SUBSAMPLE, "words": vocab.words,
+            "negatives": negatives or 0, "min_count": min_count, "subsample": sub, "words": vocab.words,
             "counts": vocab.counts, "split": {k: len(v) for k, v in parts.items()}, "split_by": "document"}
     return DataBundle(sets["train"], sets["val"], sets["test"], task="word2vec", vocab=len(vocab),
                       spec_params={"vocab": len(vocab)}, meta=meta, name=name,
-                      collate=None if negatives is None else FreshNegatives(probs))
+                      collate=None if negatives is None else FreshNegatives(probs),
+                      options={"min_count": min_count, "subsample": sub, "window": window, "split": list(split)})
 
 
 # ---------------------------------------------------------------- the datasets
@@ -221,7 +259,7 @@ def _mode(text: Optional[str], usage: str) -> Optional[str]:
 
 
 @register_dataset("lee", help="gensim's Lee corpus (300 news stories): word2vec or a char LM, chosen by the "
-                              "spec (or lee:lm, lee:word2vec)")
+                              "spec (or lee:lm, lee:word2vec)", options=TEXT_OPTIONS)
 def load_lee(req: DataRequest) -> DataBundle:
     from ..data.corpus import lee_text
 
@@ -234,7 +272,7 @@ def load_lee(req: DataRequest) -> DataBundle:
 
 
 @register_dataset("text", help="text:PATH[:lm|:word2vec] — any UTF-8 text file: word2vec or a char LM, chosen "
-                               "by the spec")
+                               "by the spec", options=TEXT_OPTIONS)
 def load_text(req: DataRequest) -> DataBundle:
     from ..data.corpus import read_text
 

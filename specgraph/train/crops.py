@@ -17,6 +17,10 @@ are taken every S/2 pixels. When the spec's fixed size is larger than the data a
 nuclei band is 128 rows high), the crops are the largest size that fits and the spec's
 ``size`` param is set to it (unet_padded's input size). The spec also gets ``num_classes``
 and ``in_channels`` from the data.
+
+Options (``data_options`` / ``--data-option``): ``size`` (the crop size; a spec that declares
+a ``size`` param gets it, unless ``--set`` gives one), ``stride`` (default size // 2) and
+``split`` (nuclei: the band heights, default 0.5, 0.25, 0.25; segfolder: 0.7, 0.15, 0.15).
 """
 
 from __future__ import annotations
@@ -24,10 +28,26 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from ..data import DataError as CropError
-from .datasets import DataBundle, DataError, DataRequest, register_dataset
+from .datasets import DataBundle, DataError, DataOption, DataRequest, register_dataset
 
 DEFAULT_SIZE = 128
-NUCLEI_LIMIT = 128  # the height of the nuclei image's val and test bands
+NUCLEI_LIMIT = 128  # the height of the nuclei image's val and test bands (with the default split)
+NUCLEI_HEIGHT = 512
+NUCLEI_SPLIT = (0.5, 0.25, 0.25)
+FOLDER_SPLIT = (0.7, 0.15, 0.15)
+
+
+def crop_options(split: tuple[float, float, float], split_help: str) -> dict[str, DataOption]:
+    return {"size": DataOption("int", None, f"crop size S (default: the spec's input H = W when fixed, else "
+                                            f"{DEFAULT_SIZE}); sets the spec's `size` param", min=1),
+            "stride": DataOption("int", None, "pixels between crops (default: size // 2)", min=1),
+            "split": DataOption("split", split, split_help)}
+
+
+def _band_limit(split) -> int:
+    """The smallest band height of the nuclei image under ``split`` (the largest crop that fits)."""
+    cuts = [0, round(NUCLEI_HEIGHT * split[0]), round(NUCLEI_HEIGHT * (split[0] + split[1])), NUCLEI_HEIGHT]
+    return max(1, min(b - a for a, b in zip(cuts[:-1], cuts[1:])))
 
 
 def crop_size(req: DataRequest) -> Optional[int]:
@@ -46,43 +66,53 @@ def _check_rank(req: DataRequest) -> None:
                         code="E704")
 
 
-def _bundle(req: DataRequest, name: str, make: Callable[[int], object], limit: Optional[int]) -> DataBundle:
+def _bundle(req: DataRequest, name: str, make: Callable[[int, int, list], object], limit: Optional[int],
+            split: list) -> DataBundle:
     _check_rank(req)
     wanted = crop_size(req)
-    size = wanted or DEFAULT_SIZE
-    if limit is not None and size > limit:
+    size = req.options.get("size") or wanted or DEFAULT_SIZE
+    if limit is not None and size > limit and req.options.get("size") is None:
         size = limit
+    stride = req.options.get("stride") or max(1, size // 2)
     try:
-        splits = make(size)
+        splits = make(size, stride, split)
     except CropError as e:
-        raise DataError(str(e)) from None
+        raise DataError(str(e), option="size" if "crop size" in str(e) and "size" in req.given else None,
+                        code="E709" if "crop size" in str(e) and "size" in req.given else "E702") from None
     params = {"num_classes": splits.num_classes, "in_channels": splits.in_channels}
     if wanted is not None and wanted != size:
         params["size"] = size
     meta = {**splits.info, "mean": 0.0, "std": 1.0}  # already scaled to about [0, 1]: augmentation sees it as is
     return DataBundle(splits.train, splits.val, splits.test, task="segmentation", num_classes=splits.num_classes,
-                      spec_params=params, meta=meta, name=name)
+                      spec_params=params, meta=meta, name=name,
+                      options={"size": size, "stride": stride, "split": list(split)})
 
 
-@register_dataset("nuclei", help="stardist's 2-D nuclei image and mask, tiled into crops (segmentation, 2 classes)")
+@register_dataset("nuclei", help="stardist's 2-D nuclei image and mask, tiled into crops (segmentation, 2 classes)",
+                  options=crop_options(NUCLEI_SPLIT, "heights of the train, val, test bands of the image"))
 def load_nuclei(req: DataRequest) -> DataBundle:
     from ..data.nuclei import nuclei_crops
 
     if req.arg:
         raise DataError(f"nuclei takes no argument, got '{req.arg}'",
                         hint="for your own image/mask pairs use --data segfolder:PATH")
-    return _bundle(req, "nuclei", lambda size: nuclei_crops(size, max(1, size // 2)), NUCLEI_LIMIT)
+    split = req.options.get("split") or list(NUCLEI_SPLIT)
+    return _bundle(req, "nuclei", nuclei_crops, _band_limit(split), split)
 
 
 @register_dataset("segfolder", help="segfolder:PATH — a folder of image/mask pairs (NAME.png + NAME_mask.png, "
-                                    "or images/ + masks/), tiled into crops")
+                                    "or images/ + masks/), tiled into crops",
+                  options=crop_options(FOLDER_SPLIT, "train, val, test fractions of the files (1-2 pairs: of "
+                                                     "every image's rows)"))
 def load_segfolder(req: DataRequest) -> DataBundle:
     from ..data.nuclei import image_folder_crops
 
     if not req.arg:
         raise DataError("needs a folder: --data segfolder:PATH")
+    split = req.options.get("split") or list(FOLDER_SPLIT)
     return _bundle(req, f"segfolder:{req.arg}",
-                   lambda size: image_folder_crops(req.arg, size, max(1, size // 2), seed=req.seed), None)
+                   lambda size, stride, split: image_folder_crops(req.arg, size, stride, split, seed=req.seed), None,
+                   split)
 
 
-__all__ = ["crop_size", "DEFAULT_SIZE"]
+__all__ = ["crop_size", "crop_options", "DEFAULT_SIZE"]

@@ -13,6 +13,10 @@ Splits (fixed by the seed, default 0):
   ``train/`` and ``val/`` (and optionally ``test/``) folders, those are the splits; otherwise
   80% / 10% / 10%.
 
+Option (``data_options`` / ``--data-option``): ``split`` — train, val, test fractions for
+``digits`` (default 0.7, 0.1, 0.2) and for an ``imagefolder`` without train/val folders
+(0.8, 0.1, 0.1).
+
 Images are resized to the spec's input H×W and converted to its channel count (1: grey,
 3: RGB), then standardised with the training split's mean and standard deviation.
 """
@@ -29,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .datasets import DataBundle, DataError, DataRequest, register_dataset
+from .datasets import DataBundle, DataError, DataOption, DataRequest, register_dataset
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -149,7 +153,12 @@ def load_fashion_mnist(req: DataRequest) -> DataBundle:
     return _classification("fashion-mnist", parts, req, classes)
 
 
-@register_dataset("digits", help="scikit-learn's handwritten digits (8×8, resized to the spec's input)")
+DIGITS_SPLIT = (0.7, 0.1, 0.2)
+FOLDER_SPLIT = (0.8, 0.1, 0.1)
+
+
+@register_dataset("digits", help="scikit-learn's handwritten digits (8×8, resized to the spec's input)",
+                  options={"split": DataOption("split", DIGITS_SPLIT, "train, val, test fractions (shuffled)")})
 def load_digits(req: DataRequest) -> DataBundle:
     try:
         from sklearn.datasets import load_digits as sk_digits
@@ -159,9 +168,12 @@ def load_digits(req: DataRequest) -> DataBundle:
     x = torch.from_numpy(d.images.astype(np.float32) / 16.0).unsqueeze(1)
     x = fit_images(x, req.image_size((8, 8)), req.channels(1))
     y = torch.from_numpy(d.target.astype(np.int64))
-    test, val, train = split_indices(len(y), (0.2, 0.1), req.seed)
+    split = req.options.get("split") or list(DIGITS_SPLIT)
+    test, val, train = split_indices(len(y), (split[2], split[1]), req.seed)
     parts = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
-    return _classification("digits", parts, req, [str(i) for i in range(10)])
+    bundle = _classification("digits", parts, req, [str(i) for i in range(10)])
+    bundle.options = {"split": list(split)}
+    return bundle
 
 
 class _FolderImages(Dataset):
@@ -186,7 +198,9 @@ class _FolderImages(Dataset):
         return (x - self.mean) / self.std, torch.tensor(label)
 
 
-@register_dataset("imagefolder", help="imagefolder:PATH — one subfolder of images per class (torchvision ImageFolder)")
+@register_dataset("imagefolder", help="imagefolder:PATH — one subfolder of images per class (torchvision ImageFolder)",
+                  options={"split": DataOption("split", FOLDER_SPLIT, "train, val, test fractions (shuffled) when "
+                                                                      "PATH has no train/ and val/ folders")})
 def load_imagefolder(req: DataRequest) -> DataBundle:
     if not req.arg:
         raise DataError("needs a folder: --data imagefolder:PATH")
@@ -196,14 +210,18 @@ def load_imagefolder(req: DataRequest) -> DataBundle:
     from torchvision.datasets import ImageFolder
 
     size, channels = req.image_size((224, 224)), req.channels(3)
+    split = req.options.get("split") or list(FOLDER_SPLIT)
     try:
         if (root / "train").is_dir() and (root / "val").is_dir():
+            if "split" in req.given:
+                raise DataError(f"option 'split' does not apply: {root} has train/ and val/ folders", code="E709",
+                                option="split", hint="drop the option, or put every class folder directly in PATH")
             folders = {s: ImageFolder(str(root / s)) for s in ("train", "val", "test") if (root / s).is_dir()}
             sets = {s: _FolderImages(f, np.arange(len(f)), size, channels) for s, f in folders.items()}
             classes = folders["train"].classes
         else:
             folder = ImageFolder(str(root))
-            test, val, train = split_indices(len(folder), (0.1, 0.1), req.seed)
+            test, val, train = split_indices(len(folder), (split[2], split[1]), req.seed)
             sets = {s: _FolderImages(folder, idx, size, channels) for s, idx in
                     (("train", train), ("val", val), ("test", test))}
             classes = folder.classes
@@ -219,7 +237,9 @@ def load_imagefolder(req: DataRequest) -> DataBundle:
     n = len(classes)
     return DataBundle(train=sets["train"], val=sets["val"], test=sets.get("test"), task="classification",
                       num_classes=n, spec_params={"num_classes": n},
-                      meta={"classes": list(classes), "mean": mean, "std": std}, name=f"imagefolder:{root}")
+                      meta={"classes": list(classes), "mean": mean, "std": std}, name=f"imagefolder:{root}",
+                      options={"split": "folders" if (root / "train").is_dir() and (root / "val").is_dir()
+                               else list(split)})
 
 
 __all__ = ["read_idx", "fit_images", "split_indices", "ImageDataset", "FASHION_MNIST_DIR"]

@@ -2,7 +2,8 @@
 
 The run folder (``--out``, default ``runs/<spec name>``) holds::
 
-    config.yaml              the resolved settings, the spec, its params, the data
+    config.yaml              the resolved settings (data_options: every option the loader used), the spec,
+                             its params, the data
     checkpoints/best.ckpt    the best validation check (``monitor``), and last.ckpt
     logs/version_N/          Lightning's CSV logs (one version per start or resume)
     metrics.csv              one row per epoch: train_* and val_* metrics
@@ -97,7 +98,7 @@ def train(spec, data: Optional[str] = None, *, config: Optional[str | os.PathLik
     graph = api.check(loaded, **user_params)
     predictions = {o.name: o.value.type for o in graph.outputs if not o.train_only} or {
         o.name: o.value.type for o in graph.outputs}
-    bundle = load_dataset(cfg.data, graph.inputs, cfg.seed, predictions)
+    bundle = load_dataset(cfg.data, graph.inputs, cfg.seed, predictions, cfg.data_options, cfg.option_places)
     implied = data_params(loaded, graph, bundle, user_params)
     if implied:
         _say("from the data: " + ", ".join(f"{k} = {v}" for k, v in implied.items()))
@@ -245,8 +246,9 @@ def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extr
     if _rank() == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         spec_ref = str(loaded.source.path) if loaded.source.path else loaded.name
-        (run_dir / "config.yaml").write_text(config_yaml(cfg, {"spec": spec_ref, "params": params,
-                                                               "task": bundle.task, "monitor": monitor}))
+        (run_dir / "config.yaml").write_text(config_yaml(cfg, {"data_options": bundle.options, "spec": spec_ref,
+                                                               "params": params, "task": bundle.task,
+                                                               "monitor": monitor}))
     n_params = sum(p.numel() for p in model.parameters())
     _say(f"training {loaded.name} ({n_params:,} parameters) on {bundle.name}: {bundle.task}, "
          f"{len(bundle.train):,} train / {len(bundle.val) if bundle.val is not None else 0:,} val examples -> {run_dir}")
