@@ -111,6 +111,9 @@ CASES = {
     "gigantic linear": (HEADER + "graph:\n  fc: {op: linear, out: 10000000000000}\n", {"E602"}),
     "gigantic embedding table": ("specgraph: 1\ninputs:\n  ids: {shape: [N, 4], dtype: int64}\n"
                                  "graph:\n  e: {op: embedding, num: 9223372036854775808, dim: 8}\n", {"E602"}),
+    # Found by `make fuzz`: the weight count once listed one entry per layer.
+    "an lstm of 10**12 layers": ("specgraph: 1\ninputs:\n  x: [N, 16, 8]\n"
+                                 "graph:\n  lstm: {op: lstm, hidden: 256, num_layers: 1000000000000}\n", {"E602"}),
     "invalid UTF-8": (b"specgraph: 1\nname: caf\xe9\n", {"E105"}),
     "empty file": ("", {"E106"}),
     "a list, not a mapping": ("- specgraph: 1\n- graph: {}\n", {"E106"}),

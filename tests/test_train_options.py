@@ -189,3 +189,12 @@ def test_train_help_lists_the_options():
     for entry in datasets().values():
         for option in entry.options:
             assert option in r.output, option
+
+
+def test_monitor_direction_follows_the_metric():
+    from specgraph.train.config import TrainConfig
+
+    assert {m: TrainConfig(monitor=m).monitor_mode for m in ("val_loss", "val_acc", "val_dice", "val_iou",
+                                                             "val_analogy", "val_mse", "val_perplexity")} == {
+        "val_loss": "min", "val_acc": "max", "val_dice": "max", "val_iou": "max", "val_analogy": "max",
+        "val_mse": "min", "val_perplexity": "min"}

@@ -165,9 +165,12 @@ class _Recurrent(Op):
                     bidirectional=p.bidirectional)
 
     # ---- accounting ---------------------------------------------------------------------------
-    def _layer_inputs(self, p, inputs) -> list[int]:
+    def _layer_inputs(self, p, inputs) -> list[tuple[int, int]]:
+        """(input features, number of layers with that input): the first layer reads the
+        input, the others the previous layer's output.  Counted, not listed, so that a huge
+        `num_layers` costs nothing until the weight limit refuses it."""
         features = inputs[0].shape[2]
-        return [features] + [self.directions(p) * self.out_size(p)] * (p.num_layers - 1)
+        return [(features, 1), (self.directions(p) * self.out_size(p), p.num_layers - 1)]
 
     def _extra_per_direction(self, p) -> int:
         return 0
@@ -175,11 +178,11 @@ class _Recurrent(Op):
     def num_params(self, p, inputs):
         g, h, h_out = self.gates, p.hidden, self.out_size(p)
         total = 0
-        for size in self._layer_inputs(p, inputs):
+        for size, layers in self._layer_inputs(p, inputs):
             per_direction = g * h * (size + h_out) + self._extra_per_direction(p)
             if p.bias:
                 per_direction += 2 * g * h
-            total += self.directions(p) * per_direction
+            total += layers * self.directions(p) * per_direction
         return total
 
     def macs(self, p, inputs, outputs):
@@ -188,8 +191,8 @@ class _Recurrent(Op):
         if not is_concrete(time):
             return None
         g, h, h_out = self.gates, p.hidden, self.out_size(p)
-        step = sum(self.directions(p) * (g * h * (size + h_out) + self._extra_per_direction(p))
-                   for size in self._layer_inputs(p, inputs))
+        step = sum(layers * self.directions(p) * (g * h * (size + h_out) + self._extra_per_direction(p))
+                   for size, layers in self._layer_inputs(p, inputs))
         return time * step
 
     # ---- memory (eval mode, CPU; see Op.scratch_bytes) ------------------------------------------

@@ -107,8 +107,8 @@ class TrainConfig(BaseModel):
 
     @property
     def monitor_mode(self) -> str:
-        """min for losses and errors, max for scores (accuracy, dice, iou)."""
-        return "max" if any(k in self.monitor for k in ("acc", "dice", "iou")) else "min"
+        """min for losses and errors, max for scores (accuracy, dice, iou, analogy accuracy)."""
+        return "max" if any(k in self.monitor for k in ("acc", "dice", "iou", "analogy")) else "min"
 
     def run_dir(self, spec_name: str) -> Path:
         return Path(self.out) if self.out else Path("runs") / spec_name
