@@ -82,6 +82,7 @@ def test_word2vec_forward_gives_softmax_over_the_vocabulary(spec):
 @pytest.mark.parametrize("spec", ["skipgram_ns", "cbow_ns"])
 def test_negative_sampling_scores_are_dot_products(spec):
     model = specgraph.build(SPECS / f"{spec}.yaml", vocab=10, dim=4, negatives=3).eval()
+    torch.nn.init.normal_(model.outputs.weight)  # the spec starts them at zero (word2vec): all scores would be 0
     words = torch.randint(0, 10, (6, 4))
     if spec == "skipgram_ns":
         first = torch.randint(0, 10, (6,))
@@ -93,3 +94,31 @@ def test_negative_sampling_scores_are_dot_products(spec):
         scores = model(first, words)
         want = torch.einsum("nd,nkd->nk", query, model.outputs(words))
     torch.testing.assert_close(scores, want)
+
+
+EMBED = ("specgraph: 1\nparams: {dim: 50}\ninputs: {x: {shape: [N], dtype: int64}}\n"
+         "graph:\n  e: {op: embedding, num: 400, dim: $dim, %s}\n")
+
+
+def test_embedding_weight_init_gives_the_asked_distribution():
+    torch.manual_seed(0)
+    default = specgraph.build(EMBED % "padding_idx: 3").e
+    assert type(default) is torch.nn.Embedding  # torch's own init, unchanged
+    uniform = specgraph.build(EMBED % 'weight_init: uniform, weight_scale: "${0.5 / dim}"').e.weight.detach()
+    assert uniform.abs().max() <= 0.01 and uniform.abs().max() > 0.0099  # U(-0.5/dim, 0.5/dim) fills its range
+    assert abs(float(uniform.mean())) < 2e-4
+    assert abs(float(uniform.std()) - 0.02 / 12 ** 0.5) < 1e-4  # the std of U(-a, a) is 2a/√12
+    assert float(specgraph.build(EMBED % "weight_init: uniform").e.weight.detach().abs().max()) <= 1.0
+    zeros = specgraph.build(EMBED % "weight_init: zeros").e
+    assert torch.count_nonzero(zeros.weight) == 0
+    normal = specgraph.build(EMBED % "weight_init: normal, weight_scale: 0.1, padding_idx: 0").e.weight.detach()
+    assert abs(float(normal[1:].std()) - 0.1) < 0.003 and abs(float(normal[1:].mean())) < 0.003
+    assert torch.count_nonzero(normal[0]) == 0  # the padding vector still starts at zero
+    reset = specgraph.build(EMBED % "weight_init: zeros").e
+    torch.nn.init.normal_(reset.weight)
+    reset.reset_parameters()
+    assert torch.count_nonzero(reset.weight) == 0  # the module's reset applies the same init
+    with pytest.raises(specgraph.SpecError, match="weight_scale"):
+        specgraph.check(EMBED % "weight_init: zeros, weight_scale: 0.5")
+    with pytest.raises(specgraph.SpecError, match="weight_init"):
+        specgraph.check(EMBED % "weight_init: xavier")

@@ -34,6 +34,11 @@ class Embedding(Op):
     The input holds token ids (int64 or int32) in 0..num-1. ``padding_idx`` names an id whose
     vector starts at zero and gets no gradient; ``max_norm`` renormalizes looked-up vectors
     whose norm exceeds it (in place, as torch does).
+
+    ``weight_init`` sets the starting vectors: ``normal`` (torch's default, N(0, 1)),
+    ``uniform`` or ``zeros``; ``weight_scale`` is the normal's std or the uniform's bound
+    (default 1). word2vec starts its input vectors uniform in ±0.5/dim and its output vectors
+    at zero: ``{weight_init: uniform, weight_scale: "${0.5 / dim}"}``, ``{weight_init: zeros}``.
     """
 
     name = "embedding"
@@ -44,6 +49,16 @@ class Embedding(Op):
         dim: PositiveInt
         padding_idx: Optional[Int] = None
         max_norm: Optional[Annotated[Float, Field(gt=0)]] = None
+        weight_init: Literal["normal", "uniform", "zeros"] = "normal"  # the starting vectors
+        weight_scale: Optional[Annotated[Float, Field(gt=0)]] = None  # normal: std; uniform: bound (default 1)
+
+        @field_validator("weight_scale")
+        @classmethod
+        def _scale_needs_a_distribution(cls, v, info: ValidationInfo):
+            if v is not None and info.data.get("weight_init") == "zeros":
+                raise ValueError("weight_scale sets the spread of weight_init normal or uniform; "
+                                 "weight_init zeros has none: drop weight_scale")
+            return v
 
         @field_validator("padding_idx")
         @classmethod
@@ -64,7 +79,12 @@ class Embedding(Op):
 
     def build(self, p, inputs):
         import torch
-        return torch.nn.Embedding(p.num, p.dim, padding_idx=p.padding_idx, max_norm=p.max_norm)
+        if p.weight_init == "normal" and p.weight_scale in (None, 1):  # torch's own init: a plain nn.Embedding
+            return torch.nn.Embedding(p.num, p.dim, padding_idx=p.padding_idx, max_norm=p.max_norm)
+        scale = 1.0 if p.weight_scale is None else float(p.weight_scale)
+        return torch_class(__name__, "SpecEmbedding")(p.num, p.dim, padding_idx=p.padding_idx,
+                                                      max_norm=p.max_norm, weight_init=p.weight_init,
+                                                      weight_scale=scale)
 
     def num_params(self, p, inputs):
         return p.num * p.dim
@@ -76,6 +96,11 @@ class Embedding(Op):
         text = f"{p.num}×{p.dim}"
         if p.padding_idx is not None:
             text += f" pad {p.padding_idx}"
+        if p.weight_init == "zeros":
+            text += " init 0"
+        elif p.weight_init == "uniform" or p.weight_scale not in (None, 1):
+            scale = 1 if p.weight_scale is None else p.weight_scale
+            text += f" init ±{scale:.3g}" if p.weight_init == "uniform" else f" init N(0, {scale:.3g})"
         return text
 
 
@@ -376,7 +401,30 @@ def _torch_modules() -> dict[str, type]:
             out, (h, c) = super().forward(x, None if h0 is None else (h0, c0))
             return out, h, c
 
-    return {"SpecLSTM": SpecLSTM}
+    class SpecEmbedding(torch.nn.Embedding):
+        """torch.nn.Embedding whose starting vectors are normal(0, weight_scale), uniform in
+        ±weight_scale or zeros (weight_init); the padding vector, if any, starts at zero."""
+
+        def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, weight_init="normal",
+                     weight_scale=1.0):
+            self.weight_init, self.weight_scale = weight_init, weight_scale  # read by reset_parameters
+            super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx, max_norm=max_norm)
+
+        def reset_parameters(self):  # noqa: D102
+            with torch.no_grad():
+                if self.weight_init == "zeros":
+                    self.weight.zero_()
+                elif self.weight_init == "uniform":
+                    self.weight.uniform_(-self.weight_scale, self.weight_scale)
+                else:
+                    self.weight.normal_(0.0, self.weight_scale)
+                if self.padding_idx is not None:
+                    self.weight[self.padding_idx].fill_(0)
+
+        def extra_repr(self):  # noqa: D102
+            return super().extra_repr() + f", weight_init={self.weight_init!r}, weight_scale={self.weight_scale!r}"
+
+    return {"SpecLSTM": SpecLSTM, "SpecEmbedding": SpecEmbedding}
 
 
 def lazy_classes(module_globals: dict, names: tuple[str, ...],
@@ -404,7 +452,7 @@ def torch_class(module_name: str, name: str) -> type:
     return getattr(sys.modules[module_name], name)
 
 
-__getattr__ = lazy_classes(globals(), ("SpecLSTM",), _torch_modules)
+__getattr__ = lazy_classes(globals(), ("SpecLSTM", "SpecEmbedding"), _torch_modules)
 
 
 __all__ = ["Embedding", "RNN", "GRU", "LSTM", "lazy_classes", "torch_class"]

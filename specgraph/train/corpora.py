@@ -114,16 +114,51 @@ def language_model(req: DataRequest, text: str, name: str) -> DataBundle:
     except CorpusError as e:
         raise DataError(f"{e}", hint=f"a character language model with T = {seq_len} needs a longer text") from None
     meta = {**splits.info, "tokens": vocab.words, "unit": "character"}
-    return DataBundle(splits.train, splits.val, splits.test, task="language_model", vocab=len(vocab),
-                      spec_params={"vocab": len(vocab)}, meta=meta, name=name,
+    train, val, test = (TensorPairs(*part.tensors) for part in (splits.train, splits.val, splits.test))
+    return DataBundle(train, val, test, task="language_model", vocab=len(vocab),
+                      spec_params={"vocab": len(vocab)}, meta=meta, name=name, collate=collate_stacked,
                       options={"seq_len": seq_len, "split": list(split)})
 
 
 # ---------------------------------------------------------------- word2vec
 
+# Batches are cut from the tensors in one step: the DataLoader's fetcher hands a dataset that has
+# ``__getitems__`` the whole batch of indices its sampler chose (the run's shuffle, a function of
+# seed and epoch, as for any dataset), and the dataset answers with the batch already stacked,
+# wrapped in :class:`Stacked` so that the collate function (:func:`collate_stacked`, or
+# :class:`FreshNegatives`) passes it through instead of stacking items one by one. Indexing an
+# item (``ds[i]``) and collating a list of items still work as for any dataset.
+
+class Stacked:
+    """A batch a dataset's ``__getitems__`` stacked already (see :func:`collate_stacked`)."""
+
+    __slots__ = ("batch",)
+
+    def __init__(self, batch):
+        self.batch = batch
+
+
+def collate_stacked(items):
+    """The collate_fn of the text datasets: a :class:`Stacked` batch as it is; a list of items
+    (a dataset without ``__getitems__``, or a caller's own list) through ``default_collate``."""
+    return items.batch if isinstance(items, Stacked) else default_collate(items)
+
+
+def _index(indices) -> torch.Tensor:
+    return indices if isinstance(indices, torch.Tensor) else torch.as_tensor(indices, dtype=torch.int64)
+
+
+class TensorPairs(TensorDataset):
+    """A TensorDataset of (inputs, target) whose batches are one gather per tensor."""
+
+    def __getitems__(self, indices) -> Stacked:
+        idx = _index(indices)
+        return Stacked(tuple(t[idx] for t in self.tensors))
+
+
 class NegativeSamplingPairs(Dataset):
     """((query, words [1 + k]), 0) items; ``words[0]`` the true word, the rest negatives (-1:
-    drawn per batch by :class:`FreshNegatives`)."""
+    drawn per batch by :class:`FreshNegatives`). Batches are gathered whole (``__getitems__``)."""
 
     def __init__(self, query: torch.Tensor, words: torch.Tensor):
         self.query, self.words = query, words
@@ -135,18 +170,23 @@ class NegativeSamplingPairs(Dataset):
     def __getitem__(self, i):
         return (self.query[i], self.words[i]), self.placeholder
 
+    def __getitems__(self, indices) -> Stacked:
+        idx = _index(indices)
+        return Stacked(((self.query[idx], self.words[idx]), torch.zeros(len(idx), dtype=torch.int64)))
+
 
 class FreshNegatives:
     """A collate_fn that fills the -1 entries of ``words`` with draws from ``probs``.
 
     Drawn from torch's global generator, which the training module reseeds from (seed, epoch)
-    every epoch, so a run is repeatable with its seed."""
+    every epoch, so a run is repeatable with its seed. Takes a :class:`Stacked` batch or a
+    list of items."""
 
     def __init__(self, probs: np.ndarray):
         self.probs = torch.as_tensor(probs, dtype=torch.float64)
 
     def __call__(self, items):
-        (query, words), target = default_collate(items)
+        (query, words), target = collate_stacked(items)
         empty = words < 0
         if bool(empty.any()):
             words = words.clone()
@@ -219,7 +259,7 @@ def word2vec(req: DataRequest, docs: list[list[str]], name: str) -> DataBundle:
             raise DataError(f"the {part} split: {e}", hint="word2vec needs a larger text") from None
         query, words = ds.tensors
         if negatives is None:
-            sets[part] = TensorDataset(query, words[:, 0].clone())
+            sets[part] = TensorPairs(query, words[:, 0].clone())
         else:
             if part == "train":
                 words = words.clone()
@@ -231,7 +271,7 @@ def word2vec(req: DataRequest, docs: list[list[str]], name: str) -> DataBundle:
             "counts": vocab.counts, "split": {k: len(v) for k, v in parts.items()}, "split_by": "document"}
     return DataBundle(sets["train"], sets["val"], sets["test"], task="word2vec", vocab=len(vocab),
                       spec_params={"vocab": len(vocab)}, meta=meta, name=name,
-                      collate=None if negatives is None else FreshNegatives(probs),
+                      collate=collate_stacked if negatives is None else FreshNegatives(probs),
                       options={"min_count": min_count, "subsample": sub, "window": window, "split": list(split)})
 
 
@@ -289,4 +329,5 @@ def load_text(req: DataRequest) -> DataBundle:
     return _text_bundle(req, text, f"text:{path}", mode)
 
 
-__all__ = ["choose_task", "word2vec_variant", "NegativeSamplingPairs", "FreshNegatives", "MODES"]
+__all__ = ["choose_task", "word2vec_variant", "NegativeSamplingPairs", "FreshNegatives", "TensorPairs",
+           "Stacked", "collate_stacked", "MODES"]
