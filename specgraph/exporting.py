@@ -278,7 +278,7 @@ def export(spec: Any, *, onnx: PathLike | None = None, torchscript: PathLike | N
     if optimize:
         from .passes import optimize as run_passes
 
-        model = run_passes(model, optimize, graph=graph)
+        model = run_passes(model, optimize, graph=graph, prepack=False)  # formats hold plain convs
     model.eval()
     inputs = example_inputs(graph, model, dims=dims)
     writers = {

@@ -17,7 +17,10 @@ same outputs (within float rounding) as the plain build in eval mode:
   which NCHW input would have to be reordered into and out of for every conv.  When the model
   has 4-D convolutions, their weights are stored channels_last, 4-D float inputs are converted
   once at the start, and outputs are made contiguous again at the end, so a caller sees the
-  usual layout.  Ops in between (pooling, ReLU, add, concat) keep the layout.
+  usual layout.  Ops in between (pooling, ReLU, add, concat) keep the layout;
+* **prepacked convolutions** (CPU): each conv2d runs oneDNN's prepacked kernel, its weight
+  reordered once per input size instead of on every call, with a following ReLU fused in
+  (:mod:`specgraph.prepack`; ``prepack=False`` for a model to export or move to a GPU).
 
 The passes work on the fx graph (node = call of a submodule at a spec path, or of a function),
 so they also apply to GraphModules made by other means; the spec's :class:`Graph`, when at
@@ -60,20 +63,24 @@ class PassReport:
     dropped: list[str] = field(default_factory=list)
     in_place: list[str] = field(default_factory=list)
     channels_last: bool = False
+    prepacked: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (f"folded {len(self.folded)} batch norm(s), dropped {len(self.dropped)} dropout(s), "
-                f"{len(self.in_place)} op(s) in place, channels_last {'on' if self.channels_last else 'off'}")
+                f"{len(self.in_place)} op(s) in place, channels_last {'on' if self.channels_last else 'off'}, "
+                f"{len(self.prepacked)} conv(s) prepacked ({sum(p.endswith('+relu') for p in self.prepacked)} with ReLU fused)")
 
 
 def optimize(model: Union[nn.Module, Graph, str, Any], mode: str = "inference", *, graph: Graph | None = None,
-             channels_last: bool | None = None, **params: Any) -> fx.GraphModule:
+             channels_last: bool | None = None, prepack: bool | None = None, **params: Any) -> fx.GraphModule:
     """An optimised copy of ``model`` for ``mode`` (only "inference" so far); ``model`` is left as is.
 
     ``model``: a module from :func:`specgraph.build`, or a spec (path, text, Spec or Graph) that
     is built first (``params`` override its params).  ``graph``: the spec's Graph, for the tensor
     ranks some folds need (found automatically when a spec is given).  ``channels_last``: None
-    chooses (on when the model has a 4-D convolution), True or False forces it.  The passes run
+    chooses (on when the model has a 4-D convolution), True or False forces it.  ``prepack``:
+    None prepacks the convs for oneDNN where this torch has it; False keeps plain ``nn.Conv2d``
+    modules (for export, TorchScript or a GPU; :func:`specgraph.export` does so).  The passes run
     are recorded in the result's ``meta["specgraph_passes"]`` (a :class:`PassReport`).
     """
     if mode not in MODES:
@@ -93,6 +100,10 @@ def optimize(model: Union[nn.Module, Graph, str, Any], mode: str = "inference", 
     if use_cl:
         to_channels_last(gm)
     report.channels_last = use_cl
+    from . import prepack as _prepack
+
+    if _prepack.available() if prepack is None else prepack:
+        report.prepacked = _prepack.prepack_convs(gm)
     gm.meta["specgraph_passes"] = report
     return gm
 

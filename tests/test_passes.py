@@ -150,3 +150,64 @@ def test_cli_build_optimize_saves_the_folded_weights(tmp_path):
     optimized.load_state_dict(state, strict=True)
     result = CliRunner().invoke(app, ["build", "specs/resnet18.yaml", "--optimize", "speed"])
     assert result.exit_code == 2
+
+
+# --- prepacked oneDNN convolutions --------------------------------------------------------------
+
+ROOT_SPECS = __import__("pathlib").Path(__file__).resolve().parent.parent / "specs"
+
+
+def _resnet18_pair():
+    model = specgraph.build(str(ROOT_SPECS / "resnet18.yaml")).eval()
+    randomize_norm_stats(model)
+    packed = optimize(model, "inference")
+    plain = optimize(model, "inference", prepack=False)
+    return model, packed, plain
+
+
+def test_convs_are_prepacked_with_relu_fused_and_keys_kept():
+    from specgraph.prepack import PrepackedConv2d
+
+    _, packed, plain = _resnet18_pair()
+    report = packed.meta["specgraph_passes"]
+    convs = [n for n, m in plain.named_modules() if isinstance(m, nn.Conv2d)]
+    assert sorted(p.removesuffix("+relu") for p in report.prepacked) == sorted(convs)  # all 20 of them
+    # relu after conv1 and after each block's first conv; the others feed an add
+    assert sum(p.endswith("+relu") for p in report.prepacked) == 1 + 8
+    assert not any(isinstance(m, nn.Conv2d) for m in packed.modules())
+    assert sum(isinstance(m, PrepackedConv2d) for m in packed.modules()) == len(convs)
+    assert list(packed.state_dict()) == list(plain.state_dict())
+    assert not plain.meta["specgraph_passes"].prepacked
+
+
+def test_prepacked_model_follows_batch_size_weights_and_autograd():
+    model, packed, plain = _resnet18_pair()
+    with torch.no_grad():
+        for n in (1, 3, 1):  # one packed weight per input size, reused when the size comes back
+            x = torch.randn(n, 3, 64, 64)
+            torch.testing.assert_close(packed(x), plain(x), atol=1e-4, rtol=1e-4)
+        # new weights: the packed copies are stale and must be remade
+        state = {k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v for k, v in plain.state_dict().items()}
+        packed.load_state_dict(state)
+        plain.load_state_dict(state)
+        x = torch.randn(2, 3, 64, 64)
+        torch.testing.assert_close(packed(x), plain(x), atol=1e-4, rtol=1e-4)
+    # with autograd recording, the plain kernels run and gradients flow
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    packed(x).sum().backward()
+    want = x.grad.clone()
+    x.grad = None
+    plain(x).sum().backward()
+    torch.testing.assert_close(x.grad, want, atol=1e-4, rtol=1e-4)
+    # a deep copy packs its own weights
+    import copy
+
+    clone = copy.deepcopy(packed)
+    with torch.no_grad():
+        torch.testing.assert_close(clone(x), plain(x), atol=1e-4, rtol=1e-4)
+
+
+def test_export_of_an_optimized_model_holds_plain_convs(tmp_path):
+    written = specgraph.export(ROOT_SPECS / "lenet5.yaml", python=tmp_path / "m.py", optimize="inference")
+    source = written["python"].read_text()
+    assert "mkldnn" not in source and "Prepacked" not in source and "Conv2d(" in source
