@@ -117,6 +117,10 @@ def python_source(model: nn.Module, *, class_name: str | None = None, docstring:
     else:
         raise PythonExportError(f"expected a module built by specgraph (a torch.fx.GraphModule), "
                                 f"found {type(model).__name__}")
+    packed = next((path for path, m in model.named_modules() if type(m).__name__ == "PrepackedConv2d"), None)
+    if packed is not None:  # oneDNN's packed weights live in this process only
+        raise PythonExportError(f"module {packed!r} is a prepacked oneDNN convolution, which only this process can "
+                                f"run: optimise with prepack=False for export (specgraph.export does)")
     init = writer.init_body(model)
     body = _class_text(name, docstring, init, methods)
     return writer.file_text(body)

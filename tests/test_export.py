@@ -247,7 +247,9 @@ def test_python_export_of_an_optimized_model(tmp_path):
     from specgraph.passes import optimize
 
     graph, model = load_case(next(p for p in SPECS if p.stem == "resnet18"), num_classes=5)
-    optimized = optimize(model, "inference", graph=graph)
+    with pytest.raises(PythonExportError, match="prepack=False"):  # packed weights belong to this process
+        python_source(optimize(model, "inference", graph=graph))
+    optimized = optimize(model, "inference", graph=graph, prepack=False)
     source = python_source(optimized)
     assert "bn1" not in source and "def nhwc(" in source  # folded; the layout helpers copied in
     generated = generated_class(import_source(source, tmp_path, "r18"))()
