@@ -11,6 +11,7 @@ eval graph does not compute the auxiliary heads at all.
 
 from __future__ import annotations
 
+import keyword
 import operator
 import re
 from typing import Any
@@ -134,8 +135,10 @@ def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
 
 
 def _identifier(name: str) -> str:
+    """A Python name for a spec name in the generated forward (an input called `from` is `from_`)."""
     ident = re.sub(r"\W", "_", name)
-    return ident if ident and not ident[0].isdigit() else "_" + ident
+    ident = ident if ident and not ident[0].isdigit() else "_" + ident
+    return ident + "_" if keyword.iskeyword(ident) else ident
 
 
 def _class_name(name: str) -> str:

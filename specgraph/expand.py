@@ -19,6 +19,7 @@ expand_io.py the spec's inputs, outputs and lint.
 from __future__ import annotations
 
 import itertools
+import keyword
 import re
 from dataclasses import replace
 from typing import Any, Iterator, Mapping
@@ -147,6 +148,10 @@ class _Expander(BlockExpansion, SpecBoundary):
             path = ctx.namer.peek(name)
             if not NAME_RE.match(name):
                 self.error("E204", f"node name '{name}' must be letters, digits and _ only", src, ypath, key=True)
+                continue
+            if keyword.iskeyword(name):  # `self.from(...)` cannot be written in the generated forward
+                self.error("E204", f"node name '{name}' is a Python keyword, which a module attribute cannot be", src,
+                           ypath, key=True, path=path, hint=f"rename the node, e.g. '{name}_'")
                 continue
             if name in RESERVED_NAMES:
                 self.error("E204", f"node name '{name}' is taken by torch's Module (model.{name})", src, ypath,

@@ -177,6 +177,26 @@ def test_node_named_like_a_module_attribute():
     assert "taken by torch's Module" in d.message and "train_" in d.hint
 
 
+def test_node_named_like_a_python_keyword():
+    # found by `make fuzz`: fx wrote `self.from(...)` into the generated forward
+    text = spec("""\
+        graph:
+          from: {op: relu}
+        """)
+    d = only(text, "E204", pos(text, "from"), "from")
+    assert "Python keyword" in d.message and "from_" in d.hint
+
+
+def test_input_named_like_a_python_keyword_builds():
+    import torch
+
+    import specgraph
+
+    model = specgraph.build("specgraph: 1\ninputs:\n  from: [N, 4]\ngraph:\n  fc: {op: linear, out: 3}\n")
+    assert "def forward(self, from_)" in model.code
+    assert model(torch.randn(2, 4)).shape == (2, 3)
+
+
 def test_reserved_names_cover_graph_module_attributes():
     # add_module refuses any existing attribute: the list checked without importing torch must
     # hold every public one of this torch's GraphModule.
