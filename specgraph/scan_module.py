@@ -14,7 +14,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from .builder import build_module
+from .builder import _needed, build_module
 from .graph import Graph, Node, OutputInfo, Value
 
 # Ops whose result for one row depends on that row alone (batch-mixing ops are excluded).
@@ -90,14 +90,16 @@ def build_scan(p) -> Scan:
 
 
 def _hoistable(cell: Graph, x_name: str) -> set[str]:
-    """Nodes computed from x_t alone, through row-wise ops only (no state reaches them)."""
+    """Nodes computed from x_t alone, through row-wise ops only (no state reaches them), that
+    some output needs (the built cell has no module for a node that reaches no output)."""
+    needed = _needed(cell, cell.outputs)
     dependent: set[str] = set()
     for s in cell.inputs:
         if s != x_name:
             dependent |= {s} | nx.descendants(cell.nx, s)
     ok: set[str] = set()
     for n in cell.op_nodes():  # topological: a node's inputs are decided before it
-        if n.path not in dependent and n.op in ROW_WISE and all(v.node == x_name or v.node in ok for v in n.inputs):
+        if n.path in needed and n.path not in dependent and n.op in ROW_WISE and all(v.node == x_name or v.node in ok for v in n.inputs):
             ok.add(n.path)
     return ok
 
@@ -108,8 +110,9 @@ def _split(cell: Graph, x_name: str, hoisted: set[str]) -> tuple[Graph, Graph, l
     # per-step node reads it directly (then the pre graph passes it through).
     before = hoisted | {x_name}
     boundary: list[Value] = []
+    needed = _needed(cell, cell.outputs)
     for n in cell.op_nodes():
-        if n.path in hoisted:
+        if n.path in hoisted or n.path not in needed:  # a dead per-step node reads nothing at run time
             continue
         for v in n.inputs:
             if v.node in before and v not in boundary:
@@ -140,7 +143,7 @@ def _split(cell: Graph, x_name: str, hoisted: set[str]) -> tuple[Graph, Graph, l
         return Value(names[key], "out", v.type) if key in names else v
 
     for n in cell.op_nodes():
-        if n.path in hoisted:
+        if n.path in hoisted or n.path not in needed:
             continue
         copy = Node(n.path, n.op, n.params, [rewire(v) for v in n.inputs], n.outputs, n.location, n.scope, n.meta)
         step_nx.add_node(n.path, node=copy, order=order)

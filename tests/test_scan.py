@@ -146,6 +146,39 @@ graph:
     assert info.value.diagnostics[0].code == "E408" and "'c' is missing" in info.value.diagnostics[0].message
 
 
+def test_a_dead_node_of_the_cell_is_neither_hoisted_nor_built():
+    """Found by `make fuzz`: a cell node computed from x_t that reaches no output (a duplicated
+    projection) was hoisted, but the built cell had no module for it."""
+    text = """
+specgraph: 1
+inputs: {x: [N, T, 4]}
+blocks:
+  cell:
+    params: {hidden: int}
+    states: {h: $hidden}
+    inputs: [x, h]
+    outputs: {h: h_new}
+    nodes:
+      x2h:   {op: linear, out: $hidden, from: x}
+      spare: {op: linear, out: $hidden, from: x}
+      h2h:   {op: linear, out: $hidden, from: h}
+      h_new: {op: add, from: [x2h, h2h]}
+graph:
+  rnn: {scan: cell, hidden: 4}
+outputs: [rnn.out]
+"""
+    graph = specgraph.check(text)
+    model = specgraph.build(graph)
+    assert "spare" not in model.rnn.code
+    x = torch.randn(2, 5, 4)
+    h = torch.zeros(2, 4)
+    want = []
+    for t in range(5):
+        h = model.rnn.cell.x2h(x[:, t]) + model.rnn.cell.h2h(h)
+        want.append(h)
+    torch.testing.assert_close(model(x), torch.stack(want, 1))
+
+
 def test_a_cell_node_reading_the_step_input_directly_stays_per_step():
     """x_t used both by a hoisted projection and by a per-step node (here a peephole-like
     product with the state): the loop receives x_t as well as the hoisted values."""

@@ -432,9 +432,11 @@ def test_inferred_shapes_are_the_real_shapes(net):
         try:
             graph = specgraph.check(spec)
         except specgraph.SpecError as e:
-            # Branches equal at the probes but not provably equal for every H, W.
-            assert set(e.codes) == {"E402"}, e.format()
-            record("symbolic check refused a merge (E402)")
+            # Branches equal at the probes but not provably equal for every H, W (E402), or a
+            # linear whose in-features were the same at every probe but are not a constant
+            # for every H, W (E406; found by `make fuzz`: floor((W+8)/32) is 1 at all three).
+            assert set(e.codes) <= {"E402", "E406"} and e.codes, e.format()
+            record(f"symbolic check refused: {', '.join(sorted(set(e.codes)))}")
             return
         sym_model = build_naming(graph)
         sym_model[0].eval()
