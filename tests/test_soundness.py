@@ -29,7 +29,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from hypothesis import given, note, settings
+from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
 import specgraph
@@ -415,6 +415,8 @@ def one_thread():
 @soundness_settings(1.0)
 @given(net=random_net())
 def test_inferred_shapes_are_the_real_shapes(net):
+    # Every node drawn can be refused by torch; a net left empty is no spec (E202), not a test.
+    assume(net.nodes)
     text = yaml.safe_dump(net.spec(), sort_keys=False)
     note(text)
     spec = specgraph.load(text)
