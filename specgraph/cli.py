@@ -41,6 +41,17 @@ def _overrides(items: Optional[List[str]]) -> dict[str, Any]:
     return values
 
 
+def _dims(items: Optional[List[str]], minimum: int) -> dict[str, int]:
+    """``--dim NAME=INT`` options as {name: size}, each size at least ``minimum``."""
+    dims = {}
+    for item in items or []:
+        key, _, raw = item.partition("=")
+        if not key.strip().isidentifier() or not raw.strip().isdigit() or int(raw) < minimum:
+            raise typer.BadParameter(f"expected NAME=INTEGER of at least {minimum}, found {item!r}", param_hint="--dim")
+        dims[key.strip()] = int(raw)
+    return dims
+
+
 def _limits(items: Optional[List[str]]) -> Limits:
     changes = {}
     for item in items or []:
@@ -127,12 +138,7 @@ def summary(spec: Path = typer.Argument(..., help="the spec file"),
 
     if format not in ("text", "json"):
         raise typer.BadParameter("expected text or json", param_hint="--format")
-    dims = {}
-    for item in dim or []:
-        key, _, raw = item.partition("=")
-        if not key.strip().isidentifier() or not raw.strip().isdigit() or int(raw) < 1:
-            raise typer.BadParameter(f"expected NAME=INTEGER of at least 1, found {item!r}", param_hint="--dim")
-        dims[key.strip()] = int(raw)
+    dims = _dims(dim, minimum=1)
     if batch_size is not None and dims.get("N", batch_size) != batch_size:
         raise typer.BadParameter(f"--dim N={dims['N']} contradicts --batch-size {batch_size}", param_hint="--dim")
     graph = _run(lambda: _check(spec, set_, limit), json_errors=format == "json")
@@ -389,12 +395,7 @@ def export(spec: Path = typer.Argument(..., help="the spec file"),
         raise typer.BadParameter("give at least one of --onnx, --torchscript, --exported, --python")
     if optimize is not None and optimize != "inference":
         raise typer.BadParameter(f"expected inference, found {optimize!r}", param_hint="--optimize")
-    dims = {}
-    for item in dim or []:
-        key, _, raw = item.partition("=")
-        if not key.strip().isidentifier() or not raw.strip().isdigit() or int(raw) < 2:
-            raise typer.BadParameter(f"expected NAME=INTEGER of at least 2, found {item!r}", param_hint="--dim")
-        dims[key.strip()] = int(raw)
+    dims = _dims(dim, minimum=2)  # torch.export fixes dims traced at 0 or 1
     graph = _run(lambda: _check(spec, set_, limit))
     _print_warnings(graph)
 
