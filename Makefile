@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: setup
-	$(PY) -m specgraph.main_job
+	$(PY) scripts/main_job.py
 
 test: setup
 	$(PY) -m pytest -p no:cacheprovider

@@ -301,7 +301,7 @@ def bench_build(cfg: Config) -> Section:
     import torchvision
 
     import specgraph
-    from specgraph.builder import build_module
+    from specgraph.torch.build import build_module
 
     torch.set_num_threads(THREADS)
     path = str(RESNET50)

@@ -25,7 +25,7 @@ import warnings
 import torch
 
 import specgraph
-from specgraph.passes import optimize
+from specgraph.torch.passes.optimize import optimize
 from timing import Config, Section, fmt_time, interleaved, markdown_table, paired_ratios, quartiles
 
 TARGET = 1.2

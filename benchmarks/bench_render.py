@@ -60,8 +60,8 @@ def _cases():
 
 def bench_render(cfg: Config) -> Section:
     import specgraph
-    from specgraph.render import render
-    from specgraph.render_files import layout
+    from specgraph.render.dot import render
+    from specgraph.render.files import layout
 
     have_dot = shutil.which("dot") is not None
     rows, verdicts = [], []
@@ -109,7 +109,7 @@ def bench_render(cfg: Config) -> Section:
 
 
 def _dot_cpu(dot) -> float:
-    from specgraph.render_files import layout
+    from specgraph.render.files import layout
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     layout(dot, "svg")

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 import specgraph
-from specgraph.cells import from_torch
+from specgraph.torch.weights import from_torch
 from timing import Config, Section, fmt_time, interleaved, markdown_table, ratio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ outputs: [rnn.out]
     model = specgraph.build(specgraph.load(text, include_root=str(ROOT)))
     if not hoist:
         scan = model.rnn
-        from specgraph.builder import build_module
+        from specgraph.torch.build import build_module
 
         scan.__dict__["pre"] = None
         scan.__dict__["step"] = build_module(_cell_graph(model), modules=scan.cell)

@@ -6,14 +6,14 @@ YAML spec --load--> Spec --expand+infer--> Graph --build--> torch.fx.GraphModule
 """
 
 from .api import build, check, export, load, optimize, summary
-from .render import render
+from .render.dot import render
 from .train import train
-from .errors import Diagnostic, Location, SpecError
-from .graph import Graph
-from .limits import Limits
+from .diagnostics import Diagnostic, Location, SpecError
+from .ir.graph import Graph
+from .lang.limits import Limits
 from .ops import Op, OpParams, ShapeError, register_op
-from .spec import Spec
-from . import scan as _scan  # noqa: F401  (registers the compiler-made `scan` op)
+from .lang.spec import Spec
+from .expand import scan as _scan  # noqa: F401  (registers the compiler-made `scan` op)
 
 __version__ = "0.1.0"
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from typing import Any, Union
 
-from .expand import expand
+from .expand.expander import expand
 from .gcpause import gc_paused
-from .graph import Graph
-from .limits import DEFAULT_LIMITS, Limits
-from .spec import Spec, load_spec
-from .summarize import Summary, summarize
+from .ir.graph import Graph
+from .lang.limits import DEFAULT_LIMITS, Limits
+from .lang.spec import Spec, load_spec
+from .analysis.summary import Summary, summarize
 
 SpecLike = Union[str, "os.PathLike[str]", Spec]
 
@@ -37,7 +37,7 @@ def check(spec: SpecLike, **params: Any) -> Graph:
 @gc_paused
 def build(spec: SpecLike, **params: Any):
     """A trainable ``torch.nn.Module`` (a ``torch.fx.GraphModule``) computing the spec."""
-    from .builder import build_module  # torch is imported only when a module is wanted
+    from .torch.build import build_module  # torch is imported only when a module is wanted
 
     graph = spec if isinstance(spec, Graph) else check(spec, **params)
     return build_module(graph)
@@ -53,7 +53,7 @@ def export(spec: SpecLike, **options: Any):
     """Build ``spec`` and write it as ONNX / TorchScript / a .pt2 program / Python source; returns
     {format: path}.  The options are :func:`specgraph.exporting.export`'s (``onnx=``,
     ``torchscript=``, ``exported=``, ``python=``, ``optimize=``, ``dims=``, ``model=``, params)."""
-    from .exporting import export as run_export  # torch (and onnx) only when exporting
+    from .torch.export.formats import export as run_export  # torch (and onnx) only when exporting
 
     return run_export(spec, **options)
 
@@ -61,6 +61,6 @@ def export(spec: SpecLike, **options: Any):
 def optimize(model: Any, mode: str = "inference", **options: Any):
     """An optimised copy of a built module (or of a spec, built first) for ``mode``: see
     :func:`specgraph.passes.optimize` (batch norm folded, dropout dropped, in-place, channels_last)."""
-    from .passes import optimize as run_passes
+    from .torch.passes.optimize import optimize as run_passes
 
     return run_passes(model, mode, **options)

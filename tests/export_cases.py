@@ -85,14 +85,14 @@ SEQ_DIMS = {"T": 8, "S": 8}
 
 def trace_inputs(graph, model):
     """The example inputs exports are traced with in these tests (batch 2, sequences of 8)."""
-    from specgraph.exporting import example_inputs
+    from specgraph.torch.export.formats import example_inputs
 
     return example_inputs(graph, model, dims=SEQ_DIMS)
 
 
 def alternate_inputs(graph, model):
     """Inputs of other sizes wherever the export is dynamic: batch 1, other free dims 48."""
-    from specgraph.exporting import example_inputs, fixed_dims
+    from specgraph.torch.export.formats import example_inputs, fixed_dims
 
     fixed = fixed_dims(graph)
     dims = {**SEQ_DIMS, "N": 1}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import specgraph
-from specgraph.exporting import (dynamic_dims, dynamic_shapes, eval_module, export_program, fixed_dims,
+from specgraph.torch.export.formats import (dynamic_dims, dynamic_shapes, eval_module, export_program, fixed_dims,
                               save_program)
 from export_cases import (IDS, RECURRENT_FIXED_DIMS, SPECS, alternate_inputs, assert_outputs_close, load_case,
                           spec_id, trace_inputs)

@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 import specgraph
 from specgraph import Limits, SpecError
-from specgraph.cli import app
+from specgraph.cli.app import app
 
 CORPUS = Path(__file__).resolve().parent / "error_corpus"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "errors.md"

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import specgraph
 from specgraph import Diagnostic, Limits, SpecError
-from specgraph.cli import app
+from specgraph.cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -201,7 +201,7 @@ def test_reserved_names_cover_graph_module_attributes():
     # add_module refuses any existing attribute: the list checked without importing torch must
     # hold every public one of this torch's GraphModule.
     import torch.fx
-    from specgraph.expand import NAME_RE, RESERVED_NAMES
+    from specgraph.expand.expander import NAME_RE, RESERVED_NAMES
     public = {n for n in dir(torch.fx.GraphModule) if NAME_RE.match(n) and not n.startswith("_")}
     assert public <= RESERVED_NAMES, sorted(public - RESERVED_NAMES)
 
@@ -1038,7 +1038,7 @@ def emitted_codes() -> set[str]:
     codes = set()
     for path in (ROOT / "specgraph").rglob("*.py"):
         codes |= set(CODE_RE.findall(path.read_text(encoding="utf-8")))
-    codes |= set(re.findall(r"error\[(E\d{3})\]", (ROOT / "specgraph" / "cli.py").read_text(encoding="utf-8")))
+    codes |= set(re.findall(r"error\[(E\d{3})\]", (ROOT / "specgraph" / "cli" / "app.py").read_text(encoding="utf-8")))
     return codes
 
 

@@ -13,9 +13,9 @@ import torch
 from typer.testing import CliRunner
 
 import specgraph
-from specgraph.exporting import (eval_module, example_inputs, export, fixed_dims,
+from specgraph.torch.export.formats import (eval_module, example_inputs, export, fixed_dims,
                                  onnx_output_names, to_onnx, to_torchscript)
-from specgraph.export_python import PythonExportError, python_source
+from specgraph.torch.export.python import PythonExportError, python_source
 from export_cases import (IDS, RECURRENT_FIXED_DIMS, SEQ_DIMS, SPECS, alternate_inputs, as_tuple,
                           assert_outputs_close, load_case, spec_id, trace_inputs)
 
@@ -209,7 +209,7 @@ def test_torchscript_roundtrip(stem, method, tmp_path):
 
 @JIT_LOAD_DEPRECATED
 def test_cli_export_writes_every_format(tmp_path):
-    from specgraph.cli import app
+    from specgraph.cli.app import app
 
     files = {"onnx": tmp_path / "m.onnx", "torchscript": tmp_path / "m.pt", "exported": tmp_path / "m.pt2",
              "python": tmp_path / "m.py"}
@@ -232,7 +232,7 @@ def test_cli_export_writes_every_format(tmp_path):
 
 
 def test_cli_export_needs_a_format_and_reports_spec_errors(tmp_path):
-    from specgraph.cli import app
+    from specgraph.cli.app import app
 
     result = CliRunner().invoke(app, ["export", "specs/lenet5.yaml"])
     assert result.exit_code == 2
@@ -244,7 +244,7 @@ def test_cli_export_needs_a_format_and_reports_spec_errors(tmp_path):
 
 
 def test_python_export_of_an_optimized_model(tmp_path):
-    from specgraph.passes import optimize
+    from specgraph.torch.passes.optimize import optimize
 
     graph, model = load_case(next(p for p in SPECS if p.stem == "resnet18"), num_classes=5)
     with pytest.raises(PythonExportError, match="prepack=False"):  # packed weights belong to this process

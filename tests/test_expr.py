@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from specgraph import dims
-from specgraph.dims import TensorType, symbol
-from specgraph.expr import FUNCTIONS, ExprError, ShapeView, evaluate, is_expression, referenced_names, value_location
-from specgraph.limits import Limits
+from specgraph.ir import dims
+from specgraph.ir.dims import TensorType, symbol
+from specgraph.lang.expr import FUNCTIONS, ExprError, ShapeView, evaluate, is_expression, referenced_names, value_location
+from specgraph.lang.limits import Limits
 
 N, H, W = symbol("N"), symbol("H"), symbol("W")
 IMAGE = TensorType((N, 3, H, W))
@@ -438,7 +438,7 @@ def caret_at(yaml_text: str) -> str:
     """Evaluate the scalar of key `v` in ``yaml_text`` and return the text from the caret on."""
     import yaml
 
-    from specgraph.errors import Location
+    from specgraph.diagnostics import Location
 
     node = next(v for k, v in yaml.compose(yaml_text).value if k.value == "v")
     err = error(node.value)
@@ -467,7 +467,7 @@ def test_value_location_maps_the_offset_into_the_file(yaml_text: str, caret: str
 
 
 def test_value_location_keeps_the_start_when_it_cannot_follow() -> None:
-    from specgraph.errors import Location
+    from specgraph.diagnostics import Location
 
     start = Location("f", 1, 4, "v: [1, ${foo}]")
     assert value_location(start, ["v: [1, ${foo}]"], "${foo}", 2) == start  # a value inside a list

@@ -24,8 +24,8 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 import specgraph
-from specgraph import dims
-from specgraph.expand import expand
+from specgraph.ir import dims
+from specgraph.expand.expander import expand
 
 from fuzzing import (SPECS, SpecTree, Mutator, build_naming, check_outcome, record, fuzz_settings, include_closure, live_nodes,
                      observed_shapes, root_specs, spec_files, spec_like_documents, yaml_values)

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 import specgraph
 from specgraph import Limits, SpecError
-from specgraph.cli import app
+from specgraph.cli.app import app
 
 from fuzzing import assert_located
 
@@ -349,4 +349,4 @@ def test_limits_are_documented():
     for f in fields(Limits):
         assert f"`{f.name}`" in table, f"{f.name} is not in docs/errors.md's resource limits"
     assert "--limit NAME=VALUE" in table and "Limits(" in table
-    assert "--include-root" in (ROOT / "specgraph" / "cli.py").read_text(encoding="utf-8")
+    assert "--include-root" in (ROOT / "specgraph" / "cli" / "app.py").read_text(encoding="utf-8")

@@ -11,10 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from specgraph import loader
-from specgraph.errors import SpecError
-from specgraph.limits import Limits
-from specgraph.loader import Source, load_yaml_file, load_yaml_text
+from specgraph.lang import marked_yaml as loader
+from specgraph.diagnostics import SpecError
+from specgraph.lang.limits import Limits
+from specgraph.lang.marked_yaml import Source, load_yaml_file, load_yaml_text
 
 BACKENDS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if yaml.__with_libyaml__ else [])
 YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")

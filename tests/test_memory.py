@@ -27,9 +27,9 @@ from torch.utils._pytree import tree_flatten
 from typer.testing import CliRunner
 
 import specgraph
-from specgraph.builder import TrainEvalModule
-from specgraph.cli import app
-from specgraph.memory import SizeError, memory_report
+from specgraph.torch.build import TrainEvalModule
+from specgraph.cli.app import app
+from specgraph.analysis.memory.walk import SizeError, memory_report
 
 from conftest import SPECS
 

@@ -18,8 +18,8 @@ import pydantic
 import pytest
 import torch
 
-from specgraph import dims
-from specgraph.dims import TensorType, symbol
+from specgraph.ir import dims
+from specgraph.ir.dims import TensorType, symbol
 from specgraph.ops import Op, OpParams, ShapeError, get_op, op_names, register_op, registry
 from specgraph.ops.base import Float
 from specgraph.ops.conv import window_out
@@ -371,7 +371,7 @@ def test_shape_checking_does_not_import_torch():
               c.values[3].get("dtype", "float32")] for c in CASES if c.values[0] in op_names()]
     script = """
 import json, sys
-from specgraph.dims import TensorType, symbol
+from specgraph.ir.dims import TensorType, symbol
 from specgraph.ops import get_op
 for name, params, shapes, sizes, dtype in json.load(sys.stdin):
     op = get_op(name)

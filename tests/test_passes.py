@@ -9,8 +9,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 import specgraph
-from specgraph.exporting import eval_module, example_inputs
-from specgraph.passes import PassReport, fold_batchnorm, optimize
+from specgraph.torch.export.formats import eval_module, example_inputs
+from specgraph.torch.passes.optimize import PassReport, fold_batchnorm, optimize
 from export_cases import IDS, SEQ_DIMS, SPECS, as_tuple, assert_outputs_close, load_case, randomize_norm_stats
 
 
@@ -138,7 +138,7 @@ def test_fold_batchnorm_alone_and_unknown_mode():
 
 
 def test_cli_build_optimize_saves_the_folded_weights(tmp_path):
-    from specgraph.cli import app
+    from specgraph.cli.app import app
 
     out = tmp_path / "r18.pt"
     result = CliRunner().invoke(app, ["build", "specs/resnet18.yaml", "--optimize", "inference", "--save", str(out),
@@ -166,7 +166,7 @@ def _resnet18_pair():
 
 
 def test_convs_are_prepacked_with_relu_fused_and_keys_kept():
-    from specgraph.prepack import PrepackedConv2d
+    from specgraph.torch.passes.prepack import PrepackedConv2d
 
     _, packed, plain = _resnet18_pair()
     report = packed.meta["specgraph_passes"]

@@ -11,7 +11,7 @@ import torch
 
 import specgraph
 from specgraph import SpecError
-from specgraph.dims import TensorType, symbol
+from specgraph.ir.dims import TensorType, symbol
 from specgraph.ops import ShapeError, get_op
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")

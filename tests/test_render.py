@@ -16,11 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 import specgraph
-from specgraph.cli import app
-from specgraph.render import RenderOptionError, render, render_partial
-from specgraph.render_files import DOT_MISSING, layout, render_all, stale, stamp_of
-from specgraph.render_style import CATEGORY_COLOURS, ERROR_COLOUR, ERROR_FILL, SKIP_COLOUR, count_text
-from specgraph.summarize import summarize
+from specgraph.cli.app import app
+from specgraph.render.dot import RenderOptionError, render, render_partial
+from specgraph.render.files import DOT_MISSING, layout, render_all, stale, stamp_of
+from specgraph.render.style import CATEGORY_COLOURS, ERROR_COLOUR, ERROR_FILL, SKIP_COLOUR, count_text
+from specgraph.analysis.summary import summarize
 
 from conftest import ROOT, SPECS, spec_files
 
@@ -543,7 +543,7 @@ def test_dot_statements_are_graphviz_own():
     included, for every kind of name and value."""
     import graphviz
 
-    from specgraph.render import _Drawer
+    from specgraph.render.dot import _Drawer
 
     names = ["x", "layer1.0.conv", "@caption/inception3a", "node", "Edge", "a b", 'say "hi"', "1.5", "-4", ".5",
              "é", "<b>bold</b>", "", "x:y", "p:q:ne", "back\\\\slash", "w" * 60]

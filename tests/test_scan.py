@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import specgraph
-from specgraph.cells import from_torch
+from specgraph.torch.weights import from_torch
 from conftest import ROOT, SPECS
 
 CELLS = SPECS / "cells"

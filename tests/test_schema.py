@@ -17,12 +17,12 @@ from pydantic import BaseModel, ConfigDict
 from typer.testing import CliRunner
 
 from conftest import ROOT, SPECS
-from specgraph.cli import app
-from specgraph.loader import load_yaml_file
+from specgraph.cli.app import app
+from specgraph.lang.marked_yaml import load_yaml_file
 from specgraph.ops import Op, OpParams
 from specgraph.ops.base import PositiveInt, Probability
-from specgraph.schema import COMPILER_MADE_OPS, builtin_ops, language_schema, schema_text
-from specgraph.spec import NODE_KEYS, BlockDef, OutputDef, SpecDoc
+from specgraph.lang.jsonschema import COMPILER_MADE_OPS, builtin_ops, language_schema, schema_text
+from specgraph.lang.spec import NODE_KEYS, BlockDef, OutputDef, SpecDoc
 
 SCHEMA_FILE = ROOT / "docs" / "specgraph.schema.json"
 ALL_SPECS = sorted(SPECS.rglob("*.yaml"))  # block libraries too: editors open them as well

@@ -33,8 +33,8 @@ from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
 import specgraph
-from specgraph import dims
-from specgraph.expand import expand
+from specgraph.ir import dims
+from specgraph.expand.expander import expand
 
 from fuzzing import build_naming, live_nodes, observed_shapes, record, soundness_settings
 

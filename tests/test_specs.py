@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import specgraph
-from specgraph.dims import TensorType
+from specgraph.ir.dims import TensorType
 from conftest import spec_files
 
 SPECS = spec_files()

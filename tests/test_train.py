@@ -18,8 +18,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 import specgraph  # noqa: E402
 from conftest import ROOT, SPECS  # noqa: E402
-from specgraph.cli import app  # noqa: E402
-from specgraph.errors import SpecError  # noqa: E402
+from specgraph.cli.app import app  # noqa: E402
+from specgraph.diagnostics import SpecError  # noqa: E402
 from specgraph.train import TrainConfig, load_dataset, resolve_config  # noqa: E402
 from specgraph.train.runner import train  # noqa: E402
 from specgraph.train.transfer import load_partial  # noqa: E402
@@ -332,7 +332,7 @@ def test_a_train_section_is_in_the_editor_schema():
     import jsonschema
     import yaml
 
-    from specgraph.schema import language_schema
+    from specgraph.lang.jsonschema import language_schema
 
     schema = language_schema()
     doc = yaml.safe_load(LENET.read_text() + "train: {data: digits, epochs: 3, precision: 32, augment: [flip, {rotation: 10}]}\n")

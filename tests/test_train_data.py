@@ -22,7 +22,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 import specgraph  # noqa: E402
 from conftest import SPECS  # noqa: E402
-from specgraph.cli import app  # noqa: E402
+from specgraph.cli.app import app  # noqa: E402
 from specgraph.data.corpus import lee_text  # noqa: E402
 from specgraph.train import load_dataset  # noqa: E402
 from specgraph.train.runner import train  # noqa: E402

@@ -20,8 +20,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 import specgraph  # noqa: E402
 from conftest import SPECS  # noqa: E402
-from specgraph.cli import app  # noqa: E402
-from specgraph.errors import SpecError  # noqa: E402
+from specgraph.cli.app import app  # noqa: E402
+from specgraph.diagnostics import SpecError  # noqa: E402
 from specgraph.train import datasets, load_dataset, resolve_config  # noqa: E402
 
 FORECASTER = SPECS / "lstm_forecaster.yaml"

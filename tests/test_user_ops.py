@@ -9,7 +9,7 @@ import textwrap
 import torch
 
 import specgraph
-from specgraph.dims import TensorType
+from specgraph.ir.dims import TensorType
 from specgraph.ops import Op, OpParams, get_op, register_op
 from specgraph.ops import registry
 from specgraph.ops.base import Float

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from ..dims import Dim, TensorType
+from ..ir.dims import Dim, TensorType
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -140,7 +140,7 @@ class Op:
         """For ``storage = "view"``: the strides (in elements) of an output of shape ``out_shape``
         viewing input 0 (``shape``, ``strides``), or None when torch must copy.  Default:
         ``reshape``'s rule (a view when the strides allow it, torch's ``computeStride``)."""
-        from ..memory import reshape_strides
+        from ..analysis.memory.walk import reshape_strides
 
         return strides if out_shape == shape else reshape_strides(shape, strides, out_shape)
 

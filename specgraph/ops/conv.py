@@ -5,7 +5,7 @@ from __future__ import annotations
 from math import prod
 from typing import Literal, Union
 
-from ..dims import Dim, add, floordiv
+from ..ir.dims import Dim, add, floordiv
 from .base import FLOAT_DTYPES, Bool, IntPair, NonNegativePair, Op, OpParams, PositiveInt, ShapeError, pair
 from .registry import register_op
 from .shape import batch1, check_positive, expect_rank, known_dim

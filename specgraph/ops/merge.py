@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from ..dims import Dim, add, floordiv, is_concrete
+from ..ir.dims import Dim, add, floordiv, is_concrete
 from .base import Int, Op, OpParams, PositiveInt, ShapeError, Str, TensorType, normalize_dim
 from .registry import register_op
 

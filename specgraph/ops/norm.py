@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 from pydantic import Field
 
-from ..dims import product
+from ..ir.dims import product
 from .base import FLOAT_DTYPES, Bool, Float, Op, OpParams, PositiveInt, Probability, ShapeError
 from .registry import register_op
 from .shape import expect_rank, known_dim

@@ -14,7 +14,7 @@ from typing import Annotated, Callable, ClassVar, Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from ..dims import Dim, TensorType, is_concrete, mul
+from ..ir.dims import Dim, TensorType, is_concrete, mul
 from .base import Bool, Float, Int, NonNegativeInt, Op, OpParams, PositiveInt, Probability, ShapeError
 from .registry import register_op
 from .shape import expect_rank, known_dim
@@ -385,7 +385,7 @@ class LSTM(_Recurrent):
 
 
 def _allocations():
-    from ..memory import Allocations  # memory imports the ops: a lazy import
+    from ..analysis.memory.walk import Allocations  # memory imports the ops: a lazy import
 
     return Allocations()
 

@@ -13,7 +13,7 @@ from typing import Literal, Optional, Union
 
 from pydantic import model_validator
 
-from ..dims import Dim, add, is_concrete, mul, sub
+from ..ir.dims import Dim, add, is_concrete, mul, sub
 from .base import (FLOAT_DTYPES, Bool, Float, IntPair, NonNegativeInt, NonNegativePair, Op, OpParams, PositiveInt, ShapeError,
                    TensorType, pair)
 from .conv import _size_text, conv_scratch_bytes

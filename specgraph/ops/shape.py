@@ -11,7 +11,7 @@ from typing import Union
 
 from pydantic import field_validator
 
-from ..dims import SYMBOL_RE, Dim, is_concrete, mul, product, symbol
+from ..ir.dims import SYMBOL_RE, Dim, is_concrete, mul, product, symbol
 from .base import Int, Op, OpParams, ShapeError, TensorType, normalize_dim
 from .registry import register_op
 

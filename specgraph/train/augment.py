@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import Diagnostic, SpecError, did_you_mean
+from ..diagnostics import Diagnostic, SpecError, did_you_mean
 
 DEFAULTS: dict[str, Optional[float]] = {"flip": None, "vflip": None, "crop": 4, "rotation": 15, "brightness": 0.2,
                                         "contrast": 0.2}

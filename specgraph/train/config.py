@@ -15,9 +15,9 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from ..errors import Diagnostic, Location, SpecError, did_you_mean
-from ..loader import Source, load_yaml_file
-from ..spec import pydantic_diagnostics
+from ..diagnostics import Diagnostic, Location, SpecError, did_you_mean
+from ..lang.marked_yaml import Source, load_yaml_file
+from ..lang.spec import pydantic_diagnostics
 
 Precision = Literal["32", "bf16-mixed", "16-mixed"]
 

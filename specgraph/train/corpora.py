@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset, default_collate
 
 from ..data import DataError as CorpusError
-from ..dims import TensorType
+from ..ir.dims import TensorType
 from .datasets import DataBundle, DataError, DataOption, DataRequest, option_conflict, option_unused, register_dataset
 
 MODES = ("lm", "word2vec")

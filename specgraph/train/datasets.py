@@ -54,8 +54,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
-from ..dims import TensorType
-from ..errors import Diagnostic, Location, SpecError, did_you_mean
+from ..ir.dims import TensorType
+from ..diagnostics import Diagnostic, Location, SpecError, did_you_mean
 
 Loader = Callable[["DataRequest"], "DataBundle"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..errors import Diagnostic, SpecError
-from ..graph import Graph
+from ..diagnostics import Diagnostic, SpecError
+from ..ir.graph import Graph
 from .datasets import DataBundle
 from .module import OutputPlan, plan_outputs
 from .tasks import Task

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from .config import TrainConfig
 from .tasks import Sums, Task
 from .transfer import Frozen, keep_frozen_in_eval

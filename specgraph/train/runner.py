@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .. import api
-from ..errors import Diagnostic, SpecError
+from ..diagnostics import Diagnostic, SpecError
 from .config import TrainConfig, config_yaml, resolve_config
 from .datasets import DataBundle, load_dataset
 from .fit import check_fit, data_params
@@ -215,7 +215,7 @@ def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extr
     import lightning as L
     import torch
 
-    from ..builder import build_module
+    from ..torch.build import build_module
     from .augment import augment_dataset
     from .curves import epoch_metrics, plot_curves, write_metrics
     from .module import SpecModule

@@ -25,7 +25,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..dims import TensorType
+from ..ir.dims import TensorType
 
 TASKS = ("classification", "segmentation", "regression", "language_model", "word2vec")
 Sums = dict[str, torch.Tensor]

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import Diagnostic, SpecError, did_you_mean
+from ..diagnostics import Diagnostic, SpecError, did_you_mean
 
 LIGHTNING_PREFIX = "model."  # specgraph's LightningModule keeps the built model as `.model`
 

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import lightning as L
 from torch import nn
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from .datasets import DataBundle
 
 PROBES = 5

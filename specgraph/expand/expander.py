@@ -1,0 +1,485 @@
+"""Expansion and shape inference: Spec -> Graph, in one topological pass.
+
+Blocks are instantiated, `repeat:` unrolled, expressions evaluated, `when:` decided, and
+each op's output types inferred as soon as its inputs are known, so an expression may read
+an input's shape (``${x.channels}``).  Errors are collected, not raised one by one: a node
+that fails is *poisoned*, and nodes that depend on it stay silent, so every independent
+mistake is reported once in a single run.
+
+Naming: a node's path is its name under its parent (``layer1.0.conv1``).  Items of a `seq`
+are numbered.  An `inline: true` block or seq adds no level: its nodes take their names
+(or, inside a seq, their numbers) directly in the parent, which is how a spec matches the
+flat module names of a hand-written model.
+
+This module holds the node-level machinery (scopes, ops, `when`/`repeat`, references);
+expand_scope.py the names, scopes and poisoning it shares, expand_blocks.py blocks and seqs,
+expand_io.py the spec's inputs, outputs and lint.
+"""
+
+from __future__ import annotations
+
+import itertools
+import keyword
+import re
+from dataclasses import replace
+from typing import Any, Iterator, Mapping
+
+import networkx as nx
+from pydantic import ValidationError
+
+from ..lang.params import bind_params
+from ..ir.dims import TensorType
+from ..diagnostics import Diagnostic, Location, SpecError, did_you_mean
+from ..lang.expr import ExprError, evaluate, is_expression, referenced_names, value_location
+from ..ir.graph import Graph, Node, Scope, Value
+from .hints import shape_error_hint
+from ..lang.marked_yaml import Source
+from ..ops import Op, ShapeError, get_op, op_names
+from ..lang.spec import NODE_KEYS, NodeDef, ParamDecl, Spec, parse_param_decls, pydantic_diagnostics
+from .blocks import BlockExpansion, single_output
+from .boundary import DTYPES, SpecBoundary
+from .scope import (NAME_RE, POISONED, RESERVED_NAMES, Ctx, InstanceDiagnostics, Namer, Poisoned, Result,
+                           numbered_namer, parent_scope)
+
+__all__ = ["expand", "DTYPES", "NAME_RE", "RESERVED_NAMES"]
+_Poisoned = Poisoned  # the name render_partial's recording expander catches
+
+
+def expand(spec: Spec, *, input_shapes: dict[str, TensorType] | None = None, suggest_sizes: bool = True) -> Graph:
+    """Expand and shape-check ``spec``. Raises SpecError listing every error found.
+
+    ``input_shapes`` replaces the declared input types. When a shape error depends on a
+    concrete input size, the hint of the first such error names the nearest sizes that work.
+    """
+    expander = _Expander(spec, input_shapes)
+    try:
+        try:
+            return expander.run()
+        except Poisoned:  # a top-level failure (params, `let`): its diagnostic is recorded
+            expander.diags.raise_if_errors()
+            raise
+    except SpecError as e:
+        if suggest_sizes and expander.input_types:
+            from .size_hint import add_size_hint
+
+            raise add_size_hint(e, expander.input_types, lambda shapes: expand(spec, input_shapes=shapes,
+                                                                              suggest_sizes=False)) from None
+        raise
+
+
+class _Expander(BlockExpansion, SpecBoundary):
+    """Expands one spec: the node-level machinery (scopes, ops, references); blocks, seqs and the
+    spec's inputs/outputs come from the mixins."""
+
+    def __init__(self, spec: Spec, input_shapes: dict[str, TensorType] | None = None):
+        self.input_shapes = input_shapes or {}
+        self.input_types: dict[str, TensorType] = {}
+        self.spec = spec
+        self.limits = spec.limits
+        self.diags = InstanceDiagnostics()
+        self.g = nx.DiGraph()
+        self.scopes: dict[str, Scope] = {}
+        self.order = itertools.count()
+        self.decl_cache: dict[int, dict[str, ParamDecl]] = {}
+        self.expanded = 0  # node definitions expanded, those a `when:` switches off included
+
+    # ---- reporting -------------------------------------------------------------------
+    def error(self, code: str, message: str, source: Source | None, ypath: tuple = (), *, key: bool = False,
+              path: str | None = None, hint: str | None = None, details: tuple[str, ...] = (),
+              location: Location | None = None) -> Poisoned:
+        loc = location or (source.location(ypath, key=key) if source else None)
+        self.diags.add(Diagnostic(code, message, loc, path=path, hint=hint, details=details))
+        return Poisoned()
+
+    def evaluate(self, value: Any, env: Mapping, source: Source, ypath: tuple, path: str | None) -> Any:
+        try:
+            return evaluate(value, env, self.limits)
+        except ExprError as e:
+            raise self.error(e.code, e.message, source, path=path, hint=e.hint,
+                             location=value_location(source.location(ypath), source.lines, e.value, e.offset))
+
+    # ---- top level -------------------------------------------------------------------
+    def run(self) -> Graph:
+        spec, doc, src = self.spec, self.spec.doc, self.spec.source
+        decls = parse_param_decls(doc.params, src, ("params",), self.diags)
+        # An override comes from the command line or the API, which have no spec text: point at
+        # the param's declaration instead (or at `params:`), where its name and type are.
+        declared = ("params",) if "params" in doc.model_fields_set else ()
+        params = bind_params(decls, spec.overrides, owner=f"spec '{spec.name}'", limits=self.limits,
+                             report=self.diags.add, given_as="given as an override",
+                             where=lambda n: src.location(declared + ((n,) if n in decls else ()), key=True)) or {}
+        self.diags.raise_if_errors()
+        params = self.bind_let(doc.let, params, src, ("let",), None)
+        self.diags.raise_if_errors()
+        names: dict[str, Result | None] = {}
+        inputs: dict[str, TensorType] = {}
+        for name, raw in doc.inputs.items():
+            t = self.input_shapes.get(name) or self.input_type(name, raw, params)
+            if t is not None:
+                inputs[name] = self.input_types[name] = t
+                self.g.add_node(name, node=Node(name, "input", None, [], {"out": t}, src.location(("inputs", name), key=True)),
+                                order=next(self.order))
+                names[name] = {"out": Value(name, "out", t)}
+            else:
+                names[name] = None
+        if not doc.graph:
+            self.error("E202", "the spec has no `graph:` to build", src, ())
+        first = None
+        if names:  # a node without `from` at the top of the graph reads the first input
+            result = next(iter(names.values()))
+            first = POISONED if result is None else result["out"]
+        ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first)
+        self.expand_mapping(doc.graph, ctx)
+        outputs = self.outputs(ctx)
+        self.diags.raise_if_errors()
+        graph = Graph(spec.name, self.g, inputs, outputs, self.scopes, params)
+        graph.warnings = self.lint(graph)
+        return graph
+
+    # ---- scopes --------------------------------------------------------------------------
+    def expand_mapping(self, nodes: dict[str, Any], ctx: Ctx) -> dict[str, Result | None]:
+        """Expand a mapping of named nodes (the graph, or a block's nodes) in dependency order."""
+        src = ctx.source
+        written = list(nodes)
+        defs: dict[str, NodeDef] = {}
+        deps: dict[str, set[str]] = {}
+        for i, name in enumerate(written):
+            ypath = ctx.base + (name,)
+            path = ctx.namer.peek(name)
+            if not NAME_RE.match(name):
+                self.error("E204", f"node name '{name}' must be letters, digits and _ only", src, ypath, key=True)
+                continue
+            if keyword.iskeyword(name):  # `self.from(...)` cannot be written in the generated forward
+                self.error("E204", f"node name '{name}' is a Python keyword, which a module attribute cannot be", src,
+                           ypath, key=True, path=path, hint=f"rename the node, e.g. '{name}_'")
+                continue
+            if name in RESERVED_NAMES:
+                self.error("E204", f"node name '{name}' is taken by torch's Module (model.{name})", src, ypath,
+                           key=True, path=path, hint=f"rename the node, e.g. '{name}_'")
+                continue
+            if name in ctx.names:
+                self.error("E305", f"node '{name}' has the same name as an input of this scope", src, ypath, key=True,
+                           path=path)
+                continue
+            nd = self.node_def(nodes[name], src, ypath, path)
+            if nd is None:
+                continue
+            defs[name] = nd
+            refs = _refs(nd.from_) if nd.from_ is not None else ([written[i - 1]] if i else [])
+            # Expressions may read a sibling's shape (${conv1.channels}): that is a dependency
+            # too, unless the name is a param, which expressions see first.
+            read = referenced_names(nd.when) | referenced_names(nd.repeat) | referenced_names(nd.extras)
+            refs = refs + list((nd.init or {}).values())  # a scan's initial states
+            used = {r.split(".", 1)[0] for r in refs} | (read - set(ctx.params))
+            deps[name] = {u for u in used if u in nodes}
+        order = self.dependency_order(defs, deps, written, ctx)
+        position = {name: i for i, name in enumerate(written)}
+        for name in written:  # names that failed validation are poisoned
+            ctx.names.setdefault(name, None) if name not in defs else None
+        for name in order:
+            ypath = ctx.base + (name,)
+            nd = defs[name]
+            path = ctx.namer.peek(name)
+            try:
+                if nd.from_ is not None:
+                    inputs = self.resolve_from(nd.from_, ctx, ypath + ("from",), path)
+                else:
+                    i = position[name]
+                    if i:
+                        inputs = [self.resolve(written[i - 1], ctx, ypath, path, implicit=True)]
+                    elif ctx.first_input is POISONED:  # the scope's first input failed: stay silent
+                        raise Poisoned()
+                    elif ctx.first_input is not None:
+                        inputs = [ctx.first_input]
+                    else:
+                        inputs = []
+                ctx.names[name] = self.expand_node(name, nd, inputs, ctx, ypath, in_seq=False)
+            except Poisoned:
+                ctx.names[name] = None
+        return {n: ctx.names.get(n) for n in written}
+
+    def dependency_order(self, defs: dict[str, NodeDef], deps: dict[str, set[str]], written: list[str], ctx: Ctx) -> list[str]:
+        index = {n: i for i, n in enumerate(written)}
+        if all(index[d] < index[n] for n, ds in deps.items() for d in ds if d in defs):
+            return [n for n in written if n in defs]  # the usual case: written in dependency order
+        dg = nx.DiGraph()
+        dg.add_nodes_from(defs)
+        dg.add_edges_from((d, n) for n, ds in deps.items() for d in ds if d in defs)
+        try:
+            return list(nx.lexicographical_topological_sort(dg, key=index.__getitem__))
+        except nx.NetworkXUnfeasible:
+            pass
+        bad: set[str] = set()
+        for comp in nx.strongly_connected_components(dg):
+            if len(comp) > 1 or any(dg.has_edge(n, n) for n in comp):
+                cycle = sorted(comp, key=index.__getitem__)
+                first = cycle[0]
+                loop = [e[0] for e in nx.find_cycle(dg.subgraph(comp), source=first)]
+                self.error("E304", f"cycle: {' -> '.join(loop + [loop[0]])}", ctx.source, ctx.base + (first,), key=True,
+                           path=ctx.namer.peek(first), hint="a node cannot depend on itself; remove one `from` on the cycle")
+                bad |= comp
+        bad |= {d for n in bad for d in nx.descendants(dg, n)}
+        for n in bad:
+            ctx.names[n] = None
+        dg.remove_nodes_from(bad)
+        return list(nx.lexicographical_topological_sort(dg, key=index.__getitem__))
+
+    def node_def(self, raw: Any, source: Source, ypath: tuple, path: str | None = None) -> NodeDef | None:
+        if not isinstance(raw, dict):
+            self.error("E203", f"a node is a mapping like {{op: relu}}, found {type(raw).__name__} {raw!r}"[:200], source, ypath,
+                       path=path)
+            return None
+        try:
+            nd = NodeDef.model_validate(raw)
+        except ValidationError as e:
+            self.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(e, raw, source, ypath, "node", allowed=NODE_KEYS))
+            return None
+        kinds = [k for k in ("op", "block", "seq", "scan") if getattr(nd, k) is not None]
+        if len(kinds) != 1:
+            found = " and ".join(kinds) if kinds else "none of them"
+            hint = None
+            if not kinds:
+                guess = next((did_you_mean(k, ("op", "block", "seq", "scan")) for k in nd.extras
+                              if did_you_mean(k, ("op", "block", "seq", "scan"))), None)
+                hint = guess and f"{guess} (a node is `op:`, `block:` or `seq:`)"
+            self.error("E202", f"a node needs exactly one of `op`, `block`, `seq`, `scan`; found {found}", source, ypath, key=True,
+                       hint=hint, path=path)
+            return None
+        if nd.seq is not None and nd.extras:
+            key = next(iter(nd.extras))
+            self.error("E201", f"unknown key '{key}' in a seq node", source, ypath + (key,), key=True, path=path,
+                       hint=did_you_mean(key, NODE_KEYS) or f"a seq node takes: {', '.join(NODE_KEYS)}")
+            return None
+        return nd
+
+    # ---- nodes ---------------------------------------------------------------------------
+    def expand_node(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
+                    in_seq: bool, index: int | None = None) -> Result:
+        """Expand one node definition (with its `when` and `repeat`) and return its outputs."""
+        src = ctx.source
+        extra = {"index": index} if index is not None else {}
+        here = ctx.namer.peek(name)  # the node's path, for errors found before it is named
+        # Switched-off nodes add nothing to the graph but cost time: a repeated block of them
+        # must meet the node limit too.
+        self.expanded += 1
+        if self.expanded > self.limits.max_graph_nodes:
+            self.diags.add(Diagnostic("E601", f"expanding the spec visits more than {self.limits.max_graph_nodes} nodes "
+                                      "(those switched off by `when` included)", src.location(ypath, key=True),
+                                      path=here, hint="raise it with --limit max_graph_nodes=N"))
+            raise SpecError(self.diags.items)
+        if nd.when is not None:
+            keep = self.evaluate(nd.when, ctx.env(extra), src, ypath + ("when",), here)
+            if not isinstance(keep, bool):
+                raise self.error("E204", f"`when` must be true or false, found {keep!r}", src, ypath + ("when",), path=here,
+                                 hint="compare explicitly, e.g. `when: \"${stride != 1}\"`")
+            if not keep:
+                return self.pass_through(inputs, src, ypath, here)
+        if nd.repeat is not None:
+            count = self.evaluate(nd.repeat, ctx.env(extra), src, ypath + ("repeat",), here)
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise self.error("E204", f"`repeat` must be a non-negative integer, found {count!r}", src, ypath + ("repeat",),
+                                 path=here, hint="`repeat: 0` removes the node (its input passes through)")
+            if count > self.limits.max_repeat:
+                raise self.error("E603", f"repeat {count} exceeds the limit of {self.limits.max_repeat}", src, ypath + ("repeat",),
+                                 path=here, hint="raise it with --limit max_repeat=N")
+            if count == 0:
+                return self.pass_through(inputs, src, ypath, here)
+            single = nd.model_copy(update={"repeat": None, "when": None})
+            if in_seq:
+                inner = ctx
+            elif nd.inline:
+                inner = replace(ctx, namer=numbered_namer(ctx.namer))
+            else:
+                path = ctx.namer.name(name)
+                self.add_scope(Scope(path, "seq", "repeat", location=src.location(ypath, key=True), parent=parent_scope(ctx),
+                                     inputs=list(inputs)))
+                inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
+            result: Result | None = None
+            for i in range(count):
+                if result is not None:  # only a copy followed by another must have one output
+                    inputs = [single_output(result, src, ypath, self)]
+                result = self.expand_single(name, single, inputs, inner, ypath, index=i)
+            return result  # type: ignore[return-value]
+        return self.expand_single(name, nd, inputs, ctx, ypath, index=index)
+
+    def pass_through(self, inputs: list[Value], src: Source, ypath: tuple, path: str | None = None) -> Result:
+        if not inputs:
+            raise self.error("E312", "a disabled node (when: false / repeat: 0) passes its input through, but it has no input",
+                             src, ypath, key=True, path=path)
+        return {"out": inputs[0]}
+
+    def expand_single(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
+                      index: int | None = None) -> Result:
+        if nd.op is not None:
+            return self.expand_op(name, nd, inputs, ctx, ypath, index)
+        if nd.block is not None:
+            return self.expand_block(name, nd, inputs, ctx, ypath, index)
+        if nd.scan is not None:
+            from .scan import expand_scan
+
+            return expand_scan(self, name, nd, inputs, ctx, ypath, index)
+        return self.expand_seq(name, nd, inputs, ctx, ypath, index)
+
+    def expand_op(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+        src = ctx.source
+        env = ctx.env({"index": index} if index is not None else None)
+        here = ctx.namer.peek(name)
+        if is_expression(nd.op):
+            op_name = self.evaluate(nd.op, env, src, ypath + ("op",), here)
+            if not isinstance(op_name, str):
+                raise self.error("E204", f"`op` must name an op, found {op_name!r}", src, ypath + ("op",), path=here)
+            nd = nd.model_copy(update={"op": op_name})
+        op = get_op(nd.op)
+        if nd.op == "scan":
+            raise self.error("E302", "`op: scan` is made by the compiler; write `scan: <cell block>`", src, ypath + ("op",),
+                             hint="e.g. {scan: lstm_cell, hidden: 128} (docs/language.md, Recurrence)")
+        if op is None:
+            hint = did_you_mean(nd.op, op_names())
+            if self.spec.library.blocks.get(nd.op) is not None:
+                hint = f"'{nd.op}' is a block: write `block: {nd.op}`"
+            raise self.error("E302", f"unknown op '{nd.op}'", src, ypath + ("op",), path=here,
+                             hint=hint or "see `specgraph ops` for the list")
+        if nd.inline:
+            raise self.error("E204", "`inline` applies to block and seq nodes, not ops", src, ypath + ("inline",), key=True,
+                             path=here)
+        path = ctx.namer.name(name)
+        values = {}
+        failed = False
+        for key, raw in nd.extras.items():
+            try:
+                values[key] = self.evaluate(raw, env, src, ypath + (key,), path)
+            except Poisoned:
+                failed = True
+        if failed:
+            raise Poisoned()
+        try:
+            params = op.Params.model_validate(values)
+        except ValidationError as e:
+            self.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(
+                e, values, src, ypath, f"op {op.name}", allowed=tuple(op.Params.model_fields) + NODE_KEYS))
+            raise Poisoned()
+        location = src.location(ypath, key=True)
+        n_in = len(inputs)
+        if n_in < op.min_inputs or (op.max_inputs is not None and n_in > op.max_inputs):
+            want = (f"{op.min_inputs}" if op.max_inputs == op.min_inputs else
+                    f"at least {op.min_inputs}" if op.max_inputs is None else f"{op.min_inputs} to {op.max_inputs}")
+            raise self.error("E408", f"{op.name} takes {want} input(s), found {n_in}", None, path=path, location=location,
+                             hint="list its inputs with `from: [a, b]`" if n_in < op.min_inputs else None)
+        in_types = [v.type for v in inputs]
+        try:
+            op.check_dtypes(in_types)
+            out_types = op.infer(params, in_types)
+            ports = op.output_ports(params)
+        except ShapeError as e:
+            details = tuple(_relabel(d, inputs) for d in e.details) or tuple(f"{v.ref} -> {v.type}" for v in inputs)
+            hint = e.hint or shape_error_hint(self.g, op.name, params, inputs, e)
+            raise self.error(e.code, e.message, None, path=path, location=location, hint=hint, details=details)
+        self.check_dims(out_types, path, location)
+        for key, value in values.items():  # a weight's size (an embedding's `num`) is no output's dim
+            big = next((v for v in _ints(value) if abs(v) > self.limits.max_dim), None)
+            if big is not None:
+                raise self.error("E602", f"param '{key}' = {big} exceeds the limit {self.limits.max_dim}", src,
+                                 ypath + (key,), path=path, hint="raise it with --limit max_dim=N")
+        # The weights too: torch cannot even allocate an lstm of hidden 10**12. Only the built-in
+        # ops' counts are used, which are arithmetic (the default count builds the module).
+        if type(op).num_params is not Op.num_params and type(op).__module__.startswith("specgraph."):
+            weights = op.num_params(params, in_types)
+            if isinstance(weights, int) and weights > self.limits.max_numel:
+                raise self.error("E602", f"its weights have {weights} elements, over the limit {self.limits.max_numel}",
+                                 None, path=path, location=location, hint="raise it with --limit max_numel=N")
+        node = Node(path, op.name, params, list(inputs), dict(zip(ports, out_types)), location, ctx.scope)
+        self.add_node(node)
+        return {port: Value(path, port, t) for port, t in node.outputs.items()}
+
+    def check_dims(self, types: list[TensorType], path: str, location: Location) -> None:
+        for t in types:
+            numel = 1
+            for d in t.shape:
+                if isinstance(d, int):
+                    if d <= 0:
+                        raise self.error("E404", f"output shape {t} has a non-positive dim", None, path=path, location=location)
+                    if d > self.limits.max_dim:
+                        raise self.error("E602", f"dim {d} exceeds the limit {self.limits.max_dim}", None, path=path,
+                                         location=location, hint="raise it with --limit max_dim=N")
+                    numel *= d
+            if numel > self.limits.max_numel:
+                raise self.error("E602", f"output {t} has {numel} elements, over the limit {self.limits.max_numel}", None,
+                                 path=path, location=location, hint="raise it with --limit max_numel=N")
+
+    def add_node(self, node: Node) -> None:
+        if node.path in self.g:
+            raise self.error("E305", f"two nodes get the path '{node.path}'", None, path=node.path, location=node.location,
+                             hint="an inline block or seq put a name that exists already into this scope")
+        if self.g.number_of_nodes() >= self.limits.max_graph_nodes:
+            self.diags.add(Diagnostic("E601", f"the graph exceeds {self.limits.max_graph_nodes} nodes", node.location,
+                                      path=node.path, hint="raise it with --limit max_graph_nodes=N"))
+            raise SpecError(self.diags.items)
+        self.g.add_node(node.path, node=node, order=next(self.order))
+        for slot, v in enumerate(node.inputs):
+            if self.g.has_edge(v.node, node.path):
+                self.g.edges[v.node, node.path]["ports"].append((v.port, slot))
+            else:
+                self.g.add_edge(v.node, node.path, ports=[(v.port, slot)])
+
+    def add_scope(self, scope: Scope) -> None:
+        self.scopes[scope.path] = scope
+
+    # ---- references --------------------------------------------------------------------------
+    def resolve_from(self, raw: Any, ctx: Ctx, ypath: tuple, path: str | None) -> list[Value]:
+        if isinstance(raw, str):
+            return [self.resolve(raw, ctx, ypath, path)]
+        if isinstance(raw, list):
+            return [self.resolve(r, ctx, ypath + (i,), path) for i, r in enumerate(raw)]
+        return [self.resolve(r, ctx, ypath + (k,), path) for k, r in raw.items()]
+
+    def resolve(self, ref: str, ctx: Ctx, ypath: tuple, path: str | None, *, implicit: bool = False,
+                source: Source | None = None) -> Value:
+        src = source or ctx.source
+        head, _, port = ref.partition(".")
+        if head not in ctx.names:
+            raise self.error("E301", f"undefined reference '{ref}'", src, ypath, path=path,
+                             hint=did_you_mean(head, ctx.names) or f"names in sight: {', '.join(list(ctx.names)[:12]) or 'none'}")
+        result = ctx.names[head]
+        if result is None:
+            raise Poisoned()
+        if not port:
+            if len(result) == 1:
+                return next(iter(result.values()))
+            raise self.error("E311", f"'{head}' has several outputs ({', '.join(result)}); name one, e.g. '{head}.{next(iter(result))}'",
+                             src, ypath, key=implicit, path=path,
+                             hint="an implicit input (the previous node) must have one output" if implicit else None)
+        if port in result:
+            return result[port]
+        raise self.error("E311", f"'{head}' has no output '{port}'", src, ypath, path=path,
+                         hint=did_you_mean(port, result) or f"its outputs: {', '.join(result)}")
+
+
+def _ints(value: Any) -> Iterator[int]:
+    """The integers in a param value (lists searched, booleans left out)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _ints(v)
+
+
+def _refs(raw: Any) -> list[str]:
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list):
+        return [r for r in raw if isinstance(r, str)]
+    if isinstance(raw, dict):
+        return [r for r in raw.values() if isinstance(r, str)]
+    return []
+
+
+_INPUT_LABEL = re.compile(r"^input (\d+) -> ")
+
+
+def _relabel(detail: str, inputs: list[Value]) -> str:
+    """Replace an op's "input i -> [shape]" by the producing node's name."""
+    m = _INPUT_LABEL.match(detail)
+    if m and int(m.group(1)) < len(inputs):
+        return f"{inputs[int(m.group(1))].ref} -> " + detail[m.end():]
+    return detail
+

@@ -1,0 +1,81 @@
+"""Binding params: top-level params with `--set` overrides, and block params at each instance.
+
+Both follow the declarations parsed by :func:`specgraph.spec.parse_param_decls`: unknown
+names get a "did you mean", missing required params and wrong types are errors, and a
+default may be an expression over the params bound before it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable, Iterable
+
+from ..diagnostics import Diagnostic, Location, did_you_mean
+from .expr import ExprError, evaluate, is_expression
+from .limits import Limits
+from .spec import ParamDecl, coercion_hint
+
+
+def bind_params(decls: dict[str, ParamDecl], given: dict[str, Any], *, owner: str,
+                where: Callable[[str | None], Location | None], limits: Limits,
+                report: Callable[[Diagnostic], None], path: str | None = None,
+                keys: Iterable[str] = (), given_as: str | None = None) -> dict[str, Any] | None:
+    """Values for every declared param: given ones checked against their type, then defaults.
+
+    ``where(name)`` locates the given value of ``name`` (or the owner itself for None).
+    ``keys``: other keys valid beside the params (a node's `from`, `when`...), for "did you
+    mean".  ``given_as`` says where given values come from when not from the spec text.
+    Returns None when any error was reported.
+    """
+    ok = True
+    misspelt: set[str] = set()  # required params whose name was given with a typo
+    via = f" ({given_as})" if given_as else ""
+    for name in given:
+        if name not in decls:
+            ok = False
+            close = difflib.get_close_matches(str(name), list(decls), n=1, cutoff=0.6)
+            misspelt.update(close)
+            hint = did_you_mean(name, [*decls, *keys]) or (
+                f"{owner} takes: {', '.join(decls)}" if decls else f"{owner} takes no params")
+            report(Diagnostic("E308", f"{owner} has no param '{name}'{via}", where(name), path=path, hint=hint))
+    values: dict[str, Any] = {}
+    for name, decl in decls.items():
+        if name in given:
+            value = given[name]
+        elif decl.required:
+            ok = False
+            if name not in misspelt:  # "has no param 'otu'; did you mean 'out'" says it already
+                report(Diagnostic("E309", f"{owner} needs the param '{name}' ({decl.type})", where(None), path=path,
+                                  hint=f"add `{name}: <{decl.type}>`"))
+            continue
+        else:
+            value = decl.default
+            if is_expression(value):
+                try:
+                    value = evaluate(value, values, limits)
+                except ExprError as e:
+                    ok = False
+                    report(Diagnostic(e.code, f"default of param '{name}': {e.message}", where(None), path=path, hint=e.hint))
+                    continue
+        if not decl.accepts(value):
+            ok = False
+            report(Diagnostic("E203", f"param '{name}' of {owner} expects {decl.type}, found {type(value).__name__} "
+                              f"{value!r}"[:300] + (via if name in given else ""),
+                              where(name if name in given else None), path=path, hint=coercion_hint(value, decl.type)))
+            continue
+        values[name] = value
+    return values if ok else None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` from the command line; the value is read as YAML (safely): 10, 0.5, true, [1, 2]."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"expected KEY=VALUE, found {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
