@@ -60,7 +60,7 @@ def _cases():
 
 def bench_render(cfg: Config) -> Section:
     import specgraph
-    from specgraph.render.dot import render
+    from specgraph import render
     from specgraph.render.files import layout
 
     have_dot = shutil.which("dot") is not None

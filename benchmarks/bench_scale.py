@@ -138,7 +138,7 @@ def _timed(fn) -> tuple[object, float, float]:
 
 
 def run(cfg: Config | None = None) -> list[Section]:
-    from specgraph.render.dot import render
+    from specgraph import render
 
     cfg = cfg or Config()
     sizes = [1_000, 10_000] if cfg.quick else [1_000, 10_000, 100_000]

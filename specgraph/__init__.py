@@ -5,15 +5,13 @@ YAML spec --load--> Spec --expand+infer--> Graph --build--> torch.fx.GraphModule
                      module --optimize--> faster module, --export--> ONNX / TorchScript / .pt2 / Python
 """
 
-from .api import build, check, export, load, optimize, summary
-from .render.dot import render
+from .api import build, check, export, load, optimize, render, summary
 from .train import train
 from .diagnostics import Diagnostic, Location, SpecError
 from .ir.graph import Graph
 from .lang.limits import Limits
 from .ops import Op, OpParams, ShapeError, register_op
 from .lang.spec import Spec
-from .expand import scan as _scan  # noqa: F401  (registers the compiler-made `scan` op)
 
 __version__ = "0.1.0"
 

@@ -7,13 +7,13 @@ overrides as keyword arguments (``build('specs/resnet50.yaml', num_classes=10)``
 from __future__ import annotations
 
 import os
-from typing import Any, Union
+from typing import Any, Mapping, Union
 
 from .expand.expander import expand
 from .gcpause import gc_paused
 from .ir.graph import Graph
 from .lang.limits import DEFAULT_LIMITS, Limits
-from .lang.spec import Spec, load_spec
+from .lang.spec import Spec, is_path, load_spec
 from .analysis.summary import Summary, summarize
 
 SpecLike = Union[str, "os.PathLike[str]", Spec]
@@ -43,24 +43,74 @@ def build(spec: SpecLike, **params: Any):
     return build_module(graph)
 
 
+def render(spec: SpecLike | Graph, **options: Any):
+    """The diagram of ``spec`` (a path, YAML text, a Spec or a checked Graph) as a
+    ``graphviz.Digraph``: see :func:`specgraph.render.dot.render` for the options; the other
+    keyword arguments override the spec's params.  Expansion errors are drawn in red."""
+    dot, _ = render_partial(spec, **options)
+    return dot
+
+
+def render_partial(spec: SpecLike | Graph, *, depth=None, collapse=(), only=None, rankdir: str = "TB",
+                   shapes: bool = True, rolled: bool = False, legend: bool = True, **params: Any):
+    """Like :func:`render`, also returning the PartialGraph (its diagnostics say what failed)."""
+    from .render.dot import render_partial as draw
+
+    if not isinstance(spec, Graph):
+        spec = load(spec, **params)
+        params = {}
+    return draw(spec, depth=depth, collapse=collapse, only=only, rankdir=rankdir, shapes=shapes, rolled=rolled,
+                legend=legend, **params)
+
+
 def summary(spec: SpecLike, **params: Any) -> Summary:
     """Per-node output shapes, parameter counts and MACs, with totals."""
     graph = spec if isinstance(spec, Graph) else check(spec, **params)
     return summarize(graph)
 
 
-def export(spec: SpecLike, **options: Any):
+def language_schema(ops: Mapping[str, Any] | None = None) -> dict:
+    """The JSON Schema of the spec language for ``ops`` (default: every registered op), with
+    the ``train:`` section's."""
+    from .lang import jsonschema
+    from .ops.registry import all_ops
+    from .train.config import train_schema
+
+    return jsonschema.language_schema(all_ops() if ops is None else ops, train_schema())
+
+
+def schema_text(ops: Mapping[str, Any] | None = None) -> str:
+    """:func:`language_schema` as the JSON text ``specgraph schema`` prints."""
+    from .lang import jsonschema
+    from .ops.registry import all_ops
+    from .train.config import train_schema
+
+    return jsonschema.schema_text(all_ops() if ops is None else ops, train_schema())
+
+
+def export(spec: SpecLike | Graph, *, onnx=None, torchscript=None, exported=None, python=None,
+           optimize: str | None = None, dims=None, model=None, source: str | None = None, **params: Any):
     """Build ``spec`` and write it as ONNX / TorchScript / a .pt2 program / Python source; returns
-    {format: path}.  The options are :func:`specgraph.exporting.export`'s (``onnx=``,
-    ``torchscript=``, ``exported=``, ``python=``, ``optimize=``, ``dims=``, ``model=``, params)."""
+    {format: path}.  ``optimize``: "inference" runs the graph passes first; ``model``: export this
+    module (e.g. trained) instead of a freshly built one; ``dims``: sizes of symbolic dims in the
+    example inputs; ``source``: the spec file named in the Python file's docstring (found by
+    itself when ``spec`` is a path); ``params`` override the spec's params."""
     from .torch.export.formats import export as run_export  # torch (and onnx) only when exporting
 
-    return run_export(spec, **options)
+    graph = spec if isinstance(spec, Graph) else check(spec, **params)
+    if source is None and is_path(spec):
+        source = str(spec)
+    return run_export(graph, onnx=onnx, torchscript=torchscript, exported=exported, python=python,
+                      optimize=optimize, dims=dims, model=model, source=source)
 
 
-def optimize(model: Any, mode: str = "inference", **options: Any):
-    """An optimised copy of a built module (or of a spec, built first) for ``mode``: see
-    :func:`specgraph.passes.optimize` (batch norm folded, dropout dropped, in-place, channels_last)."""
+def optimize(model: Any, mode: str = "inference", *, graph: Graph | None = None, channels_last: bool | None = None,
+             prepack: bool | None = None, **params: Any):
+    """An optimised copy of a built module (or of a spec, built first; ``params`` override its
+    params) for ``mode``: see :func:`specgraph.torch.passes.optimize.optimize` (batch norm folded,
+    dropout dropped, in-place, channels_last, prepacked convolutions)."""
     from .torch.passes.optimize import optimize as run_passes
 
-    return run_passes(model, mode, **options)
+    if isinstance(model, (str, os.PathLike, Spec)):
+        model = check(model, **params)
+    return run_passes(model, mode, graph=graph, channels_last=channels_last, prepack=prepack)

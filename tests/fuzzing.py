@@ -562,80 +562,56 @@ class Mutator:
 
 # ---- running a built model: the real shape of every node ------------------------------------------
 
-def _identifier(name: str) -> str:
-    """The fx node name the builder gives a spec path (dots become underscores)."""
-    ident = re.sub(r"\W", "_", name)
-    return ident if ident and not ident[0].isdigit() else "_" + ident
-
-
 def live_nodes(graph) -> set[str]:
     """Paths of the op nodes the eval-mode module computes (those reaching an eval output)."""
-    import networkx as nx
-
-    live: set[str] = set()
-    for o in graph.outputs:
-        if not o.train_only:
-            live |= {o.value.node} | nx.ancestors(graph.nx, o.value.node)
-    return {p for p in live if graph.node(p).op != "input"}
+    return {p for p in graph.needed_by(graph.eval_outputs) if not graph.node(p).is_input}
 
 
 def build_naming(graph):
-    """``specgraph.build(graph)``, and the names the builder asked for, by fx node: fx adds a
-    suffix to a name that is taken (a node called ``relu`` next to ``torch.relu``), and an op
-    that emits no fx node (identity) names its input's node once more."""
+    """``specgraph.build(graph)`` (and None: the built module's fx nodes carry their spec nodes
+    in ``meta["specgraph"]``, so no names need recording; kept for the callers' signature)."""
     import specgraph
-    from torch import fx
 
-    asked: dict[int, list[str]] = {}
-    original = fx.Node._rename
-
-    def _rename(node, candidate):
-        original(node, candidate)
-        asked.setdefault(id(node), []).append(candidate)
-
-    fx.Node._rename = _rename
-    try:
-        model = specgraph.build(graph)
-    finally:
-        fx.Node._rename = original
-    return model, asked
+    return specgraph.build(graph), None
 
 
 def observed_shapes(graph, model, args, asked=None) -> dict[tuple[str, str], tuple[int, ...]]:
     """(node path, port) -> the shape its tensor really has, from running ``model`` (built from
     ``graph``, in eval mode) on ``args`` through an fx Interpreter that records every node.
 
-    The builder names each submodule after its node path (call_module's target) and each
-    functional value after the path with dots as underscores; a multi-output node's ports are
-    ``getitem`` values named ``<path>_<port>``; ``asked`` (from build_naming) lists the names
-    asked for each fx node, where fx changed them or one node stands for several spec nodes."""
+    Each fx node that computes a spec node carries it in ``meta["specgraph"]`` (a multi-output
+    node's value is the tuple of its ports).  An op that emits no fx node (identity, a chunk into
+    one piece: they promise IDENTITY_IN_EVAL or VIEW) hands its input on: its value is its input's."""
     import torch
     from torch import fx
 
-    by_name: dict[str, tuple[str, str]] = {}
-    for node in graph.op_nodes():
-        ports = list(node.outputs)
-        if len(ports) == 1:
-            by_name[_identifier(node.path.replace(".", "_"))] = (node.path, ports[0])
-        else:
-            for port in ports:
-                by_name[_identifier(f"{node.path}_{port}".replace(".", "_"))] = (node.path, port)
+    from specgraph.ir.traits import Trait
+    from specgraph.torch.build import graph_modules, spec_node
+
     seen: dict[tuple[str, str], tuple[int, ...]] = {}
 
     class Recorder(fx.Interpreter):
         def run_node(self, n):
             result = super().run_node(n)
-            # fx may rename a node it did not create for us (`H` becomes `h`): with ``asked``,
-            # only the names the builder asked for count.
-            names = asked.get(id(n), []) if asked is not None else [n.name]
-            keys = [by_name[name] for name in names if name in by_name]
-            if n.op == "call_module" and n.target in graph.nx:
-                ports = list(graph.node(n.target).outputs)
-                keys += [(n.target, ports[0])] if len(ports) == 1 else []
-            for key in keys:
-                if isinstance(result, torch.Tensor):
-                    seen[key] = tuple(result.shape)
+            made = spec_node(n)
+            if made is not None:
+                ports = list(made.outputs)
+                values = [result] if len(ports) == 1 else list(result)
+                for port, value in zip(ports, values):
+                    if isinstance(value, torch.Tensor):
+                        seen[(made.path, port)] = tuple(value.shape)
             return result
 
-    Recorder(getattr(model, "eval_graph_module", model)).run(*args)
+    Recorder(graph_modules(model)[0]).run(*args)
+    for name, arg in zip(graph.inputs, args):
+        seen[(name, "out")] = tuple(arg.shape)
+    for node in graph.op_nodes():
+        port = next(iter(node.outputs))
+        if (node.path, port) not in seen and len(node.outputs) == 1 and node.inputs \
+                and node.traits & {Trait.IDENTITY_IN_EVAL, Trait.VIEW}:
+            source = (node.inputs[0].node, node.inputs[0].port)
+            if source in seen:
+                seen[(node.path, port)] = seen[source]
+    for name in graph.inputs:
+        seen.pop((name, "out"), None)
     return seen

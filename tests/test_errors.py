@@ -201,7 +201,7 @@ def test_reserved_names_cover_graph_module_attributes():
     # add_module refuses any existing attribute: the list checked without importing torch must
     # hold every public one of this torch's GraphModule.
     import torch.fx
-    from specgraph.expand.expander import NAME_RE, RESERVED_NAMES
+    from specgraph.lang.names import NAME_RE, RESERVED_NAMES
     public = {n for n in dir(torch.fx.GraphModule) if NAME_RE.match(n) and not n.startswith("_")}
     assert public <= RESERVED_NAMES, sorted(public - RESERVED_NAMES)
 

@@ -13,8 +13,8 @@ import torch
 from typer.testing import CliRunner
 
 import specgraph
-from specgraph.torch.export.formats import (eval_module, example_inputs, export, fixed_dims,
-                                 onnx_output_names, to_onnx, to_torchscript)
+from specgraph.torch.export.formats import (eval_module, example_inputs, fixed_dims, onnx_output_names, to_onnx,
+                                            to_torchscript)
 from specgraph.torch.export.python import PythonExportError, python_source
 from export_cases import (IDS, RECURRENT_FIXED_DIMS, SEQ_DIMS, SPECS, alternate_inputs, as_tuple,
                           assert_outputs_close, load_case, spec_id, trace_inputs)
@@ -260,7 +260,7 @@ def test_python_export_of_an_optimized_model(tmp_path):
 
 
 def test_python_form_writes_the_files_asked_for(tmp_path):
-    written = export("specs/lenet5.yaml", python=tmp_path / "l.py", exported=tmp_path / "l.pt2")
+    written = specgraph.export("specs/lenet5.yaml", python=tmp_path / "l.py", exported=tmp_path / "l.pt2")
     assert set(written) == {"python", "exported"} and all(p.exists() for p in written.values())
     with pytest.raises(ValueError):
-        export("specs/lenet5.yaml")
+        specgraph.export("specs/lenet5.yaml")

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from specgraph.ir import dims
-from specgraph.ir.dims import TensorType, symbol
+from specgraph.ir.dims import symbol
+from specgraph.ir.tensor_type import TensorType
 from specgraph.lang.expr import FUNCTIONS, ExprError, ShapeView, evaluate, is_expression, referenced_names, value_location
 from specgraph.lang.limits import Limits
 

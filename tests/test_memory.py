@@ -9,7 +9,7 @@ indices) included — counted from the start of the call, so the input tensors, 
 before it, are added.  The parameters are allocated before too and stay out of both sides.
 (The profiler's ``function_events`` list drops most of these events; the trace keeps them.)
 
-The prediction (specgraph/memory.py) never runs torch: it walks the graph's inferred types.
+The prediction (specgraph/analysis/memory/) never runs torch: it walks the graph's inferred types.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ CASES = [("lenet5", {}), ("resnet18", {}), ("googlenet", {}), ("unet_padded", {"
 # bidirectional), and `scan` (specgraph's loop over a gate-level cell).
 RECURRENT = [("lstm_forecaster", {}, {"T": 48}), ("bigru_classifier", {}, {"T": 40}), ("char_lstm", {}, {"T": 64}),
              ("seq2seq", {}, {"S": 20, "T": 24})]
-TOLERANCE = 0.20  # oneDNN's scratch depends on the CPU's kernels; the model follows AVX-512's
+TOLERANCE = 0.20  # oneDNN's scratch depends on the CPU's kernels; the model follows the ISA they run (AVX2, AVX-512)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -222,33 +222,56 @@ graph:
 """
 
 
-def _user_op(tmp_path, name, **attrs):
+def _user_op(tmp_path, name, scratch=None, **attrs):
     from specgraph import Op, register_op
+    from specgraph.analysis.memory import register_scratch
 
     cls = type(name.title().replace("_", ""), (Op,), {"name": name, "infer": lambda self, p, inputs: [inputs[0]], **attrs})
     register_op(cls)
+    if scratch is not None:
+        register_scratch(cls)(scratch)
     path = tmp_path / f"{name}.yaml"
     path.write_text(SPEC_WITH_USER_OP % name)
     return memory_report(specgraph.check(path), 4)
 
 
-def test_a_user_op_declares_its_memory_on_its_class(tmp_path):
-    from specgraph.ops.registry import _OPS
+def test_a_user_op_declares_its_memory_with_traits_and_a_scratch_model(tmp_path):
+    from specgraph.ir.traits import Trait
+    from specgraph.ops.registry import REGISTRY
 
+    nothing = lambda op, p, ins, outs, ctx: 0  # noqa: E731
     try:
-        plain = _user_op(tmp_path, "mem_plain")
+        unknown = _user_op(tmp_path, "mem_unknown")  # no scratch model: the peak is a lower bound
+        assert unknown.unmodelled == ["act"] and unknown.nodes["act"].scratch_bytes == 0
+        plain = _user_op(tmp_path, "mem_plain", scratch=nothing)
+        assert not plain.unmodelled
         assert plain.nodes["act"].new_bytes == 4 * 256 * 4 and plain.nodes["act"].scratch_bytes == 0
-        viewing = _user_op(tmp_path, "mem_inplace", storage="input")
+        viewing = _user_op(tmp_path, "mem_inplace", scratch=nothing, traits=frozenset({Trait.IDENTITY_IN_EVAL}))
         assert viewing.nodes["act"].new_bytes == 0 and viewing.nodes["act"].activation_bytes == 4 * 256 * 4
         scratchy = _user_op(tmp_path, "mem_scratch",
-                            scratch_bytes=lambda self, p, ins, outs, ctx: 3 * outs[0].nbytes + ctx.param_bytes)
+                            scratch=lambda op, p, ins, outs, ctx: 3 * outs[0].nbytes + ctx.param_bytes)
         assert scratchy.nodes["act"].scratch_bytes == 3 * 4 * 256 * 4
         assert scratchy.inference_peak == plain.inference_peak + 3 * 4 * 256 * 4
-        unknown = _user_op(tmp_path, "mem_unknown", scratch_modelled=False)
-        assert unknown.unmodelled == ["act"]
     finally:
         for name in ("mem_plain", "mem_inplace", "mem_scratch", "mem_unknown"):
-            _OPS.pop(name, None)
+            REGISTRY.unregister(name)
+
+
+def test_every_builtin_op_has_a_scratch_model():
+    from specgraph.analysis.memory import scratch_model
+    from specgraph.ops import all_ops
+
+    assert not [name for name, op in all_ops().items() if scratch_model(op) is None and name != "local_response_norm"]
+
+
+def test_the_channel_block_follows_the_isa(monkeypatch):
+    from specgraph.analysis.memory import machine
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert machine.detect().channel_block == 8 and machine.detect().onednn_isa == "avx2"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    want = 16 if machine._from_flags() == "avx512" else 8  # a cap never raises what the CPU has
+    assert machine.detect().channel_block == want
 
 
 def test_recurrent_scratch_is_the_bulk_of_an_lstm_peak():

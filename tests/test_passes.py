@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import fx
 from torch import nn
 from typer.testing import CliRunner
 
 import specgraph
 from specgraph.torch.export.formats import eval_module, example_inputs
-from specgraph.torch.passes.optimize import PassReport, fold_batchnorm, optimize
+from specgraph import optimize
+from specgraph.torch.passes.optimize import PassReport, fold_batchnorm
 from export_cases import IDS, SEQ_DIMS, SPECS, as_tuple, assert_outputs_close, load_case, randomize_norm_stats
 
 
@@ -108,8 +110,11 @@ def test_linear_batchnorm1d_is_folded_only_on_2d_features():
     x = torch.randn(4, 5)
     assert optimize(model, graph=graph).meta["specgraph_passes"].folded == [("fc", "bn")]
     assert_outputs_close(optimize(model, graph=graph)(x), model(x))
-    # without the Graph the ranks are unknown: not folded (still correct)
-    assert optimize(model).meta["specgraph_passes"].folded == []
+    # the built module carries its spec nodes: no Graph needed
+    assert optimize(model).meta["specgraph_passes"].folded == [("fc", "bn")]
+    # a GraphModule made by other means has no ranks to show: not folded (still correct)
+    traced = fx.symbolic_trace(torch.nn.Sequential(model.fc, model.bn).eval())
+    assert optimize(traced).meta["specgraph_passes"].folded == []
     # [N, 6, 6]: batchnorm1d normalises dim 1, the linear's features are dim 2 — never folded
     graph3 = specgraph.check(LINEAR_BN.replace("SHAPE", "[N, 6, 5]"))
     model3 = specgraph.build(graph3)

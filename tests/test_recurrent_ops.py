@@ -11,7 +11,8 @@ import torch
 
 import specgraph
 from specgraph import SpecError
-from specgraph.ir.dims import TensorType, symbol
+from specgraph.ir.dims import symbol
+from specgraph.ir.tensor_type import TensorType
 from specgraph.ops import ShapeError, get_op
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")

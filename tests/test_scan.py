@@ -125,8 +125,8 @@ def test_layernorm_lstm_cell_scans_and_normalises():
 def test_scan_hoists_the_input_projection_out_of_the_loop():
     model = specgraph.build(scan_spec("lstm_cell", hidden=8, features=3))
     scan = model.rnn
-    assert "x2h" in scan.pre.code and "x2h" not in scan.step.code
-    assert "h2h" in scan.step.code
+    assert "x2h" in scan.cell.pre.code and "x2h" not in scan.cell.step.code
+    assert "h2h" in scan.cell.step.code
 
 
 def test_scan_errors():

@@ -21,8 +21,10 @@ from specgraph.cli.app import app
 from specgraph.lang.marked_yaml import load_yaml_file
 from specgraph.ops import Op, OpParams
 from specgraph.ops.base import PositiveInt, Probability
-from specgraph.lang.jsonschema import COMPILER_MADE_OPS, builtin_ops, language_schema, schema_text
-from specgraph.lang.spec import NODE_KEYS, BlockDef, OutputDef, SpecDoc
+from specgraph.api import language_schema, schema_text
+from specgraph.ir.traits import Trait
+from specgraph.ops.registry import builtin_ops
+from specgraph.lang.document import NODE_KEYS, BlockDef, OutputDef, SpecDoc
 
 SCHEMA_FILE = ROOT / "docs" / "specgraph.schema.json"
 ALL_SPECS = sorted(SPECS.rglob("*.yaml"))  # block libraries too: editors open them as well
@@ -79,7 +81,7 @@ def test_schema_keys_match_the_spec_models(schema):
 
 def test_every_builtin_op_and_param_is_in_the_schema(schema):
     rules = {r["if"]["properties"]["op"]["const"]: r["then"] for r in schema["definitions"]["node"]["allOf"] if "op" in r["if"]["required"]}
-    names = set(builtin_ops()) - COMPILER_MADE_OPS
+    names = {n for n, op in builtin_ops().items() if Trait.COMPILER_MADE not in op.traits}
     assert set(rules) == names
     assert schema["definitions"]["node.op"]["anyOf"][0]["enum"] == sorted(names)
     for name in names:

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 import specgraph
 from specgraph.ir import dims
+from specgraph.ir.tensor_type import TensorType
 from specgraph.expand.expander import expand
 
 from fuzzing import build_naming, live_nodes, observed_shapes, record, soundness_settings
@@ -422,7 +423,7 @@ def test_inferred_shapes_are_the_real_shapes(net):
     spec = specgraph.load(text)
     model = None
     for probe, (h, w) in enumerate(net.probes):
-        shapes = {"x": dims.TensorType((N, net.channels, h, w))}
+        shapes = {"x": TensorType((N, net.channels, h, w))}
         graph = expand(spec, input_shapes=shapes, suggest_sizes=False)  # torch ran it: it must check
         if model is None:  # weights do not depend on H and W
             model = build_naming(graph)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import specgraph
-from specgraph.ir.dims import TensorType
+from specgraph.ir.tensor_type import TensorType
 from conftest import spec_files
 
 SPECS = spec_files()
@@ -66,7 +66,7 @@ def test_fullgraph_capture(path):
     torch._dynamo.reset()
     # Dynamo refuses torch's fused RNN/LSTM/GRU modules unless `allow_rnn` is set (it is
     # marked experimental in torch 2.x); specs built from gate-level cells (scan) need nothing.
-    library_rnn = any(n.op in ("rnn", "lstm", "gru") for n in graph.op_nodes())
+    library_rnn = any(n.op_name in ("rnn", "lstm", "gru") for n in graph.op_nodes())
     with torch._dynamo.config.patch(allow_rnn=library_rnn):
         compiled = torch.compile(model, fullgraph=True, backend="eager")
         with torch.no_grad():

@@ -332,7 +332,7 @@ def test_a_train_section_is_in_the_editor_schema():
     import jsonschema
     import yaml
 
-    from specgraph.lang.jsonschema import language_schema
+    from specgraph.api import language_schema
 
     schema = language_schema()
     doc = yaml.safe_load(LENET.read_text() + "train: {data: digits, epochs: 3, precision: 32, augment: [flip, {rotation: 10}]}\n")

@@ -9,7 +9,7 @@ import textwrap
 import torch
 
 import specgraph
-from specgraph.ir.dims import TensorType
+from specgraph.ir.tensor_type import TensorType
 from specgraph.ops import Op, OpParams, get_op, register_op
 from specgraph.ops import registry
 from specgraph.ops.base import Float
@@ -43,7 +43,7 @@ def test_decorator_registered_op_is_usable_in_a_spec():
             return graph.call_function(torch.mul, (args[0], graph.call_function(torch.sigmoid, (scaled,))))
 
     graph = specgraph.check(SPEC.replace("OPNAME", "test_scaled_swish"))
-    assert graph.node("act").op == "test_scaled_swish"
+    assert graph.node("act").op_name == "test_scaled_swish"
     model = specgraph.build(graph)
     x = torch.randn(2, 4, 8, 8)
     y = model.conv(x)
@@ -76,7 +76,7 @@ def test_entry_point_op_is_loaded_on_lookup(tmp_path, monkeypatch):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myops\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[specgraph.ops]\nhardish = myops:Hardish\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry.REGISTRY, "_plugins_loaded", False)
     assert get_op("test_entry_point_op") is not None
     model = specgraph.build(SPEC.replace("OPNAME", "test_entry_point_op"))
     x = torch.randn(1, 4, 8, 8)

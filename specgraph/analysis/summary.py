@@ -15,7 +15,6 @@ from typing import Mapping
 
 from ..ir.graph import Graph
 from .memory.walk import MemoryReport, SizeError, format_bytes, memory_report
-from ..ops import get_op
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,7 @@ def summarize(graph: Graph, batch_size: int | None = None, dims: Mapping[str, in
         note = str(e)
     rows = []
     for node in graph.op_nodes():
-        op = get_op(node.op)
+        op = node.op
         in_types = [v.type for v in node.inputs]
         out_types = list(node.outputs.values())
         try:
@@ -137,7 +136,7 @@ def summarize(graph: Graph, batch_size: int | None = None, dims: Mapping[str, in
             macs = None
         shape = ", ".join(str(t) for t in out_types)
         m = memory.nodes[node.path] if memory else None
-        rows.append(SummaryRow(node.path, node.op, shape, op.num_params(node.params, in_types), macs,
+        rows.append(SummaryRow(node.path, node.op_name, shape, op.num_params(node.params, in_types), macs,
                                m.param_bytes if m else None, m.activation_bytes if m else None,
                                bool(m and m.activation_bytes and not m.new_bytes)))
     return Summary(graph.name, rows, {k: str(v) for k, v in graph.inputs.items()},

@@ -132,7 +132,7 @@ def summary(spec: Path = typer.Argument(..., help="the spec file"),
             dim: Optional[List[str]] = typer.Option(None, "--dim", help="size of another symbolic dim: NAME=INT (repeatable)"),
             format: str = typer.Option("text", "--format", help="text | json")):
     """Table of every node: path, op, output shape, parameters, MACs, parameter and activation
-    bytes; with totals and the predicted inference peak memory (see specgraph/memory.py)."""
+    bytes; with totals and the predicted inference peak memory (see specgraph/analysis/memory/)."""
     from ..analysis.memory.walk import SizeError
     from ..analysis.summary import summarize
 
@@ -177,7 +177,7 @@ def build(spec: Path = typer.Argument(..., help="the spec file"),
           code: bool = typer.Option(False, "--code", help="print the generated forward()"),
           save: Optional[Path] = typer.Option(None, "--save", help="save the initialised state_dict here"),
           optimize: Optional[str] = typer.Option(None, "--optimize", help="inference: fold batch norm, drop dropout, "
-                                                 "channels_last (eval only; see specgraph/passes.py)")):
+                                                 "channels_last (eval only; see specgraph/torch/passes/)")):
     """Build the torch module; print its generated code or save its state_dict."""
     if optimize is not None and optimize != "inference":
         raise typer.BadParameter(f"expected inference, found {optimize!r}", param_hint="--optimize")
@@ -311,7 +311,7 @@ def schema(output: Optional[Path] = typer.Option(None, "-o", "--output", help="f
     docs/specgraph.schema.json is this output; a spec's first line
     `# yaml-language-server: $schema=<path to it>` enables it in VS Code's YAML extension.
     """
-    from ..lang.jsonschema import schema_text
+    from ..api import schema_text
 
     text = _run(schema_text)
     if output is None:

@@ -2,30 +2,35 @@
 inputs, expanding its nodes in a scope of its own (or inline), a scan's cell on its own, and
 a seq's numbered items.
 
-A mixin of the expander (:class:`specgraph.expand._Expander`): it uses its ``error``,
+A collaborator of the :class:`~specgraph.expand.expander.Expander`: it uses its ``error``,
 ``evaluate``, ``resolve``, ``node_def``, ``expand_mapping`` and ``expand_node``.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
-from ..lang.params import bind_params
-from ..ir.dims import TensorType
 from ..diagnostics import did_you_mean
-from .scope import Ctx, Namer, Poisoned, Result, numbered_namer, parent_scope
+from ..ir.graph import Graph, GraphBuilder, OutputInfo, Scope, Value
+from ..ir.tensor_type import TensorType
 from ..lang.expr import is_expression
-from ..ir.graph import Graph, Node, OutputInfo, Scope, Value
 from ..lang.marked_yaml import Source
+from ..lang.document import NODE_KEYS, BlockDef, NodeDef
+from ..lang.params import ParamDecl, bind_params, parse_param_decls
 from ..ops import get_op
-from ..lang.spec import NODE_KEYS, BlockDef, NodeDef, parse_param_decls
+from .reporting import Poisoned
+from .scope import Ctx, Namer, Result, numbered_namer, parent_scope
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .expander import Expander
 
 
-class BlockExpansion:
+class Blocks:
+    def __init__(self, ex: "Expander"):
+        self.ex = ex
+        self.decl_cache: dict[int, dict[str, ParamDecl]] = {}  # a block's parsed params, by id
+
     def lookup_block(self, nd: NodeDef, ctx: Ctx, ypath: tuple, index: int | None, here: str,
                      key: str = "block") -> tuple[str, BlockDef, Source, tuple]:
         """The block a `block:` (or `scan:`) node names, its name evaluated if it is an expression."""
@@ -33,38 +38,38 @@ class BlockExpansion:
         env = ctx.env({"index": index} if index is not None else None)
         ref = getattr(nd, key)
         if is_expression(ref):
-            ref = self.evaluate(ref, env, src, ypath + (key,), here)
+            ref = self.ex.evaluate(ref, env, src, ypath + (key,), here)
             if not isinstance(ref, str):
-                raise self.error("E204", f"`{key}` must name a block, found {ref!r}", src, ypath + (key,), path=here)
+                raise self.ex.error("E204", f"`{key}` must name a block, found {ref!r}", src, ypath + (key,), path=here)
         nd = nd.model_copy(update={"block": ref})
-        entry = self.spec.library.blocks.get(nd.block)
+        entry = self.ex.spec.library.blocks.get(nd.block)
         if entry is None:
-            blocks = self.spec.library.blocks
+            blocks = self.ex.spec.library.blocks
             hint = did_you_mean(nd.block, blocks)
             if get_op(nd.block) is not None:
                 hint = f"'{nd.block}' is an op: write `op: {nd.block}`"
-            raise self.error("E303", f"unknown block '{nd.block}'", src, ypath + (key,), path=here,
+            raise self.ex.error("E303", f"unknown block '{nd.block}'", src, ypath + (key,), path=here,
                              hint=hint or (f"blocks defined: {', '.join(blocks)}" if blocks else
                                            "define it under `blocks:` or include a file that does"))
         block, bsrc, bpath = entry
         if not block.nodes:  # it would have no output to give
-            raise self.error("E204", f"block '{nd.block}' has no nodes", bsrc, bpath + ("nodes",), path=here,
+            raise self.ex.error("E204", f"block '{nd.block}' has no nodes", bsrc, bpath + ("nodes",), path=here,
                              hint="a block needs at least one node")
         if block.outputs is not None and not block.outputs:  # `outputs: {}` or `[]`
-            raise self.error("E204", f"block '{nd.block}' has no outputs", bsrc, bpath + ("outputs",), path=here,
+            raise self.ex.error("E204", f"block '{nd.block}' has no outputs", bsrc, bpath + ("outputs",), path=here,
                              hint="name at least one node, or leave `outputs` out to output the last node")
-        if len(ctx.blocks) >= self.limits.max_block_depth:
+        if len(ctx.blocks) >= self.ex.limits.max_block_depth:
             # A block may instantiate itself (U-Net's levels), as long as a `when:` ends it.
             if nd.block in ctx.blocks:
                 # Name the first instance that recursed, not the 64th: that is where `when:` is missing.
-                chain = [p for p in ctx.scope if p in self.scopes and self.scopes[p].kind == "block"
-                         and self.scopes[p].name == nd.block] or [here]
-                raise self.error("E604", f"block '{nd.block}' instantiates itself without end "
-                                 f"(more than {self.limits.max_block_depth} levels)", src, ypath + (key,),
+                chain = [p for p in ctx.scope if p in self.ex.g.scopes and self.ex.g.scopes[p].kind == "block"
+                         and self.ex.g.scopes[p].name == nd.block] or [here]
+                raise self.ex.error("E604", f"block '{nd.block}' instantiates itself without end "
+                                 f"(more than {self.ex.limits.max_block_depth} levels)", src, ypath + (key,),
                                  path=chain[1] if len(chain) > 1 else chain[0],
                                  details=(f"{' -> '.join(chain[:3])} -> ... ({len(chain)} instances)",),
                                  hint="end the recursion with a param-driven `when:` (e.g. when: \"${depth > 0}\")")
-            raise self.error("E604", f"blocks nested deeper than {self.limits.max_block_depth}", src, ypath + (key,),
+            raise self.ex.error("E604", f"blocks nested deeper than {self.ex.limits.max_block_depth}", src, ypath + (key,),
                              path=here, hint="raise it with --limit max_block_depth=N")
         return nd.block, block, bsrc, bpath
 
@@ -75,11 +80,11 @@ class BlockExpansion:
         env = ctx.env({"index": index} if index is not None else None)
         given = {}
         for key, raw in nd.extras.items():
-            given[key] = self.evaluate(raw, env, src, ypath + (key,), path)
+            given[key] = self.ex.evaluate(raw, env, src, ypath + (key,), path)
         decls = self.decl_cache.get(id(block))
         if decls is None:
-            decls = self.decl_cache[id(block)] = parse_param_decls(block.params, bsrc, bpath + ("params",), self.diags)
-        values = bind_params(decls, given, owner=f"block '{nd.block}'", limits=self.limits, report=self.diags.add,
+            decls = self.decl_cache[id(block)] = parse_param_decls(block.params, bsrc, bpath + ("params",), self.ex.diags)
+        values = bind_params(decls, given, owner=f"block '{nd.block}'", limits=self.ex.limits, report=self.ex.diags.add,
                              path=path, where=lambda k: src.location(ypath + ((k,) if k else ()), key=True),
                              keys=NODE_KEYS)
         if values is None:
@@ -96,21 +101,21 @@ class BlockExpansion:
         bound = self.bind_inputs(nd, block, inputs, src, ypath, path or here)
         location = src.location(ypath, key=True)
         if path is not None:
-            self.add_scope(Scope(path, "block", nd.block, values, location, list(inputs), parent=parent_scope(ctx)))
+            self.ex.g.add_scope(Scope(path, "block", nd.block, values, location, inputs, parent=parent_scope(ctx)))
         inner = Ctx(bsrc, bpath + ("nodes",), values, {k: ({"out": v} if v else None) for k, v in bound.items()},
                     ctx.namer if path is None else Namer(path, False),
                     ctx.scope if path is None else ctx.scope + (path,), ctx.blocks + (nd.block,),
                     first_input=next(iter(bound.values()), None))
-        self.expand_mapping(block.nodes, inner)
+        self.ex.expand_mapping(block.nodes, inner)
         result: Result = {}
         for port, ref, opath in block_outputs(block, bpath):
-            value = self.resolve(ref, inner, opath, path, source=bsrc)
+            value = self.ex.resolve(ref, inner, opath, path, source=bsrc)
             if port in result:
-                raise self.error("E305", f"block '{nd.block}' has two outputs named '{port}'", bsrc, opath,
+                raise self.ex.error("E305", f"block '{nd.block}' has two outputs named '{port}'", bsrc, opath,
                                  hint="name them: outputs: {a: x.out, b: y.out}")
             result[port] = value
         if path is not None:
-            self.scopes[path].outputs = dict(result)
+            self.ex.g.finish_scope(path, result)
         return result
 
     def expand_cell(self, block: BlockDef, bsrc: Source, bpath: tuple, values: dict[str, Any],
@@ -119,25 +124,26 @@ class BlockExpansion:
 
         Node paths inside are relative to the cell; diagnostics found there name the full path.
         """
-        saved = (self.g, self.scopes, self.order)
-        self.g, self.scopes, self.order = nx.DiGraph(), {}, itertools.count()
-        first_diag = len(self.diags.items)
+        ex = self.ex
+        saved = ex.g
+        ex.g = GraphBuilder()
+        first_diag = len(ex.diags.items)
         try:
             names: dict[str, Result | None] = {}
             for name, t in input_types.items():
-                self.g.add_node(name, node=Node(name, "input", None, [], {"out": t}), order=next(self.order))
+                ex.g.add_input(name, t)
                 names[name] = {"out": Value(name, "out", t)}
             first = next(iter(names.values()))["out"]
             inner = Ctx(bsrc, bpath + ("nodes",), values, names, Namer("", False), (), (block_name,), first_input=first)
-            self.expand_mapping(block.nodes, inner)
-            outputs = [OutputInfo(port, self.resolve(ref, inner, opath, path, source=bsrc))
+            ex.expand_mapping(block.nodes, inner)
+            outputs = [OutputInfo(port, ex.resolve(ref, inner, opath, path, source=bsrc))
                        for port, ref, opath in block_outputs(block, bpath)]
-            return Graph(block_name, self.g, dict(input_types), outputs, self.scopes, values)
+            return ex.g.build(block_name, outputs, values)
         finally:
-            for i in range(first_diag, len(self.diags.items)):
-                d = self.diags.items[i]
-                self.diags.items[i] = replace(d, path=f"{path}.cell.{d.path}" if d.path else path)
-            self.g, self.scopes, self.order = saved
+            for i in range(first_diag, len(ex.diags.items)):
+                d = ex.diags.items[i]
+                ex.diags.items[i] = replace(d, path=f"{path}.cell.{d.path}" if d.path else path)
+            ex.g = saved
 
     def bind_let(self, let: dict[str, Any], params: dict[str, Any], src: Source, ypath: tuple,
                  path: str | None) -> dict[str, Any]:
@@ -145,8 +151,8 @@ class BlockExpansion:
         values = dict(params)
         for name, raw in let.items():
             if name in values:
-                raise self.error("E305", f"`let` value '{name}' has the name of a param", src, ypath + (name,), key=True, path=path)
-            values[name] = self.evaluate(raw, values, src, ypath + (name,), path)
+                raise self.ex.error("E305", f"`let` value '{name}' has the name of a param", src, ypath + (name,), key=True, path=path)
+            values[name] = self.ex.evaluate(raw, values, src, ypath + (name,), path)
         return values
 
     def bind_inputs(self, nd: NodeDef, block: BlockDef, inputs: list[Value], src: Source, ypath: tuple,
@@ -155,15 +161,15 @@ class BlockExpansion:
         if isinstance(nd.from_, dict):
             unknown = [k for k in nd.from_ if k not in names]
             if unknown:
-                raise self.error("E301", f"block '{nd.block}' has no input '{unknown[0]}'", src, ypath + ("from", unknown[0]),
+                raise self.ex.error("E301", f"block '{nd.block}' has no input '{unknown[0]}'", src, ypath + ("from", unknown[0]),
                                  key=True, path=path, hint=did_you_mean(unknown[0], names) or f"its inputs: {', '.join(names)}")
             by_name = dict(zip(nd.from_, inputs))
             missing = [n for n in names if n not in by_name]
             if missing:
-                raise self.error("E408", f"block '{nd.block}' input '{missing[0]}' is not given", src, ypath + ("from",), path=path)
+                raise self.ex.error("E408", f"block '{nd.block}' input '{missing[0]}' is not given", src, ypath + ("from",), path=path)
             return {n: by_name[n] for n in names}
         if len(inputs) != len(names):
-            raise self.error("E408", f"block '{nd.block}' takes {len(names)} input(s) ({', '.join(names)}), found {len(inputs)}",
+            raise self.ex.error("E408", f"block '{nd.block}' takes {len(names)} input(s) ({', '.join(names)}), found {len(inputs)}",
                              src, ypath + (("from",) if nd.from_ is not None else ()), key=nd.from_ is None, path=path)
         return dict(zip(names, inputs))
 
@@ -174,28 +180,29 @@ class BlockExpansion:
             inner = replace(ctx, namer=numbered_namer(ctx.namer))
         else:
             path = ctx.namer.name(name)
-            self.add_scope(Scope(path, "seq", "seq", location=src.location(ypath, key=True), parent=parent_scope(ctx), inputs=list(inputs)))
+            self.ex.g.add_scope(Scope(path, "seq", "seq", location=src.location(ypath, key=True), parent=parent_scope(ctx),
+                                      inputs=inputs))
             inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
         result: Result | None = None
         if len(inputs) > 1:
-            raise self.error("E408", f"a seq takes one input, found {len(inputs)}", src, ypath + ("from",), path=path)
+            raise self.ex.error("E408", f"a seq takes one input, found {len(inputs)}", src, ypath + ("from",), path=path)
         ipath = ypath
         for i, raw in enumerate(nd.seq or []):
             if result is not None:  # only an item followed by another must have one output (shown at that item)
-                inputs = [single_output(result, src, ipath, self)]
+                inputs = [single_output(result, src, ipath, self.ex)]
             ipath = ypath + ("seq", i)
-            item = self.node_def(raw, src, ipath, inner.namer.peek(str(i)))
+            item = self.ex.node_def(raw, src, ipath, inner.namer.peek(str(i)))
             if item is None:
                 raise Poisoned()
             if item.from_ is not None:
-                raise self.error("E204", "a seq item takes the previous item's output; `from` is not allowed here", src,
+                raise self.ex.error("E204", "a seq item takes the previous item's output; `from` is not allowed here", src,
                                  ipath + ("from",), key=True, path=inner.namer.peek(str(i)),
                                  hint="use a mapping of named nodes for branching")
-            result = self.expand_node(str(i), item, inputs, inner, ipath, in_seq=True, index=index)
+            result = self.ex.expand_node(str(i), item, inputs, inner, ipath, in_seq=True, index=index)
         if result is None:
-            raise self.error("E204", "an empty seq", src, ypath + ("seq",), path=path)
+            raise self.ex.error("E204", "an empty seq", src, ypath + ("seq",), path=path)
         if not nd.inline:
-            self.scopes[inner.namer.prefix].outputs = dict(result)
+            self.ex.g.finish_scope(inner.namer.prefix, result)
         return result
 
 
@@ -218,7 +225,7 @@ def block_outputs(block: BlockDef, bpath: tuple) -> list[tuple[str, str, tuple]]
     return [(ref.rsplit(".", 1)[-1], ref, bpath + ("outputs", i)) for i, ref in enumerate(outs)]
 
 
-def single_output(result: Result, src: Source, ypath: tuple, ex: BlockExpansion) -> Value:
+def single_output(result: Result, src: Source, ypath: tuple, ex: "Expander") -> Value:
     if len(result) != 1:
         raise ex.error("E311", f"this node has several outputs ({', '.join(result)}); the next item needs one", src, ypath,
                        key=True, path=next(iter(result.values())).node, hint="end the seq here and pick an output by name: `from: <node>.<port>`")

@@ -3,46 +3,49 @@
 Blocks are instantiated, `repeat:` unrolled, expressions evaluated, `when:` decided, and
 each op's output types inferred as soon as its inputs are known, so an expression may read
 an input's shape (``${x.channels}``).  Errors are collected, not raised one by one: a node
-that fails is *poisoned*, and nodes that depend on it stay silent, so every independent
-mistake is reported once in a single run.
+that fails is *poisoned* (reporting.py), and nodes that depend on it stay silent, so every
+independent mistake is reported once in a single run.
 
 Naming: a node's path is its name under its parent (``layer1.0.conv1``).  Items of a `seq`
 are numbered.  An `inline: true` block or seq adds no level: its nodes take their names
 (or, inside a seq, their numbers) directly in the parent, which is how a spec matches the
 flat module names of a hand-written model.
 
-This module holds the node-level machinery (scopes, ops, `when`/`repeat`, references);
-expand_scope.py the names, scopes and poisoning it shares, expand_blocks.py blocks and seqs,
-expand_io.py the spec's inputs, outputs and lint.
+This module holds the node-level machinery (mappings of nodes, `when`/`repeat`, references);
+its collaborators: op_nodes.py (`op:` nodes), blocks.py (blocks, seqs, a scan's cell),
+scan.py (`scan:` nodes), boundary.py (the spec's inputs and outputs), lint.py (warnings of
+the finished graph).  An :class:`~specgraph.expand.observer.ExpansionObserver` sees it work.
 """
 
 from __future__ import annotations
 
-import itertools
 import keyword
-import re
 from dataclasses import replace
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import networkx as nx
 from pydantic import ValidationError
 
-from ..lang.params import bind_params
-from ..ir.dims import TensorType
 from ..diagnostics import Diagnostic, Location, SpecError, did_you_mean
-from ..lang.expr import ExprError, evaluate, is_expression, referenced_names, value_location
-from ..ir.graph import Graph, Node, Scope, Value
-from .hints import shape_error_hint
+from ..ir.graph import Graph, GraphBuilder, Node, Scope, Value
+from ..ir.tensor_type import TensorType
+from ..lang.expr import ExprError, evaluate, referenced_names, value_location
 from ..lang.marked_yaml import Source
-from ..ops import Op, ShapeError, get_op, op_names
-from ..lang.spec import NODE_KEYS, NodeDef, ParamDecl, Spec, parse_param_decls, pydantic_diagnostics
-from .blocks import BlockExpansion, single_output
-from .boundary import DTYPES, SpecBoundary
-from .scope import (NAME_RE, POISONED, RESERVED_NAMES, Ctx, InstanceDiagnostics, Namer, Poisoned, Result,
-                           numbered_namer, parent_scope)
+from ..lang.params import bind_params
+from ..lang.document import NODE_KEYS, NodeDef
+from ..lang.names import NAME_RE, RESERVED_NAMES
+from ..lang.params import parse_param_decls
+from ..lang.spec import Spec
+from ..lang.validation import pydantic_diagnostics
+from .blocks import Blocks, single_output
+from .boundary import Boundary
+from .lint import lint
+from .observer import Attempt, ExpansionObserver
+from .op_nodes import OpNodes
+from .reporting import POISONED, InstanceDiagnostics, Poisoned
+from .scope import Ctx, Namer, Result, numbered_namer, parent_scope
 
-__all__ = ["expand", "DTYPES", "NAME_RE", "RESERVED_NAMES"]
-_Poisoned = Poisoned  # the name render_partial's recording expander catches
+__all__ = ["expand", "Expander"]
 
 
 def expand(spec: Spec, *, input_shapes: dict[str, TensorType] | None = None, suggest_sizes: bool = True) -> Graph:
@@ -51,7 +54,7 @@ def expand(spec: Spec, *, input_shapes: dict[str, TensorType] | None = None, sug
     ``input_shapes`` replaces the declared input types. When a shape error depends on a
     concrete input size, the hint of the first such error names the nearest sizes that work.
     """
-    expander = _Expander(spec, input_shapes)
+    expander = Expander(spec, input_shapes)
     try:
         try:
             return expander.run()
@@ -67,20 +70,21 @@ def expand(spec: Spec, *, input_shapes: dict[str, TensorType] | None = None, sug
         raise
 
 
-class _Expander(BlockExpansion, SpecBoundary):
-    """Expands one spec: the node-level machinery (scopes, ops, references); blocks, seqs and the
-    spec's inputs/outputs come from the mixins."""
+class Expander:
+    """Expands one spec into a Graph (:meth:`run`); ``observer`` sees every step."""
 
-    def __init__(self, spec: Spec, input_shapes: dict[str, TensorType] | None = None):
+    def __init__(self, spec: Spec, input_shapes: dict[str, TensorType] | None = None,
+                 observer: ExpansionObserver | None = None):
         self.input_shapes = input_shapes or {}
         self.input_types: dict[str, TensorType] = {}
         self.spec = spec
         self.limits = spec.limits
-        self.diags = InstanceDiagnostics()
-        self.g = nx.DiGraph()
-        self.scopes: dict[str, Scope] = {}
-        self.order = itertools.count()
-        self.decl_cache: dict[int, dict[str, ParamDecl]] = {}
+        self.observer = observer or ExpansionObserver()
+        self.diags = InstanceDiagnostics(self.observer.diagnostic_reported)
+        self.g = GraphBuilder()  # the graph being made (a scan's cell swaps in its own)
+        self.blocks = Blocks(self)
+        self.boundary = Boundary(self)
+        self.op_nodes = OpNodes(self)
         self.expanded = 0  # node definitions expanded, those a `when:` switches off included
 
     # ---- reporting -------------------------------------------------------------------
@@ -109,16 +113,14 @@ class _Expander(BlockExpansion, SpecBoundary):
                              report=self.diags.add, given_as="given as an override",
                              where=lambda n: src.location(declared + ((n,) if n in decls else ()), key=True)) or {}
         self.diags.raise_if_errors()
-        params = self.bind_let(doc.let, params, src, ("let",), None)
+        params = self.blocks.bind_let(doc.let, params, src, ("let",), None)
         self.diags.raise_if_errors()
         names: dict[str, Result | None] = {}
-        inputs: dict[str, TensorType] = {}
         for name, raw in doc.inputs.items():
-            t = self.input_shapes.get(name) or self.input_type(name, raw, params)
+            t = self.input_shapes.get(name) or self.boundary.input_type(name, raw, params)
             if t is not None:
-                inputs[name] = self.input_types[name] = t
-                self.g.add_node(name, node=Node(name, "input", None, [], {"out": t}, src.location(("inputs", name), key=True)),
-                                order=next(self.order))
+                self.input_types[name] = t
+                self.g.add_input(name, t, src.location(("inputs", name), key=True))
                 names[name] = {"out": Value(name, "out", t)}
             else:
                 names[name] = None
@@ -130,11 +132,11 @@ class _Expander(BlockExpansion, SpecBoundary):
             first = POISONED if result is None else result["out"]
         ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first)
         self.expand_mapping(doc.graph, ctx)
-        outputs = self.outputs(ctx)
+        outputs = self.boundary.outputs(ctx)
+        self.observer.outputs_resolved(outputs)
         self.diags.raise_if_errors()
-        graph = Graph(spec.name, self.g, inputs, outputs, self.scopes, params)
-        graph.warnings = self.lint(graph)
-        return graph
+        graph = self.g.build(spec.name, outputs, params)
+        return graph.with_warnings(lint(graph))
 
     # ---- scopes --------------------------------------------------------------------------
     def expand_mapping(self, nodes: dict[str, Any], ctx: Ctx) -> dict[str, Result | None]:
@@ -291,8 +293,8 @@ class _Expander(BlockExpansion, SpecBoundary):
                 inner = replace(ctx, namer=numbered_namer(ctx.namer))
             else:
                 path = ctx.namer.name(name)
-                self.add_scope(Scope(path, "seq", "repeat", location=src.location(ypath, key=True), parent=parent_scope(ctx),
-                                     inputs=list(inputs)))
+                self.g.add_scope(Scope(path, "seq", "repeat", location=src.location(ypath, key=True),
+                                       parent=parent_scope(ctx), inputs=inputs))
                 inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
             result: Result | None = None
             for i in range(count):
@@ -310,119 +312,36 @@ class _Expander(BlockExpansion, SpecBoundary):
 
     def expand_single(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
                       index: int | None = None) -> Result:
-        if nd.op is not None:
-            return self.expand_op(name, nd, inputs, ctx, ypath, index)
-        if nd.block is not None:
-            return self.expand_block(name, nd, inputs, ctx, ypath, index)
-        if nd.scan is not None:
-            from .scan import expand_scan
-
-            return expand_scan(self, name, nd, inputs, ctx, ypath, index)
-        return self.expand_seq(name, nd, inputs, ctx, ypath, index)
-
-    def expand_op(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
-        src = ctx.source
-        env = ctx.env({"index": index} if index is not None else None)
-        here = ctx.namer.peek(name)
-        if is_expression(nd.op):
-            op_name = self.evaluate(nd.op, env, src, ypath + ("op",), here)
-            if not isinstance(op_name, str):
-                raise self.error("E204", f"`op` must name an op, found {op_name!r}", src, ypath + ("op",), path=here)
-            nd = nd.model_copy(update={"op": op_name})
-        op = get_op(nd.op)
-        if nd.op == "scan":
-            raise self.error("E302", "`op: scan` is made by the compiler; write `scan: <cell block>`", src, ypath + ("op",),
-                             hint="e.g. {scan: lstm_cell, hidden: 128} (docs/language.md, Recurrence)")
-        if op is None:
-            hint = did_you_mean(nd.op, op_names())
-            if self.spec.library.blocks.get(nd.op) is not None:
-                hint = f"'{nd.op}' is a block: write `block: {nd.op}`"
-            raise self.error("E302", f"unknown op '{nd.op}'", src, ypath + ("op",), path=here,
-                             hint=hint or "see `specgraph ops` for the list")
-        if nd.inline:
-            raise self.error("E204", "`inline` applies to block and seq nodes, not ops", src, ypath + ("inline",), key=True,
-                             path=here)
-        path = ctx.namer.name(name)
-        values = {}
-        failed = False
-        for key, raw in nd.extras.items():
-            try:
-                values[key] = self.evaluate(raw, env, src, ypath + (key,), path)
-            except Poisoned:
-                failed = True
-        if failed:
-            raise Poisoned()
+        what = (nd.op if nd.op is not None else f"block {nd.block}" if nd.block is not None else
+                f"scan {nd.scan}" if nd.scan is not None else "seq")
+        attempt = Attempt(ctx.namer.peek(name), str(what), tuple(inputs), tuple(ctx.scope))
+        self.observer.node_begun(attempt)
         try:
-            params = op.Params.model_validate(values)
-        except ValidationError as e:
-            self.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(
-                e, values, src, ypath, f"op {op.name}", allowed=tuple(op.Params.model_fields) + NODE_KEYS))
-            raise Poisoned()
-        location = src.location(ypath, key=True)
-        n_in = len(inputs)
-        if n_in < op.min_inputs or (op.max_inputs is not None and n_in > op.max_inputs):
-            want = (f"{op.min_inputs}" if op.max_inputs == op.min_inputs else
-                    f"at least {op.min_inputs}" if op.max_inputs is None else f"{op.min_inputs} to {op.max_inputs}")
-            raise self.error("E408", f"{op.name} takes {want} input(s), found {n_in}", None, path=path, location=location,
-                             hint="list its inputs with `from: [a, b]`" if n_in < op.min_inputs else None)
-        in_types = [v.type for v in inputs]
-        try:
-            op.check_dtypes(in_types)
-            out_types = op.infer(params, in_types)
-            ports = op.output_ports(params)
-        except ShapeError as e:
-            details = tuple(_relabel(d, inputs) for d in e.details) or tuple(f"{v.ref} -> {v.type}" for v in inputs)
-            hint = e.hint or shape_error_hint(self.g, op.name, params, inputs, e)
-            raise self.error(e.code, e.message, None, path=path, location=location, hint=hint, details=details)
-        self.check_dims(out_types, path, location)
-        for key, value in values.items():  # a weight's size (an embedding's `num`) is no output's dim
-            big = next((v for v in _ints(value) if abs(v) > self.limits.max_dim), None)
-            if big is not None:
-                raise self.error("E602", f"param '{key}' = {big} exceeds the limit {self.limits.max_dim}", src,
-                                 ypath + (key,), path=path, hint="raise it with --limit max_dim=N")
-        # The weights too: torch cannot even allocate an lstm of hidden 10**12. Only the built-in
-        # ops' counts are used, which are arithmetic (the default count builds the module).
-        if type(op).num_params is not Op.num_params and type(op).__module__.startswith("specgraph."):
-            weights = op.num_params(params, in_types)
-            if isinstance(weights, int) and weights > self.limits.max_numel:
-                raise self.error("E602", f"its weights have {weights} elements, over the limit {self.limits.max_numel}",
-                                 None, path=path, location=location, hint="raise it with --limit max_numel=N")
-        node = Node(path, op.name, params, list(inputs), dict(zip(ports, out_types)), location, ctx.scope)
-        self.add_node(node)
-        return {port: Value(path, port, t) for port, t in node.outputs.items()}
+            if nd.op is not None:
+                result = self.op_nodes.expand_op(name, nd, inputs, ctx, ypath, index)
+            elif nd.block is not None:
+                result = self.blocks.expand_block(name, nd, inputs, ctx, ypath, index)
+            elif nd.scan is not None:
+                from .scan import expand_scan
 
-    def check_dims(self, types: list[TensorType], path: str, location: Location) -> None:
-        for t in types:
-            numel = 1
-            for d in t.shape:
-                if isinstance(d, int):
-                    if d <= 0:
-                        raise self.error("E404", f"output shape {t} has a non-positive dim", None, path=path, location=location)
-                    if d > self.limits.max_dim:
-                        raise self.error("E602", f"dim {d} exceeds the limit {self.limits.max_dim}", None, path=path,
-                                         location=location, hint="raise it with --limit max_dim=N")
-                    numel *= d
-            if numel > self.limits.max_numel:
-                raise self.error("E602", f"output {t} has {numel} elements, over the limit {self.limits.max_numel}", None,
-                                 path=path, location=location, hint="raise it with --limit max_numel=N")
+                result = expand_scan(self, name, nd, inputs, ctx, ypath, index)
+            else:
+                result = self.blocks.expand_seq(name, nd, inputs, ctx, ypath, index)
+        except Poisoned:
+            self.observer.node_ended(attempt, failed=True)
+            raise
+        self.observer.node_ended(attempt, failed=False)
+        return result
 
     def add_node(self, node: Node) -> None:
         if node.path in self.g:
             raise self.error("E305", f"two nodes get the path '{node.path}'", None, path=node.path, location=node.location,
                              hint="an inline block or seq put a name that exists already into this scope")
-        if self.g.number_of_nodes() >= self.limits.max_graph_nodes:
+        if len(self.g) >= self.limits.max_graph_nodes:
             self.diags.add(Diagnostic("E601", f"the graph exceeds {self.limits.max_graph_nodes} nodes", node.location,
                                       path=node.path, hint="raise it with --limit max_graph_nodes=N"))
             raise SpecError(self.diags.items)
-        self.g.add_node(node.path, node=node, order=next(self.order))
-        for slot, v in enumerate(node.inputs):
-            if self.g.has_edge(v.node, node.path):
-                self.g.edges[v.node, node.path]["ports"].append((v.port, slot))
-            else:
-                self.g.add_edge(v.node, node.path, ports=[(v.port, slot)])
-
-    def add_scope(self, scope: Scope) -> None:
-        self.scopes[scope.path] = scope
+        self.g.add(node)
 
     # ---- references --------------------------------------------------------------------------
     def resolve_from(self, raw: Any, ctx: Ctx, ypath: tuple, path: str | None) -> list[Value]:
@@ -454,15 +373,6 @@ class _Expander(BlockExpansion, SpecBoundary):
                          hint=did_you_mean(port, result) or f"its outputs: {', '.join(result)}")
 
 
-def _ints(value: Any) -> Iterator[int]:
-    """The integers in a param value (lists searched, booleans left out)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _ints(v)
-
-
 def _refs(raw: Any) -> list[str]:
     if isinstance(raw, str):
         return [raw]
@@ -471,15 +381,3 @@ def _refs(raw: Any) -> list[str]:
     if isinstance(raw, dict):
         return [r for r in raw.values() if isinstance(r, str)]
     return []
-
-
-_INPUT_LABEL = re.compile(r"^input (\d+) -> ")
-
-
-def _relabel(detail: str, inputs: list[Value]) -> str:
-    """Replace an op's "input i -> [shape]" by the producing node's name."""
-    m = _INPUT_LABEL.match(detail)
-    if m and int(m.group(1)) < len(inputs):
-        return f"{inputs[int(m.group(1))].ref} -> " + detail[m.end():]
-    return detail
-

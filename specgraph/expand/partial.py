@@ -1,22 +1,22 @@
 """The graph of a spec that fails checking, up to its failures, for drawing.
 
 Expansion already goes on past a failing node (it is *poisoned*; independent nodes are still
-expanded) and only raises at the end.  This module runs the same expander with two hooks
-that record what a diagram needs and the compiler does not keep: which node failed, with
-which inputs, in which scope, and which outputs resolved.  No change to expand.py is needed;
-the hooks use its ``_Expander`` methods ``expand_single`` and ``outputs``, which
-tests/test_render.py exercises so that a change there is noticed.
+expanded) and only raises at the end.  This module watches the same expander through its
+public hook (:class:`~specgraph.expand.observer.ExpansionObserver`) and records what a
+diagram needs and the compiler does not keep: which node failed, with which inputs, in which
+scope, and which outputs resolved.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from . import expander as _expand
 from ..diagnostics import Diagnostic, SpecError
-from ..ir.graph import Graph, Value
+from ..ir.graph import Graph, OutputInfo, Value
 from ..lang.spec import Spec
+from .expander import Expander
+from .observer import Attempt, ExpansionObserver
+from .reporting import Poisoned
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Failure:
     """A node that could not be expanded: where it would sit, what fed it, and why."""
 
     path: str
-    what: str  # "conv2d", "block inception", "seq"
+    what: str  # "conv2d", "block inception", "scan lstm_cell", "seq"
     inputs: list[Value]
     scope: tuple[str, ...]
     diagnostics: list[Diagnostic]
@@ -55,57 +55,47 @@ def _key(d: Diagnostic) -> tuple:
     return (d.code, d.location, None if d.location else d.message)
 
 
-class _RecordingExpander(_expand._Expander):
-    def __init__(self, spec: Spec):
-        super().__init__(spec)
+class _Recorder(ExpansionObserver):
+    def __init__(self) -> None:
         self.failures: list[Failure] = []
-        self.claimed: set[int] = set()  # indices into `reported` already tied to a failure
-        self.resolved_outputs: list = []
         # Every diagnostic as reported, before the collector merges repeats of one mistake
         # in several block instances: each instance's failing node is drawn.
         self.reported: list[Diagnostic] = []
-        collect = self.diags.add
+        self.claimed: set[int] = set()  # indices into `reported` already tied to a failure
+        self.started: list[int] = []  # len(reported) when each open attempt began
+        self.outputs: list[OutputInfo] = []
 
-        def add(d: Diagnostic) -> None:
-            self.reported.append(d)
-            collect(d)
+    def diagnostic_reported(self, d: Diagnostic) -> None:
+        self.reported.append(d)
 
-        self.diags.add = add  # type: ignore[method-assign]
+    def node_begun(self, attempt: Attempt) -> None:
+        self.started.append(len(self.reported))
 
-    def expand_single(self, name: str, nd: Any, inputs: list[Value], ctx: Any, *args: Any, **kwargs: Any):
-        before = len(self.reported)
-        try:
-            return super().expand_single(name, nd, inputs, ctx, *args, **kwargs)
-        except _expand._Poisoned:
-            fresh = [i for i in range(before, len(self.reported))
-                     if i not in self.claimed and self.reported[i].severity == "error"]
-            if fresh:  # this node's own failure; a nested node's was claimed by its own call
-                self.claimed.update(fresh)
-                diags = [self.reported[i] for i in fresh]
-                path = next((d.path for d in diags if d.path), None) or _path_in(ctx, name)
-                what = nd.op if nd.op is not None else f"block {nd.block}" if nd.block is not None else "seq"
-                self.failures.append(Failure(path, str(what), list(inputs), tuple(ctx.scope), diags))
-            raise
+    def node_ended(self, attempt: Attempt, failed: bool) -> None:
+        before = self.started.pop()
+        if not failed:
+            return
+        fresh = [i for i in range(before, len(self.reported))
+                 if i not in self.claimed and self.reported[i].severity == "error"]
+        if fresh:  # this node's own failure; a nested node's was claimed when it ended
+            self.claimed.update(fresh)
+            diags = [self.reported[i] for i in fresh]
+            path = next((d.path for d in diags if d.path), None) or attempt.path
+            self.failures.append(Failure(path, attempt.what, list(attempt.inputs), attempt.scope, diags))
 
-    def outputs(self, ctx: Any):
-        self.resolved_outputs = super().outputs(ctx)
-        return self.resolved_outputs
-
-
-def _path_in(ctx: Any, name: str) -> str:
-    prefix = getattr(ctx.namer, "prefix", "")
-    return f"{prefix}.{name}" if prefix else name
+    def outputs_resolved(self, outputs: list[OutputInfo]) -> None:
+        self.outputs = list(outputs)
 
 
 def expand_partial(spec: Spec) -> PartialGraph:
     """Expand ``spec`` as far as it goes; never raises SpecError for expansion errors."""
-    ex = _RecordingExpander(spec)
+    recorder = _Recorder()
+    ex = Expander(spec, observer=recorder)
     try:
         graph = ex.run()
         return PartialGraph(graph, [], list(graph.warnings))
-    except (SpecError, _expand._Poisoned):
+    except (SpecError, Poisoned):
         pass
-    inputs = {p: d["node"].out for p, d in ex.g.nodes(data=True) if d["node"].op == "input"}
-    graph = Graph(spec.name, ex.g, inputs, ex.resolved_outputs, ex.scopes, {})
+    graph = ex.g.build(spec.name, recorder.outputs, {})
     diagnostics = SpecError(ex.diags.items).diagnostics  # sorted and merged as `check` reports them
-    return PartialGraph(graph, ex.failures, diagnostics)
+    return PartialGraph(graph, recorder.failures, diagnostics)

@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from ..ir.dims import TensorType
+from ..ir.tensor_type import TensorType
 from ..diagnostics import SpecError
 
 SIZE_CODES = ("E402", "E404")  # merges that disagree, windows that do not fit

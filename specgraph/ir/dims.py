@@ -1,4 +1,4 @@
-"""Tensor dimensions that may be symbolic, and the tensor type that shape inference passes.
+"""Tensor dimensions that may be symbolic.
 
 A dimension is an ``int`` or a :class:`Sym`.  A ``Sym`` is kept in the canonical form
 
@@ -186,28 +186,6 @@ def parse_dim(value: object) -> Dim:
     if isinstance(value, str) and SYMBOL_RE.match(value):
         return symbol(value)
     raise ValueError(f"a dimension is a positive integer or a symbol name, not {value!r}")
-
-
-@dataclass(frozen=True)
-class TensorType:
-    """The static type of a tensor: its shape (ints and symbols) and dtype name."""
-
-    shape: tuple[Dim, ...]
-    dtype: str = "float32"
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
-
-    def __str__(self) -> str:
-        return "[" + ", ".join(map(str, self.shape)) + "]"
-
-    def with_shape(self, shape: Iterable[Dim]) -> "TensorType":
-        return TensorType(tuple(shape), self.dtype)
-
-    def concrete(self, **sizes: int) -> tuple[int, ...]:
-        """The shape with symbols replaced by ``sizes`` (e.g. N=1), for counting MACs and bytes."""
-        return tuple(evaluate(d, sizes) for d in self.shape)
 
 
 def evaluate(d: Dim, sizes: dict[str, int]) -> int:

@@ -1,21 +1,36 @@
 """The Graph: the expanded, shape-inferred network that build, render and summary read.
 
-Nodes of the networkx DiGraph are node paths (``layer1.0.conv1``) and graph input names;
-each carries a :class:`Node` under the attribute ``node``.  Edges carry the list of
-``(port, slot)`` pairs they feed: the producer's output port and the consumer's input slot.
-Block and seq instances are recorded as :class:`Scope` objects, so a reader can draw
-clusters or collapse a block without re-running expansion.
+A Graph is frozen once built.  Its nodes are held in creation order, which is topological by
+construction (a node is added only after the nodes it reads), and each holds the Op *object*
+that computes it, so re-registering an op later cannot change an already-checked Graph.  Block
+and seq instances are recorded as :class:`Scope` objects, so a reader can draw clusters or
+collapse a block without re-running expansion.  Graphs are made only by a
+:class:`GraphBuilder`, and validated in one place (:meth:`Graph.__post_init__`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
 
 import networkx as nx
 
-from .dims import TensorType
 from ..diagnostics import Diagnostic, Location
+from .tensor_type import TensorType
+from .traits import Trait
+
+
+class _Shared:
+    """Immutable objects are shared, never copied: a deepcopy of an fx module (whose nodes carry
+    their spec Node in ``meta``) must not copy the whole network description with it."""
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 @dataclass(frozen=True)
@@ -31,18 +46,41 @@ class Value:
         return self.node if self.port == "out" else f"{self.node}.{self.port}"
 
 
-@dataclass
-class Node:
-    """One op application. ``op`` is 'input' for graph inputs (no params, no inputs)."""
+@dataclass(frozen=True, eq=False)
+class Node(_Shared):
+    """One op application, or a graph input (``op`` is None).
+
+    ``op`` is the Op instance (specgraph.ops) that computes it, ``params`` its validated params,
+    ``outputs`` port -> type in the op's port order, ``traits`` what the op promises for these
+    params and inputs (``Op.node_traits``).
+    """
 
     path: str
-    op: str
-    params: Any  # the op's validated params model (None for inputs)
-    inputs: list[Value]
-    outputs: dict[str, TensorType]  # port -> type
+    op: Any
+    params: Any
+    inputs: tuple[Value, ...]
+    outputs: Mapping[str, TensorType]
     location: Location | None = None
     scope: tuple[str, ...] = ()  # enclosing scope paths, outermost first
-    meta: dict[str, Any] = field(default_factory=dict)
+    traits: frozenset[Trait] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", MappingProxyType(dict(self.outputs)))
+        object.__setattr__(self, "scope", tuple(self.scope))
+
+    def __reduce__(self):
+        return (_node, (self.path, self.op, self.params, self.inputs, dict(self.outputs), self.location, self.scope,
+                        self.traits))
+
+    @property
+    def is_input(self) -> bool:
+        return self.op is None
+
+    @property
+    def op_name(self) -> str:
+        """The op's name as written in the spec (``input`` for a graph input)."""
+        return "input" if self.op is None else self.op.name
 
     @property
     def name(self) -> str:
@@ -53,60 +91,195 @@ class Node:
         return next(iter(self.outputs.values()))
 
 
-@dataclass
-class Scope:
+def _node(*args: Any) -> Node:
+    return Node(*args)
+
+
+@dataclass(frozen=True)
+class Scope(_Shared):
     """A block or seq instance: a named group of nodes (a cluster in diagrams)."""
 
     path: str
     kind: str  # "block" | "seq"
-    name: str  # block name, or "seq"
-    params: dict[str, Any] = field(default_factory=dict)
+    name: str  # block name, or "seq" / "repeat"
+    params: Mapping[str, Any] = field(default_factory=dict)
     location: Location | None = None
-    inputs: list[Value] = field(default_factory=list)
-    outputs: dict[str, Value] = field(default_factory=dict)
+    inputs: tuple[Value, ...] = ()
+    outputs: Mapping[str, Value] = field(default_factory=dict)
     parent: str | None = None
-    repeat_group: str | None = None  # set on copies made by `repeat:` (the group's path)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "params", dict(self.params))
+        object.__setattr__(self, "outputs", dict(self.outputs))
 
 
-@dataclass
+@dataclass(frozen=True)
 class OutputInfo:
     name: str
     value: Value
     train_only: bool = False
 
 
-@dataclass
-class Graph:
-    """The compiled network: node graph, scopes, inputs, outputs and resolved params."""
+@dataclass(frozen=True, eq=False)
+class Graph(_Shared):
+    """The compiled network: nodes in creation (= topological) order, scopes, inputs, outputs and
+    the resolved params.  Made by :meth:`GraphBuilder.build`; never changed afterwards."""
 
     name: str
-    nx: nx.DiGraph
-    inputs: dict[str, TensorType]
-    outputs: list[OutputInfo]
-    scopes: dict[str, Scope]
-    params: dict[str, Any]
-    warnings: list[Diagnostic] = field(default_factory=list)
+    node_map: Mapping[str, Node]
+    inputs: Mapping[str, TensorType]
+    outputs: tuple[OutputInfo, ...]
+    scopes: Mapping[str, Scope]
+    params: Mapping[str, Any]
+    warnings: tuple[Diagnostic, ...] = ()
+    dag: Any = field(default=None, repr=False)  # the networkx DiGraph of paths, frozen
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node_map", MappingProxyType(dict(self.node_map)))
+        object.__setattr__(self, "inputs", MappingProxyType(dict(self.inputs)))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "scopes", MappingProxyType(dict(self.scopes)))
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+        self._validate()
+        dag = self.dag if self.dag is not None else _dag(self.node_map.values())
+        object.__setattr__(self, "dag", nx.freeze(dag))
+
+    def _validate(self) -> None:
+        """Every node reads only nodes made before it, through ports they have, at their types;
+        every output and scope names what exists.  A failure is a bug of whoever built it."""
+        seen: dict[str, Node] = {}
+        for path, node in self.node_map.items():
+            if path != node.path:
+                raise ValueError(f"graph {self.name}: node {node.path!r} stored under {path!r}")
+            for v in node.inputs:
+                producer = seen.get(v.node)
+                if producer is None or producer.outputs.get(v.port) != v.type:
+                    raise ValueError(f"graph {self.name}: node {path!r} reads {v.ref!r}, which is not made before it "
+                                     f"with type {v.type}")
+            seen[path] = node
+        for name in self.inputs:
+            if name not in seen or not seen[name].is_input:
+                raise ValueError(f"graph {self.name}: input {name!r} has no input node")
+        for o in self.outputs:
+            if o.value.node not in seen or o.value.port not in seen[o.value.node].outputs:
+                raise ValueError(f"graph {self.name}: output {o.name!r} names {o.value.ref!r}, which does not exist")
+        for scope in self.scopes.values():
+            if scope.parent is not None and scope.parent not in self.scopes:
+                raise ValueError(f"graph {self.name}: scope {scope.path!r} has the unknown parent {scope.parent!r}")
+
+    def __reduce__(self):
+        return (Graph, (self.name, dict(self.node_map), dict(self.inputs), self.outputs, dict(self.scopes),
+                        dict(self.params), self.warnings))
+
+    # ---- reading ----------------------------------------------------------------------------
+    @property
+    def nx(self) -> nx.DiGraph:
+        """The frozen networkx DiGraph of node paths (edges from producer to consumer)."""
+        return self.dag
 
     def node(self, path: str) -> Node:
-        return self.nx.nodes[path]["node"]
+        return self.node_map[path]
 
-    def nodes(self) -> Iterator[Node]:
-        """Every node, graph inputs first, in a topological order (stable: creation order)."""
-        for path in nx.lexicographical_topological_sort(self.nx, key=self._order_key):
-            yield self.nx.nodes[path]["node"]
+    @cached_property
+    def _nodes(self) -> tuple[Node, ...]:
+        return tuple(self.node_map.values())
 
-    def op_nodes(self) -> Iterator[Node]:
-        return (n for n in self.nodes() if n.op != "input")
+    def nodes(self) -> tuple[Node, ...]:
+        """Every node, graph inputs first, in creation order (a topological order)."""
+        return self._nodes
 
-    def _order_key(self, path: str) -> int:
-        return self.nx.nodes[path]["order"]
+    @cached_property
+    def _op_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self._nodes if not n.is_input)
+
+    def op_nodes(self) -> tuple[Node, ...]:
+        return self._op_nodes
 
     def __len__(self) -> int:
-        return self.nx.number_of_nodes()
+        return len(self.node_map)
 
-    def __contains__(self, path: str) -> bool:
-        return path in self.nx
+    def __contains__(self, path: object) -> bool:
+        return path in self.node_map
 
     @property
     def has_train_only_outputs(self) -> bool:
         return any(o.train_only for o in self.outputs)
+
+    @property
+    def eval_outputs(self) -> tuple[OutputInfo, ...]:
+        """The outputs of eval mode: every output that is not training-only."""
+        return tuple(o for o in self.outputs if not o.train_only)
+
+    def needed_by(self, outputs: Iterable[OutputInfo] | None = None) -> set[str]:
+        """The paths that ``outputs`` (default: every output) need: their nodes and all ancestors."""
+        needed: set[str] = set()
+        for o in self.outputs if outputs is None else outputs:
+            if o.value.node not in needed:
+                needed.add(o.value.node)
+                needed |= nx.ancestors(self.dag, o.value.node)
+        return needed
+
+    def with_warnings(self, warnings: Iterable[Diagnostic]) -> "Graph":
+        return replace(self, warnings=tuple(warnings))
+
+
+def _dag(nodes: Iterable[Node]) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for node in nodes:
+        g.add_node(node.path)
+        for v in node.inputs:
+            g.add_edge(v.node, node.path)
+    return g
+
+
+class GraphBuilder:
+    """Collects nodes and scopes while a graph is being made; :meth:`build` freezes them.
+
+    Nodes are added after the nodes they read (so creation order is topological); a scope's
+    outputs are known only when its nodes are, so :meth:`finish_scope` records them later.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.scopes: dict[str, Scope] = {}
+        self.dag = nx.DiGraph()
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.nodes
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def node(self, path: str) -> Node:
+        return self.nodes[path]
+
+    def add_input(self, name: str, type: TensorType, location: Location | None = None) -> Node:
+        return self.add(Node(name, None, None, (), {"out": type}, location))
+
+    def add(self, node: Node) -> Node:
+        if node.path in self.nodes:
+            raise ValueError(f"a node with the path {node.path!r} exists already")
+        self.nodes[node.path] = node
+        self.dag.add_node(node.path)
+        for v in node.inputs:
+            self.dag.add_edge(v.node, node.path)
+        return node
+
+    def ancestors(self, path: str) -> set[str]:
+        return nx.ancestors(self.dag, path)
+
+    def add_scope(self, scope: Scope) -> None:
+        self.scopes[scope.path] = scope
+
+    def finish_scope(self, path: str, outputs: Mapping[str, Value]) -> None:
+        self.scopes[path] = replace(self.scopes[path], outputs=dict(outputs))
+
+    def build(self, name: str, outputs: Iterable[OutputInfo], params: Mapping[str, Any],
+              warnings: Iterable[Diagnostic] = ()) -> Graph:
+        inputs = {n.path: n.out for n in self.nodes.values() if n.is_input}
+        return Graph(name, self.nodes, inputs, tuple(outputs), self.scopes, params, tuple(warnings), self.dag)
+
+
+__all__ = ["Value", "Node", "Scope", "OutputInfo", "Graph", "GraphBuilder"]

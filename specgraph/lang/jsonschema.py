@@ -16,16 +16,15 @@ import json
 from typing import Any, Mapping
 
 from ..ir.dims import SYMBOL_RE
-from ..expand.expander import DTYPES, NAME_RE
-from ..ops.base import Op
-from ..ops.registry import all_ops
-from .spec import FORMAT_VERSION, TYPE_NAMES
-from ..train.config import train_schema
+from ..ir.traits import Trait
+from .document import DTYPES, FORMAT_VERSION
+from .names import NAME_RE
+from .params import TYPE_NAMES
+
+Op = Any  # an op instance (specgraph.ops.Op): its name, Params model, docstring and traits
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 EXPR = {"$ref": "#/definitions/expression"}
-# Made by the compiler from a `scan:` node; `op: scan` in a spec is an error (E302).
-COMPILER_MADE_OPS = frozenset({"scan"})
 # pydantic writes a bound on a union (Probability, a Float with gt=0) under these names.
 _PYDANTIC_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
 COMMON_NODE_KEYS = ("from", "when", "repeat", "doc")
@@ -35,11 +34,6 @@ KIND_KEYS = {"op": (), "block": ("inline",), "seq": ("inline",), "scan": ("init"
 def _doc(text: str, **schema: Any) -> dict[str, Any]:
     """`schema` with a description; yaml-language-server shows markdownDescription on hover."""
     return {**schema, "description": text, "markdownDescription": text}
-
-
-def builtin_ops() -> dict[str, Op]:
-    """The ops specgraph itself defines (not those registered by user code or plugins)."""
-    return {n: op for n, op in all_ops().items() if type(op).__module__.split(".")[0] == "specgraph"}
 
 
 # ---- op params: pydantic's schema, with `$` expressions accepted at every value ----------
@@ -192,12 +186,13 @@ def _inputs() -> dict[str, Any]:
                 type="object", additionalProperties={"anyOf": [shape, typed]})
 
 
-def language_schema(ops: Mapping[str, Op] | None = None) -> dict[str, Any]:
-    """The JSON Schema (draft-07) of a spec document, for `ops` (default: every registered op)."""
-    ops = all_ops() if ops is None else ops
+def language_schema(ops: Mapping[str, Op], train: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON Schema (draft-07) of a spec document, for ``ops`` (name -> op) and the schema of
+    the ``train:`` section (specgraph.train.config.train_schema); specgraph.api puts them together.
+    Ops the compiler makes (``Trait.COMPILER_MADE``, the scan) cannot be written, so are left out."""
     definitions: dict[str, Any] = {}
     rules, names, docs = [], [], []
-    for name in sorted(set(ops) - COMPILER_MADE_OPS):
+    for name in sorted(n for n, op in ops.items() if Trait.COMPILER_MADE not in op.traits):
         rule, doc = _op_rule(name, ops[name], definitions)
         rules.append(rule)
         names.append(name)
@@ -234,12 +229,12 @@ def language_schema(ops: Mapping[str, Op] | None = None) -> dict[str, Any]:
                                   "`{from, train_only, when}` (default: the last node).",
                                   {"anyOf": [{"type": "string"}, output]}),
             "train": _doc("Training settings (`specgraph train`, docs/training.md); the command line overrides them.",
-                          **{k: v for k, v in train_schema().items() if k != "description"}),
+                          **{k: v for k, v in train.items() if k != "description"}),
         },
         "definitions": {**definitions, "block": _block()},
     }
 
 
-def schema_text(ops: Mapping[str, Op] | None = None) -> str:
+def schema_text(ops: Mapping[str, Op], train: Mapping[str, Any]) -> str:
     """`language_schema` as the JSON text `specgraph schema` prints (stable: sorted ops, ASCII)."""
-    return json.dumps(language_schema(ops), indent=2) + "\n"
+    return json.dumps(language_schema(ops, train), indent=2) + "\n"

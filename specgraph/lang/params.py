@@ -1,6 +1,6 @@
 """Binding params: top-level params with `--set` overrides, and block params at each instance.
 
-Both follow the declarations parsed by :func:`specgraph.spec.parse_param_decls`: unknown
+Both follow the declarations parsed by :func:`parse_param_decls`: unknown
 names get a "did you mean", missing required params and wrong types are errors, and a
 default may be an expression over the params bound before it.
 """
@@ -8,12 +8,75 @@ default may be an expression over the params bound before it.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from ..diagnostics import Diagnostic, Location, did_you_mean
+from ..diagnostics import Diagnostic, Diagnostics, Location, did_you_mean
 from .expr import ExprError, evaluate, is_expression
 from .limits import Limits
-from .spec import ParamDecl, coercion_hint
+from .marked_yaml import Source
+from .validation import coercion_hint
+
+TYPE_NAMES = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "any": object}
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    """A declared param: its type name and default (``required`` when it has none)."""
+
+    name: str
+    type: str
+    default: Any = None
+    required: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        if self.type == "any" or value is None and not self.required:
+            return True
+        if self.type == "float":
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.type == "int":
+            return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, TYPE_NAMES[self.type])
+
+
+def _type_name_of(value: Any) -> str:
+    for name, typ in TYPE_NAMES.items():
+        if name != "any" and type(value) is typ:
+            return name
+    return "any"
+
+
+def parse_param_decls(raw: dict[str, Any], source: Source, base: tuple, diags: Diagnostics) -> dict[str, ParamDecl]:
+    """`{width: int, stride: 1, act: {type: str, default: relu}}` -> ParamDecls.
+
+    A bare type name declares a required param; any other value is a default whose type it
+    gives; a mapping with `type` and/or `default` says both explicitly.
+    """
+    decls: dict[str, ParamDecl] = {}
+    for name, value in raw.items():
+        where = source.location(base + (name,))
+        if isinstance(value, str) and value in TYPE_NAMES:
+            decls[name] = ParamDecl(name, value, required=True)
+        elif isinstance(value, dict) and value and set(value) <= {"type", "default", "doc"}:
+            typ = value.get("type")
+            if typ is not None and typ not in TYPE_NAMES:
+                diags.add(Diagnostic("E204", f"param '{name}' has unknown type {typ!r}", where,
+                                     hint=f"types are {', '.join(TYPE_NAMES)}"))
+                continue
+            if "default" in value:
+                default = value["default"]
+                decl = ParamDecl(name, typ or _type_name_of(default), default)
+                if not decl.accepts(default):
+                    diags.add(Diagnostic("E203", f"param '{name}': default {default!r} is not {'an' if decl.type == 'int' else 'a'} {decl.type}",
+                                         source.location(base + (name, "default"))))
+                    continue
+                decls[name] = decl
+            else:
+                decls[name] = ParamDecl(name, typ or "any", required=True)
+        else:
+            decls[name] = ParamDecl(name, _type_name_of(value), value)
+    return decls
 
 
 def bind_params(decls: dict[str, ParamDecl], given: dict[str, Any], *, owner: str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Literal
 
+from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Float, Int, Op, OpParams, normalize_dim
 from .registry import register_op
 
@@ -20,6 +21,7 @@ class _Activation(Op):
     category = "activation"
     function = ""
     input_dtypes = FLOAT_DTYPES  # torch computes most of them in floating point only
+    traits = frozenset({Trait.ROW_WISE})
 
     def kwargs(self, p) -> dict[str, Any]:
         return {}
@@ -42,6 +44,15 @@ class ReLU(_Activation):
     name = "relu"
     function = "torch.relu"
     input_dtypes = None  # integers too
+    traits = frozenset({Trait.ROW_WISE, Trait.INPLACE_SAFE})
+
+    def make_in_place(self, fx_node):
+        import torch
+
+        if fx_node.op != "call_function" or fx_node.target is not torch.relu or fx_node.kwargs or len(fx_node.args) != 1:
+            return False
+        fx_node.target = torch.relu_
+        return True
 
 
 @register_op
@@ -124,6 +135,11 @@ class _Softmax(_Activation):
         normalize_dim(p.dim, inputs[0].rank)  # E405 when out of range
         return [inputs[0]]
 
+    def node_traits(self, p, inputs):
+        # normalised along the batch dim, rows are not independent
+        batch_wise = normalize_dim(p.dim, inputs[0].rank) == 0
+        return self.traits - {Trait.ROW_WISE} if batch_wise else self.traits
+
     def kwargs(self, p):
         return {"dim": p.dim}
 
@@ -133,6 +149,7 @@ class Softmax(_Softmax):
     """exp(x) / sum(exp(x)) along dim."""
     name = "softmax"
     function = "torch.softmax"
+    traits = frozenset({Trait.ROW_WISE, Trait.PROBABILITIES})
 
 
 @register_op
@@ -140,3 +157,4 @@ class LogSoftmax(_Softmax):
     """log(softmax(x)) along dim, computed stably."""
     name = "log_softmax"
     function = "torch.log_softmax"
+    traits = frozenset({Trait.ROW_WISE, Trait.LOG_PROBABILITIES})

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from math import prod
 from typing import Literal, Union
 
 from ..ir.dims import Dim, add, floordiv
-from .base import FLOAT_DTYPES, Bool, IntPair, NonNegativePair, Op, OpParams, PositiveInt, ShapeError, pair
+from .base import FLOAT_DTYPES, Bool, IntPair, NonNegativePair, Op, OpParams, PositiveInt, ShapeError, pair, size_text
 from .registry import register_op
-from .shape import batch1, check_positive, expect_rank, known_dim
+from .rules import batch1, check_positive, expect_rank, known_dim
 
 
 def window_out(size: Dim, kernel: int, stride: int, padding: int, dilation: int = 1,
@@ -33,48 +32,6 @@ def geometry_hint(kernel, stride, padding, dilation=(1, 1)) -> str:
     return (f"the window (kernel {kernel}, stride {stride}, padding {padding}, dilation "
             f"{dilation}) does not fit the input; use a smaller kernel/stride, more padding, "
             f"or a larger input")
-
-
-CHANNEL_BLOCK = 16  # oneDNN's nChw16c layout on AVX-512
-
-
-def _uses_onednn(p, x_shape: tuple[int, ...], threads: int) -> bool:
-    """ATen's choice between oneDNN and its own im2col convolution for a float32 CPU input
-    (``use_mkldnn`` in aten/src/ATen/native/Convolution.cpp)."""
-    n, c, h, w = x_shape
-    kh, kw = pair(p.kernel)
-    stride, dilation = pair(getattr(p, "stride", 1)), pair(getattr(p, "dilation", 1))
-    groups = getattr(p, "groups", 1)
-    one_by_one = (kh, kw) == (1, 1) and stride == (1, 1) and dilation == (1, 1)
-    return ((not one_by_one or n >= 16 or threads > 1)
-            and (groups > 1 or (kh > 3 and kw > 3) or n > 1 or n * c * h * w > 20480))
-
-
-def _blocked_bytes(t) -> int:
-    """Bytes of ``t`` in oneDNN's channel-blocked layout (channels rounded up to the block)."""
-    n, c, *spatial = t.shape
-    return n * -(-c // CHANNEL_BLOCK) * CHANNEL_BLOCK * prod(spatial) * t.itemsize
-
-
-def conv_scratch_bytes(p, inputs, outputs, ctx) -> int:
-    """A convolution's scratch on CPU (see Op.scratch_bytes).  oneDNN reorders the weight, and
-    the input or the result through a channel-blocked buffer (one at a time, so the larger
-    counts), on every call; ATen's own kernel unfolds the input into columns
-    [N, C*kh*kw, H_out*W_out] (none for 1x1)."""
-    x, out = inputs[0], outputs[0]
-    if _uses_onednn(p, x.shape, ctx.threads):
-        # A first layer's few input channels are read as they are; wider inputs are reordered.
-        reordered = _blocked_bytes(x) if x.shape[1] >= CHANNEL_BLOCK else 0
-        return max(reordered, _blocked_bytes(out)) + ctx.param_bytes
-    kh, kw = pair(p.kernel)
-    if (kh, kw) == (1, 1) and pair(p.stride) == (1, 1) and pair(p.padding) == (0, 0):
-        return 0
-    n, c, *spatial = out.shape
-    return n * x.shape[1] * kh * kw * prod(spatial) * out.itemsize
-
-
-def _size_text(v: tuple[int, int]) -> str:
-    return str(v[0]) if v[0] == v[1] else f"({v[0]},{v[1]})"
 
 
 @register_op
@@ -159,8 +116,8 @@ class Conv2d(Op):
         # weight_norm splits the weight into direction v (same size) and one gain per out channel
         return weight + (p.out if p.weight_norm else 0) + (p.out if p.bias else 0)
 
-    def scratch_bytes(self, p, inputs, outputs, ctx):
-        return conv_scratch_bytes(p, inputs, outputs, ctx)
+    def resize_reason(self, p):
+        return f"has kernel {p.kernel} with padding {p.padding}"
 
     def macs(self, p, inputs, outputs):
         out = batch1(outputs[0])
@@ -174,12 +131,12 @@ class Conv2d(Op):
         k = pair(p.kernel)
         text = f"{k[0]}×{k[1]}"
         if pair(p.stride) != (1, 1):
-            text += f" /{_size_text(pair(p.stride))}"
+            text += f" /{size_text(pair(p.stride))}"
         if pair(p.dilation) != (1, 1):
-            text += f" d{_size_text(pair(p.dilation))}"
+            text += f" d{size_text(pair(p.dilation))}"
         if p.groups != 1:
             text += f" g{p.groups}"
         return f"{text}, {p.out}"
 
 
-__all__ = ["Conv2d", "window_out", "geometry_hint", "conv_scratch_bytes"]
+__all__ = ["Conv2d", "window_out", "geometry_hint"]

@@ -6,9 +6,10 @@ the way users expect.
 
 from __future__ import annotations
 
+from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Op, OpParams, Probability
 from .registry import register_op
-from .shape import expect_rank
+from .rules import expect_rank
 
 
 class _DropoutParams(OpParams):
@@ -17,7 +18,7 @@ class _DropoutParams(OpParams):
 
 class _Dropout(Op):
     category = "dropout"
-    storage = "input"  # in eval mode torch hands the input back
+    traits = frozenset({Trait.IDENTITY_IN_EVAL})  # in eval mode torch hands the input back
     input_dtypes = FLOAT_DTYPES
     Params = _DropoutParams
     module = ""

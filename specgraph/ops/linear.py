@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Bool, Op, OpParams, PositiveInt, ShapeError
 from .registry import register_op
-from .shape import batch1, known_dim
+from .rules import batch1, known_dim
 
 RANK_HINT = "insert {op: flatten} before this node (linear acts on the last dim only)"
 
@@ -20,6 +21,7 @@ class Linear(Op):
     name = "linear"
     input_dtypes = FLOAT_DTYPES
     category = "linear"
+    traits = frozenset({Trait.ROW_WISE})
 
     class Params(OpParams):
         out: PositiveInt

@@ -1,8 +1,8 @@
 """Ops joining several tensors (add, mul, concat) and splitting one into named ports
 (chunk, split).
 
-Errors about disagreeing inputs list every input's full shape as ``input {i} -> [..]``
-lines in ``details``; the compiler swaps the ``input {i}`` labels for node names.
+Errors about disagreeing inputs list every input's full shape as an ``InputDetail`` each;
+the compiler writes them with the producing nodes' names.
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ from typing import Annotated, Optional
 from pydantic import Field, field_validator, model_validator
 
 from ..ir.dims import Dim, add, floordiv, is_concrete
-from .base import Int, Op, OpParams, PositiveInt, ShapeError, Str, TensorType, normalize_dim
+from ..ir.traits import Trait
+from .base import Int, Op, OpParams, PositiveInt, ShapeError, Str, TensorType, input_details, normalize_dim
 from .registry import register_op
 
 CHANNEL_HINT = ("the branches give different channel counts; a 1×1 conv2d (projection) on "
                 "the shorter path fixes it")
 PORT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def input_details(inputs: list[TensorType]) -> tuple[str, ...]:
-    return tuple(f"input {i} -> {t}" for i, t in enumerate(inputs))
 
 
 def _disagree(op: str, axis: int, found: list[Dim], inputs, why: str) -> ShapeError:
@@ -52,6 +49,13 @@ def broadcast_shape(op: str, inputs: list[TensorType]) -> tuple[Dim, ...]:
     return tuple(out)
 
 
+def _row_wise_unless_batch(op: Op, p, inputs) -> frozenset[Trait]:
+    """An op along ``p.dim`` is row-wise unless that dim is the batch (dim 0)."""
+    if normalize_dim(p.dim, inputs[0].rank) == 0:
+        return op.traits - {Trait.ROW_WISE}
+    return op.traits
+
+
 class _Broadcasting(Op):
     """Elementwise over 2+ inputs with broadcasting. Shape: broadcast of the input shapes."""
 
@@ -59,6 +63,7 @@ class _Broadcasting(Op):
     min_inputs = 2
     max_inputs = None
     function = operator.add
+    traits = frozenset({Trait.ROW_WISE, Trait.MERGE})
 
     def infer(self, p, inputs):
         return [inputs[0].with_shape(broadcast_shape(self.name, inputs))]
@@ -76,6 +81,15 @@ class Add(_Broadcasting):
 
     name = "add"
     function = operator.add
+    traits = frozenset({Trait.ROW_WISE, Trait.MERGE, Trait.INPLACE_SAFE})
+
+    def make_in_place(self, fx_node):
+        # `a + b` -> `a.add_(b)`: a binary add only (a chain's later adds read a fresh sum anyway)
+        if fx_node.op != "call_function" or fx_node.target is not operator.add or fx_node.kwargs \
+                or len(fx_node.args) != 2:
+            return False
+        fx_node.op, fx_node.target = "call_method", "add_"
+        return True
 
 
 @register_op
@@ -102,6 +116,10 @@ class Concat(Op):
     name = "concat"
     category = "merge"
     max_inputs = None
+    traits = frozenset({Trait.ROW_WISE, Trait.MERGE})
+
+    def node_traits(self, p, inputs):
+        return _row_wise_unless_batch(self, p, inputs)
 
     class Params(OpParams):
         dim: Int = 1
@@ -160,7 +178,10 @@ class Chunk(Op):
 
     name = "chunk"
     category = "split"
-    storage = "view"  # slices of the input
+    traits = frozenset({Trait.ROW_WISE, Trait.VIEW})  # slices of the input
+
+    def node_traits(self, p, inputs):
+        return _row_wise_unless_batch(self, p, inputs)
 
     def view_strides(self, p, shape, strides, out_shape):
         return strides
@@ -209,7 +230,10 @@ class Split(Op):
 
     name = "split"
     category = "split"
-    storage = "view"  # slices of the input
+    traits = frozenset({Trait.ROW_WISE, Trait.VIEW})  # slices of the input
+
+    def node_traits(self, p, inputs):
+        return _row_wise_unless_batch(self, p, inputs)
 
     def view_strides(self, p, shape, strides, out_shape):
         return strides

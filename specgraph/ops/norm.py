@@ -11,9 +11,10 @@ from typing import Annotated, Optional
 from pydantic import Field
 
 from ..ir.dims import product
+from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Bool, Float, Op, OpParams, PositiveInt, Probability, ShapeError
 from .registry import register_op
-from .shape import expect_rank, known_dim
+from .rules import expect_rank, known_dim
 
 Eps = Annotated[Float, Field(gt=0)]
 
@@ -78,6 +79,11 @@ class LayerNorm(Op):
     name = "layernorm"
     category = "norm"
     input_dtypes = FLOAT_DTYPES
+    traits = frozenset({Trait.ROW_WISE})
+
+    def node_traits(self, p, inputs):
+        # normalising over every dim, the batch included, mixes rows
+        return self.traits if p.dims < inputs[0].rank else frozenset()
 
     class Params(OpParams):
         dims: PositiveInt = 1

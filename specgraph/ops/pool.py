@@ -5,24 +5,17 @@ Pools have no weights and no train/eval behaviour, so they are emitted as functi
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 from .base import FLOAT_DTYPES, Bool, IntPair, NonNegativePair, Op, OpParams, ShapeError, pair
 from .conv import geometry_hint, window_out
 from .registry import register_op
-from .shape import check_positive, expect_rank
+from .rules import check_positive, expect_rank
 
 
 def _text(v) -> str:
     a, b = pair(v)
     return str(a) if a == b else f"({a},{b})"
-
-
-def indices_bytes(out) -> int:
-    """Max pooling's scratch: torch runs the ``*_with_indices`` kernel and drops the int64
-    indices, one per output element."""
-    return math.prod(out.shape) * 8
 
 
 class _WindowPool(Op):
@@ -55,6 +48,9 @@ class _WindowPool(Op):
             hw.append(size)
         return [t.with_shape((*t.shape[:2], *hw))]
 
+    def resize_reason(self, p):
+        return f"uses ceil_mode: {str(p.ceil_mode).lower()} and padding: {p.padding}"
+
     def describe(self, p):
         k, s, _, d = self._geometry(p)
         text = f"{k[0]}×{k[1]}"
@@ -70,9 +66,6 @@ class MaxPool2d(_WindowPool):
     """Max over k×k windows. Shape: [N, C, H, W] -> [N, C, H', W'] (see _WindowPool)."""
 
     name = "maxpool2d"
-
-    def scratch_bytes(self, p, inputs, outputs, ctx):
-        return indices_bytes(outputs[0])
 
     class Params(OpParams):
         kernel: IntPair
@@ -151,7 +144,4 @@ class AdaptiveMaxPool2d(_AdaptivePool):
     """Adaptive max pooling. Shape: [N, C, H, W] -> [N, C, size_h, size_w]."""
 
     name = "adaptive_maxpool2d"
-
-    def scratch_bytes(self, p, inputs, outputs, ctx):
-        return indices_bytes(outputs[0])
     function = "adaptive_max_pool2d"

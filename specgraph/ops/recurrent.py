@@ -10,17 +10,19 @@ load with ``strict=True`` at the node's path.
 
 from __future__ import annotations
 
-from typing import Annotated, Callable, ClassVar, Literal, Optional
+from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from ..ir.dims import Dim, TensorType, is_concrete, mul
-from .base import Bool, Float, Int, NonNegativeInt, Op, OpParams, PositiveInt, Probability, ShapeError
+from ..ir.dims import Dim, is_concrete, mul
+from ..ir.tensor_type import TensorType
+from ..ir.traits import Trait
+from .base import (FLOAT_DTYPES, Bool, Float, InputDetail, Int, NonNegativeInt, Op, OpParams, PositiveInt, Probability,
+                   ShapeError)
 from .registry import register_op
-from .shape import expect_rank, known_dim
+from .rules import expect_rank, known_dim
 
 INDEX_DTYPES = ("int64", "int32")
-FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
 EMBED_HINT = "token ids need an embedding first, e.g. {op: embedding, num: <vocabulary size>, dim: 64}"
 DROPOUT_ONE_LAYER = ("dropout acts between stacked layers, so with num_layers 1 it would do "
                      "nothing; drop it, or use a dropout / variational_dropout node on the "
@@ -43,6 +45,7 @@ class Embedding(Op):
 
     name = "embedding"
     category = "embedding"
+    traits = frozenset({Trait.ROW_WISE, Trait.EMBEDDING})
 
     class Params(OpParams):
         num: PositiveInt  # vocabulary size
@@ -81,8 +84,10 @@ class Embedding(Op):
         import torch
         if p.weight_init == "normal" and p.weight_scale in (None, 1):  # torch's own init: a plain nn.Embedding
             return torch.nn.Embedding(p.num, p.dim, padding_idx=p.padding_idx, max_norm=p.max_norm)
+        from .torch_modules import SpecEmbedding
+
         scale = 1.0 if p.weight_scale is None else float(p.weight_scale)
-        return torch_class(__name__, "SpecEmbedding")(p.num, p.dim, padding_idx=p.padding_idx,
+        return SpecEmbedding(p.num, p.dim, padding_idx=p.padding_idx,
                                                       max_norm=p.max_norm, weight_init=p.weight_init,
                                                       weight_scale=scale)
 
@@ -125,6 +130,7 @@ class _Recurrent(Op):
 
     category = "recurrent"
     min_inputs = 1
+    traits = frozenset({Trait.LOOPS_OVER_TIME})
     gates: ClassVar[int] = 1
     states: ClassVar[tuple[str, ...]] = ("h",)
 
@@ -135,6 +141,9 @@ class _Recurrent(Op):
     @staticmethod
     def directions(p) -> int:
         return 2 if p.bidirectional else 1
+
+    def time_axis(self, p) -> int:
+        return 1 if p.batch_first else 0
 
     def out_size(self, p) -> int:
         """The hidden state's size (the projection's, for an lstm with proj_size)."""
@@ -178,7 +187,7 @@ class _Recurrent(Op):
                 size = "proj_size" if want.shape[2] != p.hidden else "hidden"
                 raise ShapeError(
                     f"{self.name} initial state {name}0 is {have}, expected {want}", code="E402",
-                    details=tuple(f"input {i} -> {t}" for i, t in enumerate(inputs)),
+                    details=tuple(InputDetail(i, str(t)) for i, t in enumerate(inputs)),
                     hint=f"{name}0 is [num_layers × directions, batch, {size}] = "
                          f"[{p.num_layers} × {self.directions(p)}, {want.shape[1]}, "
                          f"{want.shape[2]}], its batch that of the sequence")
@@ -219,70 +228,6 @@ class _Recurrent(Op):
         step = sum(layers * self.directions(p) * (g * h * (size + h_out) + self._extra_per_direction(p))
                    for size, layers in self._layer_inputs(p, inputs))
         return time * step
-
-    # ---- memory (eval mode, CPU; see Op.scratch_bytes) ------------------------------------------
-    def uses_onednn(self, p, x) -> bool:
-        """ATen runs a float32 lstm without projection through oneDNN's RNN primitive
-        (``lstm_mkldnn_stub``); rnn, gru and a projected lstm through its own cell loop."""
-        return False
-
-    def scratch_bytes(self, p, inputs, outputs, ctx):
-        """Replays the CPU kernel's allocations (measured with the profiler on torch 2.x):
-
-        - the module's zero initial states when none are given;
-        - ATen's loop (aten/src/ATen/native/RNN.cpp): per layer and direction, the input
-          projection for all steps [T, N, gates*H] (after a contiguous copy of a batch-first
-          input with N > 1), every step's state kept, then stacked; per step the hidden
-          projection [N, gates*H] and the cell's temporaries; the projection of the previous
-          direction is still held while the next one's is computed; a bidirectional layer
-          concatenates its two outputs;
-        - oneDNN (lstm): a contiguous [T, N, F] input; per layer and direction the output and
-          final states, the summed bias, the weights reordered (every call) and the RNN
-          scratchpad: the gates of all steps plus state buffers, fitted to the measured size as
-          ``T·max(N, 2)·(gates·H + 3H/8)`` floats + 20 KiB.
-        Finally the per-layer states are stacked into [L·D, N, H]."""
-        x = inputs[0]
-        item = x.itemsize
-        n, steps, features = (x.shape[0], x.shape[1], x.shape[2]) if p.batch_first else (x.shape[1], x.shape[0], x.shape[2])
-        dirs, layers, g, h, h_out = self.directions(p), p.num_layers, self.gates, p.hidden, self.out_size(p)
-        onednn = self.uses_onednn(p, x)
-        a = _allocations()
-        zeros = [a.alloc(layers * dirs * n * size * item) for size in self.state_sizes(p)] if len(inputs) == 1 else []
-        copy = p.batch_first and n > 1 and steps > 1  # the batch-first input is transposed: a copy where it is not contiguous
-        held = a.alloc(steps * n * features * item) if onednn and copy else 0
-        finals: list[int] = []
-        layer_in = 0  # the previous layer's output (the first layer reads x)
-        for layer in range(layers):
-            size = features if layer == 0 else dirs * h_out
-            outs: list[int] = []
-            lingering, steps_kept = 0, []
-            for _ in range(dirs):
-                if onednn:
-                    outs.append(a.alloc(steps * n * h * item))
-                    finals += [a.alloc(n * h * item), a.alloc(n * h * item)]
-                    scratchpad = item * steps * max(n, 2) * (g * h + 3 * h // 8) + 20 * 1024
-                    a.free(a.alloc((g * h if p.bias else 0) * item) + a.alloc(g * h * size * item)
-                           + a.alloc(g * h * h * item) + a.alloc(scratchpad))
-                    continue
-                clone = a.alloc(steps * n * size * item) if layer == 0 and copy else 0
-                projected = a.alloc(steps * n * g * h * item)
-                a.free(clone, lingering)
-                steps_kept.append(a.alloc(steps * n * h_out * item))  # every step's state, until the layer ends
-                a.free(a.alloc(n * (g * h + 2 * h) * item))  # one step's hidden projection and temporaries
-                finals += [a.alloc(n * size * item) for size in self.state_sizes(p)[1:]]  # an lstm's c
-                outs.append(a.alloc(steps * n * h_out * item))  # stacked
-                lingering = projected
-            if dirs > 1:
-                joined = a.alloc(steps * n * dirs * h_out * item)
-                a.free(*outs)
-                outs = [joined]
-            a.free(lingering, *steps_kept)
-            a.free(layer_in)
-            layer_in = outs[0]
-        for size in self.state_sizes(p):
-            a.alloc(layers * dirs * n * size * item)  # torch.stack of the final states
-        a.free(*finals, held, *zeros)
-        return a.peak - sum(t.nbytes for t in outputs)
 
     def describe(self, p):
         text = str(p.hidden)
@@ -367,9 +312,6 @@ class LSTM(_Recurrent):
     def out_size(self, p):
         return p.proj_size or p.hidden
 
-    def uses_onednn(self, p, x):
-        return x.dtype == "float32" and not p.proj_size
-
     def state_sizes(self, p):
         return (self.out_size(p), p.hidden)
 
@@ -377,82 +319,13 @@ class LSTM(_Recurrent):
         return p.proj_size * p.hidden  # weight_hr: h_t = W_hr (o_t * tanh(c_t))
 
     def build(self, p, inputs):
-        return torch_class(__name__, "SpecLSTM")(**self.torch_kwargs(p, inputs), proj_size=p.proj_size)
+        from .torch_modules import SpecLSTM
+
+        return SpecLSTM(**self.torch_kwargs(p, inputs), proj_size=p.proj_size)
 
     def describe(self, p):
         text = super().describe(p)
         return f"{text} proj {p.proj_size}" if p.proj_size else text
 
 
-def _allocations():
-    from ..analysis.memory.walk import Allocations  # memory imports the ops: a lazy import
-
-    return Allocations()
-
-
-def _torch_modules() -> dict[str, type]:
-    """The torch module classes, created on first use so that checking never imports torch."""
-    import torch
-
-    class SpecLSTM(torch.nn.LSTM):
-        """torch.nn.LSTM with a flat signature: (x, h0=None, c0=None) -> (out, h, c)."""
-
-        def forward(self, x, h0=None, c0=None):  # noqa: D102
-            out, (h, c) = super().forward(x, None if h0 is None else (h0, c0))
-            return out, h, c
-
-    class SpecEmbedding(torch.nn.Embedding):
-        """torch.nn.Embedding whose starting vectors are normal(0, weight_scale), uniform in
-        ±weight_scale or zeros (weight_init); the padding vector, if any, starts at zero."""
-
-        def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, weight_init="normal",
-                     weight_scale=1.0):
-            self.weight_init, self.weight_scale = weight_init, weight_scale  # read by reset_parameters
-            super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx, max_norm=max_norm)
-
-        def reset_parameters(self):  # noqa: D102
-            with torch.no_grad():
-                if self.weight_init == "zeros":
-                    self.weight.zero_()
-                elif self.weight_init == "uniform":
-                    self.weight.uniform_(-self.weight_scale, self.weight_scale)
-                else:
-                    self.weight.normal_(0.0, self.weight_scale)
-                if self.padding_idx is not None:
-                    self.weight[self.padding_idx].fill_(0)
-
-        def extra_repr(self):  # noqa: D102
-            return super().extra_repr() + f", weight_init={self.weight_init!r}, weight_scale={self.weight_scale!r}"
-
-    return {"SpecLSTM": SpecLSTM, "SpecEmbedding": SpecEmbedding}
-
-
-def lazy_classes(module_globals: dict, names: tuple[str, ...],
-                 make: Callable[[], dict[str, type]]) -> Callable[[str], type]:
-    """A module ``__getattr__`` that creates the classes ``names`` with ``make()`` on first
-    access, under their plain names, so that pickle (torch.save of a whole model) finds them.
-    Any other missing name is an AttributeError without importing torch."""
-
-    def __getattr__(name: str):
-        if name not in names:
-            raise AttributeError(f"module {module_globals['__name__']!r} has no attribute {name!r}")
-        made = make()
-        for cls_name, cls in made.items():
-            cls.__qualname__ = cls_name
-            cls.__module__ = module_globals["__name__"]
-        module_globals.update(made)
-        return made[name]
-
-    return __getattr__
-
-
-def torch_class(module_name: str, name: str) -> type:
-    """A lazily created class of module ``module_name`` (a plain global lookup would miss it)."""
-    import sys
-    return getattr(sys.modules[module_name], name)
-
-
-__getattr__ = lazy_classes(globals(), ("SpecLSTM", "SpecEmbedding"), _torch_modules)
-
-
-__all__ = ["Embedding", "RNN", "GRU", "LSTM", "lazy_classes", "torch_class"]
+__all__ = ["Embedding", "RNN", "GRU", "LSTM"]

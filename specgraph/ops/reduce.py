@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Union
 
+from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Bool, Int, Op, OpParams, ShapeError, normalize_dim
 from .registry import register_op
 
@@ -69,7 +70,7 @@ class Unsqueeze(Op):
 
     name = "unsqueeze"
     category = "reshape"
-    storage = "view"
+    traits = frozenset({Trait.VIEW})
 
     class Params(OpParams):
         dim: Int

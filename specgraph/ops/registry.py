@@ -3,7 +3,8 @@
 Built-in ops register themselves with ``@register_op`` when ``specgraph.ops`` is imported.
 Users add ops the same way from their own code, or from an installed package through the
 ``specgraph.ops`` entry-point group (each entry point names an Op subclass), loaded on
-first lookup.  Nothing in the compiler dispatches on op names.
+first lookup.  A checked Graph holds the op instances it was checked with, so registering
+another op under a name later changes the graphs checked afterwards only.
 """
 
 from __future__ import annotations
@@ -14,45 +15,70 @@ from typing import TypeVar
 
 from .base import Op
 
-_OPS: dict[str, Op] = {}
-_entry_points_loaded = False
 OP_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-
 OpClass = TypeVar("OpClass", bound=type[Op])
 
 
-def register_op(cls: OpClass) -> OpClass:
-    """Class decorator: register ``cls`` under ``cls.name``. Re-registering a name replaces it."""
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not OP_NAME_RE.match(name):
-        raise ValueError(f"op class {cls.__name__} needs a lower_snake_case `name`, found {name!r}")
-    _OPS[name] = cls()
-    return cls
+class Registry:
+    """Ops by name; ``entry_point_group`` names the plugins loaded on the first lookup."""
+
+    def __init__(self, entry_point_group: str | None = "specgraph.ops"):
+        self._ops: dict[str, Op] = {}
+        self._group = entry_point_group
+        self._plugins_loaded = entry_point_group is None
+
+    def register(self, cls: OpClass) -> OpClass:
+        """Class decorator: register ``cls`` under ``cls.name``. Re-registering a name replaces it."""
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not OP_NAME_RE.match(name):
+            raise ValueError(f"op class {cls.__name__} needs a lower_snake_case `name`, found {name!r}")
+        self._ops[name] = cls()
+        return cls
+
+    def unregister(self, name: str) -> None:
+        """Remove the op called ``name`` (tests of user ops clean up after themselves)."""
+        self._ops.pop(name, None)
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in entry_points(group=self._group):
+            cls = ep.load()
+            if getattr(cls, "name", None) not in self._ops:
+                self.register(cls)
+
+    def get(self, name: str) -> Op | None:
+        """The op called ``name``, or None."""
+        if name not in self._ops:
+            self._load_plugins()
+        return self._ops.get(name)
+
+    def names(self) -> list[str]:
+        self._load_plugins()
+        return sorted(self._ops)
+
+    def all(self) -> dict[str, Op]:
+        self._load_plugins()
+        return dict(self._ops)
 
 
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in entry_points(group="specgraph.ops"):
-        cls = ep.load()
-        if getattr(cls, "name", None) not in _OPS:
-            register_op(cls)
-
-
-def get_op(name: str) -> Op | None:
-    """The op called ``name``, or None."""
-    if name not in _OPS:
-        _load_entry_points()
-    return _OPS.get(name)
+REGISTRY = Registry()
+register_op = REGISTRY.register
+get_op = REGISTRY.get
 
 
 def op_names() -> list[str]:
-    _load_entry_points()
-    return sorted(_OPS)
+    return REGISTRY.names()
 
 
 def all_ops() -> dict[str, Op]:
-    _load_entry_points()
-    return dict(_OPS)
+    return REGISTRY.all()
+
+
+def builtin_ops() -> dict[str, Op]:
+    """The ops specgraph itself defines (not those registered by user code or plugins)."""
+    return {n: op for n, op in all_ops().items() if type(op).__module__.split(".")[0] == "specgraph"}
+
+
+__all__ = ["Registry", "REGISTRY", "register_op", "get_op", "op_names", "all_ops", "builtin_ops", "OP_NAME_RE"]

@@ -13,12 +13,13 @@ from typing import Literal, Optional, Union
 
 from pydantic import model_validator
 
-from ..ir.dims import Dim, add, is_concrete, mul, sub
+from ..ir.dims import add, is_concrete, mul, sub
 from .base import (FLOAT_DTYPES, Bool, Float, IntPair, NonNegativeInt, NonNegativePair, Op, OpParams, PositiveInt, ShapeError,
-                   TensorType, pair)
-from .conv import _size_text, conv_scratch_bytes
+                   pair)
+from ..ir.traits import Trait
+from .base import InputDetail, size_text
 from .registry import register_op
-from .shape import batch1, check_positive, expect_rank, known_dim
+from .rules import batch1, check_positive, expect_rank, known_dim
 
 
 @register_op
@@ -68,9 +69,6 @@ class ConvTranspose2d(Op):
         kh, kw = pair(p.kernel)
         return inputs[0].shape[1] * (p.out // p.groups) * kh * kw + (p.out if p.bias else 0)
 
-    def scratch_bytes(self, p, inputs, outputs, ctx):
-        return conv_scratch_bytes(p, inputs, outputs, ctx)  # oneDNN's blocked buffer and weight, as conv2d
-
     def macs(self, p, inputs, outputs):
         shape = batch1(inputs[0])
         if shape is None:
@@ -81,7 +79,7 @@ class ConvTranspose2d(Op):
 
     def describe(self, p):
         k = pair(p.kernel)
-        return f"{k[0]}×{k[1]} ×{_size_text(pair(p.stride))}, {p.out}"
+        return f"{k[0]}×{k[1]} ×{size_text(pair(p.stride))}, {p.out}"
 
 
 @register_op
@@ -163,7 +161,7 @@ class Interpolate(Op):
 
     def describe(self, p):
         if p.size is not None:
-            return f"{p.mode} → {_size_text(pair(p.size))}"
+            return f"{p.mode} → {size_text(pair(p.size))}"
         if p.scale is not None:
             return f"{p.mode} ×{p.scale}"
         return f"{p.mode} → like"
@@ -190,7 +188,7 @@ class CenterCrop(Op):
     category = "resample"
     min_inputs = 2
     max_inputs = 2
-    storage = "view"  # a slice of its first input
+    traits = frozenset({Trait.VIEW})  # a slice of its first input
 
     def view_strides(self, p, shape, strides, out_shape):
         return strides
@@ -205,11 +203,11 @@ class CenterCrop(Op):
             if is_concrete(have) and is_concrete(want):
                 if have < want:
                     raise ShapeError(f"center_crop cannot crop dim {axis + 2} of size {have} to the larger {want}",
-                                     code="E402", details=(f"input 0 -> {t}", f"input 1 -> {like}"))
+                                     code="E402", details=(InputDetail(0, str(t)), InputDetail(1, str(like))))
                 if (have - want) % 2 and not p.allow_uneven:
                     raise ShapeError(f"center_crop cannot crop {have} to {want} symmetrically: the border "
                                      f"difference {have - want} is odd", code="E402",
-                                     details=(f"input 0 -> {t}", f"input 1 -> {like}"),
+                                     details=(InputDetail(0, str(t)), InputDetail(1, str(like))),
                                      hint="the feature maps would be misaligned by half a pixel; choose an input "
                                           "size for which every pooled size is even (or set allow_uneven: true)")
         return [t.with_shape((*t.shape[:2], *like.shape[-2:]))]

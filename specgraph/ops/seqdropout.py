@@ -10,10 +10,10 @@ from typing import Annotated, Union
 
 from pydantic import Field, StrictFloat, StrictInt
 
-from .base import FLOAT_DTYPES, Bool, Op, OpParams, Probability, ShapeError
-from .recurrent import lazy_classes, torch_class
+from ..ir.traits import Trait
+from .base import FLOAT_DTYPES, Bool, InputDetail, Op, OpParams, Probability, ShapeError
 from .registry import register_op
-from .shape import expect_rank
+from .rules import expect_rank
 
 OpenProbability = Annotated[Union[StrictFloat, StrictInt], Field(gt=0, lt=1)]
 
@@ -29,7 +29,7 @@ class VariationalDropoutOp(Op):
 
     name = "variational_dropout"
     category = "dropout"
-    storage = "input"  # eval: the input itself
+    traits = frozenset({Trait.IDENTITY_IN_EVAL})
     input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):
@@ -42,7 +42,9 @@ class VariationalDropoutOp(Op):
         return [inputs[0]]
 
     def build(self, p, inputs):
-        return torch_class(__name__, "VariationalDropout")(float(p.p), p.batch_first)
+        from .torch_modules import VariationalDropout
+
+        return VariationalDropout(float(p.p), p.batch_first)
 
     def num_params(self, p, inputs):
         return 0
@@ -77,13 +79,15 @@ class ZoneoutOp(Op):
                              f"{prev.dtype}", code="E409")
         if new.shape != prev.shape:
             raise ShapeError(f"zoneout: the new state {new} and the previous state {prev} differ",
-                             code="E402", details=(f"input 0 -> {new}", f"input 1 -> {prev}"),
+                             code="E402", details=(InputDetail(0, str(new)), InputDetail(1, str(prev))),
                              hint="zoneout mixes two values of one state: "
                                   "from: [<new state>, <previous state>]")
         return [new]
 
     def build(self, p, inputs):
-        return torch_class(__name__, "Zoneout")(float(p.p))
+        from .torch_modules import Zoneout
+
+        return Zoneout(float(p.p))
 
     def num_params(self, p, inputs):
         return 0
@@ -91,51 +95,5 @@ class ZoneoutOp(Op):
     def describe(self, p):
         return f"p={p.p}"
 
-
-def _torch_modules() -> dict[str, type]:
-    """The torch module classes, created on first use so that checking never imports torch."""
-    import torch
-
-    class VariationalDropout(torch.nn.Module):
-        """Dropout with one mask per sequence and feature, shared over the time dim."""
-
-        def __init__(self, p: float = 0.5, batch_first: bool = True):
-            super().__init__()
-            self.p = p
-            self.batch_first = batch_first
-
-        def forward(self, x):
-            if not self.training or self.p == 0:
-                return x
-            n, t, f = (0, 1, 2) if self.batch_first else (1, 0, 2)
-            shape = [x.shape[0], x.shape[1], x.shape[2]]
-            shape[t] = 1
-            keep = 1.0 - self.p
-            mask = x.new_empty(shape).bernoulli_(keep)
-            return x * (mask / keep if keep > 0 else mask)
-
-        def extra_repr(self):
-            return f"p={self.p}, batch_first={self.batch_first}"
-
-    class Zoneout(torch.nn.Module):
-        """forward(h_new, h_prev): keep each unit's previous value with probability p."""
-
-        def __init__(self, p: float):
-            super().__init__()
-            self.p = p
-
-        def forward(self, new, prev):
-            if self.training:
-                keep_prev = torch.empty_like(new).bernoulli_(self.p).bool()
-                return torch.where(keep_prev, prev, new)
-            return self.p * prev + (1.0 - self.p) * new
-
-        def extra_repr(self):
-            return f"p={self.p}"
-
-    return {"VariationalDropout": VariationalDropout, "Zoneout": Zoneout}
-
-
-__getattr__ = lazy_classes(globals(), ("VariationalDropout", "Zoneout"), _torch_modules)
 
 __all__ = ["VariationalDropoutOp", "ZoneoutOp"]

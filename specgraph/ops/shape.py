@@ -1,5 +1,4 @@
-"""Reshaping ops (flatten, reshape, permute, identity) and the small shape-rule helpers
-that the other op modules share (rank checks, dims that must be known, batch-1 shapes).
+"""Reshaping ops: flatten, reshape, permute, identity.
 
 Nothing here imports torch at module level: checking a spec never needs it.
 """
@@ -12,42 +11,9 @@ from typing import Union
 from pydantic import field_validator
 
 from ..ir.dims import SYMBOL_RE, Dim, is_concrete, mul, product, symbol
-from .base import Int, Op, OpParams, ShapeError, TensorType, normalize_dim
+from ..ir.traits import Trait
+from .base import Int, Op, OpParams, ShapeError, normalize_dim
 from .registry import register_op
-
-
-# ---- helpers shared by the op modules -----------------------------------------------------
-
-def expect_rank(op: str, t: TensorType, ranks: tuple[int, ...], layout: str) -> None:
-    """ShapeError E410 unless ``t`` has one of ``ranks``; ``layout`` shows the expected form."""
-    if t.rank not in ranks:
-        raise ShapeError(f"{op} expects {layout}, found a rank-{t.rank} tensor {t}", code="E410")
-
-
-def known_dim(op: str, t: TensorType, axis: int, what: str) -> int:
-    """The concrete size of ``t.shape[axis]``; E406 when it is symbolic (a weight needs it)."""
-    d = t.shape[axis]
-    if not is_concrete(d):
-        raise ShapeError(
-            f"{op} needs a concrete {what} (dim {axis}), found symbolic '{d}' in {t}",
-            code="E406",
-            hint=f"the {what} sizes this op's weights; give that input dim a number, not a symbol")
-    return d
-
-
-def batch1(t: TensorType) -> tuple[int, ...] | None:
-    """The shape at batch 1 (dim 0 is the batch), or None if any other dim is symbolic."""
-    rest = t.shape[1:]
-    if not all(is_concrete(d) for d in rest):
-        return None
-    return (1, *rest)
-
-
-def check_positive(op: str, size: Dim, axis: int, t: TensorType, hint: str) -> None:
-    """E404 when a concrete output dim is not positive (a window larger than its input)."""
-    if is_concrete(size) and size <= 0:
-        raise ShapeError(f"{op} would give output size {size} on dim {axis} of input {t}",
-                         code="E404", hint=hint)
 
 
 # ---- ops ----------------------------------------------------------------------------------
@@ -58,7 +24,7 @@ class Identity(Op):
 
     name = "identity"
     category = "reshape"
-    storage = "input"
+    traits = frozenset({Trait.ROW_WISE, Trait.IDENTITY_IN_EVAL})
 
     def infer(self, p, inputs):
         return [inputs[0]]
@@ -76,7 +42,7 @@ class Flatten(Op):
 
     name = "flatten"
     category = "reshape"
-    storage = "view"  # when the strides allow it (Op.view_strides: reshape's rule); else a copy
+    traits = frozenset({Trait.VIEW})  # when the strides allow it (Op.view_strides: reshape's rule); else a copy
 
     class Params(OpParams):
         start_dim: Int = 1
@@ -128,7 +94,7 @@ class Reshape(Op):
 
     name = "reshape"
     category = "reshape"
-    storage = "view"  # when the strides allow it (Op.view_strides: reshape's rule); else a copy
+    traits = frozenset({Trait.VIEW})  # when the strides allow it (Op.view_strides: reshape's rule); else a copy
 
     class Params(OpParams):
         shape: list[ShapeEntry]
@@ -182,7 +148,9 @@ class Reshape(Op):
                 sources.append(("dim", inputs[0].shape.index(symbol(e))))
             else:
                 sources.append(("size", e))
-        return _reshape_module(tuple(sources), p.shape)
+        from .torch_modules import Reshape
+
+        return Reshape(tuple(sources), tuple(p.shape))
 
     def emit(self, p, graph, args):
         import torch
@@ -196,32 +164,13 @@ class Reshape(Op):
         return "[" + ", ".join(map(str, p.shape)) + "]"
 
 
-def _reshape_module(sources, shown):
-    import torch
-
-    class Reshape(torch.nn.Module):
-        """Reshape whose symbolic entries take their sizes from the input's dims."""
-
-        def __init__(self):
-            super().__init__()
-            self.sources = sources
-
-        def forward(self, x):
-            return x.reshape([x.shape[v] if kind == "dim" else v for kind, v in self.sources])
-
-        def extra_repr(self):
-            return ", ".join(map(str, shown))
-
-    return Reshape()
-
-
 @register_op
 class Permute(Op):
     """Reorders dims. Shape: [d0, d1, ...] -> [d_dims[0], d_dims[1], ...]."""
 
     name = "permute"
     category = "reshape"
-    storage = "view"
+    traits = frozenset({Trait.VIEW})
 
     class Params(OpParams):
         dims: list[Int]
@@ -245,5 +194,4 @@ class Permute(Op):
         return "(" + ", ".join(map(str, p.dims)) + ")"
 
 
-__all__ = ["expect_rank", "known_dim", "batch1", "check_positive",
-           "Identity", "Flatten", "Reshape", "Permute"]
+__all__ = ["Identity", "Flatten", "Reshape", "Permute"]

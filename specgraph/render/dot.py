@@ -15,8 +15,7 @@ failing node is a red node, fed by red edges, carrying its error message.
 
 from __future__ import annotations
 
-import os
-from typing import Any, Iterable, Union
+from typing import Any, Iterable
 
 import graphviz
 from graphviz.quoting import quote, quote_edge
@@ -24,14 +23,13 @@ from graphviz.quoting import quote, quote_edge
 from ..diagnostics import Diagnostics
 from ..gcpause import gc_paused
 from ..ir.graph import Graph
-from ..ops import get_op
 from ..expand.partial import PartialGraph, expand_partial
 from .style import (CATEGORY_COLOURS, CLUSTER_FILLS, EDGE_COLOUR, ERROR_COLOUR, ERROR_FILL, FONT, MUTED, SKIP_COLOUR,
                            category_colour, esc, html, legend_label, params_text, shape_text, small, value_text, wrap)
 from .view import Cluster, RenderOptionError, View, ViewOptions, VNode, build_view
-from ..lang.spec import Spec, parse_param_decls
+from ..lang.params import parse_param_decls
+from ..lang.spec import Spec
 
-SpecLike = Union[str, "os.PathLike[str]", Spec, Graph]
 RANKDIRS = ("TB", "LR", "BT", "RL")
 
 LARGE = 800  # drawn nodes above which `dot` is told to spend less effort on crossings
@@ -42,10 +40,11 @@ __all__ = ["render", "render_view", "render_partial", "RenderOptionError"]
 
 
 @gc_paused
-def render(spec: SpecLike, *, depth: int | None = None, collapse: Iterable[str] = (), only: str | None = None,
+def render(spec: Spec | Graph, *, depth: int | None = None, collapse: Iterable[str] = (), only: str | None = None,
            rankdir: str = "TB", shapes: bool = True, rolled: bool = False, legend: bool = True,
            **params: Any) -> graphviz.Digraph:
-    """The diagram of ``spec`` (a path, YAML text, a Spec or a checked Graph).
+    """The diagram of ``spec`` (a loaded Spec, or a checked Graph; :func:`specgraph.render` also
+    takes a path or YAML text).
 
     ``depth``: levels of nested blocks drawn open (deeper ones become one node showing
     their input and output shapes); ``collapse``: block paths drawn as one node; ``only``:
@@ -59,7 +58,7 @@ def render(spec: SpecLike, *, depth: int | None = None, collapse: Iterable[str] 
     return dot
 
 
-def render_partial(spec: SpecLike, *, depth: int | None = None, collapse: Iterable[str] = (), only: str | None = None,
+def render_partial(spec: Spec | Graph, *, depth: int | None = None, collapse: Iterable[str] = (), only: str | None = None,
                    rankdir: str = "TB", shapes: bool = True, rolled: bool = False, legend: bool = True,
                    **params: Any) -> tuple[graphviz.Digraph, PartialGraph]:
     """Like :func:`render`, also returning the PartialGraph (its diagnostics say what failed)."""
@@ -71,9 +70,7 @@ def render_partial(spec: SpecLike, *, depth: int | None = None, collapse: Iterab
             raise RenderOptionError(f"param overrides ({', '.join(params)}) need the spec, not a checked Graph")
         partial = PartialGraph(spec, [], list(spec.warnings))
     else:
-        from ..api import load
-
-        loaded = load(spec, **params)
+        loaded = spec.with_params(**params) if params else spec
         partial = expand_partial(loaded)
     opts = ViewOptions(depth, tuple(collapse), only, rolled)
     view = build_view(partial.graph, opts, partial.failures)
@@ -244,15 +241,15 @@ class _Drawer:
 
     def node_op(self, dot, v: VNode) -> None:
         node = v.node
-        op = get_op(node.op)
+        op = node.op
         category = op.category if op is not None else "other"
         if category not in self.categories:
             self.categories.append(category)
         describe = op.describe(node.params) if op is not None else ""
-        head = f"<B>{esc(node.op)}</B>" + (f" {esc(describe)}" if describe else "")
+        head = f"<B>{esc(node.op_name)}</B>" + (f" {esc(describe)}" if describe else "")
         extra = []
         name = node.name
-        if name != node.op and not name.isdigit():
+        if name != node.op_name and not name.isdigit():
             extra.append(esc(name))
         n = self.view.node_params.get(node.path, 0)
         if n:

@@ -116,15 +116,15 @@ def render_all(spec_dir: Path, out_dir: Path, *, check: bool = False) -> list[Ou
     A spec that fails checking is still drawn (red where it fails), with status detail
     saying so.  With ``check``, SVGs without a spec are reported as stale too.
     """
-    from ..api import load
     from ..diagnostics import SpecError
+    from ..lang.spec import load_spec
     from .dot import render_partial
 
     outcomes: list[Outcome] = []
     wanted = set()
     for t in targets(spec_dir, out_dir):
         try:
-            spec = load(str(t.spec))
+            spec = load_spec(str(t.spec))
             if is_library(spec):
                 outcomes.append(Outcome(t, "skipped", "a block library (no graph)"))
                 continue

@@ -11,7 +11,7 @@ import re
 from html import escape
 from typing import Any, Iterable
 
-from ..ir.dims import TensorType
+from ..ir.tensor_type import TensorType
 
 # Pastel fills, one per op category, chosen to stay apart for the common colour-vision
 # deficiencies (blue/orange/yellow carry the most frequent ops: conv, activation, norm).

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from ..ir.dims import TensorType
+from ..ir.tensor_type import TensorType
 from ..diagnostics import did_you_mean
 from ..ir.graph import Graph, Node, Scope
-from ..ops import get_op
 from .layout import assign_roles
 from ..expand.partial import Failure
 
@@ -77,8 +76,7 @@ class View:
 
 
 def node_params(node: Node) -> int:
-    op = get_op(node.op)
-    return op.num_params(node.params, [v.type for v in node.inputs]) if op is not None else 0
+    return node.op.num_params(node.params, [v.type for v in node.inputs])
 
 
 class _Builder:
@@ -100,7 +98,7 @@ class _Builder:
                 what = "a node, not a block or seq" if path in self.g else "not a block or seq of this graph"
                 raise RenderOptionError(f"--collapse {path}: {what}" + _suggest(path, scopes))
         only = self.opts.only
-        if only is not None and only not in scopes and (only not in self.g or self.g.node(only).op == "input"):
+        if only is not None and only not in scopes and (only not in self.g or self.g.node(only).is_input):
             raise RenderOptionError(f"--only {only}: no block, seq or node has this path"
                                     + _suggest(only, list(scopes) + [n for n in self.g.nx]))
         if self.opts.depth is not None and self.opts.depth < 0:
@@ -165,7 +163,7 @@ class _Builder:
     # ---- nodes ------------------------------------------------------------------------------
     def stand_in(self, node: Node) -> str | None:
         """The id of the vnode that stands for ``node`` (creating it), or None when hidden."""
-        if node.op == "input":
+        if node.is_input:
             if self.opts.only is not None:
                 return None
             return self._add(VNode(node.path, "input", node=node))
@@ -210,7 +208,7 @@ class _Builder:
         for node in nodes:
             for s in node.scope:
                 by_scope.setdefault(s, []).append(node)
-            if node.op != "input":
+            if not node.is_input:
                 view.node_params[node.path] = node_params(node)
         for s, inside in by_scope.items():
             view.scope_params[s] = sum(view.node_params[n.path] for n in inside)
@@ -292,7 +290,7 @@ def _signature(scope: Scope, by_scope: dict[str, list[Node]]) -> tuple:
     """Everything drawn for a block, with paths made relative: equal for identical copies."""
     cut = len(scope.path)
     nodes = tuple(
-        (n.path[cut:], n.op, repr(n.params), tuple(map(str, n.outputs.values())),
+        (n.path[cut:], n.op_name, repr(n.params), tuple(map(str, n.outputs.values())),
          tuple(v.node[cut:] if v.node.startswith(scope.path + ".") else "^" for v in n.inputs))
         for n in by_scope.get(scope.path, ()))
     outs = tuple(str(v.type) for v in scope.outputs.values())

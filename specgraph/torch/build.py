@@ -1,7 +1,10 @@
 """Build: Graph -> torch.fx.GraphModule with a generated straight-line forward.
 
 Submodules sit at their node paths (``layer1.0.conv1``), so the state_dict keys are the
-spec's names and weights of a hand-written model with the same names load strictly.
+spec's names and weights of a hand-written model with the same names load strictly.  Every
+fx node computing a spec node carries that node in ``fx_node.meta["specgraph"]`` (its op,
+params, types and traits), which is what the passes read; fx values are named after the spec
+(``layer1_0_relu``, not ``relu_17``), so that ``model.code`` reads like the spec.
 
 Training-only outputs (GoogLeNet's auxiliary heads) need a forward that differs between
 train and eval.  fx graphs are straight-line, so such a spec gets two graphs over the same
@@ -11,16 +14,16 @@ eval graph does not compute the auxiliary heads at all.
 
 from __future__ import annotations
 
-import keyword
 import operator
-import re
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import fx, nn
 
 from ..ir.graph import Graph, OutputInfo
-from ..ops import get_op
+from .names import class_name, identifier, value_name
+
+META_KEY = "specgraph"  # fx_node.meta[META_KEY]: the spec Node the fx node computes
 
 
 def build_module(graph: Graph, modules: nn.Module | None = None) -> nn.Module:
@@ -37,17 +40,48 @@ def build_module(graph: Graph, modules: nn.Module | None = None) -> nn.Module:
             if _has_submodule(root, node.path):
                 with_module.add(node.path)
             continue
-        module = get_op(node.op).build(node.params, [v.type for v in node.inputs])
+        module = _build_node(node)
         if module is not None:
             _set_submodule(root, node.path, module)
             with_module.add(node.path)
-    class_name = _class_name(graph.name)
-    eval_outputs = [o for o in graph.outputs if not o.train_only]
-    eval_gm = fx.GraphModule(root, _fx_graph(graph, eval_outputs, with_module), class_name)
+    name = class_name(graph.name)
+    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module), name)
     if not graph.has_train_only_outputs:
         return eval_gm
-    train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module), class_name + "Train")
+    train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module), name + "Train")
     return TrainEvalModule(root, train_gm, eval_gm)
+
+
+class Built(Mapping[str, "nn.Module | None"]):
+    """An op's subgraphs, built: ``modules`` holds the modules of the first (built once),
+    and each name maps to a GraphModule over those modules (None where the op gave None)."""
+
+    def __init__(self, modules: nn.Module, graphs: dict[str, "nn.Module | None"]):
+        self.modules = modules
+        self._graphs = graphs
+
+    def __getitem__(self, key: str) -> "nn.Module | None":
+        return self._graphs[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._graphs)
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+
+def _build_node(node) -> nn.Module | None:
+    inputs = [v.type for v in node.inputs]
+    subgraphs = node.op.subgraphs(node.params)
+    if not subgraphs:
+        return node.op.build(node.params, inputs)
+    graphs = list(subgraphs.values())
+    full = build_module(graphs[0])  # builds every module once; the other graphs reuse them
+    modules = nn.Module()
+    for name, child in full.named_children():
+        modules.add_module(name, child)
+    built = {name: None if g is None else build_module(g, modules=modules) for name, g in subgraphs.items()}
+    return node.op.build(node.params, inputs, subgraphs=Built(modules, built))
 
 
 class TrainEvalModule(nn.Module):
@@ -71,47 +105,71 @@ class TrainEvalModule(nn.Module):
         return ("# train mode\n" + self.train_graph_module.code + "\n# eval mode\n" + self.eval_graph_module.code)
 
 
-def _fx_graph(graph: Graph, outputs: list[OutputInfo], with_module: set[str]) -> fx.Graph:
+def graph_modules(model: nn.Module) -> tuple[fx.GraphModule, fx.GraphModule | None]:
+    """(the eval-mode GraphModule, the train-mode one or None) of a built model: the one way
+    the passes and exports reach a :class:`TrainEvalModule`'s graphs."""
+    if isinstance(model, TrainEvalModule):
+        return model.eval_graph_module, model.train_graph_module
+    return model, None
+
+
+def spec_node(fx_node: fx.Node):
+    """The spec Node an fx node computes (None for placeholders, getitems, outputs)."""
+    return fx_node.meta.get(META_KEY)
+
+
+def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[str]) -> fx.Graph:
     """The straight-line fx graph computing ``outputs`` (nodes they do not need are left out)."""
-    needed = _needed(graph, outputs)
+    needed = graph.needed_by(outputs)
     g = fx.Graph()
     values: dict[tuple[str, str], fx.Node] = {}
     for name in graph.inputs:
-        values[(name, "out")] = g.placeholder(_identifier(name))
+        values[(name, "out")] = g.placeholder(identifier(name))
     for node in graph.op_nodes():
         if node.path not in needed:
             continue
         args = [values[(v.node, v.port)] for v in node.inputs]
-        op = get_op(node.op)
         if node.path in with_module:
             result = g.call_module(node.path, tuple(args))
+            result.meta[META_KEY] = node
         else:
-            result = op.emit(node.params, g, args)
-            # Name the value after the spec node (`layer1_0_relu`), not after the function
-            # (`relu_17`), so that model.code reads like the spec.
-            result._rename(_identifier(node.path.replace(".", "_")))
+            result = _emit(g, node, args)
         ports = list(node.outputs)
         if len(ports) == 1:
             values[(node.path, ports[0])] = result
         else:
             for i, port in enumerate(ports):
-                item = g.call_function(operator.getitem, (result, i))
-                item._rename(_identifier(f"{node.path}_{port}".replace(".", "_")))
-                values[(node.path, port)] = item
+                values[(node.path, port)] = g.create_node("call_function", operator.getitem, (result, i),
+                                                          name=value_name(node.path, port))
     outs = [values[(o.value.node, o.value.port)] for o in outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     g.lint()
     return g
 
 
-def _needed(graph: Graph, outputs: list[OutputInfo]) -> set[str]:
-    import networkx as nx
+def _emit(g: fx.Graph, node, args: list[fx.Node]) -> fx.Node:
+    """The fx value of an op that emits function calls (``Op.emit``).
 
-    needed: set[str] = set()
-    for o in outputs:
-        needed.add(o.value.node)
-        needed |= nx.ancestors(graph.nx, o.value.node)
-    return needed
+    The op emits into a scratch graph; its nodes are copied into ``g``, the last one under the
+    spec node's name (``layer1_0_relu``, not ``relu_17``) and carrying the spec node in its
+    meta.  An op that hands its input back (identity) adds nothing.
+    """
+    scratch = fx.Graph()
+    stand_ins = [scratch.placeholder(f"input{i}") for i in range(len(args))]
+    result = node.op.emit(node.params, scratch, stand_ins)
+    if result in stand_ins:
+        return args[stand_ins.index(result)]
+    copies: dict[fx.Node, fx.Node] = dict(zip(stand_ins, args))
+    for made in scratch.nodes:
+        if made.op == "placeholder":
+            continue
+        copy = g.create_node(made.op, made.target, fx.map_arg(made.args, copies.__getitem__),
+                             fx.map_arg(made.kwargs, copies.__getitem__),
+                             name=value_name(node.path) if made is result else made.name)
+        copy.meta.update(made.meta)
+        copies[made] = copy
+    copies[result].meta[META_KEY] = node
+    return copies[result]
 
 
 def _has_submodule(root: nn.Module, path: str) -> bool:
@@ -134,14 +192,4 @@ def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
     parent.add_module(leaf, module)
 
 
-def _identifier(name: str) -> str:
-    """A Python name for a spec name in the generated forward (an input called `from` is `from_`)."""
-    ident = re.sub(r"\W", "_", name)
-    ident = ident if ident and not ident[0].isdigit() else "_" + ident
-    return ident + "_" if keyword.iskeyword(ident) else ident
-
-
-def _class_name(name: str) -> str:
-    parts = re.split(r"[^A-Za-z0-9]+", name)
-    ident = "".join(p[:1].upper() + p[1:] for p in parts if p) or "Spec"
-    return ident if not ident[0].isdigit() else "Spec" + ident
+__all__ = ["build_module", "Built", "TrainEvalModule", "graph_modules", "spec_node", "META_KEY"]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ..diagnostics import Diagnostic, Location, SpecError, did_you_mean
 from ..lang.marked_yaml import Source, load_yaml_file
-from ..lang.spec import pydantic_diagnostics
+from ..lang.validation import pydantic_diagnostics
 
 Precision = Literal["32", "bf16-mixed", "16-mixed"]
 

@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset, default_collate
 
 from ..data import DataError as CorpusError
-from ..ir.dims import TensorType
+from ..ir.tensor_type import TensorType
 from .datasets import DataBundle, DataError, DataOption, DataRequest, option_conflict, option_unused, register_dataset
 
 MODES = ("lm", "word2vec")

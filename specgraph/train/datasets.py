@@ -54,7 +54,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
-from ..ir.dims import TensorType
+from ..ir.tensor_type import TensorType
 from ..diagnostics import Diagnostic, Location, SpecError, did_you_mean
 
 Loader = Callable[["DataRequest"], "DataBundle"]

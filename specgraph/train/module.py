@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..ir.graph import Graph
+from ..ir.traits import Trait
 from .config import TrainConfig
 from .tasks import Sums, Task
 from .transfer import Frozen, keep_frozen_in_eval
@@ -53,7 +54,9 @@ def plan_outputs(graph: Graph) -> OutputPlan:
     eval_outs = [o for o in outs if not o.train_only]
     main = eval_outs[0] if eval_outs else outs[0]
     producer = graph.node(main.value.node) if main.value.node in graph else None
-    kind = {"softmax": "probs", "log_softmax": "log_probs"}.get(producer.op if producer else "", "scores")
+    traits = producer.traits if producer is not None else frozenset()
+    kind = ("probs" if Trait.PROBABILITIES in traits else "log_probs" if Trait.LOG_PROBABILITIES in traits
+            else "scores")
     plan = OutputPlan(outs.index(main), eval_outs.index(main) if main in eval_outs else 0, eval_kind=kind)
     for i, o in enumerate(outs):
         if not o.train_only or o is main:

@@ -25,7 +25,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..ir.dims import TensorType
+from ..ir.tensor_type import TensorType
 
 TASKS = ("classification", "segmentation", "regression", "language_model", "word2vec")
 Sums = dict[str, torch.Tensor]

@@ -21,6 +21,7 @@ import lightning as L
 from torch import nn
 
 from ..ir.graph import Graph
+from ..ir.traits import Trait
 from .datasets import DataBundle
 
 PROBES = 5
@@ -31,7 +32,7 @@ def embedding_parameter(graph: Graph) -> Optional[str]:
     """The name of the input embedding's weight (see the module doc), or None."""
     first = next(iter(graph.inputs), None)
     for node in graph.op_nodes():
-        if node.op == "embedding" and node.inputs and node.inputs[0].node == first:
+        if Trait.EMBEDDING in node.traits and node.inputs and node.inputs[0].node == first:
             return f"{node.path}.weight"
     return None
 

@@ -1,0 +1,10 @@
+"""Memory: the liveness walk over a Graph (walk.py, exact on any machine) and the kernel
+scratch models it adds, per op class and ISA (cpu_kernels.py, machine.py)."""
+
+from .cpu_kernels import Allocations, MemoryContext, no_scratch, register_scratch, scratch_model, unregister_scratch
+from .machine import Machine, detect
+from .walk import MemoryReport, NodeMemory, SizeError, Tensor, format_bytes, memory_report, resolve_sizes
+
+__all__ = ["memory_report", "resolve_sizes", "MemoryReport", "NodeMemory", "SizeError", "Tensor", "format_bytes",
+           "register_scratch", "no_scratch", "unregister_scratch", "scratch_model", "MemoryContext", "Allocations",
+           "Machine", "detect"]

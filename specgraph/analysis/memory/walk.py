@@ -5,7 +5,7 @@ any other symbolic dim given by the caller), so, like the rest of the summary, i
 torch module.  What is counted, and why:
 
 - **parameter bytes** of a node: its trainable parameters (the op's own ``num_params``) times
-  the size of the weights' dtype, float32 — what :func:`specgraph.builder.build_module`
+  the size of the weights' dtype, float32 — what :func:`specgraph.torch.build.build_module`
   makes.  Buffers (batch norm's running statistics) are not parameters and are left out, as
   ``sum(p.numel() * p.element_size() for p in model.parameters())`` leaves them out.
 - **activation bytes** of a node: the sizes of its output tensors at the given sizes, each at
@@ -16,16 +16,11 @@ torch module.  What is counted, and why:
   add nothing.  Strides are followed the way torch follows them, so a reshape after a permute
   that torch must copy is counted as a copy.
 - **scratch bytes** of a node: memory torch's CPU kernel allocates for the length of the op
-  only.  Each op declares how its outputs live and what its kernel allocates, on its own class
-  (``Op.storage``, ``Op.view_strides``, ``Op.scratch_bytes``; see specgraph/ops/base.py), so a
-  user's op can declare it too; this module is the walker.  Declared by the built-in ops:
-  oneDNN's convolution computes into a channel-blocked buffer and reorders the weight on
-  every call (ops/conv.py); max pooling computes int64 indices nobody asked for (ops/pool.py);
-  the recurrent layers project the input for all steps, keep every step's state and stack
-  them, and oneDNN's LSTM reorders its weights and takes an RNN scratchpad (ops/recurrent.py);
-  ``scan`` keeps its hoisted projection, every step's output and the cell's live tensors of
-  one step (specgraph/scan.py).  An op with ``scratch_modelled = False`` makes the peak a
-  lower bound, and the report lists it.
+  only, from the model registered for the op's class in cpu_kernels.py, for the ISA the
+  machine runs (machine.py).  How the outputs live is what the op promises in its traits:
+  ``Trait.IDENTITY_IN_EVAL`` (the output is the input), ``Trait.VIEW`` (a view where
+  ``Op.view_strides`` allows one).  An op class without a scratch model makes the peak a
+  lower bound, and the report lists its nodes.
 
 The **inference peak** (eval mode, under ``torch.no_grad``) walks the eval graph — the nodes
 that the non-training outputs need, in the order the built module runs them — and keeps a
@@ -47,9 +42,14 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from ...ir.dims import TensorType, evaluate
+from ...ir.dims import evaluate
 from ...ir.graph import Graph, Node
-from ...ops import ShapeError, get_op
+from ...ir.strides import contiguous_strides
+from ...ir.tensor_type import TensorType
+from ...ir.traits import Trait
+from ...ops import ShapeError
+from .cpu_kernels import MemoryContext, scratch_model
+from .machine import detect
 
 BATCH_DIM = "N"
 PARAM_DTYPE = "float32"  # what build_module makes the weights
@@ -122,33 +122,6 @@ class MemoryReport:
                 "peak_node": self.peak_node, "unmodelled": self.unmodelled}
 
 
-# ---- what an op's memory hooks are given --------------------------------------------------
-
-@dataclass(frozen=True)
-class MemoryContext:
-    """What an op's ``scratch_bytes`` may need besides its tensors."""
-
-    sizes: dict[str, int]  # the size of every symbolic dim
-    threads: int  # torch's intra-op threads (some kernels choose by it)
-    param_bytes: int  # this node's parameter bytes
-
-
-class Allocations:
-    """A running total of allocations and frees and its high-water mark: for an op's
-    ``scratch_bytes`` that replays what its kernel allocates, in order."""
-
-    def __init__(self) -> None:
-        self.live = self.peak = 0
-
-    def alloc(self, nbytes: int) -> int:
-        self.live += nbytes
-        self.peak = max(self.peak, self.live)
-        return nbytes
-
-    def free(self, *nbytes: int) -> None:
-        self.live -= sum(nbytes)
-
-
 # ---- sizes ------------------------------------------------------------------------------------
 
 def resolve_sizes(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -184,56 +157,10 @@ def _sizes_text(sizes: Mapping[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "no sizes"
 
 
-def contiguous_strides(shape: Shape) -> Shape:
-    strides, step = [], 1
-    for d in reversed(shape):
-        strides.append(step)
-        step *= max(d, 1)
-    return tuple(reversed(strides))
-
-
-def reshape_strides(old: Shape, old_strides: Shape, new: Shape) -> Shape | None:
-    """Strides of ``new`` viewing a tensor (old, old_strides), or None when torch must copy
-    (a port of ATen's ``computeStride``, which decides whether ``reshape`` is a view)."""
-    if not old:
-        return (1,) * len(new)
-    if math.prod(old) == 0:
-        return contiguous_strides(new)
-    result = [0] * len(new)
-    view_d = len(new) - 1
-    chunk_base = old_strides[-1]
-    tensor_numel = view_numel = 1
-    for tensor_d in range(len(old) - 1, -1, -1):
-        tensor_numel *= old[tensor_d]
-        if tensor_d == 0 or (old[tensor_d - 1] != 1 and old_strides[tensor_d - 1] != tensor_numel * chunk_base):
-            while view_d >= 0 and (view_numel < tensor_numel or new[view_d] == 1):
-                result[view_d] = view_numel * chunk_base
-                view_numel *= new[view_d]
-                view_d -= 1
-            if view_numel != tensor_numel:
-                return None
-            if tensor_d > 0:
-                chunk_base = old_strides[tensor_d - 1]
-                tensor_numel = view_numel = 1
-    return tuple(result) if view_d == -1 else None
-
-
 # ---- the walk ---------------------------------------------------------------------------------
 
 def _param_bytes(node: Node) -> int:
-    return get_op(node.op).num_params(node.params, [v.type for v in node.inputs]) * DTYPE_BYTES[PARAM_DTYPE]
-
-
-def _eval_nodes(graph: Graph) -> set[str]:
-    """The nodes that the outputs of eval mode need (the builder leaves the others out)."""
-    import networkx as nx
-
-    needed: set[str] = set()
-    for o in graph.outputs:
-        if not o.train_only:
-            needed.add(o.value.node)
-            needed |= nx.ancestors(graph.nx, o.value.node)
-    return needed
+    return node.op.num_params(node.params, [v.type for v in node.inputs]) * DTYPE_BYTES[PARAM_DTYPE]
 
 
 def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, int] | None = None, *,
@@ -260,32 +187,35 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
     input_storages = set(storages)
 
     order = list(graph.op_nodes())
-    run = _eval_nodes(graph)
+    run = graph.needed_by(graph.eval_outputs)  # the builder leaves the other nodes out
+    machine = detect()
     nodes: dict[str, NodeMemory] = {}
     made: dict[str, tuple[list[Tensor], set[int], int]] = {}
     for node in order:
-        op = get_op(node.op)
+        op = node.op
         ins = [values[(v.node, v.port)] for v in node.inputs]
         try:
             in_types = [TensorType(t.shape, t.dtype) for t in ins]
             out_types = op.infer(node.params, in_types)
         except ShapeError as e:
-            raise SizeError(f"node '{node.path}' ({node.op}) at {_sizes_text(sizes)}: {e.message}") from e
+            raise SizeError(f"node '{node.path}' ({node.op_name}) at {_sizes_text(sizes)}: {e.message}") from e
         before = set(storages)
         outs = []
         for port, t in zip(node.outputs, out_types):
             shape, dtype = _concrete(t, sizes, f"node '{node.path}'")
             out = None
-            if op.storage == "input" and ins[0].shape == shape:
+            if Trait.IDENTITY_IN_EVAL in node.traits and ins[0].shape == shape:
                 out = ins[0]
-            elif op.storage == "view":
+            elif Trait.VIEW in node.traits:
                 strides = op.view_strides(node.params, ins[0].shape, ins[0].strides, shape)
                 out = None if strides is None else Tensor(shape, tuple(strides), dtype, ins[0].storage)
             outs.append(out if out is not None else allocate(shape, dtype))
             values[(node.path, port)] = outs[-1]
         new = {t.storage for t in outs} - before
         param_bytes = _param_bytes(node)
-        scratch = max(0, op.scratch_bytes(node.params, ins, outs, MemoryContext(sizes, threads, param_bytes)))
+        model = scratch_model(op)
+        scratch = 0 if model is None else max(0, model(op, node.params, ins, outs,
+                                                        MemoryContext(sizes, threads, param_bytes, machine, memory_report)))
         made[node.path] = (outs, new, scratch)
         nodes[node.path] = NodeMemory(node.path, param_bytes, sum(t.nbytes for t in outs),
                                       sum(storages[s] for s in new), scratch, 0)
@@ -320,7 +250,7 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         if now > peak:
             peak, peak_node = now, node.path
         live -= sum(storages[s] for s in dying.get(i, ()))
-    unmodelled = [n.path for n in steps if not get_op(n.op).scratch_modelled]
+    unmodelled = [n.path for n in steps if scratch_model(n.op) is None]
     held = {values[(o.value.node, o.value.port)].storage for o in graph.outputs if not o.train_only}
     return MemoryReport(sizes, nodes, sum(storages[s] for s in input_storages), peak, peak_node, unmodelled,
                         sum(storages[s] for s in held - input_storages))
@@ -337,4 +267,4 @@ def format_bytes(n: int | None) -> str:
 
 
 __all__ = ["memory_report", "resolve_sizes", "MemoryReport", "NodeMemory", "SizeError", "format_bytes",
-           "DTYPE_BYTES", "Tensor", "MemoryContext", "Allocations", "contiguous_strides", "reshape_strides"]
+           "DTYPE_BYTES", "Tensor"]

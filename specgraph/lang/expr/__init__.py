@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ...ir import dims
-from ...ir.dims import Sym, TensorType
+from ...ir.dims import Sym
+from ...ir.tensor_type import TensorType
 from ...diagnostics import Location, did_you_mean
 from ..limits import DEFAULT_LIMITS, Limits
 
@@ -566,7 +567,7 @@ def evaluate(value: object, env: Mapping[str, object], limits: Limits = DEFAULT_
     """The value of ``value`` in ``env``: ``$name`` -> ``env[name]``, ``${expr}`` -> its result,
     ``$$text`` -> ``"$text"``; lists, tuples and dict values element-wise; anything else as is.
 
-    Inside ``${...}`` a :class:`~specgraph.dims.TensorType` in ``env`` is seen as a
+    Inside ``${...}`` a :class:`~specgraph.ir.tensor_type.TensorType` in ``env`` is seen as a
     :class:`ShapeView`.  Raises :class:`ExprError`, and nothing else.
     """
     if isinstance(value, (list, tuple)):

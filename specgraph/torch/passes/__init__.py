@@ -1,0 +1,1 @@
+"""Graph passes over a built model's torch.fx graph, one per file (see optimize.py)."""

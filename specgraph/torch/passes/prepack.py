@@ -1,4 +1,4 @@
-"""Prepacked oneDNN convolutions for CPU inference (a pass of :func:`specgraph.passes.optimize`).
+"""Prepacked oneDNN convolutions for CPU inference (a pass of :func:`specgraph.torch.passes.optimize`).
 
 On CPU, ``F.conv2d`` hands each call to oneDNN, which first reorders the weight into its own
 blocked layout — every call, for every conv (for resnet50 that is ~100 MB of weights rewritten
@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+
+from .base import SpecPass
 
 _RELU_FUNCTIONS = (torch.relu, torch.relu_, F.relu)
 
@@ -100,23 +102,31 @@ def _is_relu(gm: fx.GraphModule, node: fx.Node) -> bool:
     return False
 
 
+class Prepack(SpecPass):
+    """Replace each plain zero-padded ``nn.Conv2d`` by a :class:`PrepackedConv2d` (a ReLU that
+    is its only user folded in); ``changed``: the conv paths, ``+relu`` marked."""
+
+    name = "prepack"
+
+    def run(self, gm: fx.GraphModule) -> list[str]:
+        done = []
+        for node in list(gm.graph.nodes):
+            if node.op != "call_module" or not _eligible(gm.get_submodule(node.target)):
+                continue
+            users = list(node.users)
+            relu = len(users) == 1 and _is_relu(gm, users[0])
+            if relu:
+                users[0].replace_all_uses_with(node)
+                gm.graph.erase_node(users[0])
+            parent_path, _, name = node.target.rpartition(".")
+            parent = gm.get_submodule(parent_path) if parent_path else gm
+            setattr(parent, name, PrepackedConv2d(gm.get_submodule(node.target), relu))
+            done.append(node.target + ("+relu" if relu else ""))
+        return done
+
+
 def prepack_convs(gm: fx.GraphModule) -> list[str]:
-    """Replace each plain zero-padded ``nn.Conv2d`` of ``gm`` by a :class:`PrepackedConv2d`
-    (a ReLU that is its only user folded in), in place; returns the conv paths, ``+relu`` marked."""
-    done = []
-    for node in list(gm.graph.nodes):
-        if node.op != "call_module" or not _eligible(gm.get_submodule(node.target)):
-            continue
-        users = list(node.users)
-        relu = len(users) == 1 and _is_relu(gm, users[0])
-        if relu:
-            users[0].replace_all_uses_with(node)
-            gm.graph.erase_node(users[0])
-        parent_path, _, name = node.target.rpartition(".")
-        parent = gm.get_submodule(parent_path) if parent_path else gm
-        setattr(parent, name, PrepackedConv2d(gm.get_submodule(node.target), relu))
-        done.append(node.target + ("+relu" if relu else ""))
-    gm.graph.lint()
-    gm.delete_all_unused_submodules()
-    gm.recompile()
-    return done
+    """Run :class:`Prepack` on ``gm`` in place; returns the conv paths, ``+relu`` marked."""
+    p = Prepack()
+    p(gm)
+    return p.changed

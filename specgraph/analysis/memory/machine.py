@@ -1,0 +1,91 @@
+"""What the CPU really runs: the instruction set ATen's and oneDNN's kernels dispatch to.
+
+The kernel scratch models (cpu_kernels.py) depend on it: oneDNN lays activations out in
+blocks of 16 channels on AVX-512 (``nChw16c``) and of 8 on AVX2 (``nChw8c``).  The ISA is read
+the way the libraries choose it, without importing torch:
+
+1. the caps a user sets — ``ONEDNN_MAX_CPU_ISA`` (oneDNN) and ``ATEN_CPU_CAPABILITY`` (ATen);
+2. ``torch.backends.cpu.get_cpu_capability()`` when torch is imported already;
+3. the CPU's flags in /proc/cpuinfo (``avx512f``, ``avx2``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Ordered from the least to the most capable: a cap never raises what the CPU has.
+ISAS = ("default", "avx2", "avx512")
+
+
+@dataclass(frozen=True)
+class Machine:
+    onednn_isa: str  # one of ISAS: what oneDNN's kernels (convolution, the lstm) use
+    aten_isa: str  # what ATen's own vectorized kernels use (reported, not needed by a model yet)
+
+    @property
+    def channel_block(self) -> int:
+        """oneDNN's channel block for float32 activations: a zmm register holds 16 floats, a
+        ymm 8 (the blocked formats nChw16c / nChw8c; without AVX2, oneDNN's SSE4.1 kernels
+        also use 8)."""
+        return 16 if self.onednn_isa == "avx512" else 8
+
+
+@lru_cache(maxsize=None)
+def _from_flags() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "default"
+    except OSError:
+        pass
+    return None
+
+
+def _from_torch() -> str | None:
+    torch = sys.modules.get("torch")  # never imported here: checking a spec stays torch-free
+    try:
+        return _normalize(torch.backends.cpu.get_cpu_capability()) if torch is not None else None
+    except AttributeError:  # pragma: no cover - a torch without backends.cpu
+        return None
+
+
+def _normalize(name: str | None) -> str | None:
+    """``AVX512``, ``AVX512_CORE``, ``avx512_core_amx``, ``AVX2``, ``AVX2_VNNI``, ``DEFAULT`` -> an ISA."""
+    if not name:
+        return None
+    name = name.lower()
+    if name.startswith(("avx512", "avx10")):
+        return "avx512"
+    if name.startswith("avx2"):
+        return "avx2"
+    if name in ("default", "sse41", "sse4_1", "avx", "zvector", "vsx"):
+        return "default"
+    return None
+
+
+def _capped(isa: str, cap: str | None) -> str:
+    return isa if cap is None else ISAS[min(ISAS.index(isa), ISAS.index(cap))]
+
+
+@lru_cache(maxsize=None)
+def _detect(flags: str | None, torch_isa: str | None, onednn_cap: str | None, aten_cap: str | None) -> Machine:
+    # ATen's capability is torch's own report (it already honours ATEN_CPU_CAPABILITY); oneDNN
+    # picks its kernels from the CPU's flags under its own cap, whatever ATen's is.
+    hardware = flags or torch_isa or "default"
+    aten = torch_isa or _capped(hardware, aten_cap)
+    return Machine(_capped(hardware, onednn_cap), aten)
+
+
+def detect() -> Machine:
+    """The machine this process runs on (see the module docstring)."""
+    return _detect(_from_flags(), _from_torch(),
+                   _normalize(os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")),
+                   _normalize(os.environ.get("ATEN_CPU_CAPABILITY")))
+
+
+__all__ = ["Machine", "ISAS", "detect"]

@@ -1,0 +1,143 @@
+"""`op:` nodes: the op looked up, its params evaluated and validated, its input count and
+dtypes checked, its shape rule run, the output sizes held to the limits, and the node added
+with the op object and the traits the op promises for these params.
+
+A collaborator of the :class:`~specgraph.expand.expander.Expander`: it uses its ``error``,
+``evaluate`` and ``add_node``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Iterator
+
+from pydantic import ValidationError
+
+from ..diagnostics import Location, did_you_mean
+from ..ir.graph import Node, Value
+from ..ir.tensor_type import TensorType
+from ..ir.traits import Trait
+from ..lang.expr import is_expression
+from ..lang.document import NODE_KEYS, NodeDef
+from ..lang.validation import pydantic_diagnostics
+from ..ops import Op, ShapeError, get_op, op_names
+from ..ops.rules import InputDetail
+from .hints import shape_error_hint
+from .reporting import Poisoned
+from .scope import Ctx, Result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .expander import Expander
+
+
+class OpNodes:
+    def __init__(self, ex: "Expander"):
+        self.ex = ex
+
+    def expand_op(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+        ex, src = self.ex, ctx.source
+        env = ctx.env({"index": index} if index is not None else None)
+        here = ctx.namer.peek(name)
+        if is_expression(nd.op):
+            op_name = ex.evaluate(nd.op, env, src, ypath + ("op",), here)
+            if not isinstance(op_name, str):
+                raise ex.error("E204", f"`op` must name an op, found {op_name!r}", src, ypath + ("op",), path=here)
+            nd = nd.model_copy(update={"op": op_name})
+        op = get_op(nd.op)
+        if op is not None and Trait.COMPILER_MADE in op.traits:
+            raise ex.error("E302", f"`op: {nd.op}` is made by the compiler; write `scan: <cell block>`", src,
+                           ypath + ("op",), hint="e.g. {scan: lstm_cell, hidden: 128} (docs/language.md, Recurrence)")
+        if op is None:
+            hint = did_you_mean(nd.op, op_names())
+            if ex.spec.library.blocks.get(nd.op) is not None:
+                hint = f"'{nd.op}' is a block: write `block: {nd.op}`"
+            raise ex.error("E302", f"unknown op '{nd.op}'", src, ypath + ("op",), path=here,
+                           hint=hint or "see `specgraph ops` for the list")
+        if nd.inline:
+            raise ex.error("E204", "`inline` applies to block and seq nodes, not ops", src, ypath + ("inline",), key=True,
+                           path=here)
+        path = ctx.namer.name(name)
+        values = {}
+        failed = False
+        for key, raw in nd.extras.items():
+            try:
+                values[key] = ex.evaluate(raw, env, src, ypath + (key,), path)
+            except Poisoned:
+                failed = True
+        if failed:
+            raise Poisoned()
+        try:
+            params = op.Params.model_validate(values)
+        except ValidationError as e:
+            ex.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(
+                e, values, src, ypath, f"op {op.name}", allowed=tuple(op.Params.model_fields) + NODE_KEYS))
+            raise Poisoned()
+        location = src.location(ypath, key=True)
+        n_in = len(inputs)
+        if n_in < op.min_inputs or (op.max_inputs is not None and n_in > op.max_inputs):
+            want = (f"{op.min_inputs}" if op.max_inputs == op.min_inputs else
+                    f"at least {op.min_inputs}" if op.max_inputs is None else f"{op.min_inputs} to {op.max_inputs}")
+            raise ex.error("E408", f"{op.name} takes {want} input(s), found {n_in}", None, path=path, location=location,
+                           hint="list its inputs with `from: [a, b]`" if n_in < op.min_inputs else None)
+        in_types = [v.type for v in inputs]
+        try:
+            op.check_dtypes(in_types)
+            out_types = op.infer(params, in_types)
+            ports = op.output_ports(params)
+        except ShapeError as e:
+            details = tuple(_relabel(d, inputs) for d in e.details) or tuple(f"{v.ref} -> {v.type}" for v in inputs)
+            hint = e.hint or shape_error_hint(ex.g, op, inputs, e)
+            raise ex.error(e.code, e.message, None, path=path, location=location, hint=hint, details=details)
+        self.check_dims(out_types, path, location)
+        for key, value in values.items():  # a weight's size (an embedding's `num`) is no output's dim
+            big = next((v for v in _ints(value) if abs(v) > ex.limits.max_dim), None)
+            if big is not None:
+                raise ex.error("E602", f"param '{key}' = {big} exceeds the limit {ex.limits.max_dim}", src,
+                               ypath + (key,), path=path, hint="raise it with --limit max_dim=N")
+        # The weights too: torch cannot even allocate an lstm of hidden 10**12. Only the built-in
+        # ops' counts are used, which are arithmetic (the default count builds the module).
+        if type(op).num_params is not Op.num_params and type(op).__module__.startswith("specgraph."):
+            weights = op.num_params(params, in_types)
+            if isinstance(weights, int) and weights > ex.limits.max_numel:
+                raise ex.error("E602", f"its weights have {weights} elements, over the limit {ex.limits.max_numel}",
+                               None, path=path, location=location, hint="raise it with --limit max_numel=N")
+        node = Node(path, op, params, tuple(inputs), dict(zip(ports, out_types)), location, ctx.scope,
+                    op.node_traits(params, in_types))
+        ex.add_node(node)
+        return {port: Value(path, port, t) for port, t in node.outputs.items()}
+
+    def check_dims(self, types: list[TensorType], path: str, location: Location) -> None:
+        ex = self.ex
+        for t in types:
+            numel = 1
+            for d in t.shape:
+                if isinstance(d, int):
+                    if d <= 0:
+                        raise ex.error("E404", f"output shape {t} has a non-positive dim", None, path=path, location=location)
+                    if d > ex.limits.max_dim:
+                        raise ex.error("E602", f"dim {d} exceeds the limit {ex.limits.max_dim}", None, path=path,
+                                       location=location, hint="raise it with --limit max_dim=N")
+                    numel *= d
+            if numel > ex.limits.max_numel:
+                raise ex.error("E602", f"output {t} has {numel} elements, over the limit {ex.limits.max_numel}", None,
+                               path=path, location=location, hint="raise it with --limit max_numel=N")
+
+
+def _ints(value: Any) -> Iterator[int]:
+    """The integers in a param value (lists searched, booleans left out)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _ints(v)
+
+
+def _relabel(detail: InputDetail | str, inputs: list[Value]) -> str:
+    """An op's detail about its input i, named by the node that produced that input."""
+    if isinstance(detail, InputDetail):
+        who = inputs[detail.index].ref if detail.index < len(inputs) else f"input {detail.index}"
+        return f"{who} -> {detail.text}"
+    return detail
+
+
+__all__ = ["OpNodes"]

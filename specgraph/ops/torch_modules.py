@@ -1,0 +1,142 @@
+"""The torch modules the built-in ops build where torch has none that fits.
+
+Imported by the ops' ``build`` only, so that checking a spec never imports torch.  Each is a
+plain module-level class, so pickle (``torch.save`` of a whole model) and the Python export
+find it by its name.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SpecLSTM(nn.LSTM):
+    """torch.nn.LSTM with a flat signature: (x, h0=None, c0=None) -> (out, h, c)."""
+
+    def forward(self, x, h0=None, c0=None):  # noqa: D102
+        out, (h, c) = super().forward(x, None if h0 is None else (h0, c0))
+        return out, h, c
+
+
+class SpecEmbedding(nn.Embedding):
+    """torch.nn.Embedding whose starting vectors are normal(0, weight_scale), uniform in
+    ±weight_scale or zeros (weight_init); the padding vector, if any, starts at zero."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, weight_init="normal",
+                 weight_scale=1.0):
+        self.weight_init, self.weight_scale = weight_init, weight_scale  # read by reset_parameters
+        super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx, max_norm=max_norm)
+
+    def reset_parameters(self):  # noqa: D102
+        with torch.no_grad():
+            if self.weight_init == "zeros":
+                self.weight.zero_()
+            elif self.weight_init == "uniform":
+                self.weight.uniform_(-self.weight_scale, self.weight_scale)
+            else:
+                self.weight.normal_(0.0, self.weight_scale)
+            if self.padding_idx is not None:
+                self.weight[self.padding_idx].fill_(0)
+
+    def extra_repr(self):  # noqa: D102
+        return super().extra_repr() + f", weight_init={self.weight_init!r}, weight_scale={self.weight_scale!r}"
+
+
+class VariationalDropout(nn.Module):
+    """Dropout with one mask per sequence and feature, shared over the time dim."""
+
+    def __init__(self, p: float = 0.5, batch_first: bool = True):
+        super().__init__()
+        self.p = p
+        self.batch_first = batch_first
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        n, t, f = (0, 1, 2) if self.batch_first else (1, 0, 2)
+        shape = [x.shape[0], x.shape[1], x.shape[2]]
+        shape[t] = 1
+        keep = 1.0 - self.p
+        mask = x.new_empty(shape).bernoulli_(keep)
+        return x * (mask / keep if keep > 0 else mask)
+
+    def extra_repr(self):
+        return f"p={self.p}, batch_first={self.batch_first}"
+
+
+class Zoneout(nn.Module):
+    """forward(h_new, h_prev): keep each unit's previous value with probability p."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, new, prev):
+        if self.training:
+            keep_prev = torch.empty_like(new).bernoulli_(self.p).bool()
+            return torch.where(keep_prev, prev, new)
+        return self.p * prev + (1.0 - self.p) * new
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Reshape(nn.Module):
+    """Reshape whose symbolic entries take their sizes from the input's dims."""
+
+    def __init__(self, sources, shown=()):
+        super().__init__()
+        self.sources = sources  # ("dim", i): the input's dim i; ("size", n): n
+        self.shown = shown  # the shape as the spec writes it, for the repr
+
+    def forward(self, x):
+        return x.reshape([x.shape[v] if kind == "dim" else v for kind, v in self.sources])
+
+    def extra_repr(self):
+        return ", ".join(map(str, self.shown))
+
+
+class Scan(nn.Module):
+    """out[:, t], states = cell(x[:, t], states) for t in 0..T-1 (T-1..0 when reversed).
+
+    ``cell`` holds the cell's modules (state_dict keys ``<scan path>.cell.<cell node>``) and its
+    two graphs: ``pre`` computes what depends on x alone for all steps at once (when
+    ``cell.hoisted``), ``step`` the rest, one step at a time.
+    """
+
+    def __init__(self, cell: nn.Module, sizes: list[int], state_index: list[int], emit_index: int, reverse: bool):
+        super().__init__()
+        self.cell = cell
+        self.sizes = sizes
+        self.state_index = state_index
+        self.emit_index = emit_index
+        self.reverse = reverse
+
+    def forward(self, x: torch.Tensor, *init: torch.Tensor):
+        n, steps = x.shape[0], x.shape[1]
+        states = list(init) if init else [x.new_zeros(n, size) for size in self.sizes]
+        if self.cell.hoisted:
+            hoisted = self.cell.pre(x.reshape(n * steps, *x.shape[2:]))
+            hoisted = hoisted if isinstance(hoisted, tuple) else (hoisted,)
+            per_step = [h.reshape(n, steps, *h.shape[1:]) for h in hoisted]
+        else:
+            per_step = [x]
+        outs = []
+        for t in (range(steps - 1, -1, -1) if self.reverse else range(steps)):
+            result = self.cell.step(*(h[:, t] for h in per_step), *states)
+            result = result if isinstance(result, tuple) else (result,)
+            states = [result[i] for i in self.state_index]
+            outs.append(result[self.emit_index])
+        if self.reverse:
+            outs.reverse()
+        return (torch.stack(outs, 1), *states)
+
+    @property
+    def code(self) -> str:
+        """The cell's generated code: before the loop (hoisted), and per step."""
+        pre = self.cell.pre.code if self.cell.hoisted else "    # nothing hoisted\n"
+        return "# before the loop, for all steps at once\n" + pre + "\n# each step\n" + self.cell.step.code
+
+
+__all__ = ["SpecLSTM", "SpecEmbedding", "VariationalDropout", "Zoneout", "Reshape", "Scan"]

@@ -1,0 +1,66 @@
+"""ONNX of the eval-mode model (torch's torch.export-based exporter), named after the spec."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import torch
+from torch import nn
+
+from ...ir.graph import Graph
+from .inputs import auto_shapes, dynamic_shapes, eval_module, example_inputs
+
+PathLike = Union[str, "os.PathLike[str]"]
+# ONNX keeps weights inside the .onnx file up to protobuf's 2 GiB limit; above, beside it.
+EXTERNAL_DATA_BYTES = 1_500_000_000
+
+
+def to_onnx(model: nn.Module, graph: Graph, path: PathLike, inputs: tuple[torch.Tensor, ...] | None = None, *,
+            dynamic: bool = True, opset: int | None = None, external_data: bool | None = None) -> Path:
+    """Write the eval-mode model as ONNX (torch's exporter, torch.export-based), named after the spec.
+
+    Graph inputs and outputs keep the spec's names (see :func:`onnx_output_names`); symbolic dims
+    stay dynamic where they can.
+    ``external_data``: weights in a ``<path>.data`` file beside it (faster to write for large
+    models); by default inside the one file unless they exceed protobuf's size limit.
+    """
+    module = eval_module(model)
+    inputs = inputs if inputs is not None else example_inputs(graph, model)
+    size = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    kwargs = dict(input_names=list(graph.inputs), output_names=onnx_output_names(graph),
+                  opset_version=opset, verbose=False, report=False)
+    shapes = dynamic_shapes(graph) if dynamic and any(dynamic_shapes(graph)) else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # From the module, not from an ExportedProgram: only then do the named dims (N, H)
+        # become the ONNX dim names.
+        try:
+            onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=shapes, **kwargs)
+        except Exception:  # noqa: BLE001 - a constraint the named dims do not meet: let torch.export choose
+            if shapes is None:
+                raise
+            onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=auto_shapes(shapes), **kwargs)
+    onnx_program.save(str(path), external_data=size > EXTERNAL_DATA_BYTES if external_data is None else external_data)
+    return Path(path)
+
+
+def onnx_output_names(graph: Graph) -> list[str]:
+    """The ONNX names of the eval-mode outputs: the spec's, with ``_out`` added where an input
+    has the same name (a cell's state ``h`` in and out), since ONNX names each value once."""
+    taken = set(graph.inputs)
+    names = []
+    for o in graph.outputs:
+        if o.train_only:
+            continue
+        name = o.name
+        while name in taken:
+            name += "_out"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+__all__ = ["to_onnx", "onnx_output_names", "EXTERNAL_DATA_BYTES"]
