@@ -30,7 +30,8 @@ run: setup
 	$(PY) scripts/main_job.py
 
 test: setup
-	$(PY) -m pytest -p no:cacheprovider
+	@start=$$(date +%s); $(PY) -m pytest -p no:cacheprovider; rc=$$?; \
+	  echo "make test: the suite took $$(( $$(date +%s) - start )) s of wall time"; exit $$rc
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -5,7 +5,7 @@
    weights loaded into both: CPU, batch 8, 3x224x224, ``torch.set_num_threads(2)``.
 2. ``specgraph.check`` (load + expand + shape inference) and ``specgraph.load`` of resnet50.
 3. ``specgraph.build`` (from the path, and from an already checked Graph through
-   ``specgraph.builder.build_module``) against ``torchvision.models.resnet50()``.
+   ``specgraph.torch.build.build_module``) against ``torchvision.models.resnet50()``.
 
 Run alone with ``.venv/bin/python benchmarks/bench_core.py [--quick]`` (prints the sections),
 or through ``make bench`` (all modules, rewrites BENCHMARKS.md).

@@ -93,7 +93,7 @@ def test_package_level_export_and_optimize(tmp_path):
     x = example_inputs(specgraph.check(lenet), plain)
     with torch.no_grad():
         torch.testing.assert_close(fast(*x), plain(*x), atol=1e-4, rtol=1e-4)
-    assert callable(specgraph.export)  # importing specgraph.exporting above did not rebind it
+    assert callable(specgraph.export)  # importing specgraph.torch.export above did not rebind it
 
 
 def test_documented_exceptions_name_specs_of_the_folder():

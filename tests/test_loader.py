@@ -1,4 +1,4 @@
-"""The load stage: safe YAML with a line/column for every value and key (specgraph.loader)."""
+"""The load stage: safe YAML with a line/column for every value and key (specgraph.lang.marked_yaml)."""
 
 from __future__ import annotations
 

@@ -567,3 +567,26 @@ def test_dot_statements_are_graphviz_own():
             drawer.graph_attrs(ours, label=label, style=value, rank="same")
             ref.attr(label=label, style=value, rank="same")
     assert ours.source == ref.source
+
+
+def test_a_failing_scan_is_drawn_as_the_scan_of_its_cell():
+    text = """
+specgraph: 1
+inputs: {x: [N, 5, 3]}
+blocks:
+  cell:
+    params: {hidden: int}
+    states: {h: $hidden}
+    inputs: [x, h]
+    outputs: {h: h_new}
+    nodes:
+      x2h:   {op: linear, out: $hidden, from: x}
+      h_new: {op: add, from: [x2h, x]}
+graph:
+  rnn: {scan: cell, hidden: 4}
+"""
+    _, partial = render_partial(text)
+    assert not partial.ok
+    # the cell's failing node is no node of the outer graph: the scan is drawn failing, with its diagnostics
+    assert [(f.path, f.what) for f in partial.failures] == [("rnn", "scan cell")]
+    assert [d.code for d in partial.failures[0].diagnostics] == ["E402"] and not partial.unplaced

@@ -50,7 +50,7 @@ _TOKEN = re.compile(r"\s*(\d+|[A-Za-z_][A-Za-z0-9_]*|[-+*/()⌊⌋⌈⌉])")
 
 def eval_dim(d: dims.Dim, sizes: dict[str, int]) -> int:
     """The value of a dim at ``sizes``.  An opaque dim is its text, where ``a/k`` is floor
-    division, ``⌊x/k⌋`` and ``⌈x/k⌉`` floor and ceiling (see specgraph.dims)."""
+    division, ``⌊x/k⌋`` and ``⌈x/k⌉`` floor and ceiling (see specgraph.ir.dims)."""
     if isinstance(d, int) or d.opaque is None:
         return dims.evaluate(d, sizes)
     tokens = _TOKEN.findall(d.opaque)

@@ -82,3 +82,51 @@ def test_entry_point_op_is_loaded_on_lookup(tmp_path, monkeypatch):
     x = torch.randn(1, 4, 8, 8)
     torch.testing.assert_close(model(x), torch.clamp(2.0 * model.conv(x), 0, 1))
     sys.modules.pop("myops", None)
+
+
+def test_a_checked_graph_keeps_the_op_it_was_checked_with():
+    # The Graph holds op objects, not names: registering another op under the name later
+    # changes the graphs checked afterwards only.
+    class First(Op):
+        name = "test_reregistered"
+
+        class Params(OpParams):
+            beta: Float = 1.0
+
+        def infer(self, p, inputs):
+            return [inputs[0]]
+
+        def emit(self, p, graph, args):
+            return graph.call_function(torch.mul, (args[0], p.beta))
+
+    class Second(First):
+        def emit(self, p, graph, args):
+            return graph.call_function(torch.add, (args[0], p.beta))
+
+    try:
+        register_op(First)
+        before = specgraph.check(SPEC.replace("OPNAME", "test_reregistered"))
+        register_op(Second)
+        after = specgraph.check(SPEC.replace("OPNAME", "test_reregistered"))
+        assert type(before.node("act").op) is First and type(after.node("act").op) is Second
+        x = torch.randn(1, 4, 8, 8)
+        old, new = specgraph.build(before), specgraph.build(after)
+        new.load_state_dict(old.state_dict())
+        torch.testing.assert_close(old(x), 2.0 * old.conv(x))
+        torch.testing.assert_close(new(x), new.conv(x) + 2.0)
+    finally:
+        registry.REGISTRY.unregister("test_reregistered")
+
+
+def test_the_graph_is_frozen():
+    import dataclasses
+
+    import pytest
+
+    graph = specgraph.check(SPEC.replace("OPNAME", "relu").replace(", beta: 2.0", ""))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        graph.node("act").params = None
+    with pytest.raises(TypeError):
+        graph.node_map["x"] = None
+    with pytest.raises(TypeError):
+        graph.node("act").outputs["out"] = None

@@ -1,6 +1,6 @@
 """Summary: one row per op node — path, op, output shape, parameters, MACs — and totals;
 with memory (parameter and activation bytes per node, the predicted inference peak) when the
-symbolic dims have sizes (see :mod:`specgraph.memory`).
+symbolic dims have sizes (see :mod:`specgraph.analysis.memory`).
 
 Counts come from each op's own ``num_params`` and ``macs`` (arithmetic on the inferred
 types), so a summary needs no torch module.  MACs are per sample (symbolic batch = 1) and
@@ -115,7 +115,7 @@ def summarize(graph: Graph, batch_size: int | None = None, dims: Mapping[str, in
 
     Without either, memory is reported at batch 1 when that sizes every symbolic dim, and left
     out (with a note saying which dims need a size) otherwise.  When either is given, a dim
-    without a size raises :class:`specgraph.memory.SizeError`.
+    without a size raises :class:`specgraph.analysis.memory.SizeError`.
     """
     asked = batch_size is not None or bool(dims)
     memory, note = None, None

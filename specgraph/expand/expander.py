@@ -312,9 +312,9 @@ class Expander:
 
     def expand_single(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
                       index: int | None = None) -> Result:
-        what = (nd.op if nd.op is not None else f"block {nd.block}" if nd.block is not None else
-                f"scan {nd.scan}" if nd.scan is not None else "seq")
-        attempt = Attempt(ctx.namer.peek(name), str(what), tuple(inputs), tuple(ctx.scope))
+        kind = next(k for k in ("op", "block", "scan", "seq") if getattr(nd, k) is not None)
+        what = {"op": nd.op, "block": f"block {nd.block}", "scan": f"scan {nd.scan}", "seq": "seq"}[kind]
+        attempt = Attempt(ctx.namer.peek(name), kind, str(what), tuple(inputs), tuple(ctx.scope))
         self.observer.node_begun(attempt)
         try:
             if nd.op is not None:

@@ -14,10 +14,13 @@ from ..ir.graph import OutputInfo, Value
 
 @dataclass(frozen=True)
 class Attempt:
-    """One node definition being expanded: its path (as it would be named), what it is
-    (``conv2d``, ``block inception``, ``scan lstm_cell``, ``seq``), its inputs and its scope."""
+    """One node definition being expanded: its path (as it would be named), its kind (op, block,
+    scan or seq), what it is (``conv2d``, ``block inception``, ``scan lstm_cell``, ``seq``), its
+    inputs and its scope.  A scan's cell is expanded as a graph of its own: the attempts inside
+    it have paths relative to the cell."""
 
     path: str
+    kind: str
     what: str
     inputs: tuple[Value, ...]
     scope: tuple[str, ...]

@@ -62,25 +62,25 @@ class _Recorder(ExpansionObserver):
         # in several block instances: each instance's failing node is drawn.
         self.reported: list[Diagnostic] = []
         self.claimed: set[int] = set()  # indices into `reported` already tied to a failure
-        self.started: list[int] = []  # len(reported) when each open attempt began
+        self.started: list[tuple[Attempt, int]] = []  # each open attempt, and len(reported) then
         self.outputs: list[OutputInfo] = []
 
     def diagnostic_reported(self, d: Diagnostic) -> None:
         self.reported.append(d)
 
     def node_begun(self, attempt: Attempt) -> None:
-        self.started.append(len(self.reported))
+        self.started.append((attempt, len(self.reported)))
 
     def node_ended(self, attempt: Attempt, failed: bool) -> None:
-        before = self.started.pop()
-        if not failed:
-            return
+        _, before = self.started.pop()
+        if not failed or any(a.kind == "scan" for a, _ in self.started):
+            return  # inside a scan's cell (a graph of its own): the scan node is what is drawn
         fresh = [i for i in range(before, len(self.reported))
                  if i not in self.claimed and self.reported[i].severity == "error"]
         if fresh:  # this node's own failure; a nested node's was claimed when it ended
             self.claimed.update(fresh)
             diags = [self.reported[i] for i in fresh]
-            path = next((d.path for d in diags if d.path), None) or attempt.path
+            path = attempt.path if attempt.kind == "scan" else next((d.path for d in diags if d.path), attempt.path)
             self.failures.append(Failure(path, attempt.what, list(attempt.inputs), attempt.scope, diags))
 
     def outputs_resolved(self, outputs: list[OutputInfo]) -> None:
