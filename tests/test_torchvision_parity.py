@@ -89,3 +89,35 @@ def test_googlenet_aux_heads_train_and_eval():
         torch.testing.assert_close(out, ref(x), atol=1e-5, rtol=1e-5)
     # The eval graph does not compute the auxiliary heads at all.
     assert "aux1" not in ours.eval_graph_module.code and "aux1" in ours.train_graph_module.code
+
+
+MOBILENET_V3_SMALL = {
+    "last_channel": 1024,
+    "settings": [[16, 3, 16, 16, True, "relu", 2], [16, 3, 72, 24, False, "relu", 2],
+                 [24, 3, 88, 24, False, "relu", 1], [24, 5, 96, 40, True, "hardswish", 2],
+                 [40, 5, 240, 40, True, "hardswish", 1], [40, 5, 240, 40, True, "hardswish", 1],
+                 [40, 5, 120, 48, True, "hardswish", 1], [48, 5, 144, 48, True, "hardswish", 1],
+                 [48, 5, 288, 96, True, "hardswish", 2], [96, 5, 576, 96, True, "hardswish", 1],
+                 [96, 5, 576, 96, True, "hardswish", 1]],
+}
+
+
+@pytest.mark.parametrize("variant,params,ctor,expected", [
+    ("large", {}, tv.mobilenet_v3_large, 5_483_032),
+    ("small", MOBILENET_V3_SMALL, tv.mobilenet_v3_small, 2_542_856),
+    ("small_10_classes", {**MOBILENET_V3_SMALL, "num_classes": 10}, lambda: tv.mobilenet_v3_small(num_classes=10), None),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_mobilenet_v3_matches_torchvision_with_random_weights_and_statistics(variant, params, ctor, expected):
+    # hardswish, hardsigmoid and the squeeze-excitation gate as ops; torchvision's own table as a param
+    from export_cases import randomize_norm_stats
+
+    torch.manual_seed(0)
+    ref = ctor().eval()
+    randomize_norm_stats(ref, seed=1)
+    ours = specgraph.build(SPECS / "mobilenet_v3_large.yaml", **params)
+    assert n_params(ours) == n_params(ref) and (expected is None or n_params(ref) == expected)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)

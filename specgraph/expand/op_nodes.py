@@ -74,11 +74,11 @@ class OpNodes:
             raise Poisoned()
         location = src.location(ypath, key=True)
         n_in = len(inputs)
-        if n_in < op.min_inputs or (op.max_inputs is not None and n_in > op.max_inputs):
-            want = (f"{op.min_inputs}" if op.max_inputs == op.min_inputs else
-                    f"at least {op.min_inputs}" if op.max_inputs is None else f"{op.min_inputs} to {op.max_inputs}")
+        least, most = op.input_range(params)
+        if n_in < least or (most is not None and n_in > most):
+            want = (f"{least}" if most == least else f"at least {least}" if most is None else f"{least} to {most}")
             raise ex.error("E408", f"{op.name} takes {want} input(s), found {n_in}", None, path=path, location=location,
-                           hint="list its inputs with `from: [a, b]`" if n_in < op.min_inputs else None)
+                           hint="list its inputs with `from: [a, b]`" if n_in < least else None)
         in_types = [v.type for v in inputs]
         try:
             op.check_dtypes(in_types)

@@ -49,6 +49,10 @@ def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: 
             if difflib.get_close_matches(field_name, unknown, n=1, cutoff=0.6):
                 continue  # `kernal: 3` is reported as an unknown key with "did you mean 'kernel'?"
             out.append(Diagnostic("E202", f"{what} needs the key '{field_name}'", source.location(full[:-1] if loc == tuple(e['loc']) else full, key=True)))
+        elif kind == "value_error" and not loc:
+            # A model's own check of its values together (min below max): say it plainly.
+            text = str(e.get("ctx", {}).get("error") or e["msg"].removeprefix("Value error, "))
+            out.append(Diagnostic("E204", f"{what}: {text}"[:400], source.location(full)))
         else:
             found = _lookup(data, loc)
             msg = e["msg"].replace("Input should be", "expected").replace(" after validation", "")

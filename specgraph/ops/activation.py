@@ -1,6 +1,6 @@
-"""Elementwise activations and softmax. Shape: [*] -> [*] (unchanged).
+"""Elementwise activations and softmax. Shape: [*] -> [*] (unchanged; glu halves its dim).
 
-None has weights or train/eval behaviour, so each is emitted as one functional call and
+Only prelu has weights; none has train/eval behaviour, so each other is emitted as one functional call and
 ``print(model.code)`` reads like hand-written torch (``relu = torch.relu(x)``).  Each op
 names its function as text so that checking a spec never imports torch.
 """
@@ -10,8 +10,12 @@ from __future__ import annotations
 import importlib
 from typing import Any, Literal
 
+from pydantic import model_validator
+
+from ..ir.dims import floordiv, is_concrete
 from ..ir.traits import Trait
-from .base import FLOAT_DTYPES, Float, Int, Op, OpParams, normalize_dim
+from .base import FLOAT_DTYPES, Bool, Float, Int, Op, OpParams, ShapeError, input_details, normalize_dim
+from .rules import known_dim
 from .registry import register_op
 
 
@@ -158,3 +162,126 @@ class LogSoftmax(_Softmax):
     name = "log_softmax"
     function = "torch.log_softmax"
     traits = frozenset({Trait.ROW_WISE, Trait.LOG_PROBABILITIES})
+
+
+@register_op
+class ReLU6(_Activation):
+    """min(max(x, 0), 6) (MobileNet)."""
+    name = "relu6"
+    function = "torch.nn.functional.relu6"
+
+
+@register_op
+class Hardtanh(_Activation):
+    """x clamped to [min_val, max_val]."""
+    name = "hardtanh"
+    function = "torch.nn.functional.hardtanh"
+
+    class Params(OpParams):
+        min_val: Float = -1.0
+        max_val: Float = 1.0
+
+        @model_validator(mode="after")
+        def _ordered(self):
+            if self.min_val >= self.max_val:
+                raise ValueError(f"min_val must be below max_val, found {self.min_val} and {self.max_val}")
+            return self
+
+    def kwargs(self, p):
+        return {"min_val": p.min_val, "max_val": p.max_val}
+
+
+@register_op
+class Hardswish(_Activation):
+    """x * relu6(x + 3) / 6 (MobileNetV3)."""
+    name = "hardswish"
+    function = "torch.nn.functional.hardswish"
+
+
+@register_op
+class Hardsigmoid(_Activation):
+    """relu6(x + 3) / 6 (MobileNetV3's squeeze-excitation gate)."""
+    name = "hardsigmoid"
+    function = "torch.nn.functional.hardsigmoid"
+
+
+@register_op
+class Softplus(_Activation):
+    """log(1 + exp(beta * x)) / beta; x itself where beta * x > threshold."""
+    name = "softplus"
+    function = "torch.nn.functional.softplus"
+
+    class Params(OpParams):
+        beta: Float = 1.0
+        threshold: Float = 20.0
+
+    def kwargs(self, p):
+        return {"beta": p.beta, "threshold": p.threshold}
+
+
+@register_op
+class Mish(_Activation):
+    """x * tanh(softplus(x))."""
+    name = "mish"
+    function = "torch.nn.functional.mish"
+
+
+@register_op
+class GLU(_Activation):
+    """Gated linear unit: a * sigmoid(b), a and b the two halves of ``dim``.
+    Shape: [..., 2k, ...] -> [..., k, ...] (dim ``dim``, default -1, must be even)."""
+    name = "glu"
+    function = "torch.nn.functional.glu"
+
+    class Params(OpParams):
+        dim: Int = -1
+
+    def infer(self, p, inputs):
+        x = inputs[0]
+        axis = normalize_dim(p.dim, x.rank)
+        size = x.shape[axis]
+        if is_concrete(size) and size % 2:
+            raise ShapeError(f"glu halves dim {p.dim}, whose size {size} is odd in {x}", code="E402",
+                             details=input_details(inputs))
+        return [x.with_shape(tuple(floordiv(d, 2) if i == axis else d for i, d in enumerate(x.shape)))]
+
+    def node_traits(self, p, inputs):
+        return self.traits - {Trait.ROW_WISE} if normalize_dim(p.dim, inputs[0].rank) == 0 else self.traits
+
+    def kwargs(self, p):
+        return {"dim": p.dim}
+
+
+@register_op
+class PReLU(Op):
+    """x for x > 0, a * x otherwise, ``a`` learnt: one for all channels, or one per channel
+    (``channelwise: true``, channels = dim 1).  Module torch.nn.PReLU (key ``weight``)."""
+    name = "prelu"
+    category = "activation"
+    input_dtypes = FLOAT_DTYPES
+    traits = frozenset({Trait.ROW_WISE})
+
+    class Params(OpParams):
+        channelwise: Bool = False
+        init: Float = 0.25
+
+    def _count(self, p, inputs) -> int:
+        return known_dim(self.name, inputs[0], 1, "channel count") if p.channelwise else 1
+
+    def infer(self, p, inputs):
+        if p.channelwise and inputs[0].rank < 2:
+            raise ShapeError(f"prelu with channelwise: true needs the channels at dim 1, found {inputs[0]}",
+                             code="E410")
+        self._count(p, inputs)
+        return [inputs[0]]
+
+    def build(self, p, inputs):
+        import torch
+
+        return torch.nn.PReLU(self._count(p, inputs), init=p.init)
+
+    def num_params(self, p, inputs):
+        return self._count(p, inputs)
+
+    def describe(self, p):
+        return "per channel" if p.channelwise else ""

@@ -62,6 +62,11 @@ class Op:
                                  details=(InputDetail(i, str(t)),),
                                  hint=TOKEN_IDS_HINT if floating and t.dtype.startswith("int") else None)
 
+    def input_range(self, p: OpParams) -> tuple[int, int | None]:
+        """How many inputs these params take: (at least, at most or None); default the class's
+        ``min_inputs``/``max_inputs`` (an add with a scalar ``by:`` takes one)."""
+        return self.min_inputs, self.max_inputs
+
     def output_ports(self, p: OpParams) -> tuple[str, ...]:
         """Names of the outputs; a single-output op has the one port 'out'."""
         return ("out",)

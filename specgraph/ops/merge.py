@@ -15,7 +15,8 @@ from pydantic import Field, field_validator, model_validator
 
 from ..ir.dims import Dim, add, floordiv, is_concrete
 from ..ir.traits import Trait
-from .base import Int, Op, OpParams, PositiveInt, ShapeError, Str, TensorType, input_details, normalize_dim
+from .base import (FLOAT_DTYPES, Float, Int, Op, OpParams, PositiveInt, ShapeError, Str, TensorType, input_details,
+                   normalize_dim)
 from .registry import register_op
 
 CHANNEL_HINT = ("the branches give different channel counts; a 1×1 conv2d (projection) on "
@@ -56,23 +57,42 @@ def _row_wise_unless_batch(op: Op, p, inputs) -> frozenset[Trait]:
     return op.traits
 
 
+class _ScalarParams(OpParams):
+    by: Optional[Float] = None  # a number as the second operand: {op: mul, by: 0.5} is x * 0.5
+
+
 class _Broadcasting(Op):
-    """Elementwise over 2+ inputs with broadcasting. Shape: broadcast of the input shapes."""
+    """Elementwise over 2+ inputs with broadcasting, or over one input and the number ``by``.
+    Shape: broadcast of the input shapes ([*] -> [*] with ``by``)."""
 
     category = "merge"
     min_inputs = 2
     max_inputs = None
+    Params = _ScalarParams
     function = operator.add
     traits = frozenset({Trait.ROW_WISE, Trait.MERGE})
 
+    def input_range(self, p):
+        return (1, 1) if p.by is not None else (self.min_inputs, self.max_inputs)
+
     def infer(self, p, inputs):
+        if p.by is not None:
+            if inputs[0].dtype not in FLOAT_DTYPES:  # an int tensor times 0.5 would turn float
+                raise ShapeError(f"{self.name} with `by` expects a floating-point input, found {inputs[0].dtype} "
+                                 f"{inputs[0]}", code="E409", details=input_details(inputs))
+            return [inputs[0]]
         return [inputs[0].with_shape(broadcast_shape(self.name, inputs))]
 
     def emit(self, p, graph, args):
+        if p.by is not None:
+            return graph.call_function(self.function, (args[0], p.by))
         node = args[0]
         for other in args[1:]:  # a chain of binary ops reads as `add_1 = add + z`
             node = graph.call_function(self.function, (node, other))
         return node
+
+    def describe(self, p):
+        return "" if p.by is None else f"by {p.by:g}"
 
 
 @register_op
@@ -86,7 +106,7 @@ class Add(_Broadcasting):
     def make_in_place(self, fx_node):
         # `a + b` -> `a.add_(b)`: a binary add only (a chain's later adds read a fresh sum anyway)
         if fx_node.op != "call_function" or fx_node.target is not operator.add or fx_node.kwargs \
-                or len(fx_node.args) != 2:
+                or len(fx_node.args) != 2 or not all(hasattr(a, "op") for a in fx_node.args):
             return False
         fx_node.op, fx_node.target = "call_method", "add_"
         return True
@@ -107,6 +127,21 @@ class Sub(_Broadcasting):
     name = "sub"
     max_inputs = 2
     function = operator.sub
+
+
+@register_op
+class Div(_Broadcasting):
+    """Elementwise quotient a / b (attention's 1/sqrt(d) scale, with `by`). [*a], [*b] -> [broadcast(a, b)]."""
+
+    name = "div"
+    max_inputs = 2
+    function = operator.truediv
+
+    def infer(self, p, inputs):
+        if p.by is None and any(t.dtype not in FLOAT_DTYPES for t in inputs):  # torch's / of ints is float
+            raise ShapeError(f"div expects floating-point inputs, found {', '.join(t.dtype for t in inputs)}",
+                             code="E409", details=input_details(inputs))
+        return super().infer(p, inputs)
 
 
 @register_op

@@ -23,6 +23,7 @@ CATEGORY_COLOURS: dict[str, str] = {
     "activation": "#fdd0a8",
     "dropout": "#e4e4e4",
     "merge": "#f3bfd8",
+    "math": "#e9d6f5",
     "split": "#c9d6a3",
     "reshape": "#c4e6e6",
     "resample": "#e8dcc4",

@@ -27,7 +27,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ...ops import activation, dropout, linear, merge, norm, pool, recurrent, reduce, resample, scan, seqdropout, shape
+from ...ops import (activation, dropout, elementwise, linear, merge, norm, pool, recurrent, reduce, resample, scan,
+                    seqdropout, shape)
 from ...ops.conv import Conv2d
 from ...ops.param_types import pair
 from .machine import Machine
@@ -97,7 +98,10 @@ def scratch_model(op) -> ScratchModel | None:
 # statistics of a few bytes a row, left out.  LocalResponseNorm is a chain of temporaries
 # (square, pad, pool, scale) that is not modelled: its nodes make the peak a lower bound.
 no_scratch(activation.ReLU, activation.LeakyReLU, activation.GELU, activation.SiLU, activation.ELU, activation.SELU,
-           activation.Sigmoid, activation.Tanh, activation.Softmax, activation.LogSoftmax,
+           activation.Sigmoid, activation.Tanh, activation.Softmax, activation.LogSoftmax, activation.ReLU6,
+           activation.Hardtanh, activation.Hardswish, activation.Hardsigmoid, activation.Softplus, activation.Mish,
+           activation.GLU, activation.PReLU, elementwise.Neg, elementwise.Abs, elementwise.Exp, elementwise.Log,
+           elementwise.Sqrt, elementwise.Rsqrt, elementwise.Pow, elementwise.Clamp, merge.Div,
            dropout.Dropout, dropout.Dropout2d, dropout.AlphaDropout, seqdropout.VariationalDropoutOp,
            seqdropout.ZoneoutOp, linear.Linear, recurrent.Embedding,
            merge.Add, merge.Mul, merge.Sub, merge.Concat, merge.Chunk, merge.Split,
