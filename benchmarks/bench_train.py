@@ -201,11 +201,11 @@ TOP = 100  # words compared
 
 def _gensim_docs(seed: int) -> list[list[str]]:
     """The training documents of the `lee` dataset (its split by document)."""
-    from specgraph.data.corpus import lee_corpus
+    from specgraph.train.datasets.corpus import lee_corpus
 
     docs = lee_corpus()
     try:
-        from specgraph.train.corpora import _split_documents
+        from specgraph.train.datasets.corpus_word2vec import _split_documents
 
         return _split_documents(docs, seed)["train"]
     except ImportError:
@@ -269,15 +269,15 @@ def skipgram_plain(bundle, seed: int) -> tuple[float, np.ndarray]:
 
 
 def _overlap(a: np.ndarray, b: np.ndarray, vocab, words: list[str], k: int = 10) -> float:
-    from specgraph.data.corpus import nearest_neighbours
+    from specgraph.train.datasets.corpus_analogies import nearest_neighbours
 
     return float(np.mean([len({x for x, _ in nearest_neighbours(a, vocab, w, k)}
                               & {x for x, _ in nearest_neighbours(b, vocab, w, k)}) / k for w in words]))
 
 
 def skipgram_section(cfg: Config) -> Section:
-    from specgraph.data.corpus import analogy_accuracy, analogy_questions
-    from specgraph.data.text import Vocabulary
+    from specgraph.train.datasets.corpus_analogies import analogy_accuracy, analogy_questions
+    from specgraph.train.datasets.text import Vocabulary
     from specgraph.train.datasets import datasets
 
     w = W2V
@@ -340,7 +340,7 @@ def skipgram_section(cfg: Config) -> Section:
     rows2.append(["chance (random vectors)", f"{chance:.1%}", f"{chance:.1%}"])
     table2 = markdown_table(["embeddings compared", f"overlap@10, {TOP} most frequent words",
                              f"overlap@10, {TOP} most frequent non-stop words"], rows2, align="lrr")
-    from specgraph.data.corpus import nearest_neighbours
+    from specgraph.train.datasets.corpus_analogies import nearest_neighbours
 
     probe = content[:4]
     sample = "\n".join(f"| {x} | {', '.join(n for n, _ in nearest_neighbours(E['specgraph.train'], vocab, x, 6))} | "

@@ -30,10 +30,9 @@ ALLOWED = {
     "render": BASE | {"ir", "lang", "ops", "expand", "analysis"},
     "torch": BASE | {"ir", "ops"},
     "testing": BASE | {"ir", "ops"},
-    "train": BASE | {"ir", "lang", "ops", "expand", "analysis", "torch", "data", "api"},
-    "data": BASE | {"ir"},
+    "train": BASE | {"ir", "lang", "ops", "expand", "analysis", "torch", "api"},
     "api": BASE | {"ir", "lang", "ops", "expand", "analysis", "torch", "render", "train"},
-    "cli": BASE | {"ir", "lang", "ops", "expand", "analysis", "torch", "render", "train", "data", "api"},
+    "cli": BASE | {"ir", "lang", "ops", "expand", "analysis", "torch", "render", "train", "api", "__init__"},
     "__init__": {"api", "render", "train", "diagnostics", "ir", "lang", "ops"},
 }
 

@@ -1,4 +1,4 @@
-"""The data loaders of specgraph.data: time series, corpora and word vectors, segmentation crops.
+"""The raw data of specgraph.train.datasets: time series, corpora and word vectors, segmentation crops.
 
 The packaged data sets need the ``data`` extra (statsmodels, gensim, stardist); their tests are
 skipped where a package is missing.  Everything else runs on small crafted data.
@@ -14,12 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from specgraph.data import DataError
-from specgraph.data.corpus import (analogy_accuracy, analogy_questions, char_lm_dataset, char_lm_splits,
-                                   nearest_neighbours, text_corpus, word2vec_dataset)
-from specgraph.data.nuclei import image_folder_crops, load_segmentation
-from specgraph.data.series import interpolate_missing, load_series, windowed
-from specgraph.data.text import Vocabulary, cbow_examples, negative_table, skipgram_pairs, tokenize
+from specgraph.train.datasets import DataError
+from specgraph.train.datasets.corpus import text_corpus
+from specgraph.train.datasets.corpus_analogies import analogy_accuracy, analogy_questions, nearest_neighbours
+from specgraph.train.datasets.corpus_lm import char_lm_dataset, char_lm_splits
+from specgraph.train.datasets.corpus_word2vec import word2vec_dataset
+from specgraph.train.datasets.crops import image_folder_crops
+from specgraph.train.datasets.nuclei import load_segmentation
+from specgraph.train.datasets.series import interpolate_missing, load_series, windowed
+from specgraph.train.datasets.text import Vocabulary, cbow_examples, negative_table, skipgram_pairs, tokenize
 
 
 def needs(package: str):
@@ -129,7 +132,7 @@ def test_missing_package_is_a_clear_error(monkeypatch):
     original = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name in ("gensim", "stardist") else original(name, *a))
-    from specgraph.data.corpus import lee_corpus
+    from specgraph.train.datasets.corpus import lee_corpus
     with pytest.raises(DataError, match=r"'lee' needs the Python package 'gensim'.*specgraph\[data\]"):
         lee_corpus()
     with pytest.raises(DataError, match="'nuclei' needs the Python package 'stardist'"):
@@ -143,7 +146,7 @@ TOY = ["the quick brown fox jumps over the lazy dog", "the dog sleeps", "a fox"]
 
 @needs("gensim")
 def test_lee_corpus_and_vocabulary():
-    from specgraph.data.corpus import lee_corpus, lee_text
+    from specgraph.train.datasets.corpus import lee_corpus, lee_text
     docs = lee_corpus()
     assert len(docs) == 300
     assert 59_000 < sum(map(len, docs)) < 62_000
@@ -296,7 +299,8 @@ def test_char_lm_dataset_and_splits():
 
 @needs("stardist")
 def test_nuclei_crops():
-    from specgraph.data.nuclei import _percentiles, nuclei_crops, nuclei_image
+    from specgraph.train.datasets.crops import _percentiles
+    from specgraph.train.datasets.nuclei import nuclei_crops, nuclei_image
     splits = nuclei_crops(size=128, stride=64)
     assert splits.sizes() == {"train": 21, "val": 7, "test": 7}
     assert (splits.num_classes, splits.in_channels) == (2, 1)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import specgraph
-from specgraph.data.text import Vocabulary, cbow_examples, skipgram_pairs, tokenize
+from specgraph.train.datasets.text import Vocabulary, cbow_examples, skipgram_pairs, tokenize
 from conftest import SPECS
 
 TOY = "Hey, this is sample corpus using only one context word."

@@ -298,6 +298,7 @@ def test_auxiliary_outputs_add_0_3_of_their_loss_in_training_only():
     assert torch.allclose(module._step((x, y), "train"), ce(main, y) + 0.3 * ce(aux, y))
     model.eval()
     assert torch.allclose(module._step((x, y), "val"), ce(model(x), y))
+    assert module.state_dict().keys() == {f"model.{k}" for k in model.state_dict()}  # metrics hold no weights
     googlenet = plan_outputs(specgraph.check(SPECS / "googlenet.yaml", aux_logits=True))
     assert (googlenet.main_train, googlenet.aux_train) == (0, [1, 2])
 
@@ -309,20 +310,35 @@ def test_a_softmax_output_trains_on_its_training_only_logits():
     assert (plan.main_train, plan.logits_train, plan.aux_train, plan.eval_kind) == (0, 1, [], "probs")
 
 
+def epoch_metrics(task, *batches):
+    """The task's metrics over ``batches`` of (pred, target[, loss]), as a stage's epoch computes them."""
+    metrics = task.make_metrics()
+    for pred, target, *loss in batches:
+        task.update(metrics, pred, target, loss[0] if loss else task.loss(pred, target))
+    return task.compute(metrics)
+
+
 def test_task_metrics_are_exact_over_the_summed_batches():
     from specgraph.train.tasks import make_task, negative_sampling_loss
 
     seg = make_task("segmentation", num_classes=2)
     target = torch.tensor([[[0, 1], [1, 1]]])
     pred = torch.tensor([[[[5.0, -5.0], [5.0, -5.0]], [[-5.0, 5.0], [-5.0, 5.0]]]])  # predicts [[0, 1], [0, 1]]
-    m = seg.finish(seg.sums(pred, target, seg.loss(pred, target)))
+    m = epoch_metrics(seg, (pred, target))
     assert m["dice"] == pytest.approx(2 * 2 / (2 + 3)) and m["iou"] == pytest.approx(2 / 3)
     lm = make_task("language_model", vocab=4)
     logits, tokens = torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long)
-    assert lm.finish(lm.sums(logits, tokens, lm.loss(logits, tokens)))["ppl"] == pytest.approx(4.0)
+    assert epoch_metrics(lm, (logits, tokens))["ppl"] == pytest.approx(4.0)
     reg = make_task("regression")
-    r = reg.finish(reg.sums(torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [0.0]]), torch.tensor(5.0)))
+    r = epoch_metrics(reg, (torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [0.0]]), torch.tensor(5.0)))
     assert (r["mse"], r["mae"]) == (5.0, 2.0)
+    # over batches of different sizes: sums first, then one division (not a mean of batch means)
+    clf = make_task("classification", num_classes=3)
+    right, wrong = torch.eye(3), torch.eye(3)[[1]]
+    m = epoch_metrics(clf, (right, torch.arange(3), torch.tensor(1.0)), (wrong, torch.tensor([0]), torch.tensor(5.0)))
+    assert list(m) == ["loss", "acc"] and m["acc"] == pytest.approx(3 / 4) and m["loss"] == pytest.approx(8 / 4)
+    assert list(epoch_metrics(reg, (torch.ones(2, 1), torch.zeros(2, 1)))) == ["loss", "mse", "mae"]
+    assert list(epoch_metrics(lm, (logits, tokens))) == ["loss", "ppl", "acc"]
     scores = torch.tensor([[2.0, -1.0, 0.5]])
     expected = -(torch.nn.functional.logsigmoid(torch.tensor(2.0)) + torch.nn.functional.logsigmoid(torch.tensor([1.0, -0.5])).sum())
     assert negative_sampling_loss(scores) == pytest.approx(float(expected))

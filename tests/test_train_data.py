@@ -23,7 +23,7 @@ from typer.testing import CliRunner  # noqa: E402
 import specgraph  # noqa: E402
 from conftest import SPECS  # noqa: E402
 from specgraph.cli.app import app  # noqa: E402
-from specgraph.data.corpus import lee_text  # noqa: E402
+from specgraph.train.datasets.corpus import lee_text  # noqa: E402
 from specgraph.train import load_dataset  # noqa: E402
 from specgraph.train.runner import train  # noqa: E402
 from specgraph.train.tasks import make_task  # noqa: E402
@@ -55,7 +55,9 @@ def test_unet_padded_on_nuclei_crops_dice_rises(tmp_path):
     task = make_task("segmentation", 2)
     with torch.no_grad():
         pred = untrained(images)
-    before = task.finish(task.sums(pred, masks, task.loss(pred, masks)))["dice"]
+    metrics = task.make_metrics()
+    task.update(metrics, pred, masks, task.loss(pred, masks))
+    before = task.compute(metrics)["dice"]
 
     r = train(SPECS / "unet_padded.yaml", "nuclei", params=UNET_SMALL, epochs=5, lr=3e-3, batch_size=8,
               out=str(tmp_path / "run"), **QUICK)
@@ -161,7 +163,7 @@ def test_text_batches_are_gathered_whole_and_equal_item_by_item_ones(spec, param
     stacking the items one by one."""
     from torch.utils.data import DataLoader
 
-    from specgraph.train.corpora import Stacked
+    from specgraph.train.datasets.corpus_batches import Stacked
     from specgraph.train.module import EpochSampler
 
     b = bundle_for(SPECS / f"{spec}.yaml", "lee", **params)

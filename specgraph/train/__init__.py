@@ -1,12 +1,14 @@
 """Training: ``specgraph train SPEC --data NAME`` and ``specgraph.train(spec, data, ...)``.
 
-One module per concern: ``config`` (the settings and their precedence), ``datasets`` (the
-registry: ``register_dataset``), ``images`` (fashion-mnist, digits, imagefolder),
-``forecasting`` (sunspots, co2, csv), ``corpora`` (lee, text: word2vec or a char LM),
-``crops`` (nuclei, segfolder), ``wordvecs`` (neighbours and analogies of word2vec runs),
-``tasks`` (losses and metrics), ``fit`` (does the spec fit the data), ``augment`` (transforms.v2),
-``transfer`` (``--init-from``, ``--freeze``), ``module`` (the LightningModule), ``curves``
-(metrics.csv and curves.png) and ``runner`` (the Trainer and the run folder).
+One module per concern: ``config`` (the settings and their precedence), ``datasets/`` (the
+registry, ``register_dataset``, and one module per source, reading its raw data and making its
+bundle: ``images`` (fashion-mnist, digits, imagefolder), ``series`` (sunspots, co2, csv),
+``corpus`` (lee, text: word2vec or a char LM), ``nuclei`` (nuclei, segfolder)), ``wordvecs``
+(neighbours and analogies of word2vec runs), ``tasks`` (losses, and the epoch metrics as
+torchmetrics collections; ``metrics``: the two torchmetrics has not), ``fit`` (does the spec
+fit the data), ``augment`` (transforms.v2), ``transfer`` (``--init-from``, ``--freeze``),
+``module`` (the LightningModule), ``curves`` (metrics.csv and curves.png) and ``runner`` (the
+Trainer and the run folder).
 
 Importing this package imports neither torch nor Lightning; a run imports them when it starts.
 """

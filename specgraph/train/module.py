@@ -11,8 +11,10 @@ Which outputs count (:class:`OutputPlan`, read from the graph):
   own loss to the training loss. Validation and test use the prediction alone.
 
 Metrics are logged as ``{train,val,test}_{loss,<task metrics>}`` once per epoch, exact over
-the split and across processes (see tasks.py); ``loss`` is the per-step training loss shown
-by the progress bar.
+the split and across processes: each stage has its own ``torchmetrics.MetricCollection``
+(made by the task, see tasks.py), updated every step, computed — torchmetrics adds the sums
+of every process first — and reset at the end of the epoch. They hold no weights: they are
+not in the state_dict. ``loss`` is the per-step training loss shown by the progress bar.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from torch import nn
 from ..ir.graph import Graph
 from ..ir.traits import Trait
 from .config import TrainConfig
-from .tasks import Sums, Task
+from .tasks import Task
 from .transfer import Frozen, keep_frozen_in_eval
 
 
@@ -69,6 +71,9 @@ def plan_outputs(graph: Graph) -> OutputPlan:
     return plan
 
 
+STAGES = ("train", "val", "test")
+
+
 class EpochSampler(torch.utils.data.Sampler):
     """A shuffle that depends only on (seed, epoch), so a resumed run sees the same batches."""
 
@@ -94,7 +99,8 @@ class SpecModule(L.LightningModule):
         super().__init__()
         self.model, self.task, self.plan, self.config = model, task, plan, config
         self.frozen = frozen or Frozen()
-        self._sums: dict[str, Sums] = {}
+        # submodules, so that they follow the model to its device; not a ModuleDict: "train" is taken
+        self.train_metrics, self.val_metrics, self.test_metrics = (task.make_metrics() for _ in STAGES)
 
     def forward(self, *inputs):
         return self.model(*inputs)
@@ -123,10 +129,7 @@ class SpecModule(L.LightningModule):
         total = loss
         for a in aux:
             total = total + self.config.aux_weight * self.task.loss(a, y)
-        sums = self.task.sums(pred.detach(), y, loss.detach())
-        acc = self._sums.setdefault(stage, {})
-        for k, v in sums.items():
-            acc[k] = acc[k] + v if k in acc else v
+        self.task.update(self._metrics(stage), pred.detach(), y, loss.detach())
         return total
 
     def training_step(self, batch, batch_idx):
@@ -140,21 +143,27 @@ class SpecModule(L.LightningModule):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
-    # ---- metrics: summed over the epoch and across processes ------------------------------
+    # ---- metrics: summed over the epoch and across processes (by torchmetrics) -------------
+    def _metrics(self, stage: str):
+        return getattr(self, f"{stage}_metrics")
+
+    def _reset(self, stage: str) -> None:
+        self._metrics(stage).reset()
+
     def _finish(self, stage: str) -> None:
-        sums = self._sums.pop(stage, None)
-        if not sums:
+        metrics = self._metrics(stage)
+        if not any(m.update_called for m in metrics.values()):
             return
-        reduced = {k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in sums.items()}
-        metrics = self.task.finish(reduced)
-        for k, v in metrics.items():
+        values = self.task.compute(metrics)  # synchronised across processes: logged as they are
+        metrics.reset()
+        for k, v in values.items():
             self.log(f"{stage}_{k}", v, prog_bar=stage == "val", on_epoch=True, sync_dist=False, rank_zero_only=False)
 
     def on_train_start(self):
         keep_frozen_in_eval(self.model, self.frozen)  # Lightning keeps the modes it finds: set them once
 
     def on_train_epoch_start(self):
-        self._sums.pop("train", None)
+        self._reset("train")
         keep_frozen_in_eval(self.model, self.frozen)
         seed = self.config.seed * 100_003 + self.current_epoch * 1_009 + self.global_rank
         torch.manual_seed(seed)  # dropout and augmentation: a function of (seed, epoch), for --resume
@@ -165,15 +174,15 @@ class SpecModule(L.LightningModule):
         self._finish("train")
 
     def on_validation_epoch_start(self):
-        self._sums.pop("val", None)
+        self._reset("val")
 
     def on_validation_epoch_end(self):
         if not self.trainer.sanity_checking:
             self._finish("val")
-        self._sums.pop("val", None)
+        self._reset("val")
 
     def on_test_epoch_start(self):
-        self._sums.pop("test", None)
+        self._reset("test")
 
     def on_test_epoch_end(self):
         self._finish("test")

@@ -77,7 +77,7 @@ def _quiet_lightning() -> None:
                     ".*is smaller than the logging interval.*", ".*Experiment logs directory .*",
                     ".*GPU available but not used.*", ".*LightningModule.*hyperparameters.*",
                     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
-                    ".*when logging on epoch level in distributed setting.*",  # module.py reduces its own sums
+                    ".*when logging on epoch level in distributed setting.*",  # torchmetrics has reduced them
                     ".*Using `DistributedSampler` with the dataloaders. During `trainer.test\\(\\)`.*"):
         warnings.filterwarnings("ignore", pattern)
 

@@ -1,9 +1,12 @@
 """Tasks: the loss and metrics of a kind of data, and whether a spec's output fits it.
 
-A task turns the model's prediction and a batch's targets into a training loss, and into
-*sums* (e.g. correct predictions and examples seen) that are added over an epoch, across
-processes, before :meth:`Task.finish` turns them into metrics — so accuracy, Dice, IoU and
-perplexity are exact over the whole split, not means of batch means.
+A task turns the model's prediction and a batch's targets into a training loss, and makes the
+epoch metrics of a stage: a ``torchmetrics.MetricCollection`` (:meth:`Task.make_metrics`) that
+:meth:`Task.update` feeds every batch and :meth:`Task.compute` reads at the end of the epoch.
+The metrics keep sums (correct predictions and examples seen, squared errors, pixel counts)
+that torchmetrics adds across processes before dividing — so accuracy, Dice, IoU and
+perplexity are exact over the whole split, not means of batch means. The loss is weighted by
+the examples of each batch (tokens, for a language model).
 
 | task             | prediction            | target         | loss                   | metrics        |
 |------------------|-----------------------|----------------|------------------------|----------------|
@@ -24,19 +27,34 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 
 from ..ir.tensor_type import TensorType
+from .metrics import ForegroundOverlap, WeightedMean
 
 TASKS = ("classification", "segmentation", "regression", "language_model", "word2vec")
-Sums = dict[str, torch.Tensor]
 
 
 def _shape(t: TensorType) -> str:
     return str(t)
 
 
+def _accuracy(num_classes: Optional[int]) -> MulticlassAccuracy:
+    """Correct predictions (argmax over dim 1) / examples. ``validate_args=False``: the loss has
+    checked the targets already, and the check would wait for the device every batch; micro
+    accuracy does not depend on ``num_classes``."""
+    return MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
+
+
 class Task:
-    """Base class; subclasses set ``name`` and ``metrics`` (the first is the headline metric)."""
+    """Base class; subclasses set ``name`` and ``metrics`` (the first is the headline metric).
+
+    The epoch metrics of a stage: ``metrics = task.make_metrics()``, then ``task.update(metrics,
+    pred, target, loss)`` per batch and ``task.compute(metrics)`` (names -> floats, ``loss``
+    first, in the order they are logged) per epoch; ``metrics.reset()`` starts the next one.
+    """
 
     name = ""
     metrics: tuple[str, ...] = ()
@@ -51,12 +69,19 @@ class Task:
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def sums(self, pred: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> Sums:
-        n = torch.tensor(float(pred.shape[0]), device=pred.device)
-        return {"loss": loss.detach() * n, "n": n}
+    def make_metrics(self) -> MetricCollection:
+        return MetricCollection(self._metrics(), compute_groups=False)
 
-    def finish(self, s: Sums) -> dict[str, float]:
-        return {"loss": float(s["loss"] / s["n"].clamp(min=1))}
+    def _metrics(self) -> dict[str, Metric]:
+        return {"loss": WeightedMean()}
+
+    def update(self, metrics: MetricCollection, pred: torch.Tensor, target: torch.Tensor,
+               loss: torch.Tensor) -> None:
+        metrics["loss"].update(loss, pred.shape[0])
+
+    def compute(self, metrics: MetricCollection) -> dict[str, float]:
+        values = metrics.compute()  # torchmetrics sorts the names; the order logged (loss first) is ours
+        return {k: float(values[k]) for k in ("loss", *self.metrics)}
 
 
 def _dim_is(d, n: Optional[int]) -> bool:
@@ -76,13 +101,12 @@ class Classification(Task):
     def loss(self, pred, target):
         return F.cross_entropy(pred.float(), target)
 
-    def sums(self, pred, target, loss):
-        s = super().sums(pred, target, loss)
-        s["correct"] = (pred.argmax(dim=1) == target).sum().float()
-        return s
+    def _metrics(self):
+        return {**super()._metrics(), "acc": _accuracy(self.num_classes)}
 
-    def finish(self, s):
-        return {**super().finish(s), "acc": float(s["correct"] / s["n"].clamp(min=1))}
+    def update(self, metrics, pred, target, loss):
+        super().update(metrics, pred, target, loss)
+        metrics["acc"].update(pred, target)
 
 
 class Segmentation(Task):
@@ -101,24 +125,12 @@ class Segmentation(Task):
     def loss(self, pred, target):
         return F.cross_entropy(pred.float(), target)
 
-    def sums(self, pred, target, loss):
-        s = Task.sums(self, pred, target, loss)
-        classes, hard = pred.shape[1], pred.argmax(dim=1)
+    def _metrics(self):
+        return {**super()._metrics(), "overlap": ForegroundOverlap(self.num_classes)}  # dice and iou
 
-        def count(ids: torch.Tensor) -> torch.Tensor:
-            return torch.bincount(ids.flatten(), minlength=classes)[:classes].float()
-
-        s.update(inter=count(target[hard == target]), pred=count(hard), true=count(target))
-        return s
-
-    def finish(self, s):
-        inter, total = s["inter"], s["pred"] + s["true"]
-        fg = slice(1, None) if len(inter) > 1 else slice(None)
-        present = total[fg] > 0
-        dice = (2 * inter[fg] / total[fg].clamp(min=1))[present]
-        iou = (inter[fg] / (total[fg] - inter[fg]).clamp(min=1))[present]
-        return {**Task.finish(self, s), "dice": float(dice.mean()) if len(dice) else 0.0,
-                "iou": float(iou.mean()) if len(iou) else 0.0}
+    def update(self, metrics, pred, target, loss):
+        super().update(metrics, pred, target, loss)
+        metrics["overlap"].update(pred, target)
 
 
 class Regression(Task):
@@ -133,15 +145,18 @@ class Regression(Task):
     def loss(self, pred, target):
         return F.mse_loss(pred.float(), target.float())
 
-    def sums(self, pred, target, loss):
-        s = super().sums(pred, target, loss)
-        err = pred.detach().float() - target.float()
-        s.update(se=(err ** 2).sum(), ae=err.abs().sum(), elems=torch.tensor(float(err.numel()), device=err.device))
-        return s
+    def _metrics(self):  # over every value predicted
+        return {**super()._metrics(), "mse": MeanSquaredError(), "mae": MeanAbsoluteError()}
 
-    def finish(self, s):
-        e = s["elems"].clamp(min=1)
-        return {**super().finish(s), "mse": float(s["se"] / e), "mae": float(s["ae"] / e)}
+    def update(self, metrics, pred, target, loss):
+        super().update(metrics, pred, target, loss)
+        flat_pred, flat_target = pred.detach().float().reshape(-1), target.float().reshape(-1)
+        metrics["mse"].update(flat_pred, flat_target)
+        metrics["mae"].update(flat_pred, flat_target)
+
+    def compute(self, metrics):
+        values = metrics.compute()
+        return {k: float(values[k]) for k in ("loss", "mse", "mae")}
 
 
 class LanguageModel(Task):
@@ -157,13 +172,17 @@ class LanguageModel(Task):
     def loss(self, pred, target):
         return F.cross_entropy(pred.float().flatten(0, 1), target.flatten())
 
-    def sums(self, pred, target, loss):
-        tokens = torch.tensor(float(target.numel()), device=pred.device)
-        return {"loss": loss.detach() * tokens, "n": tokens, "correct": (pred.argmax(-1) == target).sum().float()}
+    def _metrics(self):  # per token
+        return {**super()._metrics(), "acc": _accuracy(self.vocab)}
 
-    def finish(self, s):
-        loss = float(s["loss"] / s["n"].clamp(min=1))
-        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), "acc": float(s["correct"] / s["n"].clamp(min=1))}
+    def update(self, metrics, pred, target, loss):
+        metrics["loss"].update(loss, target.numel())
+        metrics["acc"].update(pred.flatten(0, 1), target.flatten())
+
+    def compute(self, metrics):
+        values = metrics.compute()
+        loss = float(values["loss"])
+        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), "acc": float(values["acc"])}
 
 
 def negative_sampling_loss(scores: torch.Tensor) -> torch.Tensor:
@@ -195,13 +214,12 @@ class Word2Vec(Task):
     def loss(self, pred, target):
         return F.cross_entropy(pred.float(), target) if self.softmax else negative_sampling_loss(pred)
 
-    def sums(self, pred, target, loss):
-        s = super().sums(pred, target, loss)
-        s["correct"] = ((pred.argmax(dim=1) == target) if self.softmax else (pred.argmax(dim=1) == 0)).sum().float()
-        return s
+    def _metrics(self):  # softmax: the context word ranked first; negative sampling: the true word (column 0)
+        return {**super()._metrics(), "acc": _accuracy(self.vocab if self.softmax else None)}
 
-    def finish(self, s):
-        return {**super().finish(s), "acc": float(s["correct"] / s["n"].clamp(min=1))}
+    def update(self, metrics, pred, target, loss):
+        super().update(metrics, pred, target, loss)
+        metrics["acc"].update(pred, target if self.softmax else torch.zeros_like(pred[:, 0], dtype=torch.long))
 
 
 TASK_CLASSES: dict[str, type[Task]] = {c.name: c for c in (Classification, Segmentation, Regression, LanguageModel,

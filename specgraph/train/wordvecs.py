@@ -48,8 +48,8 @@ class WordVectors:
     """The vocabulary and analogy questions of a word2vec bundle, and what to measure."""
 
     def __init__(self, bundle: DataBundle, parameter: str):
-        from ..data.corpus import analogy_questions
-        from ..data.text import Vocabulary
+        from .datasets.corpus_analogies import analogy_questions
+        from .datasets.text import Vocabulary
 
         self.parameter = parameter
         self.vocab = Vocabulary(list(bundle.meta["words"]), list(bundle.meta["counts"]))
@@ -63,12 +63,12 @@ class WordVectors:
         return model.get_parameter(self.parameter).detach()
 
     def analogy(self, model: nn.Module) -> Optional[float]:
-        from ..data.corpus import analogy_accuracy
+        from .datasets.corpus_analogies import analogy_accuracy
 
         return analogy_accuracy(self.vectors(model), self.vocab, self.questions) if self.questions else None
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
-        from ..data.corpus import nearest_neighbours
+        from .datasets.corpus_analogies import nearest_neighbours
 
         vectors = self.vectors(model)
         return {"embedding": self.parameter, "analogy_accuracy": self.analogy(model),

@@ -1,16 +1,22 @@
 """Segmentation crops: ``nuclei`` (stardist's 2-D nuclei image) and ``segfolder:PATH`` (your own pairs).
 
-Both come from :mod:`specgraph.data.nuclei`; items are (image [C, S, S] float32, mask [S, S]
-int64 class ids), task "segmentation".
+Items are (image [C, S, S] float32, mask [S, S] int64 class ids), task "segmentation".
 
-* ``nuclei`` — stardist's 512×512 fluorescence image of nuclei and its mask, made binary
-  (0 background, 1 nucleus; 2 classes). Split by position into horizontal bands: rows 0-255
-  train, 256-383 validation, 384-511 test; no pixel is in two splits. Intensities scaled by
-  the train band's 1st/99.8th percentiles.
+* ``nuclei`` — the fluorescence image of nuclei that stardist ships for its tests
+  (``stardist/data/images/img2d.tif`` and ``mask2d.tif``, 512 x 512, from the 2018 Data
+  Science Bowl; Caicedo et al., Nature Methods 16, 2019).  The files are read with tifffile
+  straight from the installed package -- stardist itself is not imported (it would pull in
+  numba).  The instance mask (0 = background, 1..183 = one id per nucleus) becomes a binary
+  mask: 0 background, 1 nucleus (2 classes). Split by position: the image is cut across into
+  three horizontal bands, ``split`` giving their heights as fractions (default 0.5 / 0.25 /
+  0.25: rows 0-255 train, 256-383 validation, 384-511 test); crops are taken inside each band
+  (see crops.py), so no pixel is in two splits. With the defaults (128, 64): 21 train crops,
+  7 val crops and 7 test crops. Intensities scaled to about [0, 1] by the train band's
+  1st/99.8th percentiles.
 * ``segfolder:PATH`` — a folder of image/mask pairs (``NAME.png`` + ``NAME_mask.png``, or
-  ``images/`` + ``masks/`` with matching names); masks binary (any non-zero pixel is
-  foreground). Three or more pairs split by file (70/15/15, shuffled with the seed); one or
-  two split into horizontal bands of every image.
+  ``images/`` + ``masks/`` with matching names; crops.py reads them); masks binary (any
+  non-zero pixel is foreground). Three or more pairs split by file (70/15/15, shuffled with
+  the seed); one or two split into horizontal bands of every image.
 
 The crop size S is the spec's input H (= W) when it is a fixed number; otherwise 128. Crops
 are taken every S/2 pixels. When the spec's fixed size is larger than the data allows (a
@@ -25,17 +31,61 @@ a ``size`` param gets it, unless ``--set`` gives one), ``stride`` (default size 
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
-from ..data import DataError as CropError
-from .datasets import DataBundle, DataError, DataOption, DataRequest, register_dataset
+import numpy as np
 
+from . import DataBundle, DataError, DataOption, DataRequest, register_dataset
+from .crops import (CropSplits, _assemble, _bands, _check_size, _crops, _normalise, _percentiles,
+                    image_folder_crops)
+from .sources import check_split, import_package, packaged_file
+
+IMAGE_FILE = "data/images/img2d.tif"
+MASK_FILE = "data/images/mask2d.tif"
 DEFAULT_SIZE = 128
 NUCLEI_LIMIT = 128  # the height of the nuclei image's val and test bands (with the default split)
 NUCLEI_HEIGHT = 512
 NUCLEI_SPLIT = (0.5, 0.25, 0.25)
 FOLDER_SPLIT = (0.7, 0.15, 0.15)
 
+
+def nuclei_image() -> tuple[np.ndarray, np.ndarray]:
+    """stardist's 2-D nuclei test image (uint16 [512, 512]) and its instance mask (uint16, 0 = background)."""
+    tifffile = import_package("tifffile", "nuclei")
+    image = tifffile.imread(packaged_file("stardist", IMAGE_FILE, "nuclei"))
+    mask = tifffile.imread(packaged_file("stardist", MASK_FILE, "nuclei"))
+    return np.asarray(image), np.asarray(mask)
+
+
+def nuclei_crops(size: int = 128, stride: int = 64, split: Sequence[float] = (0.5, 0.25, 0.25)) -> CropSplits:
+    """The nuclei image tiled into crops, split by position into horizontal bands (see the module doc)."""
+    _check_size(size, stride)
+    fractions = check_split(split)
+    image, instances = nuclei_image()
+    bands = _bands(image.shape[0], fractions, size, "nuclei image")
+    lo, hi = bands["train"]
+    scale = _percentiles(image[lo:hi])
+    image = _normalise(image, scale)[None]
+    mask = (instances > 0).astype(np.int64)
+    crops = {name: _crops(image, mask, size, stride, rows, 0) for name, rows in bands.items()}
+    info = {"source": "stardist data/images/img2d.tif + mask2d.tif", "image_size": list(instances.shape),
+            "size": size, "stride": stride, "split": list(fractions), "split_by": "horizontal bands (rows)",
+            "bands": {k: list(v) for k, v in bands.items()}, "nuclei": int(instances.max()),
+            "normalisation": f"(x - {scale[0]:g}) / {scale[1] - scale[0]:g}: 1st/99.8th percentiles of the "
+                             "train band", "mask": "binary: 0 background, 1 nucleus"}
+    return _assemble(crops, info, num_classes=2, in_channels=1, size=size)
+
+
+def load_segmentation(name: str, size: int = 128, stride: int = 64, **kwargs) -> CropSplits:
+    """``nuclei`` or ``images:PATH``."""
+    if name == "nuclei":
+        return nuclei_crops(size, stride, **kwargs)
+    if name.startswith("images:"):
+        return image_folder_crops(name[len("images:"):], size, stride, **kwargs)
+    raise DataError(f"unknown segmentation data '{name}': use nuclei or images:PATH")
+
+
+# ---------------------------------------------------------------- the datasets
 
 def crop_options(split: tuple[float, float, float], split_help: str) -> dict[str, DataOption]:
     return {"size": DataOption("int", None, f"crop size S (default: the spec's input H = W when fixed, else "
@@ -76,9 +126,9 @@ def _bundle(req: DataRequest, name: str, make: Callable[[int, int, list], object
     stride = req.options.get("stride") or max(1, size // 2)
     try:
         splits = make(size, stride, split)
-    except CropError as e:
-        raise DataError(str(e), option="size" if "crop size" in str(e) and "size" in req.given else None,
-                        code="E709" if "crop size" in str(e) and "size" in req.given else "E702") from None
+    except DataError as e:
+        given = "crop size" in e.message and "size" in req.given
+        raise DataError(e.message, option="size" if given else None, code="E709" if given else "E702") from None
     params = {"num_classes": splits.num_classes, "in_channels": splits.in_channels}
     if wanted is not None and wanted != size:
         params["size"] = size
@@ -91,8 +141,6 @@ def _bundle(req: DataRequest, name: str, make: Callable[[int, int, list], object
 @register_dataset("nuclei", help="stardist's 2-D nuclei image and mask, tiled into crops (segmentation, 2 classes)",
                   options=crop_options(NUCLEI_SPLIT, "heights of the train, val, test bands of the image"))
 def load_nuclei(req: DataRequest) -> DataBundle:
-    from ..data.nuclei import nuclei_crops
-
     if req.arg:
         raise DataError(f"nuclei takes no argument, got '{req.arg}'",
                         hint="for your own image/mask pairs use --data segfolder:PATH")
@@ -105,8 +153,6 @@ def load_nuclei(req: DataRequest) -> DataBundle:
                   options=crop_options(FOLDER_SPLIT, "train, val, test fractions of the files (1-2 pairs: of "
                                                      "every image's rows)"))
 def load_segfolder(req: DataRequest) -> DataBundle:
-    from ..data.nuclei import image_folder_crops
-
     if not req.arg:
         raise DataError("needs a folder: --data segfolder:PATH")
     split = req.options.get("split") or list(FOLDER_SPLIT)
@@ -115,4 +161,4 @@ def load_segfolder(req: DataRequest) -> DataBundle:
                    split)
 
 
-__all__ = ["crop_size", "crop_options", "DEFAULT_SIZE"]
+__all__ = ["nuclei_image", "nuclei_crops", "load_segmentation", "crop_size", "crop_options", "DEFAULT_SIZE"]

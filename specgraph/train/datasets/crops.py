@@ -1,27 +1,18 @@
-"""Segmentation crops: stardist's 2-D nuclei image, or a folder of the user's image/mask pairs.
+"""Image/mask pairs tiled into crops: a folder of the user's pairs, and the tiling nuclei.py shares.
 
-``nuclei`` is the fluorescence image of nuclei that stardist ships for its tests
-(``stardist/data/images/img2d.tif`` and ``mask2d.tif``, 512 x 512, from the 2018 Data Science
-Bowl; Caicedo et al., Nature Methods 16, 2019).  The files are read with tifffile straight from
-the installed package -- stardist itself is not imported (it would pull in numba).  The instance
-mask (0 = background, 1..183 = one id per nucleus) becomes a binary mask: 0 background,
-1 nucleus.
+``image_folder_crops(PATH)`` reads a folder of pairs, either ``NAME.png`` next to
+``NAME_mask.png`` or two subfolders ``images/`` and ``masks/`` with matching names (the mask
+may also be called ``NAME_mask``).  PNG, TIFF, JPEG (images only) and BMP are read.  With
+three or more pairs the split is by file (shuffled with ``seed``); with one or two, every image
+is cut across into three horizontal bands, ``split`` giving their heights as fractions.  Crops
+of ``size`` x ``size`` are taken every ``stride`` pixels inside each band (plus a last crop
+flush with the band's right/bottom edge when the stride does not land on it), so no crop
+straddles two bands and no pixel of one split appears in another.  Each image is scaled by its
+own 1st/99.8th percentiles.  Masks are made binary (any non-zero value is foreground) unless
+``binary=False``, which keeps their integer values as class ids.
 
-Split by crop position.  The image is cut across into three horizontal bands, ``split`` giving
-their heights as fractions (default 0.5 / 0.25 / 0.25: rows 0-255 train, 256-383 val, 384-511
-test).  Crops of ``size`` x ``size`` are taken every ``stride`` pixels inside each band (plus a
-last crop flush with the band's right/bottom edge when the stride does not land on it), so no
-crop straddles two bands and no pixel of one split appears in another.  With the defaults
-(128, 64): 21 train crops, 7 val crops and 7 test crops.  The intensities are scaled to about
-[0, 1] by the 1st and 99.8th percentiles of the train band only.
-
-``images:PATH`` is a folder of the user's own pairs, either ``NAME.png`` next to
-``NAME_mask.png`` or two subfolders ``images/`` and ``masks/`` with matching names (the mask may
-also be called ``NAME_mask``).  PNG, TIFF, JPEG (images only) and BMP are read.  With three or
-more pairs the split is by file (shuffled with ``seed``); with one or two the bands above are
-used in every image.  Each image is scaled by its own 1st/99.8th percentiles.  Masks are made
-binary (any non-zero value is foreground) unless ``binary=False``, which keeps their integer
-values as class ids.
+The tiling (bands, crops, percentile scaling; the underscored helpers) is shared with
+nuclei.py, which cuts stardist's image the same way.
 """
 
 from __future__ import annotations
@@ -34,10 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from specgraph.data import DataError, Splits, check_split, import_package, packaged_file
+from . import DataError
+from .sources import Splits, check_split, import_package
 
-IMAGE_FILE = "data/images/img2d.tif"
-MASK_FILE = "data/images/mask2d.tif"
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 SPLIT_NAMES = ("train", "val", "test")
@@ -55,33 +45,6 @@ class CropSplits(Splits):
     in_channels: int = 1
     size: int = 0
     positions: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def nuclei_image() -> tuple[np.ndarray, np.ndarray]:
-    """stardist's 2-D nuclei test image (uint16 [512, 512]) and its instance mask (uint16, 0 = background)."""
-    tifffile = import_package("tifffile", "nuclei")
-    image = tifffile.imread(packaged_file("stardist", IMAGE_FILE, "nuclei"))
-    mask = tifffile.imread(packaged_file("stardist", MASK_FILE, "nuclei"))
-    return np.asarray(image), np.asarray(mask)
-
-
-def nuclei_crops(size: int = 128, stride: int = 64, split: Sequence[float] = (0.5, 0.25, 0.25)) -> CropSplits:
-    """The nuclei image tiled into crops, split by position into horizontal bands (see the module doc)."""
-    _check_size(size, stride)
-    fractions = check_split(split)
-    image, instances = nuclei_image()
-    bands = _bands(image.shape[0], fractions, size, "nuclei image")
-    lo, hi = bands["train"]
-    scale = _percentiles(image[lo:hi])
-    image = _normalise(image, scale)[None]
-    mask = (instances > 0).astype(np.int64)
-    crops = {name: _crops(image, mask, size, stride, rows, 0) for name, rows in bands.items()}
-    info = {"source": "stardist data/images/img2d.tif + mask2d.tif", "image_size": list(instances.shape),
-            "size": size, "stride": stride, "split": list(fractions), "split_by": "horizontal bands (rows)",
-            "bands": {k: list(v) for k, v in bands.items()}, "nuclei": int(instances.max()),
-            "normalisation": f"(x - {scale[0]:g}) / {scale[1] - scale[0]:g}: 1st/99.8th percentiles of the "
-                             "train band", "mask": "binary: 0 background, 1 nucleus"}
-    return _assemble(crops, info, num_classes=2, in_channels=1, size=size)
 
 
 def image_folder_crops(path: str | Path, size: int = 128, stride: int = 64,
@@ -135,15 +98,6 @@ def image_folder_crops(path: str | Path, size: int = 128, stride: int = 64,
             "normalisation": "each image by its own 1st/99.8th percentiles",
             "mask": "binary: 0 background, 1 foreground" if binary else "class ids as stored"}
     return _assemble(merged, info, num_classes=num_classes, in_channels=loaded[0][0].shape[0], size=size)
-
-
-def load_segmentation(name: str, size: int = 128, stride: int = 64, **kwargs) -> CropSplits:
-    """``nuclei`` or ``images:PATH``."""
-    if name == "nuclei":
-        return nuclei_crops(size, stride, **kwargs)
-    if name.startswith("images:"):
-        return image_folder_crops(name[len("images:"):], size, stride, **kwargs)
-    raise DataError(f"unknown segmentation data '{name}': use nuclei or images:PATH")
 
 
 # ---------------------------------------------------------------- files
@@ -303,5 +257,4 @@ def _file_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, in
     return train, val, test
 
 
-__all__ = ["CropSplits", "nuclei_image", "nuclei_crops", "image_folder_crops", "load_segmentation",
-           "image_mask_pairs", "read_image", "read_mask"]
+__all__ = ["CropSplits", "image_folder_crops", "image_mask_pairs", "read_image", "read_mask"]

@@ -1,16 +1,11 @@
-"""Datasets and the preprocessing that turns them into model inputs (nothing downloads).
+"""Where the raw data comes from, and the splits it is cut into (nothing downloads).
 
-The data sets that ship inside packages (install them with ``pip install 'specgraph[data]'``):
-
-- :mod:`specgraph.data.series` -- ``sunspots`` and ``co2`` (statsmodels), a CSV column, windowed for forecasting;
-- :mod:`specgraph.data.corpus` -- gensim's Lee corpus and analogy questions, any text file,
-  word2vec examples with negatives, character language-model sequences;
-- :mod:`specgraph.data.nuclei` -- stardist's 2-D nuclei image and mask tiled into crops, or a
-  folder of the user's own image/mask pairs.
-
-Every loader returns plain numpy arrays or ``torch.utils.data.TensorDataset`` objects; every
+The data sets that ship inside packages (install them with ``pip install 'specgraph[data]'``)
+are found without importing their package where that would be slow (:func:`package_dir`,
+:func:`packaged_file`); the user's files are checked with :func:`existing_file`. Every
 problem the user can fix (a missing file, a missing package, a bad argument) is a
-:class:`DataError` with a message that says what to do.
+:class:`DataError` with a message that says what to do. The readers of each source return
+plain numpy arrays or ``torch.utils.data.TensorDataset`` objects in a :class:`Splits`.
 """
 
 from __future__ import annotations
@@ -20,11 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import DataError
+
 INSTALL_HINT = "pip install 'specgraph[data]'"
-
-
-class DataError(ValueError):
-    """A data set that cannot be loaded: an unknown name, a missing file or package, a bad argument."""
 
 
 def package_dir(package: str, dataset: str) -> Path:
@@ -96,5 +89,5 @@ class Splits:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
-__all__ = ["DataError", "Splits", "INSTALL_HINT", "package_dir", "import_package", "packaged_file",
+__all__ = ["Splits", "INSTALL_HINT", "package_dir", "import_package", "packaged_file",
            "existing_file", "check_split"]

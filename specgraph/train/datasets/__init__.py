@@ -1,5 +1,13 @@
 """The dataset registry: ``--data NAME`` or ``--data NAME:ARG`` -> a :class:`DataBundle`.
 
+The built-in datasets live in this package, one module per source, each holding both the
+reading of its raw data and the bundle it becomes: ``images`` (fashion-mnist, digits,
+imagefolder), ``series`` (sunspots, co2, csv), ``corpus`` (lee, text: a character language
+model, ``corpus_lm``, or word2vec, ``corpus_word2vec``; ``text``: tokens and vocabulary;
+``corpus_analogies``: the evaluation of word vectors) and ``nuclei`` (nuclei, segfolder; the
+tiling in ``crops``). ``sources`` finds the files that ship inside installed packages. This
+module imports no torch; a source module is imported when a dataset is first looked up.
+
 Adding a dataset (this is how every built-in one is written; nothing downloads at run time)::
 
     from specgraph.train.datasets import DataBundle, DataError, DataRequest, register_dataset
@@ -54,8 +62,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
-from ..ir.tensor_type import TensorType
-from ..diagnostics import Diagnostic, Location, SpecError, did_you_mean
+from ...diagnostics import Diagnostic, Location, SpecError, did_you_mean
+from ...ir.tensor_type import TensorType
 
 Loader = Callable[["DataRequest"], "DataBundle"]
 
@@ -103,8 +111,9 @@ class DataBundle:
     options: dict[str, Any] = field(default_factory=dict)  # the option values used (default: the request's)
 
 
-class DataError(Exception):
-    """A dataset cannot be read or does not make sense; becomes error E702 (or ``code``)."""
+class DataError(ValueError):
+    """A dataset cannot be read or does not make sense (a missing file or package, a malformed
+    one, a bad argument); becomes error E702 (or ``code``) when a loader raises it."""
 
     def __init__(self, message: str, hint: Optional[str] = None, code: str = "E702", option: Optional[str] = None):
         super().__init__(message)
@@ -212,8 +221,7 @@ _REGISTRY: dict[str, DatasetEntry] = {}
 
 # Modules whose import registers datasets; a module that is absent (not written yet, or an
 # optional dependency missing) is skipped, and its names are simply unknown.
-BUILTIN_MODULES = ("specgraph.train.images", "specgraph.train.forecasting", "specgraph.train.corpora",
-                   "specgraph.train.crops")
+BUILTIN_MODULES = tuple(f"{__name__}.{m}" for m in ("images", "series", "corpus", "nuclei"))
 _BROKEN: dict[str, str] = {}  # module -> why its import failed (shown with an unknown name)
 
 

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+Documents = list[list[str]]  # token lists; windows never cross a document boundary
 
 
 def tokenize(text: str) -> list[str]:
