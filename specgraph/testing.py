@@ -80,6 +80,13 @@ def run_op(op: Op, p: OpParams, types: list[TensorType], arrays: list[torch.Tens
     """Build (or emit into a one-op fx graph) and run in eval mode; returns (module, outputs)."""
     ports = op.output_ports(p)
     module = op.build(p, types)
+    if isinstance(module, (torch.nn.Parameter, torch.nn.Buffer)):  # a tensor the model holds (parameter, buffer)
+        holder = torch.nn.Module()
+        if isinstance(module, torch.nn.Parameter):
+            holder.register_parameter("tensor", module)
+        else:
+            holder.register_buffer("tensor", module.data)
+        return holder, [holder.tensor.detach()]
     if module is None:
         graph = torch.fx.Graph()
         args = [graph.placeholder(f"x{i}") for i in range(len(types))]
@@ -90,7 +97,7 @@ def run_op(op: Op, p: OpParams, types: list[TensorType], arrays: list[torch.Tens
         graph.output(node)
         graph.lint()
         module = torch.fx.GraphModule(torch.nn.Module(), graph)
-    if arrays[0].is_floating_point():  # nn.Module.to refuses integer dtypes (token ids)
+    if arrays and arrays[0].is_floating_point():  # nn.Module.to refuses integer dtypes (token ids)
         module = module.to(arrays[0].dtype)
     module = module.eval()
     with torch.no_grad():
@@ -133,7 +140,7 @@ def assert_op_matches_torch(op_name: str, params: dict, input_shapes: list[tuple
     macs = op.macs(p, types, outs)
     assert macs is None or (isinstance(macs, int) and macs >= 0)
     assert isinstance(op.describe(p), str)
-    if symbolic:                                                                    # (5)
+    if symbolic and input_shapes:                                                   # (5)
         sym_shapes, sym_sizes = _symbolize(input_shapes)
         sym_sizes.update(sizes)
         try:

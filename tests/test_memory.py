@@ -261,7 +261,10 @@ def test_every_builtin_op_has_a_scratch_model():
     from specgraph.analysis.memory import scratch_model
     from specgraph.ops import all_ops
 
-    assert not [name for name, op in all_ops().items() if scratch_model(op) is None and name != "local_response_norm"]
+    # not modelled, so their peaks are lower bounds: LRN's chain of temporaries; attention's projections
+    # and scores, which depend on the kernel torch picks (fused, SDPA or math)
+    unmodelled = {"local_response_norm", "multihead_attention"}
+    assert not [name for name, op in all_ops().items() if scratch_model(op) is None and name not in unmodelled]
 
 
 def test_the_channel_block_follows_the_isa(monkeypatch):

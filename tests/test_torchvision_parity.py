@@ -121,3 +121,36 @@ def test_mobilenet_v3_matches_torchvision_with_random_weights_and_statistics(var
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def _randomized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Every parameter random (torchvision zero-initialises ViT's head and class token, which
+    would hide a wrong head or a token never read)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    return model.eval()
+
+
+@pytest.mark.parametrize("params,ctor,expected", [
+    ({}, tv.vit_b_16, 86_567_656),
+    ({"patch_size": 32}, tv.vit_b_32, 88_224_232),
+    # a small one of the family, by the constructor's own settings (fast; every switch wired)
+    ({"image_size": 32, "patch_size": 8, "num_layers": 3, "num_heads": 4, "hidden_dim": 64, "mlp_dim": 96,
+      "num_classes": 7},
+     lambda: tv.vision_transformer.VisionTransformer(32, 8, 3, 4, 64, 96, num_classes=7), None),
+], ids=["vit_b_16", "vit_b_32", "small"])
+def test_vit_matches_torchvision_with_random_weights(params, ctor, expected):
+    # class_token and encoder.pos_embedding are parameter nodes at their own paths; attention is
+    # torch.nn.MultiheadAttention's module, so torchvision's keys load strictly
+    ref = _randomized(ctor(), seed=2)
+    ours = specgraph.build(SPECS / "vit_b_16.yaml", **params)
+    assert n_params(ours) == n_params(ref) and (expected is None or n_params(ref) == expected)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.eval()
+    size = params.get("image_size", 224)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)

@@ -73,8 +73,10 @@ class OpNodes:
                 e, values, src, ypath, f"op {op.name}", allowed=tuple(op.Params.model_fields) + NODE_KEYS))
             raise Poisoned()
         location = src.location(ypath, key=True)
-        n_in = len(inputs)
         least, most = op.input_range(params)
+        if most == 0 and nd.from_ is None:  # a node that reads nothing (a parameter) takes no implicit input
+            inputs = []
+        n_in = len(inputs)
         if n_in < least or (most is not None and n_in > most):
             want = (f"{least}" if most == least else f"at least {least}" if most is None else f"{least} to {most}")
             raise ex.error("E408", f"{op.name} takes {want} input(s), found {n_in}", None, path=path, location=location,

@@ -39,6 +39,9 @@ class Trait(Enum):
     #: Looks its integer input up in a learnt table, the module's ``weight`` [num, dim]
     #: (word2vec's word vectors).
     EMBEDDING = "embedding"
+    #: Its output is a tensor the module holds (a learnable parameter, a buffer), read with no
+    #: input: resident like the weights, so the memory walk counts no activation for it.
+    RESIDENT = "resident"
 
 
 __all__ = ["Trait"]

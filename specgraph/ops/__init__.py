@@ -4,7 +4,7 @@ from .base import Op, OpParams, ShapeError
 from .registry import REGISTRY, Registry, all_ops, get_op, op_names, register_op
 
 # Each module registers its ops on import. Keep the list sorted.
-from . import (activation, conv, dropout, elementwise, linear, merge, norm, pool, recurrent, reduce, resample,  # noqa: E402,F401
-               scan, seqdropout, shape)
+from . import (activation, attention, conv, dropout, elementwise, indexing, linear, merge, norm, pool,  # noqa: E402,F401
+               recurrent, reduce, resample, scan, seqdropout, shape, tensors)
 
 __all__ = ["Op", "OpParams", "ShapeError", "register_op", "get_op", "op_names", "all_ops", "Registry", "REGISTRY"]

@@ -82,6 +82,17 @@ class Zoneout(nn.Module):
         return f"p={self.p}"
 
 
+class SpecMultiheadAttention(nn.MultiheadAttention):
+    """torch.nn.MultiheadAttention as self-attention (one input) or over (query, key, value),
+    returning the attention output only: need_weights off, so torch may run its fused kernel.
+    Same parameters and state_dict keys (in_proj_weight, in_proj_bias, out_proj.*)."""
+
+    def forward(self, query, key=None, value=None):  # noqa: D102
+        key = query if key is None else key
+        value = key if value is None else value
+        return super().forward(query, key, value, need_weights=False)[0]
+
+
 class Reshape(nn.Module):
     """Reshape whose symbolic entries take their sizes from the input's dims."""
 
@@ -139,4 +150,4 @@ class Scan(nn.Module):
         return "# before the loop, for all steps at once\n" + pre + "\n# each step\n" + self.cell.step.code
 
 
-__all__ = ["SpecLSTM", "SpecEmbedding", "VariationalDropout", "Zoneout", "Reshape", "Scan"]
+__all__ = ["SpecLSTM", "SpecEmbedding", "SpecMultiheadAttention", "VariationalDropout", "Zoneout", "Reshape", "Scan"]

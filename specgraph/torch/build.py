@@ -35,20 +35,26 @@ def build_module(graph: Graph, modules: nn.Module | None = None) -> nn.Module:
     """
     root = modules if modules is not None else nn.Module()
     with_module: set[str] = set()
+    held: set[str] = set()  # parameters and buffers registered at a node's path
     for node in graph.op_nodes():
         if modules is not None:  # reuse modules built before (a scan's split cell graphs)
             if _has_submodule(root, node.path):
                 with_module.add(node.path)
+            elif _holds(root, node.path):
+                held.add(node.path)
             continue
         module = _build_node(node)
-        if module is not None:
+        if isinstance(module, (nn.Parameter, nn.Buffer)):  # a tensor the model holds, at the path itself
+            _set_tensor(root, node.path, module)
+            held.add(node.path)
+        elif module is not None:
             _set_submodule(root, node.path, module)
             with_module.add(node.path)
     name = class_name(graph.name)
-    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module), name)
+    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held), name)
     if not graph.has_train_only_outputs:
         return eval_gm
-    train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module), name + "Train")
+    train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held), name + "Train")
     return TrainEvalModule(root, train_gm, eval_gm)
 
 
@@ -118,7 +124,7 @@ def spec_node(fx_node: fx.Node):
     return fx_node.meta.get(META_KEY)
 
 
-def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[str]) -> fx.Graph:
+def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[str], held: set[str]) -> fx.Graph:
     """The straight-line fx graph computing ``outputs`` (nodes they do not need are left out)."""
     needed = graph.needed_by(outputs)
     g = fx.Graph()
@@ -131,6 +137,9 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
         args = [values[(v.node, v.port)] for v in node.inputs]
         if node.path in with_module:
             result = g.call_module(node.path, tuple(args))
+            result.meta[META_KEY] = node
+        elif node.path in held:
+            result = g.get_attr(node.path)
             result.meta[META_KEY] = node
         else:
             result = _emit(g, node, args)
@@ -180,7 +189,8 @@ def _has_submodule(root: nn.Module, path: str) -> bool:
     return True
 
 
-def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+def _parent(root: nn.Module, path: str) -> tuple[nn.Module, str]:
+    """The module holding ``path``'s last part (middle levels made as empty containers), and that part."""
     parent = root
     *parents, leaf = path.split(".")
     for part in parents:
@@ -189,7 +199,29 @@ def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
             child = nn.Module()
             parent.add_module(part, child)
         parent = child
+    return parent, leaf
+
+
+def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, leaf = _parent(root, path)
     parent.add_module(leaf, module)
+
+
+def _set_tensor(root: nn.Module, path: str, tensor) -> None:
+    parent, leaf = _parent(root, path)
+    if isinstance(tensor, nn.Parameter):
+        parent.register_parameter(leaf, tensor)
+    else:
+        parent.register_buffer(leaf, tensor.data)
+
+
+def _holds(root: nn.Module, path: str) -> bool:
+    parent_path, _, leaf = path.rpartition(".")
+    try:
+        parent = root.get_submodule(parent_path) if parent_path else root
+    except AttributeError:
+        return False
+    return leaf in parent._parameters or leaf in parent._buffers
 
 
 __all__ = ["build_module", "Built", "TrainEvalModule", "graph_modules", "spec_node", "META_KEY"]

@@ -27,8 +27,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ...ops import (activation, dropout, elementwise, linear, merge, norm, pool, recurrent, reduce, resample, scan,
-                    seqdropout, shape)
+from ...ops import (activation, dropout, elementwise, indexing, linear, merge, norm, pool, recurrent, reduce, resample, scan,
+                    seqdropout, shape, tensors)
 from ...ops.conv import Conv2d
 from ...ops.param_types import pair
 from .machine import Machine
@@ -107,7 +107,7 @@ no_scratch(activation.ReLU, activation.LeakyReLU, activation.GELU, activation.Si
            merge.Add, merge.Mul, merge.Sub, merge.Concat, merge.Chunk, merge.Split,
            norm.BatchNorm1d, norm.BatchNorm2d, norm.LayerNorm, norm.GroupNorm, norm.InstanceNorm2d,
            pool.AvgPool2d, pool.AdaptiveAvgPool2d, reduce.Mean, reduce.Sum, reduce.Unsqueeze,
-           resample.Interpolate, resample.CenterCrop, resample.Pad,
+           tensors.Parameter, tensors.Buffer, indexing.Select, indexing.ExpandLike, resample.Interpolate, resample.CenterCrop, resample.Pad,
            shape.Identity, shape.Flatten, shape.Reshape, shape.Permute)
 
 

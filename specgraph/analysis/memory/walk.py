@@ -204,7 +204,10 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         for port, t in zip(node.outputs, out_types):
             shape, dtype = _concrete(t, sizes, f"node '{node.path}'")
             out = None
-            if Trait.IDENTITY_IN_EVAL in node.traits and ins[0].shape == shape:
+            if Trait.RESIDENT in node.traits:  # held by the module, like its weights: no activation
+                out = Tensor(shape, contiguous_strides(shape), dtype, -1 - len(values))
+                storages[out.storage] = 0
+            elif Trait.IDENTITY_IN_EVAL in node.traits and ins[0].shape == shape:
                 out = ins[0]
             elif Trait.VIEW in node.traits:
                 strides = op.view_strides(node.params, ins[0].shape, ins[0].strides, shape)

@@ -94,6 +94,14 @@ class _Writer:
         return lines
 
     def _children(self, module: nn.Module, parent: str, prefix: str, lines: list[str], names: set[str]) -> None:
+        # tensors held at a node's own path (parameter and buffer nodes): their values come
+        # with the state_dict, so an empty tensor of the right shape and dtype is enough
+        for name, t in module._parameters.items():
+            if t is not None:
+                lines.append(f"{parent}.register_parameter({name!r}, nn.Parameter({_empty(t)}))")
+        for name, t in module._buffers.items():
+            if t is not None:
+                lines.append(f"{parent}.register_buffer({name!r}, {_empty(t)})")
         for name, child in module._modules.items():
             if child is None:
                 continue
@@ -207,6 +215,10 @@ class _Writer:
         parts += [h.strip("\n") for h in helpers]
         parts.append(body)
         return "\n\n\n".join(parts) + "\n"
+
+
+def _empty(t: torch.Tensor) -> str:
+    return f"torch.empty({list(t.shape)!r}, dtype=torch.{str(t.dtype).removeprefix('torch.')})"
 
 
 def _dispatch_forward(eval_gm: fx.GraphModule) -> str:
