@@ -61,6 +61,8 @@ CASES = [
     case("linear", {"out": 3, "bias": False}, (2, 5, 16)),
     case("linear", {"out": 8, "weight_norm": True}, (4, 6)),
     case("linear", {"out": 1}, (1, 1)),
+    case("linear", {"out": 12, "any_rank": True}, (2, 5, 5, 6)),
+    case("linear", {"out": 3, "any_rank": True}, (2, 4)),
     # max/avg pooling, incl. ceil_mode and torch's last-window correction
     case("maxpool2d", {"kernel": 3, "stride": 2, "padding": 1}, (2, 3, 9, 9)),
     case("maxpool2d", {"kernel": 3, "stride": 2, "padding": 1}, (2, 3, 112, 112)),
@@ -137,6 +139,10 @@ CASES = [
     case("clamp", {"min": 0, "max": 6}, IMG),
     case("clamp", {"min": -1.5}, (2, 5)),
     case("clamp", {"max": 0}, (2, 3, 4)),
+    case("drop_path", {"p": 0.2}, IMG),
+    case("drop_path", {"p": 0.1, "mode": "batch"}, (2, 5, 8)),
+    case("layernorm", {"channels": True, "eps": 1e-6}, (2, 6, 5, 5)),
+    case("layernorm", {"channels": True}, (2, 4, 7)),
     # tensors the model holds, and taking tensors apart / stretching them
     case("parameter", {"shape": [1, 1, 8]}),
     case("parameter", {"shape": [1, 5, 8], "initializer": "normal", "std": 0.02}),

@@ -154,3 +154,36 @@ def test_vit_matches_torchvision_with_random_weights(params, ctor, expected):
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def _convnext(dims, depths, sd, num_classes=1000):
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    settings = [CNBlockConfig(d, dims[i + 1] if i + 1 < len(dims) else None, n) for i, (d, n) in enumerate(zip(dims, depths))]
+    return ConvNeXt(settings, stochastic_depth_prob=sd, num_classes=num_classes)
+
+
+@pytest.mark.parametrize("params,ctor,expected", [
+    ({}, tv.convnext_tiny, 28_589_128),
+    ({"dims": [16, 32, 48, 64], "depths": [1, 2, 3, 1], "stochastic_depth_prob": 0.3, "num_classes": 5},
+     lambda: _convnext([16, 32, 48, 64], [1, 2, 3, 1], 0.3, num_classes=5), None),
+], ids=["convnext_tiny", "small_settings"])
+def test_convnext_matches_torchvision_with_random_weights(params, ctor, expected):
+    # layer_scale is a parameter node at features.i.j.layer_scale; LayerNorm2d is layernorm over
+    # channels; stochastic depth is drop_path with torchvision's per-block rate
+    ref = _randomized(ctor(), seed=3)
+    ours = specgraph.build(SPECS / "convnext_tiny.yaml", **params)
+    assert n_params(ours) == n_params(ref) and (expected is None or n_params(ref) == expected)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.eval()
+    x = torch.randn(2, 3, 224, 224) if expected else torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
+    # in training, stochastic depth draws what torchvision draws (same rates, same random calls)
+    ours.train()
+    ref.train()
+    torch.manual_seed(7)
+    got = ours(x)
+    torch.manual_seed(7)
+    torch.testing.assert_close(got, ref(x), atol=1e-5, rtol=1e-5)

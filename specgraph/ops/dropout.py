@@ -6,6 +6,8 @@ the way users expect.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Op, OpParams, Probability
 from .registry import register_op
@@ -63,3 +65,23 @@ class AlphaDropout(_Dropout):
 
     name = "alpha_dropout"
     module = "AlphaDropout"
+
+
+@register_op
+class DropPath(_Dropout):
+    """Stochastic depth (torchvision.ops.StochasticDepth): drops a residual branch whole, per
+    sample (``mode: row``) or for the batch (``batch``), in training; the identity in eval."""
+
+    name = "drop_path"
+
+    class Params(OpParams):
+        p: Probability = 0.0
+        mode: Literal["row", "batch"] = "row"
+
+    def build(self, p, inputs):
+        from .torch_modules import StochasticDepth
+
+        return StochasticDepth(float(p.p), p.mode)
+
+    def describe(self, p):
+        return f"p={p.p:g}" + ("" if p.mode == "row" else ", batch")

@@ -16,6 +16,8 @@ class Linear(Op):
 
     The in-features F are read from the input and must be concrete. A rank-4 input is
     refused rather than silently applied per pixel: it is nearly always a missing flatten.
+    ``any_rank: true`` says it is meant: [*, F] -> [*, out] (a channels-last [N, H, W, C], as in
+    ConvNeXt's MLP).
     """
 
     name = "linear"
@@ -27,10 +29,13 @@ class Linear(Op):
         out: PositiveInt
         bias: Bool = True
         weight_norm: Bool = False
+        any_rank: Bool = False
 
     def infer(self, p, inputs):
         t = inputs[0]
-        if t.rank not in (2, 3):
+        if p.any_rank and t.rank >= 2:
+            pass
+        elif t.rank not in (2, 3):
             raise ShapeError(f"linear expects [N, F] or [N, T, F], but got a rank-{t.rank} "
                              f"tensor {t}", code="E410",
                              hint=RANK_HINT if t.rank >= 4 else None)
@@ -53,7 +58,9 @@ class Linear(Op):
         shape = batch1(outputs[0])  # [1, out] or [1, T, out]; None when T is symbolic
         if shape is None:
             return None
-        rows = shape[1] if len(shape) == 3 else 1
+        rows = 1
+        for d in shape[1:-1]:  # every position but the features
+            rows *= d
         return rows * inputs[0].shape[-1] * p.out
 
     def describe(self, p):

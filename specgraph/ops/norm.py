@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..ir.dims import product
 from ..ir.traits import Trait
@@ -74,7 +74,8 @@ class BatchNorm2d(_BatchNorm):
 
 @register_op
 class LayerNorm(Op):
-    """Normalizes over the last ``dims`` dims (which must be concrete). Shape: [*] -> [*]."""
+    """Normalizes over the last ``dims`` dims (which must be concrete), or with ``channels: true``
+    over the channels (dim 1) of [N, C, *] — ConvNeXt's LayerNorm2d. Shape: [*] -> [*]."""
 
     name = "layernorm"
     category = "norm"
@@ -83,20 +84,32 @@ class LayerNorm(Op):
 
     def node_traits(self, p, inputs):
         # normalising over every dim, the batch included, mixes rows
-        return self.traits if p.dims < inputs[0].rank else frozenset()
+        return self.traits if p.channels or p.dims < inputs[0].rank else frozenset()
 
     class Params(OpParams):
         dims: PositiveInt = 1
+        channels: Bool = False
         eps: Eps = 1e-5
         elementwise_affine: Bool = True
         bias: Bool = True
 
+        @model_validator(mode="after")
+        def _one_choice(self):
+            if self.channels and self.dims != 1:
+                raise ValueError("`channels: true` normalizes dim 1 alone; leave `dims` out")
+            return self
+
     def _normalized_shape(self, p, t) -> list[int]:
+        if p.channels:
+            return [known_dim("layernorm", t, 1, "channel count")]
         return [known_dim("layernorm", t, i, "normalized dim")
                 for i in range(t.rank - p.dims, t.rank)]
 
     def infer(self, p, inputs):
         t = inputs[0]
+        if p.channels and t.rank < 3:
+            raise ShapeError(f"layernorm over channels needs [N, C, *], found {t}", code="E410",
+                             hint="for [N, C] normalize the last dim: leave `channels` out")
         if t.rank < p.dims:
             raise ShapeError(f"layernorm normalizes the last {p.dims} dims, but the input {t} "
                              f"has rank {t.rank}", code="E410")
@@ -105,8 +118,12 @@ class LayerNorm(Op):
 
     def build(self, p, inputs):
         import torch
-        return torch.nn.LayerNorm(self._normalized_shape(p, inputs[0]), eps=p.eps,
-                                  elementwise_affine=p.elementwise_affine, bias=p.bias)
+
+        from .torch_modules import ChannelLayerNorm
+
+        cls = ChannelLayerNorm if p.channels else torch.nn.LayerNorm
+        return cls(self._normalized_shape(p, inputs[0]), eps=p.eps, elementwise_affine=p.elementwise_affine,
+                   bias=p.bias)
 
     def num_params(self, p, inputs):
         if not p.elementwise_affine:
@@ -115,7 +132,7 @@ class LayerNorm(Op):
         return 2 * n if p.bias else n
 
     def describe(self, p):
-        return "" if p.dims == 1 else f"last {p.dims}"
+        return "channels" if p.channels else "" if p.dims == 1 else f"last {p.dims}"
 
 
 @register_op

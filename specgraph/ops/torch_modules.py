@@ -93,6 +93,37 @@ class SpecMultiheadAttention(nn.MultiheadAttention):
         return super().forward(query, key, value, need_weights=False)[0]
 
 
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels (dim 1) of [N, C, *] (torchvision's LayerNorm2d): the
+    channels moved last, normalized, moved back. Keys weight, bias [C] as nn.LayerNorm's."""
+
+    def forward(self, x):  # noqa: D102
+        x = x.movedim(1, -1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)
+
+
+class StochasticDepth(nn.Module):
+    """Drops whole residual branches in training (torchvision.ops.StochasticDepth): ``row``
+    zeroes each sample's branch with probability p (the kept ones scaled by 1/(1-p)), ``batch``
+    the whole batch's; the identity in eval mode."""
+
+    def __init__(self, p: float, mode: str = "row"):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):  # noqa: D102
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        shape = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * (noise.div_(keep) if keep > 0.0 else noise)
+
+    def extra_repr(self):
+        return f"p={self.p}, mode={self.mode}"
+
+
 class Reshape(nn.Module):
     """Reshape whose symbolic entries take their sizes from the input's dims."""
 
@@ -150,4 +181,4 @@ class Scan(nn.Module):
         return "# before the loop, for all steps at once\n" + pre + "\n# each step\n" + self.cell.step.code
 
 
-__all__ = ["SpecLSTM", "SpecEmbedding", "SpecMultiheadAttention", "VariationalDropout", "Zoneout", "Reshape", "Scan"]
+__all__ = ["SpecLSTM", "SpecEmbedding", "SpecMultiheadAttention", "ChannelLayerNorm", "StochasticDepth", "VariationalDropout", "Zoneout", "Reshape", "Scan"]

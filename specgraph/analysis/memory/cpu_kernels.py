@@ -102,7 +102,7 @@ no_scratch(activation.ReLU, activation.LeakyReLU, activation.GELU, activation.Si
            activation.Hardtanh, activation.Hardswish, activation.Hardsigmoid, activation.Softplus, activation.Mish,
            activation.GLU, activation.PReLU, elementwise.Neg, elementwise.Abs, elementwise.Exp, elementwise.Log,
            elementwise.Sqrt, elementwise.Rsqrt, elementwise.Pow, elementwise.Clamp, merge.Div,
-           dropout.Dropout, dropout.Dropout2d, dropout.AlphaDropout, seqdropout.VariationalDropoutOp,
+           dropout.Dropout, dropout.Dropout2d, dropout.AlphaDropout, dropout.DropPath, seqdropout.VariationalDropoutOp,
            seqdropout.ZoneoutOp, linear.Linear, recurrent.Embedding,
            merge.Add, merge.Mul, merge.Sub, merge.Concat, merge.Chunk, merge.Split,
            norm.BatchNorm1d, norm.BatchNorm2d, norm.LayerNorm, norm.GroupNorm, norm.InstanceNorm2d,
