@@ -158,6 +158,7 @@ CASES = [
     case("multihead_attention", {"heads": 2}, (2, 5, 8)),
     case("multihead_attention", {"heads": 4, "bias": False}, (2, 5, 8), (2, 7, 8), (2, 7, 8)),
     case("multihead_attention", {"heads": 1, "batch_first": False}, (5, 2, 6)),
+    case("multihead_attention", {"heads": 2, "causal": True}, (2, 5, 8)),
     case("softmax", {"dim": -1}, (2, 3, 5, 7)),
     case("log_softmax", {}, (2, 10, 4)),
     case("log_softmax", {"dim": 0}, (3, 4)),

@@ -122,3 +122,33 @@ def test_embedding_weight_init_gives_the_asked_distribution():
         specgraph.check(EMBED % "weight_init: zeros, weight_scale: 0.5")
     with pytest.raises(specgraph.SpecError, match="weight_init"):
         specgraph.check(EMBED % "weight_init: xavier")
+
+
+@pytest.mark.parametrize("norm_first,activation", [(False, "relu"), (True, "gelu")])
+def test_transformer_encoder_equals_torch(norm_first, activation):
+    # the spec's keys are torch.nn.TransformerEncoder's; with random weights and random layer-norm
+    # affines in both, eval outputs agree
+    d, heads, ff, layers = 32, 4, 48, 3
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(d, heads, ff, dropout=0.1, activation=activation, batch_first=True,
+                                             norm_first=norm_first)
+    ref = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False).eval()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(torch.randn_like(p) * 0.1)
+    ours = specgraph.build(SPECS / "transformer_encoder.yaml", d_model=d, nhead=heads, dim_feedforward=ff,
+                           num_layers=layers, norm_first=norm_first, activation=activation).eval()
+    assert set(ours.state_dict()) == set(ref.state_dict())
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 7, d)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
+        causal = specgraph.build(SPECS / "transformer_encoder.yaml", d_model=d, nhead=heads, dim_feedforward=ff,
+                                 num_layers=layers, norm_first=norm_first, activation=activation, causal=True).eval()
+        causal.load_state_dict(ref.state_dict(), strict=True)
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(7)
+        torch.testing.assert_close(causal(x), ref(x, mask=mask, is_causal=True), atol=1e-5, rtol=1e-5)
+        # causal: the output at t does not depend on later positions
+        y = x.clone()
+        y[:, 4:] = torch.randn(2, 3, d)
+        torch.testing.assert_close(causal(y)[:, :4], causal(x)[:, :4], atol=1e-6, rtol=1e-6)

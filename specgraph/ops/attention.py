@@ -31,6 +31,7 @@ class MultiheadAttention(Op):
         dropout: Probability = 0.0  # on the attention weights, in training
         bias: Bool = True
         batch_first: Bool = True
+        causal: Bool = False  # position t attends to positions <= t only (a language model)
 
     def node_traits(self, p, inputs):
         return self.traits if p.batch_first else frozenset()
@@ -61,7 +62,7 @@ class MultiheadAttention(Op):
         from .torch_modules import SpecMultiheadAttention
 
         return SpecMultiheadAttention(inputs[0].shape[2], p.heads, dropout=float(p.dropout), bias=p.bias,
-                                      batch_first=p.batch_first)
+                                      batch_first=p.batch_first, causal=p.causal)
 
     def num_params(self, p, inputs):
         e = inputs[0].shape[2]
@@ -78,7 +79,7 @@ class MultiheadAttention(Op):
         return (2 * t + 2 * s) * e * e + 2 * t * s * e
 
     def describe(self, p):
-        return f"{p.heads} heads"
+        return f"{p.heads} heads" + (", causal" if p.causal else "")
 
 
 __all__ = ["MultiheadAttention"]

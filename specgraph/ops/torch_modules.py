@@ -87,10 +87,19 @@ class SpecMultiheadAttention(nn.MultiheadAttention):
     returning the attention output only: need_weights off, so torch may run its fused kernel.
     Same parameters and state_dict keys (in_proj_weight, in_proj_bias, out_proj.*)."""
 
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, causal=False):
+        super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=batch_first)
+        self.bias = bias  # kept, so that the module can be rebuilt from its attributes (Python export)
+        self.causal = causal  # position t attends to positions <= t only (a language model)
+
     def forward(self, query, key=None, value=None):  # noqa: D102
         key = query if key is None else key
         value = key if value is None else value
-        return super().forward(query, key, value, need_weights=False)[0]
+        if not self.causal:
+            return super().forward(query, key, value, need_weights=False)[0]
+        t, s = query.shape[1 if self.batch_first else 0], key.shape[1 if self.batch_first else 0]
+        mask = torch.ones(t, s, dtype=torch.bool, device=query.device).triu(1)  # True: not attended
+        return super().forward(query, key, value, need_weights=False, attn_mask=mask)[0]
 
 
 class ChannelLayerNorm(nn.LayerNorm):
