@@ -198,3 +198,22 @@ def test_monitor_direction_follows_the_metric():
                                                              "val_analogy", "val_mse", "val_perplexity")} == {
         "val_loss": "min", "val_acc": "max", "val_dice": "max", "val_iou": "max", "val_analogy": "max",
         "val_mse": "min", "val_perplexity": "min"}
+
+
+def test_every_train_setting_has_an_option():
+    """The train command's options are generated from TrainConfig: a new field is a new option."""
+    import typer.main
+
+    from specgraph.cli.train import config_options
+    from specgraph.train.config import TrainConfig
+
+    command = typer.main.get_command(app).commands["train"]
+    flags = {opt for p in command.params for opt in p.opts}
+    options = {o.field: o for o in config_options()}
+    assert set(options) == set(TrainConfig.model_fields)
+    for name, option in options.items():
+        assert option.flags[0] in flags, name
+    assert options["data_options"].flags == ("--data-option", "-D") and options["out"].flags == ("--out", "-o")
+    assert options["progress"].flags == ("--no-progress",) and options["resume"].flags == ("--resume",)
+    help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    assert "<sgd|adam|adamw>" in help_text and "<32|bf16-mixed|16-mixed>" in help_text  # Literal fields: choices

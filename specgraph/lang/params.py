@@ -128,17 +128,3 @@ def bind_params(decls: dict[str, ParamDecl], given: dict[str, Any], *, owner: st
             continue
         values[name] = value
     return values if ok else None
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """`key=value` from the command line; the value is read as YAML (safely): 10, 0.5, true, [1, 2]."""
-    import yaml
-
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"expected KEY=VALUE, found {text!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value

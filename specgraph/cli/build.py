@@ -1,0 +1,44 @@
+"""``specgraph build``: build the torch module, print its code or save its state_dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .app import LimitOpt, Optimize, SetOpt, SpecArg, app, check_spec, guarded, one_of, out
+
+
+@app.command()
+def build(spec: Path = SpecArg,
+          set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt,
+          code: bool = typer.Option(False, "--code", help="print the generated forward()"),
+          save: Optional[Path] = typer.Option(None, "--save", help="save the initialised state_dict here"),
+          optimize: Optional[Optimize] = typer.Option(None, "--optimize", help="inference: fold batch norm, drop dropout, "
+                                                      "channels_last (eval only; see specgraph/torch/passes/)",
+                                                      parser=one_of(Optimize, "--optimize",
+                                                                    "expected inference, found {found!r}"))):
+    """Build the torch module; print its generated code or save its state_dict."""
+    graph = guarded(lambda: check_spec(spec, set_, limit))
+
+    def make():
+        from ..torch.build import build_module
+
+        if optimize:
+            from ..torch.passes.optimize import optimize as run_passes
+
+            return run_passes(build_module(graph), optimize, graph=graph)
+        return build_module(graph)
+
+    model = guarded(make)
+    if code:
+        out.print(model.code, markup=False)
+    if save:
+        import torch
+
+        torch.save(model.state_dict(), save)
+        out.print(f"saved state_dict to {save}", markup=False)
+    if not code and not save:
+        n = sum(p.numel() for p in model.parameters())
+        out.print(f"{spec}: built {type(model).__name__} with {n:,} parameters", markup=False)

@@ -1,0 +1,98 @@
+"""``specgraph render`` (one spec as a Graphviz diagram) and ``specgraph render-all`` (``make render``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Literal, Optional
+
+import typer
+
+from ..diagnostics import SpecError
+from .app import LimitOpt, SetOpt, SpecArg, app, err, error_count, guarded, limits, one_of, out, overrides
+
+RankDir = Literal["TB", "LR", "BT", "RL"]
+
+
+@app.command()
+def render(spec: Path = SpecArg,
+           output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                                 help="file to write (default: <spec name>.<format>; '-' for stdout)"),
+           format: Optional[str] = typer.Option(None, "--format", "-f", help="svg | png | pdf | dot (default: from -o, else svg)"),
+           depth: Optional[int] = typer.Option(None, "--depth", help="levels of nested blocks drawn open; deeper ones become one node"),
+           collapse: Optional[List[str]] = typer.Option(None, "--collapse", help="draw this block or seq as one node (repeatable)"),
+           only: Optional[str] = typer.Option(None, "--only", help="draw only this block, seq or node"),
+           rankdir: RankDir = typer.Option("TB", "--rankdir", help="TB (top to bottom) | LR (left to right)",
+                                           parser=one_of(RankDir, "--rankdir", "expected TB or LR, found {found!r}",
+                                                         case_sensitive=False)),
+           no_shapes: bool = typer.Option(False, "--no-shapes", help="leave the tensor shapes off the edges"),
+           rolled: bool = typer.Option(False, "--rolled", help="draw a run of identical blocks once, marked ×N"),
+           set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt):
+    """Draw the spec as a Graphviz diagram: clusters per block, a shape on every edge.
+
+    A spec with errors is drawn up to the failure, failing nodes in red; exit code 1.
+    """
+    from .. import api
+    from ..render.dot import render_partial
+    from ..render.files import FORMATS, GraphvizMissing, layout
+    from ..render.view import RenderOptionError
+
+    # checked here, not as a choice of --format: the format may come from -o's suffix too
+    fmt = format or (output.suffix.lstrip(".").lower() if output is not None and output.suffix else "svg")
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}, found {fmt!r}", param_hint="--format")
+    loaded = guarded(lambda: api.load(str(spec), limits=limits(limit)).with_params(**overrides(set_)))
+
+    def draw():
+        try:
+            return render_partial(loaded, depth=depth, collapse=collapse or (), only=only, rankdir=rankdir,
+                                  shapes=not no_shapes, rolled=rolled)
+        except RenderOptionError as e:  # a path the graph does not have: a usage error
+            raise typer.BadParameter(str(e)) from e
+
+    dot, partial = guarded(draw)
+    try:  # not inside guarded(), where a missing Graphviz would count as an internal error
+        data = layout(dot, fmt)
+    except GraphvizMissing as e:
+        err.print(f"error: {e}", markup=False)
+        raise typer.Exit(1)
+    if output is not None and str(output) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        target = output or Path(f"{loaded.name}.{fmt}")
+        target.write_bytes(data)
+        out.print(f"wrote {target}", markup=False)
+    if not partial.ok:
+        e = SpecError(partial.diagnostics)
+        err.print(e.format(), markup=False)
+        err.print(f"{error_count(len(e.errors))} (drawn in red)", markup=False)
+        raise typer.Exit(1)
+
+
+@app.command("render-all")
+def render_all(spec_dir: Path = typer.Argument(Path("specs"), help="folder of specs (subfolders too, except lib/)"),
+               out_dir: Path = typer.Argument(Path("render"), help="folder for the SVGs"),
+               check: bool = typer.Option(False, "--check", help="write nothing; exit 1 when a diagram is stale or missing")):
+    """Render every spec to OUT_DIR/<name>.svg (what `make render` runs)."""
+    from ..render.files import GraphvizMissing, render_all as run_all, stale
+
+    def go():
+        try:
+            return run_all(spec_dir, out_dir, check=check)
+        except GraphvizMissing as e:  # not an internal error: say how to install it
+            err.print(f"error: {e}", markup=False)
+            raise typer.Exit(1)
+
+    outcomes = guarded(go)
+    for o in outcomes:
+        shown = o.target.svg if o.status in ("written", "stale", "missing", "removed") else o.target.spec
+        if o.status != "unchanged" or o.detail:
+            out.print(f"{o.status:>9}  {shown}" + (f"  ({o.detail})" if o.detail else ""), markup=False)
+    bad = stale(outcomes)
+    if check and bad:
+        err.print(f"{len(bad)} diagram(s) in {out_dir} out of date: run `make render`", markup=False)
+        raise typer.Exit(1)
+    if check:
+        out.print(f"{out_dir}: up to date", markup=False)
+
