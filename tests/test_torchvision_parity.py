@@ -1,5 +1,6 @@
-"""The classic CNNs match torchvision exactly: parameter count, state_dict keys (strict load),
-and eval-mode outputs on random input within 1e-5."""
+"""The torchvision classification models match exactly: parameter count, state_dict keys (strict
+load), and eval-mode outputs on random input within 1e-5, with random weights and batch-norm
+statistics in both."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ REFERENCES = {
     "resnet34": (lambda **kw: tv.resnet34(**kw), 21_797_672),
     "resnet50": (lambda **kw: tv.resnet50(**kw), 25_557_032),
     "googlenet": (lambda **kw: tv.googlenet(weights=None, aux_logits=False, init_weights=False, **kw), 6_624_904),
+    "resnext50_32x4d": (lambda **kw: tv.resnext50_32x4d(**kw), 25_028_904),
+    "wide_resnet50_2": (lambda **kw: tv.wide_resnet50_2(**kw), 68_883_240),
 }
 
 
@@ -30,10 +33,13 @@ def n_params(model: torch.nn.Module) -> int:
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_matches_torchvision(name):
+    from export_cases import randomize_norm_stats
+
     ctor, expected = REFERENCES[name]
     torch.manual_seed(0)
     ours = specgraph.build(SPECS / f"{name}.yaml")
     ref = ctor()
+    randomize_norm_stats(ref)  # a fresh batch norm is the identity: it would hide a misplaced one
     assert n_params(ours) == n_params(ref) == expected
     assert list(ours.state_dict()) == list(ref.state_dict()) or set(ours.state_dict()) == set(ref.state_dict())
     ours.load_state_dict(ref.state_dict(), strict=True)
