@@ -28,7 +28,8 @@ class _Activation(Op):
     traits = frozenset({Trait.ROW_WISE})
 
     def kwargs(self, p) -> dict[str, Any]:
-        return {}
+        """The function's keyword arguments: by default the params, by name."""
+        return p.model_dump()
 
     def infer(self, p, inputs):
         return [inputs[0]]
@@ -68,9 +69,6 @@ class LeakyReLU(_Activation):
     class Params(OpParams):
         negative_slope: Float = 0.01
 
-    def kwargs(self, p):
-        return {"negative_slope": p.negative_slope}
-
 
 @register_op
 class GELU(_Activation):
@@ -100,9 +98,6 @@ class ELU(_Activation):
 
     class Params(OpParams):
         alpha: Float = 1.0
-
-    def kwargs(self, p):
-        return {"alpha": p.alpha}
 
 
 @register_op
@@ -144,9 +139,6 @@ class _Softmax(_Activation):
         batch_wise = normalize_dim(p.dim, inputs[0].rank) == 0
         return self.traits - {Trait.ROW_WISE} if batch_wise else self.traits
 
-    def kwargs(self, p):
-        return {"dim": p.dim}
-
 
 @register_op
 class Softmax(_Softmax):
@@ -187,9 +179,6 @@ class Hardtanh(_Activation):
                 raise ValueError(f"min_val must be below max_val, found {self.min_val} and {self.max_val}")
             return self
 
-    def kwargs(self, p):
-        return {"min_val": p.min_val, "max_val": p.max_val}
-
 
 @register_op
 class Hardswish(_Activation):
@@ -214,9 +203,6 @@ class Softplus(_Activation):
     class Params(OpParams):
         beta: Float = 1.0
         threshold: Float = 20.0
-
-    def kwargs(self, p):
-        return {"beta": p.beta, "threshold": p.threshold}
 
 
 @register_op
@@ -247,9 +233,6 @@ class GLU(_Activation):
 
     def node_traits(self, p, inputs):
         return self.traits - {Trait.ROW_WISE} if normalize_dim(p.dim, inputs[0].rank) == 0 else self.traits
-
-    def kwargs(self, p):
-        return {"dim": p.dim}
 
 
 @register_op
