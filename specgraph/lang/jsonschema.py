@@ -11,7 +11,6 @@ compiler evaluates a value (op and block params, element by element in lists, `w
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any, Mapping
 
@@ -75,7 +74,7 @@ def _inner(s: Any) -> Any:
 
 
 def _op_doc(op: Op, params: Mapping[str, Any], required: list[str]) -> str:
-    text = (inspect.getdoc(type(op)) or op.name).split("\n\n")[0].replace("\n", " ")
+    text = op.meaning()
     shown = [f"`{k}`" if k in required else f"`{k}: {json.dumps(v.get('default'))}`" for k, v in params.items()]
     return f"**{op.name}** ({op.category}): {text}" + (f"\n\nparams: {', '.join(shown)}" if shown else "")
 

@@ -130,6 +130,13 @@ class Op:
         """Multiply-accumulates of one forward pass at batch 1 (None when unknown)."""
         return 0
 
+    def meaning(self) -> str:
+        """What the op computes, and its shape rule: the first paragraph of its class docstring,
+        on one line (``specgraph ops`` and the editor schema show it)."""
+        import inspect
+
+        return " ".join((inspect.getdoc(type(self)) or self.name).split("\n\n")[0].split())
+
     def describe(self, p: OpParams) -> str:
         """A short label of the key params, for diagrams and summaries (e.g. '3×3 /2, 64')."""
         return ""
