@@ -53,9 +53,14 @@ def _eval_int(node: ast.AST, sizes: dict[str, int]) -> int:
     raise ValueError(f"unexpected dim expression {ast.dump(node)}")
 
 
-def _types(shapes, dtype: str) -> list[TensorType]:
-    return [TensorType(tuple(symbol(d) if isinstance(d, str) else d for d in s), dtype)
-            for s in shapes]
+def _dtypes(dtype, count: int) -> list[str]:
+    """One dtype per input: ``dtype`` for all, or a list of them (a bool condition, float values)."""
+    return list(dtype) if isinstance(dtype, (list, tuple)) else [dtype] * count
+
+
+def _types(shapes, dtype) -> list[TensorType]:
+    return [TensorType(tuple(symbol(d) if isinstance(d, str) else d for d in s), dt)
+            for s, dt in zip(shapes, _dtypes(dtype, len(shapes)))]
 
 
 def _symbolize(shapes) -> tuple[list[tuple], dict[str, int]]:
@@ -97,8 +102,9 @@ def run_op(op: Op, p: OpParams, types: list[TensorType], arrays: list[torch.Tens
         graph.output(node)
         graph.lint()
         module = torch.fx.GraphModule(torch.nn.Module(), graph)
-    if arrays and arrays[0].is_floating_point():  # nn.Module.to refuses integer dtypes (token ids)
-        module = module.to(arrays[0].dtype)
+    floats = [a for a in arrays if a.is_floating_point()]
+    if floats:  # nn.Module.to refuses integer dtypes (token ids)
+        module = module.to(floats[0].dtype)
     module = module.eval()
     with torch.no_grad():
         result = module(*arrays)
@@ -125,9 +131,12 @@ def assert_op_matches_torch(op_name: str, params: dict, input_shapes: list[tuple
     ports = op.output_ports(p)
     assert len(outs) == len(ports), f"{len(outs)} output types for ports {ports}"
     concrete = [tuple(dim_value(d, sizes) for d in t.shape) for t in types]
-    torch_dtype = getattr(torch, dtype)
-    arrays = [torch.randn(s, dtype=torch_dtype) if torch_dtype.is_floating_point
-              else torch.randint(0, high, s, dtype=torch_dtype) for s in concrete]
+    arrays = []
+    for s, dt in zip(concrete, _dtypes(dtype, len(concrete))):
+        torch_dtype = getattr(torch, dt)
+        arrays.append(torch.randn(s, dtype=torch_dtype) if torch_dtype.is_floating_point
+                      else torch.randint(0, 2, s).bool() if torch_dtype == torch.bool
+                      else torch.randint(0, high, s, dtype=torch_dtype))
     module, results = run_op(op, p, types, arrays)                                  # (3)
     assert len(results) == len(ports)
     real = [tuple(r.shape) for r in results]

@@ -154,7 +154,34 @@ CASES = [
     case("select", {"dim": -1, "index": -1}, (2, 3, 4, 4)),
     case("expand_like", {}, (1, 1, 8), (2, 5, 8)),
     case("expand_like", {"dims": [0, 2]}, (1, 3, 1), (4, 3, 6)),
+    # layout
+    case("transpose", {"dim0": 1, "dim1": 2}, (2, 5, 8)),
+    case("transpose", {"dim0": -1, "dim1": -2}, IMG),
+    case("unflatten", {"dim": 1, "sizes": [4, 4]}, (2, 16, 3)),
+    case("unflatten", {"dim": -1, "sizes": [2, -1]}, (2, 3, 12)),
+    case("slice", {"dim": 1, "start": 1}, (2, 5, 8)),
+    case("slice", {"dim": -1, "start": 1, "stop": -1, "step": 2}, (2, 3, 9)),
+    case("slice", {"dim": 2, "start": -3}, (2, 3, 7, 7)),
+    case("slice", {"dim": 0, "start": 0}, (4, 3)),
+    case("roll", {"shifts": [-3, -3], "dims": [1, 2]}, (2, 7, 7, 4)),
+    case("channel_shuffle", {"groups": 2}, (2, 8, 5, 5)),
+    case("pixel_shuffle", {"factor": 2}, (2, 12, 4, 5)),
+    case("pixel_unshuffle", {"factor": 2}, (2, 3, 8, 6)),
+    case("where", {}, (2, 1, 5), (2, 3, 5), (1, 3, 5), dtype=["bool", "float32", "float32"]),
+    case("rmsnorm", {}, (2, 5, 8)),
+    case("rmsnorm", {"dims": 2, "eps": 1e-6}, (2, 5, 8)),
+    case("rmsnorm", {"elementwise_affine": False}, (4, 6)),
     # attention
+    case("matmul", {}, (2, 5, 8), (2, 8, 3)),
+    case("matmul", {}, (2, 4, 5, 8), (1, 8, 3)),
+    case("matmul", {}, (5, 8), (8,)),
+    case("matmul", {}, (8,), (2, 8, 3)),
+    case("scaled_dot_product_attention", {}, (2, 4, 5, 8), (2, 4, 7, 8), (2, 4, 7, 6)),
+    case("scaled_dot_product_attention", {"causal": True, "scale": 0.5}, (2, 5, 8), (2, 5, 8), (2, 5, 8)),
+    # a mask's symbols are named by position, not meaning (its S sits where q's E does): concrete only
+    case("scaled_dot_product_attention", {}, (2, 4, 5, 8), (2, 4, 7, 8), (2, 4, 7, 8), (1, 1, 5, 7),
+         dtype=["float32", "float32", "float32", "bool"], symbolic=False),
+    case("scaled_dot_product_attention", {}, (2, 5, 8), (2, 7, 8), (2, 7, 8), (5, 7), symbolic=False),
     case("multihead_attention", {"heads": 2}, (2, 5, 8)),
     case("multihead_attention", {"heads": 4, "bias": False}, (2, 5, 8), (2, 7, 8), (2, 7, 8)),
     case("multihead_attention", {"heads": 1, "batch_first": False}, (5, 2, 6)),
@@ -304,8 +331,9 @@ from specgraph.ops import get_op
 for name, params, shapes, sizes, dtype in json.load(sys.stdin):
     op = get_op(name)
     p = op.Params.model_validate(params)
-    types = [TensorType(tuple(symbol(d) if isinstance(d, str) else d for d in s), dtype)
-             for s in shapes]
+    dtypes = dtype if isinstance(dtype, list) else [dtype] * len(shapes)
+    types = [TensorType(tuple(symbol(d) if isinstance(d, str) else d for d in s), dt)
+             for s, dt in zip(shapes, dtypes)]
     outs = op.infer(p, types)
     op.num_params(p, types), op.macs(p, types, outs), op.describe(p), op.output_ports(p)
 assert "torch" not in sys.modules, "torch was imported"

@@ -4,7 +4,7 @@ from .base import Op, OpParams, ShapeError
 from .registry import REGISTRY, Registry, all_ops, get_op, op_names, register_op
 
 # Each module registers its ops on import. Keep the list sorted.
-from . import (activation, attention, conv, dropout, elementwise, indexing, linear, merge, norm, pool,  # noqa: E402,F401
-               recurrent, reduce, resample, scan, seqdropout, shape, tensors)
+from . import (activation, attention, conv, dropout, elementwise, indexing, layout, linear, merge, norm,  # noqa: E402,F401
+               pool, recurrent, reduce, resample, scan, seqdropout, shape, tensors)
 
 __all__ = ["Op", "OpParams", "ShapeError", "register_op", "get_op", "op_names", "all_ops", "Registry", "REGISTRY"]

@@ -1,4 +1,5 @@
-"""Multi-head attention whose module is torch.nn.MultiheadAttention's (keys ``in_proj_weight``,
+"""Attention and contractions: matmul, scaled_dot_product_attention (torch's fused kernel), and
+multi-head attention whose module is torch.nn.MultiheadAttention's (keys ``in_proj_weight``,
 ``in_proj_bias``, ``out_proj.weight``, ``out_proj.bias``), so that torchvision's ViT and
 torch.nn.TransformerEncoderLayer weights load into a spec.
 
@@ -8,8 +9,10 @@ Shape: query [N, T, E] (and key, value [N, S, E]) -> [N, T, E] (batch_first; wit
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..ir.traits import Trait
-from .base import FLOAT_DTYPES, Bool, Op, OpParams, PositiveInt, Probability, ShapeError, input_details
+from .base import FLOAT_DTYPES, Bool, Float, Op, OpParams, PositiveInt, Probability, ShapeError, input_details
 from .registry import register_op
 from .rules import expect_rank, known_dim
 
@@ -82,4 +85,122 @@ class MultiheadAttention(Op):
         return f"{p.heads} heads" + (", causal" if p.causal else "")
 
 
-__all__ = ["MultiheadAttention"]
+
+
+@register_op
+class Matmul(Op):
+    """Matrix product with torch.matmul's rules: [.., n, k] @ [.., k, m] -> [.., n, m], batch dims
+    broadcast; a rank-1 operand is a vector (its dim dropped from the result)."""
+
+    name = "matmul"
+    category = "attention"
+    min_inputs = max_inputs = 2
+    input_dtypes = FLOAT_DTYPES
+
+    def infer(self, p, inputs):
+        from .merge import broadcast_shape
+
+        a, b = inputs
+        if a.dtype != b.dtype:
+            raise ShapeError(f"matmul needs one dtype, found {a.dtype} and {b.dtype}", code="E409",
+                             details=input_details(inputs))
+        if a.rank == 0 or b.rank == 0:
+            raise ShapeError("matmul needs tensors of rank 1 or more", code="E410", details=input_details(inputs))
+        ka = a.shape[-1]
+        kb = b.shape[0] if b.rank == 1 else b.shape[-2]
+        if ka != kb and not (isinstance(ka, int) and isinstance(kb, int)):
+            raise ShapeError(f"matmul cannot prove the inner dims {ka} and {kb} equal", code="E406",
+                             details=input_details(inputs), hint="give those dims numbers, or the same symbol")
+        if ka != kb:
+            raise ShapeError(f"matmul: the inner dims differ ({ka} and {kb})", code="E402", details=input_details(inputs),
+                             hint="a [.., n, k] @ [.., k, m]; a transpose of one operand may be missing")
+        batch_a = a.shape[:-2] if a.rank > 1 else ()
+        batch_b = b.shape[:-2] if b.rank > 1 else ()
+        batch = broadcast_shape(self.name, [a.with_shape(batch_a), b.with_shape(batch_b)]) if batch_a or batch_b else ()
+        rows = (a.shape[-2],) if a.rank > 1 else ()
+        cols = (b.shape[-1],) if b.rank > 1 else ()
+        return [a.with_shape((*batch, *rows, *cols))]
+
+    def emit(self, p, graph, args):
+        import torch
+
+        return graph.call_function(torch.matmul, tuple(args))
+
+    def macs(self, p, inputs, outputs):
+        from .rules import batch1
+
+        out = batch1(outputs[0]) if outputs[0].rank > 1 else (1,)
+        k = inputs[0].shape[-1]
+        if out is None or not isinstance(k, int):
+            return None
+        total = 1
+        for d in out:
+            total *= d
+        return total * k
+
+
+@register_op
+class ScaledDotProductAttention(Op):
+    """softmax(Q K^T · scale + mask) V, torch's fused kernel (never materialising a broadcast):
+    q [.., L, E], k [.., S, E], v [.., S, Ev] (and a mask broadcastable to [.., L, S]: bool, True
+    attends, or float, added) -> [.., L, Ev]. ``scale`` defaults to 1/sqrt(E); ``dropout`` on the
+    attention weights in training only."""
+
+    name = "scaled_dot_product_attention"
+    category = "attention"
+    min_inputs = 3
+    max_inputs = 4
+    input_dtypes = FLOAT_DTYPES + ("bool",)
+
+    class Params(OpParams):
+        causal: Bool = False
+        dropout: Probability = 0.0
+        scale: Optional[Float] = None
+
+    def infer(self, p, inputs):
+        q, k, v = inputs[:3]
+        for t in (q, k, v):
+            if t.dtype not in FLOAT_DTYPES:
+                raise ShapeError(f"scaled_dot_product_attention: q, k and v are floating point, found {t.dtype}",
+                                 code="E409", details=input_details(inputs))
+            if t.rank < 2:
+                raise ShapeError(f"scaled_dot_product_attention needs [.., L, E] tensors, found {t}", code="E410")
+        if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2] or q.shape[:-2] != k.shape[:-2] \
+                or k.shape[:-2] != v.shape[:-2]:
+            raise ShapeError("scaled_dot_product_attention: q [.., L, E], k [.., S, E] and v [.., S, Ev] must agree",
+                             code="E402", details=input_details(inputs))
+        if len(inputs) == 4:
+            from .merge import broadcast_shape
+
+            if p.causal:
+                raise ShapeError("scaled_dot_product_attention takes a mask or `causal: true`, not both", code="E408")
+            scores = q.with_shape((*q.shape[:-1], k.shape[-2]))
+            if tuple(broadcast_shape(self.name, [scores, inputs[3]])) != tuple(scores.shape):
+                raise ShapeError(f"scaled_dot_product_attention: the mask {inputs[3]} must broadcast to the scores "
+                                 f"{scores}", code="E402", details=input_details(inputs))
+        return [q.with_shape((*q.shape[:-1], v.shape[-1]))]
+
+    def build(self, p, inputs):
+        from .torch_modules import Attention
+
+        return Attention(float(p.dropout), p.causal, p.scale)
+
+    def num_params(self, p, inputs):
+        return 0
+
+    def macs(self, p, inputs, outputs):
+        from .rules import batch1
+
+        q, k, v = (batch1(t) for t in inputs[:3])
+        if q is None or k is None or v is None:
+            return None
+        heads = 1
+        for d in q[:-2]:
+            heads *= d
+        return heads * q[-2] * k[-2] * (q[-1] + v[-1])
+
+    def describe(self, p):
+        return "causal" if p.causal else ""
+
+
+__all__ = ["MultiheadAttention", "Matmul", "ScaledDotProductAttention"]

@@ -9,7 +9,8 @@ from typing import Optional
 from .activation import _Activation
 from pydantic import model_validator
 
-from .base import FLOAT_DTYPES, Float, OpParams
+from ..ir.traits import Trait
+from .base import FLOAT_DTYPES, Float, Op, OpParams, ShapeError, input_details
 from .registry import register_op
 
 
@@ -102,4 +103,32 @@ class Clamp(_Unary):
         return {k: v for k, v in (("min", p.min), ("max", p.max)) if v is not None}
 
 
-__all__ = ["Neg", "Abs", "Exp", "Log", "Sqrt", "Rsqrt", "Pow", "Clamp"]
+@register_op
+class Where(Op):
+    """condition ? a : b, element by element: condition (bool), a and b broadcast together.
+    Shape: broadcast of the three."""
+
+    name = "where"
+    category = "math"
+    min_inputs = max_inputs = 3
+    traits = frozenset({Trait.ROW_WISE, Trait.MERGE})
+
+    def infer(self, p, inputs):
+        from .merge import broadcast_shape
+
+        cond, a, b = inputs
+        if cond.dtype != "bool":
+            raise ShapeError(f"where's condition is a bool tensor, found {cond.dtype} {cond}", code="E409",
+                             details=input_details(inputs), hint="compare first, e.g. a mask input of dtype bool")
+        if a.dtype != b.dtype:
+            raise ShapeError(f"where's two values need one dtype, found {a.dtype} and {b.dtype}", code="E409",
+                             details=input_details(inputs))
+        return [a.with_shape(broadcast_shape(self.name, inputs))]
+
+    def emit(self, p, graph, args):
+        import torch
+
+        return graph.call_function(torch.where, tuple(args))
+
+
+__all__ = ["Where", "Neg", "Abs", "Exp", "Log", "Sqrt", "Rsqrt", "Pow", "Clamp"]

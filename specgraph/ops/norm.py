@@ -136,6 +136,47 @@ class LayerNorm(Op):
 
 
 @register_op
+class RMSNorm(Op):
+    """x / sqrt(mean(x², last ``dims`` dims) + eps) · weight (torch.nn.RMSNorm; eps None: the
+    dtype's machine epsilon). Shape: [*] -> [*]."""
+
+    name = "rmsnorm"
+    category = "norm"
+    input_dtypes = FLOAT_DTYPES
+    traits = frozenset({Trait.ROW_WISE})
+
+    class Params(OpParams):
+        dims: PositiveInt = 1
+        eps: Optional[Eps] = None
+        elementwise_affine: Bool = True
+
+    def node_traits(self, p, inputs):
+        return self.traits if p.dims < inputs[0].rank else frozenset()
+
+    def _normalized_shape(self, p, t) -> list[int]:
+        if t.rank < p.dims:
+            raise ShapeError(f"rmsnorm normalizes the last {p.dims} dims, but the input {t} has rank {t.rank}",
+                             code="E410")
+        return [known_dim("rmsnorm", t, i, "normalized dim") for i in range(t.rank - p.dims, t.rank)]
+
+    def infer(self, p, inputs):
+        self._normalized_shape(p, inputs[0])
+        return [inputs[0]]
+
+    def build(self, p, inputs):
+        import torch
+
+        return torch.nn.RMSNorm(self._normalized_shape(p, inputs[0]), eps=p.eps,
+                                elementwise_affine=p.elementwise_affine)
+
+    def num_params(self, p, inputs):
+        return product(self._normalized_shape(p, inputs[0])) if p.elementwise_affine else 0
+
+    def describe(self, p):
+        return "" if p.dims == 1 else f"last {p.dims}"
+
+
+@register_op
 class GroupNorm(Op):
     """Normalizes each group of channels. Shape: [N, C, *] -> [N, C, *]; groups divides C."""
 

@@ -102,6 +102,22 @@ class SpecMultiheadAttention(nn.MultiheadAttention):
         return super().forward(query, key, value, need_weights=False, attn_mask=mask)[0]
 
 
+class Attention(nn.Module):
+    """torch.nn.functional.scaled_dot_product_attention(q, k, v[, mask]) with dropout in training only."""
+
+    def __init__(self, dropout: float = 0.0, causal: bool = False, scale: float | None = None):
+        super().__init__()
+        self.dropout, self.causal, self.scale = dropout, causal, scale
+
+    def forward(self, q, k, v, mask=None):  # noqa: D102
+        return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal,
+                                                          dropout_p=self.dropout if self.training else 0.0,
+                                                          scale=self.scale)
+
+    def extra_repr(self):
+        return f"dropout={self.dropout}, causal={self.causal}, scale={self.scale}"
+
+
 class ChannelLayerNorm(nn.LayerNorm):
     """LayerNorm over the channels (dim 1) of [N, C, *] (torchvision's LayerNorm2d): the
     channels moved last, normalized, moved back. Keys weight, bias [C] as nn.LayerNorm's."""
@@ -190,4 +206,4 @@ class Scan(nn.Module):
         return "# before the loop, for all steps at once\n" + pre + "\n# each step\n" + self.cell.step.code
 
 
-__all__ = ["SpecLSTM", "SpecEmbedding", "SpecMultiheadAttention", "ChannelLayerNorm", "StochasticDepth", "VariationalDropout", "Zoneout", "Reshape", "Scan"]
+__all__ = ["SpecLSTM", "SpecEmbedding", "SpecMultiheadAttention", "Attention", "ChannelLayerNorm", "StochasticDepth", "VariationalDropout", "Zoneout", "Reshape", "Scan"]

@@ -27,8 +27,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ...ops import (activation, dropout, elementwise, indexing, linear, merge, norm, pool, recurrent, reduce, resample, scan,
-                    seqdropout, shape, tensors)
+from ...ops import (activation, dropout, elementwise, indexing, layout, linear, merge, norm, pool, recurrent, reduce,
+                    resample, scan, seqdropout, shape, tensors)
 from ...ops.conv import Conv2d
 from ...ops.param_types import pair
 from .machine import Machine
@@ -96,7 +96,9 @@ def scratch_model(op) -> ScratchModel | None:
 # Kernels that allocate only their outputs (measured: no other allocation event in the
 # profiler's trace of an eval call).  Batch, layer, group and instance norm keep per-row
 # statistics of a few bytes a row, left out.  LocalResponseNorm is a chain of temporaries
-# (square, pad, pool, scale) that is not modelled: its nodes make the peak a lower bound.
+# (square, pad, pool, scale) that is not modelled: its nodes make the peak a lower bound; so are
+# rmsnorm (its temporaries depend on whether torch fuses it), matmul (a broadcast batch may be
+# copied), and the attention ops (projections and scores, by the kernel torch picks).
 no_scratch(activation.ReLU, activation.LeakyReLU, activation.GELU, activation.SiLU, activation.ELU, activation.SELU,
            activation.Sigmoid, activation.Tanh, activation.Softmax, activation.LogSoftmax, activation.ReLU6,
            activation.Hardtanh, activation.Hardswish, activation.Hardsigmoid, activation.Softplus, activation.Mish,
@@ -107,6 +109,8 @@ no_scratch(activation.ReLU, activation.LeakyReLU, activation.GELU, activation.Si
            merge.Add, merge.Mul, merge.Sub, merge.Concat, merge.Chunk, merge.Split,
            norm.BatchNorm1d, norm.BatchNorm2d, norm.LayerNorm, norm.GroupNorm, norm.InstanceNorm2d,
            pool.AvgPool2d, pool.AdaptiveAvgPool2d, reduce.Mean, reduce.Sum, reduce.Unsqueeze,
+           elementwise.Where, layout.Transpose, layout.Unflatten, layout.Slice,
+           layout.Roll, layout.ChannelShuffle, layout.PixelShuffle, layout.PixelUnshuffle,
            tensors.Parameter, tensors.Buffer, indexing.Select, indexing.ExpandLike, resample.Interpolate, resample.CenterCrop, resample.Pad,
            shape.Identity, shape.Flatten, shape.Reshape, shape.Permute)
 
