@@ -1080,3 +1080,19 @@ def test_documented_examples_behave_as_documented(tmp_path, monkeypatch):
         else:
             graph = specgraph.check(body)
             assert not graph.warnings, f"{body}\n" + "\n".join(w.format() for w in graph.warnings)
+
+
+def test_an_op_written_as_another_library_calls_it_is_answered_by_meaning():
+    from specgraph.ops import REGISTRY, all_ops
+
+    for written, meant in [("dense", "linear"), ("Dense", "linear"), ("bmm", "matmul"), ("hard-swish", "hardswish"),
+                           ("stochastic_depth", "drop_path"), ("cat", "concat"), ("mha", "multihead_attention")]:
+        assert REGISTRY.meaning(written) == meant
+        spec = f"specgraph: 1\ninputs: {{x: [N, 4]}}\ngraph:\n  a: {{op: {written}, out: 3}}\n"
+        with pytest.raises(specgraph.SpecError) as info:
+            specgraph.check(spec)
+        d = info.value.diagnostics[0]
+        assert d.code == "E302" and d.hint == f"did you mean '{meant}'? (what '{written}' is called here)"
+    # an alias never shadows an op: no op's alias is another op's name
+    names = set(all_ops())
+    assert not {a for op in all_ops().values() for a in op.aliases} & names

@@ -20,7 +20,7 @@ from ..ir.traits import Trait
 from ..lang.expr import is_expression
 from ..lang.document import NODE_KEYS, NodeDef
 from ..lang.validation import pydantic_diagnostics
-from ..ops import Op, ShapeError, get_op, op_names
+from ..ops import REGISTRY, Op, ShapeError, get_op, op_names
 from ..ops.rules import InputDetail
 from .hints import shape_error_hint
 from .reporting import Poisoned
@@ -48,7 +48,8 @@ class OpNodes:
             raise ex.error("E302", f"`op: {nd.op}` is made by the compiler; write `scan: <cell block>`", src,
                            ypath + ("op",), hint="e.g. {scan: lstm_cell, hidden: 128} (docs/language.md, Recurrence)")
         if op is None:
-            hint = did_you_mean(nd.op, op_names())
+            meant = REGISTRY.meaning(nd.op)
+            hint = f"did you mean '{meant}'? (what '{nd.op}' is called here)" if meant else did_you_mean(nd.op, op_names())
             if ex.spec.library.blocks.get(nd.op) is not None:
                 hint = f"'{nd.op}' is a block: write `block: {nd.op}`"
             raise ex.error("E302", f"unknown op '{nd.op}'", src, ypath + ("op",), path=here,

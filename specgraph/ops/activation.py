@@ -64,6 +64,7 @@ class ReLU(_Activation):
 class LeakyReLU(_Activation):
     """x for x > 0, negative_slope * x otherwise."""
     name = "leaky_relu"
+    aliases = ('leakyrelu', 'lrelu')
     function = "torch.nn.functional.leaky_relu"
 
     class Params(OpParams):
@@ -87,6 +88,7 @@ class GELU(_Activation):
 class SiLU(_Activation):
     """x * sigmoid(x) (swish)."""
     name = "silu"
+    aliases = ('swish',)
     function = "torch.nn.functional.silu"
 
 
@@ -160,6 +162,7 @@ class LogSoftmax(_Softmax):
 class ReLU6(_Activation):
     """min(max(x, 0), 6) (MobileNet)."""
     name = "relu6"
+    aliases = ('clipped_relu',)
     function = "torch.nn.functional.relu6"
 
 
@@ -184,6 +187,7 @@ class Hardtanh(_Activation):
 class Hardswish(_Activation):
     """x * relu6(x + 3) / 6 (MobileNetV3)."""
     name = "hardswish"
+    aliases = ('hard_swish', 'hswish')
     function = "torch.nn.functional.hardswish"
 
 
@@ -191,6 +195,7 @@ class Hardswish(_Activation):
 class Hardsigmoid(_Activation):
     """relu6(x + 3) / 6 (MobileNetV3's squeeze-excitation gate)."""
     name = "hardsigmoid"
+    aliases = ('hard_sigmoid', 'hsigmoid')
     function = "torch.nn.functional.hardsigmoid"
 
 

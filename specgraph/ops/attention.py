@@ -23,6 +23,7 @@ class MultiheadAttention(Op):
     input: self-attention, query = key = value; three: query, key, value)."""
 
     name = "multihead_attention"
+    aliases = ('mha', 'multi_head_attention', 'self_attention')
     category = "attention"
     min_inputs = 1
     max_inputs = 3
@@ -93,6 +94,7 @@ class Matmul(Op):
     broadcast; a rank-1 operand is a vector (its dim dropped from the result)."""
 
     name = "matmul"
+    aliases = ('bmm', 'mm', 'dot', 'batch_matmul')
     category = "attention"
     min_inputs = max_inputs = 2
     input_dtypes = FLOAT_DTYPES
@@ -147,6 +149,7 @@ class ScaledDotProductAttention(Op):
     attention weights in training only."""
 
     name = "scaled_dot_product_attention"
+    aliases = ('sdpa', 'attention', 'dot_product_attention')
     category = "attention"
     min_inputs = 3
     max_inputs = 4

@@ -50,6 +50,9 @@ class Op:
     # FLOAT_DTYPES, so that token ids fed to a linear fail at check time, not at forward time.
     input_dtypes: ClassVar[tuple[str, ...] | None] = None
     traits: ClassVar[frozenset[Trait]] = frozenset()
+    # What other libraries call this op (Keras' Dense, torch's bmm): an unknown op written so is
+    # answered "did you mean" by meaning, not only by spelling.
+    aliases: ClassVar[tuple[str, ...]] = ()
 
     # ---- shape rule -------------------------------------------------------------------
     def check_dtypes(self, inputs: list[TensorType]) -> None:

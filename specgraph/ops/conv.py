@@ -43,6 +43,7 @@ class Conv2d(Op):
     """
 
     name = "conv2d"
+    aliases = ('conv', 'convolution')
     category = "conv"
     input_dtypes = FLOAT_DTYPES
 

@@ -73,6 +73,7 @@ class DropPath(_Dropout):
     sample (``mode: row``) or for the batch (``batch``), in training; the identity in eval."""
 
     name = "drop_path"
+    aliases = ('stochastic_depth', 'droppath')
 
     class Params(OpParams):
         p: Probability = 0.0

@@ -27,6 +27,7 @@ class Transpose(Op):
     """Swaps dims ``dim0`` and ``dim1`` (a view). [.., a, .., b, ..] -> [.., b, .., a, ..]."""
 
     name = "transpose"
+    aliases = ('swapaxes', 'swapdims')
     category = "reshape"
     traits = frozenset({Trait.VIEW, Trait.ROW_WISE})
 

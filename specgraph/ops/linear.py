@@ -21,6 +21,7 @@ class Linear(Op):
     """
 
     name = "linear"
+    aliases = ('dense', 'fc', 'fully_connected', 'gemm')
     input_dtypes = FLOAT_DTYPES
     category = "linear"
     traits = frozenset({Trait.ROW_WISE})

@@ -100,6 +100,7 @@ class Add(_Broadcasting):
     """Elementwise sum (ResNet skip edges). [*a], [*b], ... -> [broadcast(a, b, ...)]."""
 
     name = "add"
+    aliases = ('plus',)
     function = operator.add
     traits = frozenset({Trait.ROW_WISE, Trait.MERGE, Trait.INPLACE_SAFE})
 
@@ -117,6 +118,7 @@ class Mul(_Broadcasting):
     """Elementwise product (gates, attention). [*a], [*b], ... -> [broadcast(a, b, ...)]."""
 
     name = "mul"
+    aliases = ('multiply',)
     function = operator.mul
 
 
@@ -134,6 +136,7 @@ class Div(_Broadcasting):
     """Elementwise quotient a / b (attention's 1/sqrt(d) scale, with `by`). [*a], [*b] -> [broadcast(a, b)]."""
 
     name = "div"
+    aliases = ('divide', 'truediv')
     max_inputs = 2
     function = operator.truediv
 
@@ -149,6 +152,7 @@ class Concat(Op):
     """Joins inputs along ``dim``; every other dim must agree. Shape: sizes on dim add up."""
 
     name = "concat"
+    aliases = ('cat', 'concatenate')
     category = "merge"
     max_inputs = None
     traits = frozenset({Trait.ROW_WISE, Trait.MERGE})

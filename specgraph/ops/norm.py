@@ -67,6 +67,7 @@ class BatchNorm2d(_BatchNorm):
     """Batch norm over channels. Shape: [N, C, H, W] -> [N, C, H, W]."""
 
     name = "batchnorm2d"
+    aliases = ('batchnorm', 'batch_norm', 'bn', 'batchnormalization')
     ranks = (4,)
     layout = "a rank-4 input [N, C, H, W]"
     module = "BatchNorm2d"
@@ -78,6 +79,7 @@ class LayerNorm(Op):
     over the channels (dim 1) of [N, C, *] — ConvNeXt's LayerNorm2d. Shape: [*] -> [*]."""
 
     name = "layernorm"
+    aliases = ('layer_norm', 'layernormalization', 'ln')
     category = "norm"
     input_dtypes = FLOAT_DTYPES
     traits = frozenset({Trait.ROW_WISE})
@@ -141,6 +143,7 @@ class RMSNorm(Op):
     dtype's machine epsilon). Shape: [*] -> [*]."""
 
     name = "rmsnorm"
+    aliases = ('rms_norm',)
     category = "norm"
     input_dtypes = FLOAT_DTYPES
     traits = frozenset({Trait.ROW_WISE})

@@ -66,6 +66,7 @@ class MaxPool2d(_WindowPool):
     """Max over k×k windows. Shape: [N, C, H, W] -> [N, C, H', W'] (see _WindowPool)."""
 
     name = "maxpool2d"
+    aliases = ('max_pool2d', 'maxpool', 'max_pool')
 
     class Params(OpParams):
         kernel: IntPair
@@ -90,6 +91,7 @@ class AvgPool2d(_WindowPool):
     """
 
     name = "avgpool2d"
+    aliases = ('avg_pool2d', 'avgpool', 'average_pooling2d')
     input_dtypes = FLOAT_DTYPES
 
     class Params(OpParams):

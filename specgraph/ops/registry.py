@@ -54,6 +54,14 @@ class Registry:
             self._load_plugins()
         return self._ops.get(name)
 
+    def meaning(self, name: str) -> str | None:
+        """The op another library's ``name`` means (``dense`` -> ``linear``), or None."""
+        key = name.lower().replace("-", "_")
+        for op_name, op in self.all().items():
+            if key in op.aliases:
+                return op_name
+        return None
+
     def names(self) -> list[str]:
         self._load_plugins()
         return sorted(self._ops)

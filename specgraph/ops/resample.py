@@ -28,6 +28,7 @@ class ConvTranspose2d(Op):
     H' = (H - 1)·s - 2p + d·(k - 1) + output_padding + 1."""
 
     name = "conv_transpose2d"
+    aliases = ('deconv', 'convtranspose2d', 'conv2d_transpose')
     category = "conv"
     input_dtypes = FLOAT_DTYPES
 

@@ -93,6 +93,7 @@ class Reshape(Op):
     """
 
     name = "reshape"
+    aliases = ('view',)
     category = "reshape"
     traits = frozenset({Trait.VIEW})  # when the strides allow it (Op.view_strides: reshape's rule); else a copy
 
@@ -169,6 +170,7 @@ class Permute(Op):
     """Reorders dims. Shape: [d0, d1, ...] -> [d_dims[0], d_dims[1], ...]."""
 
     name = "permute"
+    aliases = ('dimshuffle',)
     category = "reshape"
     traits = frozenset({Trait.VIEW})
 

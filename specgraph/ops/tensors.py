@@ -77,6 +77,7 @@ class Parameter(_Held):
     (``value``), normal (``std``), trunc_normal (``std``, cut at 2 std), uniform (``bound``)."""
 
     name = "parameter"
+    aliases = ('weight', 'variable')
 
     def infer(self, p, inputs):
         from .base import ShapeError
