@@ -1,7 +1,8 @@
 """Core benchmarks: built models vs torchvision, check time, build time.
 
 1. Forward (eval, no_grad) and forward+backward (train) of the modules specgraph builds
-   from specs/resnet50.yaml and specs/googlenet.yaml against torchvision's, with the same
+   from specs/resnet50.yaml, googlenet.yaml, vit_b_16.yaml, convnext_tiny.yaml and
+   mobilenet_v3_large.yaml against torchvision's, with the same
    weights loaded into both: CPU, batch 8, 3x224x224, ``torch.set_num_threads(2)``.
 2. ``specgraph.check`` (load + expand + shape inference) and ``specgraph.load`` of resnet50.
 3. ``specgraph.build`` (from the path, and from an already checked Graph through
@@ -33,7 +34,8 @@ CHECK_TARGET_S = 0.050
 # machine the whole of `make bench` then stays within about 4 minutes; on a busy one the
 # minimum repeats take as long as they take.
 # (eval fresh, train, eval after training) per model, in _models() order.
-MODEL_BUDGETS_S = [(20.0, 45.0, 20.0), (10.0, 25.0, 10.0)]  # resnet50, googlenet
+MODEL_BUDGETS_S = [(20.0, 45.0, 20.0), (10.0, 25.0, 10.0),  # resnet50, googlenet
+                   (10.0, 20.0, 10.0), (10.0, 20.0, 10.0), (8.0, 15.0, 8.0)]  # vit_b_16, convnext_tiny, mobilenet_v3
 
 RESNET50 = ROOT / "specs" / "resnet50.yaml"
 GOOGLENET = ROOT / "specs" / "googlenet.yaml"
@@ -46,6 +48,10 @@ def _models():
     return [
         ("resnet50", RESNET50, lambda: torchvision.models.resnet50()),
         ("googlenet", GOOGLENET, lambda: torchvision.models.googlenet(aux_logits=False, init_weights=False)),
+        ("vit_b_16", ROOT / "specs" / "vit_b_16.yaml", lambda: torchvision.models.vit_b_16()),
+        ("convnext_tiny", ROOT / "specs" / "convnext_tiny.yaml", lambda: torchvision.models.convnext_tiny()),
+        ("mobilenet_v3_large", ROOT / "specs" / "mobilenet_v3_large.yaml",
+         lambda: torchvision.models.mobilenet_v3_large()),
     ]
 
 
