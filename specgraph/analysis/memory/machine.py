@@ -1,12 +1,11 @@
-"""What the CPU really runs: the instruction set ATen's and oneDNN's kernels dispatch to.
+"""What the CPU really runs: the instruction set oneDNN's kernels dispatch to.
 
 The kernel scratch models (cpu_kernels.py) depend on it: oneDNN lays activations out in
 blocks of 16 channels on AVX-512 (``nChw16c``) and of 8 on AVX2 (``nChw8c``).  The ISA is read
-the way the libraries choose it, without importing torch:
-
-1. the caps a user sets — ``ONEDNN_MAX_CPU_ISA`` (oneDNN) and ``ATEN_CPU_CAPABILITY`` (ATen);
-2. ``torch.backends.cpu.get_cpu_capability()`` when torch is imported already;
-3. the CPU's flags in /proc/cpuinfo (``avx512f``, ``avx2``).
+the way oneDNN chooses it, without importing torch: the CPU's flags in /proc/cpuinfo
+(``avx512f``, ``avx2``) — or, where there is none, ``torch.backends.cpu.get_cpu_capability()``
+when torch is imported already — capped by ``ONEDNN_MAX_CPU_ISA``.  (``ATEN_CPU_CAPABILITY``
+caps ATen's own kernels, not oneDNN's, so it does not change the block.)
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ ISAS = ("default", "avx2", "avx512")
 @dataclass(frozen=True)
 class Machine:
     onednn_isa: str  # one of ISAS: what oneDNN's kernels (convolution, the lstm) use
-    aten_isa: str  # what ATen's own vectorized kernels use (reported, not needed by a model yet)
 
     @property
     def channel_block(self) -> int:
@@ -72,20 +70,12 @@ def _capped(isa: str, cap: str | None) -> str:
     return isa if cap is None else ISAS[min(ISAS.index(isa), ISAS.index(cap))]
 
 
-@lru_cache(maxsize=None)
-def _detect(flags: str | None, torch_isa: str | None, onednn_cap: str | None, aten_cap: str | None) -> Machine:
-    # ATen's capability is torch's own report (it already honours ATEN_CPU_CAPABILITY); oneDNN
-    # picks its kernels from the CPU's flags under its own cap, whatever ATen's is.
-    hardware = flags or torch_isa or "default"
-    aten = torch_isa or _capped(hardware, aten_cap)
-    return Machine(_capped(hardware, onednn_cap), aten)
-
-
 def detect() -> Machine:
     """The machine this process runs on (see the module docstring)."""
-    return _detect(_from_flags(), _from_torch(),
-                   _normalize(os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")),
-                   _normalize(os.environ.get("ATEN_CPU_CAPABILITY")))
+    # torch's report is a fallback only: it honours ATEN_CPU_CAPABILITY, which oneDNN ignores
+    hardware = _from_flags() or _from_torch() or "default"
+    cap = _normalize(os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"))
+    return Machine(_capped(hardware, cap))
 
 
 __all__ = ["Machine", "ISAS", "detect"]
