@@ -15,7 +15,7 @@ from pydantic import model_validator
 from ..ir.dims import floordiv, is_concrete
 from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Bool, Float, Int, Op, OpParams, ShapeError, input_details, normalize_dim
-from .rules import known_dim
+from .rules import known_dim, unless_along_batch
 from .registry import register_op
 
 
@@ -137,9 +137,7 @@ class _Softmax(_Activation):
         return [inputs[0]]
 
     def node_traits(self, p, inputs):
-        # normalised along the batch dim, rows are not independent
-        batch_wise = normalize_dim(p.dim, inputs[0].rank) == 0
-        return self.traits - {Trait.ROW_WISE} if batch_wise else self.traits
+        return unless_along_batch(self.traits, [p.dim], inputs[0].rank)  # along the batch, rows mix
 
 
 @register_op
@@ -237,7 +235,7 @@ class GLU(_Activation):
         return [x.with_shape(tuple(floordiv(d, 2) if i == axis else d for i, d in enumerate(x.shape)))]
 
     def node_traits(self, p, inputs):
-        return self.traits - {Trait.ROW_WISE} if normalize_dim(p.dim, inputs[0].rank) == 0 else self.traits
+        return unless_along_batch(self.traits, [p.dim], inputs[0].rank)
 
 
 @register_op

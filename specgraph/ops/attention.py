@@ -9,6 +9,7 @@ Shape: query [N, T, E] (and key, value [N, S, E]) -> [N, T, E] (batch_first; wit
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from ..ir.traits import Trait
@@ -135,10 +136,7 @@ class Matmul(Op):
         k = inputs[0].shape[-1]
         if out is None or not isinstance(k, int):
             return None
-        total = 1
-        for d in out:
-            total *= d
-        return total * k
+        return math.prod(out) * k
 
 
 @register_op
@@ -197,10 +195,7 @@ class ScaledDotProductAttention(Op):
         q, k, v = (batch1(t) for t in inputs[:3])
         if q is None or k is None or v is None:
             return None
-        heads = 1
-        for d in q[:-2]:
-            heads *= d
-        return heads * q[-2] * k[-2] * (q[-1] + v[-1])
+        return math.prod(q[:-2]) * q[-2] * k[-2] * (q[-1] + v[-1])
 
     def describe(self, p):
         return "causal" if p.causal else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..ir.traits import Trait
 from .base import Int, Op, OpParams, ShapeError, input_details, normalize_dim
 from .registry import register_op
+from .rules import unless_along_batch
 
 
 @register_op
@@ -21,7 +22,7 @@ class Select(Op):
         index: Int
 
     def node_traits(self, p, inputs):
-        return self.traits - {Trait.ROW_WISE} if normalize_dim(p.dim, inputs[0].rank) == 0 else self.traits
+        return unless_along_batch(self.traits, [p.dim], inputs[0].rank)
 
     def infer(self, p, inputs):
         t = inputs[0]

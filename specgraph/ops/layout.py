@@ -15,11 +15,7 @@ from ..ir.dims import floordiv, is_concrete, mul
 from ..ir.traits import Trait
 from .base import Int, Op, OpParams, PositiveInt, ShapeError, normalize_dim
 from .registry import register_op
-from .rules import expect_rank, known_dim
-
-
-def _row_wise_unless(op: Op, axes: list[int]) -> frozenset[Trait]:
-    return op.traits - {Trait.ROW_WISE} if 0 in axes else op.traits
+from .rules import expect_rank, known_dim, unless_along_batch
 
 
 @register_op
@@ -36,8 +32,7 @@ class Transpose(Op):
         dim1: Int
 
     def node_traits(self, p, inputs):
-        r = inputs[0].rank
-        return _row_wise_unless(self, [normalize_dim(p.dim0, r), normalize_dim(p.dim1, r)])
+        return unless_along_batch(self.traits, [p.dim0, p.dim1], inputs[0].rank)
 
     def infer(self, p, inputs):
         t = inputs[0]
@@ -76,7 +71,7 @@ class Unflatten(Op):
         sizes: list[Int] = Field(min_length=1)
 
     def node_traits(self, p, inputs):
-        return _row_wise_unless(self, [normalize_dim(p.dim, inputs[0].rank)])
+        return unless_along_batch(self.traits, [p.dim], inputs[0].rank)
 
     def infer(self, p, inputs):
         t = inputs[0]
@@ -122,7 +117,7 @@ class Slice(Op):
         step: PositiveInt = 1
 
     def node_traits(self, p, inputs):
-        return _row_wise_unless(self, [normalize_dim(p.dim, inputs[0].rank)])
+        return unless_along_batch(self.traits, [p.dim], inputs[0].rank)
 
     def infer(self, p, inputs):
         t = inputs[0]
@@ -170,7 +165,7 @@ class Roll(Op):
         dims: list[Int] = Field(min_length=1)
 
     def node_traits(self, p, inputs):
-        return _row_wise_unless(self, [normalize_dim(d, inputs[0].rank) for d in p.dims])
+        return unless_along_batch(self.traits, p.dims, inputs[0].rank)
 
     def infer(self, p, inputs):
         if len(p.shifts) != len(p.dims):

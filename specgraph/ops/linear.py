@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Bool, Op, OpParams, PositiveInt, ShapeError
 from .registry import register_op
@@ -59,10 +61,7 @@ class Linear(Op):
         shape = batch1(outputs[0])  # [1, out] or [1, T, out]; None when T is symbolic
         if shape is None:
             return None
-        rows = 1
-        for d in shape[1:-1]:  # every position but the features
-            rows *= d
-        return rows * inputs[0].shape[-1] * p.out
+        return math.prod(shape[1:-1]) * inputs[0].shape[-1] * p.out  # every position but the features
 
     def describe(self, p):
         return f"→ {p.out}"

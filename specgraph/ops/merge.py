@@ -18,6 +18,7 @@ from ..ir.traits import Trait
 from .base import (FLOAT_DTYPES, Float, Int, Op, OpParams, PositiveInt, ShapeError, Str, TensorType, input_details,
                    normalize_dim)
 from .registry import register_op
+from .rules import unless_along_batch
 
 CHANNEL_HINT = ("the branches give different channel counts; a 1×1 conv2d (projection) on "
                 "the shorter path fixes it")
@@ -48,13 +49,6 @@ def broadcast_shape(op: str, inputs: list[TensorType]) -> tuple[Dim, ...]:
             raise _disagree(op, axis, dims, inputs, why)
         out.append(sizes[0] if sizes else 1)
     return tuple(out)
-
-
-def _row_wise_unless_batch(op: Op, p, inputs) -> frozenset[Trait]:
-    """An op along ``p.dim`` is row-wise unless that dim is the batch (dim 0)."""
-    if normalize_dim(p.dim, inputs[0].rank) == 0:
-        return op.traits - {Trait.ROW_WISE}
-    return op.traits
 
 
 class _ScalarParams(OpParams):
@@ -158,7 +152,7 @@ class Concat(Op):
     traits = frozenset({Trait.ROW_WISE, Trait.MERGE})
 
     def node_traits(self, p, inputs):
-        return _row_wise_unless_batch(self, p, inputs)
+        return unless_along_batch(self.traits, [p.dim], inputs[0].rank)
 
     class Params(OpParams):
         dim: Int = 1
@@ -220,7 +214,7 @@ class Chunk(Op):
     traits = frozenset({Trait.ROW_WISE, Trait.VIEW})  # slices of the input
 
     def node_traits(self, p, inputs):
-        return _row_wise_unless_batch(self, p, inputs)
+        return unless_along_batch(self.traits, [p.dim], inputs[0].rank)
 
     def view_strides(self, p, shape, strides, out_shape):
         return strides
@@ -272,7 +266,7 @@ class Split(Op):
     traits = frozenset({Trait.ROW_WISE, Trait.VIEW})  # slices of the input
 
     def node_traits(self, p, inputs):
-        return _row_wise_unless_batch(self, p, inputs)
+        return unless_along_batch(self.traits, [p.dim], inputs[0].rank)
 
     def view_strides(self, p, shape, strides, out_shape):
         return strides

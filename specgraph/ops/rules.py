@@ -10,6 +10,7 @@ from typing import NamedTuple, Sequence
 
 from ..ir.dims import Dim, is_concrete
 from ..ir.tensor_type import TensorType
+from ..ir.traits import Trait
 
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
 TOKEN_IDS_HINT = "integer token ids need an embedding first, e.g. {op: embedding, num: <vocabulary size>, dim: 64}"
@@ -54,6 +55,12 @@ def normalize_dim(dim: int, rank: int, who: str = "dim") -> int:
     return dim % rank
 
 
+def unless_along_batch(traits: frozenset[Trait], dims, rank: int) -> frozenset[Trait]:
+    """``traits`` less ROW_WISE when one of ``dims`` (negative ones counted from the end) is the
+    batch dim 0: an op along the batch mixes rows (a softmax over dim 0, a concat of batches)."""
+    return traits - {Trait.ROW_WISE} if any(normalize_dim(d, rank) == 0 for d in dims) else traits
+
+
 def expect_rank(op: str, t: TensorType, ranks: tuple[int, ...], layout: str) -> None:
     """ShapeError E410 unless ``t`` has one of ``ranks``; ``layout`` shows the expected form."""
     if t.rank not in ranks:
@@ -87,4 +94,4 @@ def check_positive(op: str, size: Dim, axis: int, t: TensorType, hint: str) -> N
 
 
 __all__ = ["FLOAT_DTYPES", "TOKEN_IDS_HINT", "InputDetail", "ShapeError", "input_details", "normalize_dim",
-           "expect_rank", "known_dim", "batch1", "check_positive"]
+           "unless_along_batch", "expect_rank", "known_dim", "batch1", "check_positive"]
