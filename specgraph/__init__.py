@@ -5,6 +5,9 @@ YAML spec --load--> Spec --expand+infer--> Graph --build--> torch.fx.GraphModule
                      module --optimize--> faster module, --export--> ONNX / TorchScript / .pt2 / Python
 """
 
+# The render package first, so that `specgraph.render` stays the function below: importing the
+# package later (import specgraph.render.files) would rebind the name to the module.
+from . import render as _render_package  # noqa: F401
 from .api import build, check, export, load, optimize, render, summary
 from .train import train
 from .diagnostics import Diagnostic, Location, SpecError

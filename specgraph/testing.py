@@ -13,7 +13,6 @@ module's, and that (5) inference over symbolic dims gives the same sizes.  Impor
 
 from __future__ import annotations
 
-import ast
 import operator
 
 import torch
@@ -22,6 +21,7 @@ from .ir import dims
 from .ir.dims import symbol
 from .ir.tensor_type import TensorType
 from .ops import Op, OpParams, ShapeError, get_op
+from .ops.base import ARG_TYPE
 
 SYMBOL_LETTERS = {0: "N", 2: "H", 3: "W"}  # which (right-aligned) dims become symbols
 
@@ -29,28 +29,8 @@ SYMBOL_LETTERS = {0: "N", 2: "H", 3: "W"}  # which (right-aligned) dims become s
 # ---- the harness ---------------------------------------------------------------------------
 
 def dim_value(d: dims.Dim, sizes: dict[str, int]) -> int:
-    """The value of a dim at ``sizes``; opaque dims (e.g. H*W) are read from their text."""
-    try:
-        return dims.evaluate(d, sizes)
-    except KeyError:
-        pass
-    text = (str(d).replace("⌈", "-(-").replace("⌉", ")").replace("⌊", "(").replace("⌋", ")")
-            .replace("/", "//"))
-    return _eval_int(ast.parse(text, mode="eval").body, sizes)
-
-
-def _eval_int(node: ast.AST, sizes: dict[str, int]) -> int:
-    binary = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-              ast.FloorDiv: operator.floordiv}
-    if isinstance(node, ast.Constant) and isinstance(node.value, int):
-        return node.value
-    if isinstance(node, ast.Name):
-        return sizes[node.id]
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_eval_int(node.operand, sizes)
-    if isinstance(node, ast.BinOp) and type(node.op) in binary:
-        return binary[type(node.op)](_eval_int(node.left, sizes), _eval_int(node.right, sizes))
-    raise ValueError(f"unexpected dim expression {ast.dump(node)}")
+    """The value of a dim at ``sizes`` (opaque dims such as H*W too: they keep how they were made)."""
+    return dims.evaluate(d, sizes)
 
 
 def _dtypes(dtype, count: int) -> list[str]:
@@ -95,6 +75,8 @@ def run_op(op: Op, p: OpParams, types: list[TensorType], arrays: list[torch.Tens
     if module is None:
         graph = torch.fx.Graph()
         args = [graph.placeholder(f"x{i}") for i in range(len(types))]
+        for arg, t in zip(args, types):
+            arg.meta[ARG_TYPE] = t
         node = op.emit(p, graph, args)
         if len(ports) > 1:  # the compiler adds one getitem per port the same way
             node = tuple(graph.call_function(operator.getitem, (node, i))

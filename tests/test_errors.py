@@ -1096,3 +1096,30 @@ def test_an_op_written_as_another_library_calls_it_is_answered_by_meaning():
     # an alias never shadows an op: no op's alias is another op's name
     names = set(all_ops())
     assert not {a for op in all_ops().values() for a in op.aliases} & names
+
+
+def test_a_param_written_as_another_library_calls_it_is_answered_by_meaning():
+    from specgraph.ops import all_ops
+    from specgraph.ops.base import PARAM_MEANINGS
+
+    spec = """specgraph: 1
+inputs: {x: [N, 3, 16, 16]}
+graph:
+  c: {op: conv2d, out_channels: 8, kernel_size: 3, in_channels: 3}
+  u: {op: interpolate, scale_factor: 2, from: x}
+  a: {op: multihead_attention, num_heads: 2, from: [t, t, t]}
+  t: {op: flatten, start_dim: 2, from: x}
+"""
+    with pytest.raises(specgraph.SpecError) as info:
+        specgraph.check(spec)
+    hints = {(d.path, d.message.split("'")[1]): d.hint for d in info.value.diagnostics}
+    assert hints == {
+        ("c", "out_channels"): "did you mean 'out'? (what 'out_channels' is called here)",
+        ("c", "kernel_size"): "did you mean 'kernel'? (what 'kernel_size' is called here)",
+        ("c", "in_channels"): "'in_channels' is read from the input's shape: leave it out",
+        ("u", "scale_factor"): "did you mean 'scale'? (what 'scale_factor' is called here)",
+        ("a", "num_heads"): "did you mean 'heads'? (what 'num_heads' is called here)",
+    }  # and no "needs the key 'out'" beside the key that meant it
+    # every name the table maps to is some op's param: the table cannot point at nothing
+    params = {f for op in all_ops().values() if getattr(op, "Params", None) for f in op.Params.model_fields}
+    assert {m for targets in PARAM_MEANINGS.values() for m in targets} <= params

@@ -188,13 +188,16 @@ def test_symbolic_arithmetic() -> None:
     assert ev("${x.height == x.height}") is True and ev("${x.height // 2 == x.height // 2}") is True
     assert ev("${x.height != 3}") is True and ev("${x.height == x.width}") is False
     assert ev("${x.height in x.shape}") is True
+    # a % k (k > 0) is a - k * (a // k): Swin's padding to a multiple of the window
+    pad = ev("${(7 - x.width % 7) % 7}")
+    assert [dims.evaluate(pad, {"W": w}) for w in (7, 8, 13, 14, 15)] == [(7 - w % 7) % 7 for w in (7, 8, 13, 14, 15)]
 
 
 @pytest.mark.parametrize(
     "text, words",
     [
         ("${x.height < 3}", "cannot compare symbolic dim"), ("${3 >= x.width}", "cannot compare symbolic dim"),
-        ("${x.height / 2}", "not defined for symbolic dims"), ("${x.height % 2}", "not defined for symbolic"),
+        ("${x.height / 2}", "not defined for symbolic dims"), ("${x.height % 0}", "positive integer"), ("${x.height % x.width}", "positive integer"),
         ("${x.height ** 2}", "not defined for symbolic"), ("${x.height // 0}", "positive integer"),
         ("${x.height // x.width}", "positive integer"), ("${x.height * 0.5}", "needs integers"),
         ("${max(x.height, 3)}", "symbolic dim"), ("${1 if x.height else 2}", "depends on the input size"),

@@ -37,7 +37,7 @@ CASES = [("lenet5", {}), ("resnet18", {}), ("googlenet", {}), ("unet_padded", {"
 # Recurrent specs, with the sizes of their time dims: torch's lstm (oneDNN), gru (ATen's loop,
 # bidirectional), and `scan` (specgraph's loop over a gate-level cell).
 RECURRENT = [("lstm_forecaster", {}, {"T": 48}), ("bigru_classifier", {}, {"T": 40}), ("char_lstm", {}, {"T": 64}),
-             ("seq2seq", {}, {"S": 20, "T": 24})]
+             ("seq2seq", {}, {"S": 20, "T": 24}), ("seq2seq_luong", {}, {"S": 20, "T": 24})]
 TOLERANCE = 0.20  # oneDNN's scratch depends on the CPU's kernels; the model follows the ISA they run (AVX2, AVX-512)
 
 
@@ -148,6 +148,34 @@ def test_activation_bytes_equal_the_real_outputs(built, name, params, dims):
         assert node.activation_bytes == recorder.bytes[key], path
         checked += 1
     assert checked >= len(report.nodes) // 2
+
+
+INDEXING_SPECS = {  # ops whose scratch model is the bulk of the peak: Swin's window mask, an int32 gather
+    "shifted_window_mask": """
+specgraph: 1
+inputs: {x: [N, 56, 56, 4]}
+graph:
+  mask: {op: shifted_window_mask, window: 7, shift: 3}
+""",
+    "gather_int32": """
+specgraph: 1
+inputs: {x: [N, 64, 32], ids: {shape: [N, 64, 256], dtype: int32}, rows: {shape: [300], dtype: int64}}
+graph:
+  gathered: {op: gather, from: [x, ids], dim: 2}
+  selected: {op: index_select, from: [gathered, rows], dim: 2}
+""",
+}
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("name", sorted(INDEXING_SPECS))
+def test_indexing_and_window_mask_peaks_within_20_percent_of_measured(name, batch):
+    graph = specgraph.check(INDEXING_SPECS[name])
+    report = memory_report(graph, batch, {}, threads=torch.get_num_threads())
+    assert not report.unmodelled
+    measured = measured_peak(specgraph.build(graph).eval(), _inputs(graph, report.sizes))
+    assert abs(report.inference_peak - measured) <= TOLERANCE * measured, (
+        f"{name} N={batch}: predicted {report.inference_peak}, measured {measured}")
 
 
 def test_views_share_storage_and_peak_counts_them_once():
@@ -262,8 +290,69 @@ def test_every_builtin_op_has_a_scratch_model():
     from specgraph.ops import all_ops
 
     # not modelled, so their peaks are lower bounds (the reasons: analysis/memory/cpu_kernels.py)
-    unmodelled = {"local_response_norm", "multihead_attention", "scaled_dot_product_attention", "matmul", "rmsnorm"}
+    # einsum: its operands are permuted (copied where not contiguous) and each pairwise step's
+    # intermediate allocated, by the path torch chooses: left unmodelled, like matmul's batch copies
+    unmodelled = {"local_response_norm", "multihead_attention", "scaled_dot_product_attention",
+                  "einsum",
+                  # what oneDNN's transposed 1-D/3-D convolutions allocate (about twice the blocked output,
+                  # measured) is not understood well enough to model; see cpu_kernels.convolution
+                  "conv_transpose1d", "conv_transpose3d"}
     assert not [name for name, op in all_ops().items() if scratch_model(op) is None and name not in unmodelled]
+
+
+# The 1-D and 3-D convolutions and pools, one node each: both convolution kernels (ATen's im2col at
+# batch 1 on a small input, oneDNN at batch > 1 or with groups), indices or none.  One node alone
+# leaves nothing to blur a wrong model: 5% (max_pool3d without its indices would be 18% under).
+RANK_TOLERANCE = 0.05
+RANK_OPS = [
+    ("conv1d", {"out": 16, "kernel": 3, "padding": 1}, [1, 16, 64]),
+    ("conv1d", {"out": 16, "kernel": 3, "padding": 1}, [8, 16, 64]),
+    ("conv1d", {"out": 32, "kernel": 3, "groups": 4}, [2, 32, 100]),
+    ("conv3d", {"out": 8, "kernel": 3, "padding": 1}, [1, 16, 16, 40, 40]),
+    ("conv3d", {"out": 16, "kernel": 3, "padding": 1}, [4, 16, 8, 16, 16]),
+    ("conv3d", {"out": 16, "kernel": [3, 1, 1]}, [1, 16, 8, 16, 16]),
+    ("maxpool1d", {"kernel": 3, "stride": 2, "padding": 1}, [4, 16, 1000]),
+    ("maxpool3d", {"kernel": 2}, [4, 16, 8, 16, 16]),
+    ("adaptive_maxpool1d", {"size": 7}, [4, 16, 1000]),
+    ("adaptive_maxpool3d", {"size": 3}, [4, 16, 8, 16, 16]),
+    ("avgpool3d", {"kernel": 2}, [4, 16, 8, 16, 16]),
+    ("batchnorm3d", {}, [4, 16, 8, 16, 16]),
+    ("rmsnorm", {}, [1, 64, 256]),
+    ("rmsnorm", {"dims": 2}, [8, 64, 256]),
+]
+
+# matmul, two inputs: contiguous and transposed operands, a batch broadcast against a real one
+# (copied), a broadcast over a batch of 1 (a view), and a permuted input before a matrix (no copy: bmm).
+MATMULS = [([2, 4, 64, 32], [2, 4, 32, 64], None), ([8, 4, 64, 32], [4, 32, 64], None),
+           ([1, 4, 64, 32], [4, 32, 64], None), ([8, 1, 64, 32], [8, 4, 32, 64], None),
+           ([4, 64, 32], [32, 48], None), ([4, 32, 64], [32, 48], [0, 2, 1]), ([4, 4, 64, 32], [4, 4, 64, 32], "t"),
+           ([64, 32], [8, 32, 64], None), ([32], [8, 32, 64], None)]
+
+
+@pytest.mark.parametrize("op,params,shape", RANK_OPS, ids=[f"{op}{shape}" for op, _, shape in RANK_OPS])
+def test_rank_ops_peak_within_tolerance_of_measured(op, params, shape):
+    fields = "".join(f", {k}: {json.dumps(v)}" for k, v in params.items())
+    graph = specgraph.check(f"specgraph: 1\ninputs: {{x: {shape}}}\ngraph:\n  a: {{op: {op}{fields}}}\n")
+    report = memory_report(graph, shape[0], threads=torch.get_num_threads())
+    assert not report.unmodelled
+    measured = measured_peak(specgraph.build(graph).eval(), [torch.randn(shape)])
+    assert abs(report.inference_peak - measured) <= RANK_TOLERANCE * measured, (report.inference_peak, measured)
+
+
+@pytest.mark.parametrize("a,b,change", MATMULS, ids=[f"{a}@{b}{c or ''}" for a, b, c in MATMULS])
+def test_matmul_peak_within_tolerance_of_measured(a, b, change):
+    inputs = f"{{a: {a}, b: {b}}}"
+    if change == "t":  # b transposed: bmm reads it as is
+        node = "bt: {op: transpose, dim0: -1, dim1: -2, from: b}\n  m: {op: matmul, from: [a, bt]}"
+    elif change:  # a permuted: torch runs bmm rather than copy it into one mm
+        node = f"ap: {{op: permute, dims: {change}, from: a}}\n  m: {{op: matmul, from: [ap, b]}}"
+    else:
+        node = "m: {op: matmul, from: [a, b]}"
+    graph = specgraph.check(f"specgraph: 1\ninputs: {inputs}\ngraph:\n  {node}\n")
+    report = memory_report(graph, a[0], threads=torch.get_num_threads())
+    assert not report.unmodelled
+    measured = measured_peak(specgraph.build(graph).eval(), [torch.randn(a), torch.randn(b)])
+    assert abs(report.inference_peak - measured) <= RANK_TOLERANCE * measured, (report.inference_peak, measured)
 
 
 def test_the_channel_block_follows_the_isa(monkeypatch):

@@ -216,3 +216,19 @@ def test_export_of_an_optimized_model_holds_plain_convs(tmp_path):
     written = specgraph.export(ROOT_SPECS / "lenet5.yaml", python=tmp_path / "m.py", optimize="inference")
     source = written["python"].read_text()
     assert "mkldnn" not in source and "Prepacked" not in source and "Conv2d(" in source
+
+
+def test_activations_after_a_fresh_tensor_run_in_place():
+    # MobileNetV3's hardswish after its folded convs and the SE gate's hardsigmoid overwrite their
+    # input, as torchvision's inplace=True modules do; the outputs stay the plain build's
+    import torch.nn.functional as F
+
+    graph, model = load_case(next(p for p in SPECS if p.stem == "mobilenet_v3_large"))
+    optimized = optimize(model, "inference", graph=graph)
+    in_place = {n.target for n in optimized.graph.nodes if n.op == "call_function" and n.kwargs.get("inplace")}
+    assert {F.hardswish, F.hardsigmoid} <= in_place
+    assert not any(n.target is F.hardswish and not n.kwargs.get("inplace") and n.args[0].op == "call_module"
+                   and len(n.args[0].users) == 1 for n in optimized.graph.nodes)  # every one that may, does
+    x = example_inputs(graph, model, dims={"N": 2})
+    with torch.no_grad():
+        assert_outputs_close(optimized(*x), model(*x))

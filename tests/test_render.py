@@ -590,3 +590,12 @@ graph:
     # the cell's failing node is no node of the outer graph: the scan is drawn failing, with its diagnostics
     assert [(f.path, f.what) for f in partial.failures] == [("rnn", "scan cell")]
     assert [d.code for d in partial.failures[0].diagnostics] == ["E402"] and not partial.unplaced
+
+
+def test_importing_the_render_package_keeps_the_render_function():
+    import importlib
+
+    import specgraph as package
+
+    importlib.import_module("specgraph.render.files")
+    assert callable(package.render) and package.render is package.api.render

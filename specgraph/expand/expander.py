@@ -43,7 +43,7 @@ from .lint import lint
 from .observer import Attempt, ExpansionObserver
 from .op_nodes import OpNodes
 from .reporting import POISONED, InstanceDiagnostics, Poisoned
-from .scope import Ctx, Namer, Result, numbered_namer, parent_scope
+from .scope import Ctx, Namer, Result, copy_names, numbered_namer, parent_scope
 
 __all__ = ["expand", "Expander"]
 
@@ -171,7 +171,8 @@ class Expander:
             # Expressions may read a sibling's shape (${conv1.channels}): that is a dependency
             # too, unless the name is a param, which expressions see first.
             read = referenced_names(nd.when) | referenced_names(nd.repeat) | referenced_names(nd.extras)
-            refs = refs + list((nd.init or {}).values())  # a scan's initial states
+            # a scan's initial states (0: zeros) and context tensors
+            refs = refs + [r for r in (nd.init or {}).values() if isinstance(r, str)] + list((nd.context or {}).values())
             used = {r.split(".", 1)[0] for r in refs} | (read - set(ctx.params))
             deps[name] = {u for u in used if u in nodes}
         order = self.dependency_order(defs, deps, written, ctx)
@@ -247,6 +248,11 @@ class Expander:
             self.error("E202", f"a node needs exactly one of `op`, `block`, `seq`, `scan`; found {found}", source, ypath, key=True,
                        hint=hint, path=path)
             return None
+        scan_only = [k for k in ("init", "context", "reverse") if k in nd.model_fields_set]
+        if nd.scan is None and scan_only:
+            self.error("E204", f"`{scan_only[0]}` applies to `scan:` nodes only", source, ypath + (scan_only[0],),
+                       key=True, path=path)
+            return None
         if nd.seq is not None and nd.extras:
             key = next(iter(nd.extras))
             self.error("E201", f"unknown key '{key}' in a seq node", source, ypath + (key,), key=True, path=path,
@@ -286,7 +292,10 @@ class Expander:
                                  path=here, hint="raise it with --limit max_repeat=N")
             if count == 0:
                 return self.pass_through(inputs, src, ypath, here)
-            single = nd.model_copy(update={"repeat": None, "when": None})
+            single = nd.model_copy(update={"repeat": None, "when": None, "name": None})
+            if nd.name is not None and (in_seq or nd.inline):
+                raise self.error("E204", "`name` names the copies of a repeat in their own scope: not inside a seq "
+                                 "or with `inline`", src, ypath + ("name",), key=True, path=here)
             if in_seq:
                 inner = ctx
             elif nd.inline:
@@ -295,13 +304,17 @@ class Expander:
                 path = ctx.namer.name(name)
                 self.g.add_scope(Scope(path, "seq", "repeat", location=src.location(ypath, key=True),
                                        parent=parent_scope(ctx), inputs=inputs))
-                inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
+                inner = replace(ctx, namer=Namer(path, nd.name is None), scope=ctx.scope + (path,))
+            names = copy_names(self, nd.name, count, ctx, extra, ypath, here) if nd.name is not None else None
             result: Result | None = None
             for i in range(count):
                 if result is not None:  # only a copy followed by another must have one output
                     inputs = [single_output(result, src, ypath, self)]
-                result = self.expand_single(name, single, inputs, inner, ypath, index=i)
+                result = self.expand_single(names[i] if names else name, single, inputs, inner, ypath, index=i)
             return result  # type: ignore[return-value]
+        if nd.name is not None:
+            raise self.error("E204", "`name` names the copies of a `repeat`; this node is not repeated", src,
+                             ypath + ("name",), key=True, path=here, hint="rename the node itself instead")
         return self.expand_single(name, nd, inputs, ctx, ypath, index=index)
 
     def pass_through(self, inputs: list[Value], src: Source, ypath: tuple, path: str | None = None) -> Result:

@@ -21,6 +21,7 @@ from ..lang.expr import is_expression
 from ..lang.document import NODE_KEYS, NodeDef
 from ..lang.validation import pydantic_diagnostics
 from ..ops import REGISTRY, Op, ShapeError, get_op, op_names
+from ..ops.base import param_meaning
 from ..ops.rules import InputDetail
 from .hints import shape_error_hint
 from .reporting import Poisoned
@@ -71,7 +72,8 @@ class OpNodes:
             params = op.Params.model_validate(values)
         except ValidationError as e:
             ex.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(
-                e, values, src, ypath, f"op {op.name}", allowed=tuple(op.Params.model_fields) + NODE_KEYS))
+                e, values, src, ypath, f"op {op.name}", allowed=tuple(op.Params.model_fields) + NODE_KEYS,
+                meaning=lambda key: param_meaning(key, op.Params.model_fields)))
             raise Poisoned()
         location = src.location(ypath, key=True)
         least, most = op.input_range(params)

@@ -8,12 +8,14 @@ the single-output tensors in sight as shape views.  How failures travel: reporti
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from ..lang.expr import ShapeView
 from ..ir.graph import Value
 from ..lang.marked_yaml import Source
+from ..lang.names import COPY_NAME_RE, RESERVED_NAMES, TEMPLATE_PART_RE
 
 Result = dict[str, Value]  # port -> value
 
@@ -77,6 +79,33 @@ class Env(Mapping):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+def copy_names(ex, template: str, count: int, ctx: Ctx, extra, ypath: tuple, here: str) -> list[str]:
+    """The names of a repeat's copies from ``template``: each ``{expr}`` evaluated with ``index``
+    (0, 1, ...) and the params in sight — ``denselayer{index + 1}``: denselayer1, denselayer2, ..."""
+    names: list[str] = []
+    for i in range(count):
+        env = ctx.env({**(extra or {}), "index": i})
+
+        def part(m, env=env) -> str:
+            value = ex.evaluate("${" + m.group(1) + "}", env, ctx.source, ypath + ("name",), here)
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise ex.error("E204", f"a name template part must give an int or a string, found {value!r}",
+                               ctx.source, ypath + ("name",), path=here)
+            return str(value)
+
+        made = TEMPLATE_PART_RE.sub(part, template)
+        if not COPY_NAME_RE.match(made) or made in RESERVED_NAMES or keyword.iskeyword(made):
+            raise ex.error("E204", f"the name template {template!r} makes {made!r} at index {i}, which is no "
+                           "node name (letters, digits, _ and -; not a Python keyword or a torch Module "
+                           "attribute)", ctx.source, ypath + ("name",), path=here)
+        if made in names:
+            raise ex.error("E305", f"the name template {template!r} makes {made!r} twice (index "
+                           f"{names.index(made)} and {i})", ctx.source, ypath + ("name",), path=here,
+                           hint="use {index} in the template")
+        names.append(made)
+    return names
 
 
 def numbered_namer(namer: Namer) -> Namer:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Union
 
 SYMBOL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -23,12 +23,19 @@ SYMBOL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 @dataclass(frozen=True)
 class Sym:
-    """A symbolic dimension: floor((sum(c*s) + const) / div), or an opaque expression text."""
+    """A symbolic dimension: floor((sum(c*t) + const) / div) over terms t, or an opaque product.
 
-    terms: tuple[tuple[str, int], ...] = ()
+    A term is a symbol name, or an *atom*: a floored quotient or a product that sums with
+    others (``7*⌈W/7⌉-W``, what padding W to a multiple of 7 adds), so such sums still
+    cancel and simplify.  A product of two symbolic dims is opaque: it compares by its text
+    (its factors sorted), and ``tree`` (``("mul", a, b)``) keeps how to evaluate it.
+    """
+
+    terms: tuple[tuple[Union[str, "Sym"], int], ...] = ()
     const: int = 0
     div: int = 1
     opaque: str | None = None
+    tree: tuple | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         if self.opaque is not None:
@@ -38,6 +45,8 @@ class Sym:
             return numerator
         simple = _affine_text(self.terms, 0)
         single = len(self.terms) == 1 and self.terms[0][1] == 1
+        if single and not isinstance(self.terms[0][0], str):
+            simple = _wrap(self.terms[0][0])
         if self.const == 0:
             return f"{simple}/{self.div}" if single else f"({simple})/{self.div}"
         if self.const == self.div - 1:
@@ -51,15 +60,20 @@ class Sym:
     def symbols(self) -> frozenset[str]:
         if self.opaque is not None:
             return frozenset(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", self.opaque))
-        return frozenset(s for s, _ in self.terms)
+        return frozenset().union(*({t} if isinstance(t, str) else t.symbols for t, _ in self.terms))
 
 
 Dim = Union[int, Sym]
 
 
-def _affine_text(terms: tuple[tuple[str, int], ...], const: int) -> str:
+def _term_text(term: Union[str, Sym]) -> str:
+    return term if isinstance(term, str) else _wrap(term)
+
+
+def _affine_text(terms: tuple, const: int) -> str:
     parts: list[str] = []
-    for name, coef in terms:
+    for term, coef in terms:
+        name = _term_text(term)
         if coef == 1:
             text = name
         elif coef == -1:
@@ -79,7 +93,7 @@ def symbol(name: str) -> Sym:
     return Sym(terms=((name, 1),))
 
 
-def _make(terms: dict[str, int], const: int, div: int) -> Dim:
+def _make(terms: dict, const: int, div: int) -> Dim:
     terms = {k: v for k, v in terms.items() if v != 0}
     if not terms:
         return const // div
@@ -88,16 +102,37 @@ def _make(terms: dict[str, int], const: int, div: int) -> Dim:
         div //= g
         const //= g
         terms = {k: v // g for k, v in terms.items()}
-    return Sym(terms=tuple(sorted(terms.items())), const=const, div=div)
+    if (const, div) == (0, 1) and len(terms) == 1:
+        (term, coef), = terms.items()
+        if coef == 1 and isinstance(term, Sym):
+            return term  # the atom itself: 1*⌈W/7⌉ is ⌈W/7⌉
+    return Sym(terms=tuple(sorted(terms.items(), key=lambda kv: _term_text(kv[0]))), const=const, div=div)
 
 
-def _opaque(text: str) -> Sym:
-    return Sym(opaque=text)
+def _linear(d: Dim) -> tuple[dict, int]:
+    """``d`` as (terms, const) of a sum; a floored quotient or a product is one term (an atom)."""
+    if isinstance(d, int):
+        return {}, d
+    if d.opaque is None and d.div == 1:
+        return dict(d.terms), d.const
+    return {d: 1}, 0
 
 
 def _wrap(d: Dim) -> str:
+    """``d``'s text, in parentheses unless it is one symbol, a number or one ⌈...⌉ / ⌊...⌋."""
     text = str(d)
-    return text if isinstance(d, int) or SYMBOL_RE.match(text) else f"({text})"
+    return text if isinstance(d, int) or SYMBOL_RE.match(text) or _one_bracket(text) else f"({text})"
+
+
+def _one_bracket(text: str) -> bool:
+    if text[0] not in "⌈⌊":
+        return False
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch in "⌈⌊") - (ch in "⌉⌋")
+        if depth == 0:
+            return i == len(text) - 1
+    return False
 
 
 def is_concrete(d: Dim) -> bool:
@@ -108,19 +143,14 @@ def add(a: Dim, b: Dim) -> Dim:
     """a + b."""
     if isinstance(a, int) and isinstance(b, int):
         return a + b
-    if isinstance(b, int):
-        a, b = b, a
-    # now b is a Sym
-    if isinstance(a, int):
-        if b.opaque is not None:
-            return _opaque(f"{b}{a:+d}") if a else b
-        return _make(dict(b.terms), b.const + a * b.div, b.div)
-    if a.opaque is None and b.opaque is None and a.div == 1 and b.div == 1:
-        terms = dict(a.terms)
-        for k, v in b.terms:
-            terms[k] = terms.get(k, 0) + v
-        return _make(terms, a.const + b.const, 1)
-    return _opaque(f"{a}+{_wrap(b)}")
+    if isinstance(b, int) and isinstance(a, Sym) and a.opaque is None:
+        return _make(dict(a.terms), a.const + b * a.div, a.div)  # floor(x/d) + b == floor((x + b*d)/d)
+    if isinstance(a, int) and isinstance(b, Sym) and b.opaque is None:
+        return add(b, a)
+    (ta, ca), (tb, cb) = _linear(a), _linear(b)
+    for k, v in tb.items():
+        ta[k] = ta.get(k, 0) + v
+    return _make(ta, ca + cb, 1)
 
 
 def sub(a: Dim, b: Dim) -> Dim:
@@ -134,15 +164,21 @@ def mul(a: Dim, b: Dim) -> Dim:
     if isinstance(b, int):
         a, b = b, a
     if isinstance(a, int):
-        if a == 0:
-            return 0
-        if a == 1:
-            return b
-        if b.opaque is None and b.div == 1:
-            return _make({k: v * a for k, v in b.terms}, b.const * a, 1)
-        return _opaque(f"{a}*{_wrap(b)}")
-    left, right = sorted([_wrap(a), _wrap(b)])
-    return _opaque(f"{left}*{right}")
+        terms, const = _linear(b)
+        return _make({k: v * a for k, v in terms.items()}, const * a, 1)
+    # a product of symbolic factors, flattened and sorted: (H*W)*N is H*(W*N) is H*N*W
+    factors = sorted(_factors(a) + _factors(b), key=_wrap)
+    tree = factors[0]
+    for f in factors[1:]:
+        tree = Sym(opaque="*".join(map(_wrap, [tree, f])), tree=("mul", tree, f))
+    return Sym(opaque="*".join(map(_wrap, factors)), tree=tree.tree)
+
+
+def _factors(d: Sym) -> list[Sym]:
+    """The factors of a product of symbolic dims (the dim itself when it is no product)."""
+    if d.tree is not None:
+        return _factors(d.tree[1]) + _factors(d.tree[2])
+    return [d]
 
 
 def floordiv(a: Dim, k: int) -> Dim:
@@ -154,7 +190,7 @@ def floordiv(a: Dim, k: int) -> Dim:
     if k == 1:
         return a
     if a.opaque is not None:
-        return _opaque(f"⌊{_wrap(a)}/{k}⌋")
+        return _make({a: 1}, 0, k)
     # floor(floor(x/d)/k) == floor(x/(d*k)) for integer x and positive d, k
     return _make(dict(a.terms), a.const, a.div * k)
 
@@ -193,8 +229,8 @@ def evaluate(d: Dim, sizes: dict[str, int]) -> int:
     if isinstance(d, int):
         return d
     if d.opaque is not None:
-        raise KeyError(f"cannot evaluate opaque dimension {d}")
+        return evaluate(d.tree[1], sizes) * evaluate(d.tree[2], sizes)
     total = d.const
-    for name, coef in d.terms:
-        total += coef * sizes[name]
+    for term, coef in d.terms:
+        total += coef * (sizes[term] if isinstance(term, str) else evaluate(term, sizes))
     return total // d.div

@@ -19,7 +19,8 @@ FORMAT_VERSION = 1
 
 # Keys a node may carry besides its op or block params.
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool")  # of an input
-NODE_KEYS = ("op", "block", "seq", "scan", "from", "when", "repeat", "inline", "init", "reverse", "doc")
+NODE_KEYS = ("op", "block", "seq", "scan", "from", "when", "repeat", "name", "inline", "init", "context", "reverse",
+             "doc")
 
 
 class _Strict(BaseModel):
@@ -33,6 +34,7 @@ class BlockDef(_Strict):
     params: dict[StrictStr, Any] = Field(default_factory=dict)
     let: dict[StrictStr, Any] = Field(default_factory=dict)  # derived values, in order
     states: dict[StrictStr, Any] = Field(default_factory=dict)  # a cell's recurrent states: name -> features
+    context: list[StrictStr] = Field(default_factory=list)  # a cell's read-only inputs, the same at every step
     inputs: list[StrictStr] = Field(default_factory=lambda: ["x"])
     outputs: Union[StrictStr, list[StrictStr], dict[StrictStr, StrictStr], None] = None
     nodes: dict[StrictStr, Any]
@@ -66,8 +68,11 @@ class NodeDef(BaseModel):
     from_: Union[StrictStr, list[StrictStr], dict[StrictStr, StrictStr], None] = Field(None, alias="from")
     when: Any = None
     repeat: Any = None
+    name: Optional[StrictStr] = None  # repeat: each copy's name, a template ("denselayer{index + 1}")
     inline: StrictBool = False
-    init: Optional[dict[StrictStr, StrictStr]] = None  # scan: initial states by name (default zeros)
+    # scan: initial states by name (default zeros); 0 starts that one state at zeros
+    init: Optional[dict[StrictStr, Union[StrictStr, StrictInt]]] = None
+    context: Optional[dict[StrictStr, StrictStr]] = None  # scan: the cell's context tensors by name
     reverse: StrictBool = False  # scan: run from the last time step to the first
     doc: Optional[StrictStr] = None
 

@@ -26,8 +26,8 @@ DRAFT = "http://json-schema.org/draft-07/schema#"
 EXPR = {"$ref": "#/definitions/expression"}
 # pydantic writes a bound on a union (Probability, a Float with gt=0) under these names.
 _PYDANTIC_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
-COMMON_NODE_KEYS = ("from", "when", "repeat", "doc")
-KIND_KEYS = {"op": (), "block": ("inline",), "seq": ("inline",), "scan": ("init", "reverse")}  # each kind's own keys
+COMMON_NODE_KEYS = ("from", "when", "repeat", "name", "doc")
+KIND_KEYS = {"op": (), "block": ("inline",), "seq": ("inline",), "scan": ("init", "context", "reverse")}  # each kind's own keys
 
 
 def _doc(text: str, **schema: Any) -> dict[str, Any]:
@@ -115,8 +115,15 @@ def _node_keys(names: list[str], docs: list[str]) -> dict[str, Any]:
                      anyOf=[{"type": "boolean"}, EXPR]),
         "repeat": _doc("Instantiate the node this many times in a chain (`name.0`, `name.1`, ...); "
                        "`index` is visible to the copies.", anyOf=[{"type": "integer", "minimum": 0}, EXPR]),
+        "name": _doc("With `repeat`: each copy's name, a template whose `{expr}` parts are evaluated with "
+                     "`index` in sight (`denselayer{index + 1}`: denselayer1, denselayer2, ...). Default "
+                     "0, 1, 2 ...", type="string"),
         "inline": _doc("For block and seq nodes: add no level to the node paths.", type="boolean"),
-        "init": _doc("scan: the initial state of each of the cell's states, by name (default zeros).", **string_map),
+        "init": _doc("scan: the initial state of each of the cell's states, by name (default zeros); "
+                     "0 starts that state at zeros.", type="object",
+                     additionalProperties={"anyOf": [{"type": "string"}, {"const": 0}]}),
+        "context": _doc("scan: the tensors bound to the cell's `context:` names, by name: read at every step, "
+                        "whole (not sliced over time), never updated.", **string_map),
         "reverse": _doc("scan: run from the last time step to the first.", type="boolean"),
         "doc": _doc("A comment that survives into diagrams.", type="string"),
     }
@@ -124,7 +131,7 @@ def _node_keys(names: list[str], docs: list[str]) -> dict[str, Any]:
 
 def _node(rules: list[dict[str, Any]]) -> dict[str, Any]:
     # Each kind's own keys live in its oneOf branch, so an editor offers `inline` on block and
-    # seq nodes, `init` and `reverse` on scans, and neither on ops.
+    # seq nodes, `init`, `context` and `reverse` on scans, and neither on ops.
     kinds = [{"title": f"{k} node", "type": "object", "required": [k], "properties": _refs((k, *extra))}
              for k, extra in KIND_KEYS.items()]
     seq_rule = {"if": {"required": ["seq"]},
@@ -167,6 +174,8 @@ def _block() -> dict[str, Any]:
                     "let": _doc(LET_DOC, type="object"),
                     "states": _doc("A cell's recurrent states: name -> feature size (see `scan:`).", type="object",
                                    additionalProperties={"anyOf": [{"type": "integer", "minimum": 1}, EXPR]}),
+                    "context": _doc("A cell's read-only inputs (see `scan:`), bound by the scan's `context:`; "
+                                    "they follow the states in `inputs:`.", type="array", items={"type": "string"}),
                     "inputs": _doc("The block's input names, bound in order by `from` (default [x]).", type="array",
                                    items={"type": "string"}),
                     "outputs": _names_out("The node(s) the block exposes (default: the last node); several give ports.",

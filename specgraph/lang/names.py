@@ -6,6 +6,11 @@ import re
 
 # Names may be numbers too ("0", quoted in YAML): hand-written models number parallel branches.
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+# The copies a `repeat` names from a template may also hold '-' (torchvision's RegNet:
+# `trunk_output.block1.block1-0`): they are never written in `from:` or an expression.
+COPY_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+# `{expr}` parts of a name template, evaluated with `index` (and the params) in sight.
+TEMPLATE_PART_RE = re.compile(r"\{([^{}]*)\}")
 # Node names become submodule names, which cannot be attributes of torch's Module or fx's
 # GraphModule (`train`, `to`, `graph`, ...): add_module refuses them. Listed here so that
 # checking never imports torch (from torch 2.x's dir(torch.fx.GraphModule)).
@@ -21,4 +26,4 @@ RESERVED_NAMES = frozenset("""
 """.split())
 
 
-__all__ = ["NAME_RE", "RESERVED_NAMES"]
+__all__ = ["NAME_RE", "COPY_NAME_RE", "TEMPLATE_PART_RE", "RESERVED_NAMES"]

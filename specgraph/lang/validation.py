@@ -27,10 +27,14 @@ def coercion_hint(value: Any, expected: str) -> str | None:
 
 def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: tuple,
                          what: str, allowed: tuple[str, ...] | list[str] = (),
-                         keys_at: Callable[[tuple], list[str]] | None = None) -> list[Diagnostic]:
+                         keys_at: Callable[[tuple], list[str]] | None = None,
+                         meaning: Callable[[str], tuple[str | None, str] | None] | None = None) -> list[Diagnostic]:
     """Turn pydantic's errors into located diagnostics (E201 unknown key, E202 missing, E203 type,
     E204 a number out of its range).  ``allowed``: the keys of the model validated, for the
-    hint of an unknown key; ``keys_at(loc)``: those of a nested model, where they differ."""
+    hint of an unknown key; ``keys_at(loc)``: those of a nested model, where they differ;
+    ``meaning(key)``: (the key meant, a hint) by meaning for an unknown key (another library's
+    name for a param), preferred to a hint by spelling."""
+    meant = {k: meaning(k) for k in _unknown_keys(err)} if meaning else {}
     out = []
     errors = _narrow_unions(err.errors(), data)
     unknown = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
@@ -41,13 +45,14 @@ def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: 
         field_name = str(e["loc"][-1]) if e["loc"] else ""
         if kind == "extra_forbidden":
             candidates = list(allowed) or (keys_at(loc) if keys_at else [])
-            hint = did_you_mean(field_name, candidates) or (
+            hint = (meant.get(field_name) or (None, None))[1] or did_you_mean(field_name, candidates) or (
                 f"allowed keys: {', '.join(sorted(set(candidates)))}" if candidates else None)
             out.append(Diagnostic("E201", f"unknown key '{field_name}' in {_owner(loc, what)}", source.location(full, key=True),
                                   hint=hint))
         elif kind == "missing":
-            if difflib.get_close_matches(field_name, unknown, n=1, cutoff=0.6):
-                continue  # `kernal: 3` is reported as an unknown key with "did you mean 'kernel'?"
+            if difflib.get_close_matches(field_name, unknown, n=1, cutoff=0.6) or any(
+                    m and m[0] == field_name for m in meant.values()):
+                continue  # `kernal: 3` / `kernel_size: 3` is reported as an unknown key with "did you mean 'kernel'?"
             out.append(Diagnostic("E202", f"{what} needs the key '{field_name}'", source.location(full[:-1] if loc == tuple(e['loc']) else full, key=True)))
         elif kind == "value_error" and not loc:
             # A model's own check of its values together (min below max): say it plainly.
@@ -62,6 +67,10 @@ def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: 
             out.append(Diagnostic(code, f"{what}: '{'.'.join(map(str, loc)) or field_name}' {msg}; found {found!r}"[:400],
                                   source.location(full), hint=coercion_hint(found, expected)))
     return out
+
+
+def _unknown_keys(err: ValidationError) -> list[str]:
+    return [str(e["loc"][-1]) for e in err.errors() if e["type"] == "extra_forbidden" and e["loc"]]
 
 
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"})

@@ -26,6 +26,28 @@ class _Activation(Op):
     function = ""
     input_dtypes = FLOAT_DTYPES  # torch computes most of them in floating point only
     traits = frozenset({Trait.ROW_WISE})
+    # How it overwrites its input when the in-place pass allows it: "inplace" (the function's
+    # ``inplace=True``), a "module.attr" path (torch.sigmoid_), or None (no in-place form).
+    in_place_form: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.in_place_form is not None:
+            cls.traits = cls.traits | {Trait.INPLACE_SAFE}
+
+    def make_in_place(self, fx_node):
+        if self.in_place_form is None or fx_node.op != "call_function" or fx_node.target is not self._callable(self.function):
+            return False
+        if self.in_place_form == "inplace":
+            fx_node.kwargs = {**fx_node.kwargs, "inplace": True}
+        else:
+            fx_node.target = self._callable(self.in_place_form)
+        return True
+
+    @staticmethod
+    def _callable(path: str):
+        module, attr = path.rsplit(".", 1)
+        return getattr(importlib.import_module(module), attr)
 
     def kwargs(self, p) -> dict[str, Any]:
         """The function's keyword arguments: by default the params, by name."""
@@ -35,9 +57,7 @@ class _Activation(Op):
         return [inputs[0]]
 
     def emit(self, p, graph, args):
-        module, attr = self.function.rsplit(".", 1)
-        fn = getattr(importlib.import_module(module), attr)
-        return graph.call_function(fn, (args[0],), self.kwargs(p))
+        return graph.call_function(self._callable(self.function), (args[0],), self.kwargs(p))
 
     def describe(self, p):
         return ", ".join(f"{k}={v}" for k, v in self.kwargs(p).items())
@@ -48,16 +68,8 @@ class ReLU(_Activation):
     """max(x, 0)."""
     name = "relu"
     function = "torch.relu"
+    in_place_form = "torch.relu_"
     input_dtypes = None  # integers too
-    traits = frozenset({Trait.ROW_WISE, Trait.INPLACE_SAFE})
-
-    def make_in_place(self, fx_node):
-        import torch
-
-        if fx_node.op != "call_function" or fx_node.target is not torch.relu or fx_node.kwargs or len(fx_node.args) != 1:
-            return False
-        fx_node.target = torch.relu_
-        return True
 
 
 @register_op
@@ -66,6 +78,7 @@ class LeakyReLU(_Activation):
     name = "leaky_relu"
     aliases = ('leakyrelu', 'lrelu')
     function = "torch.nn.functional.leaky_relu"
+    in_place_form = "inplace"
 
     class Params(OpParams):
         negative_slope: Float = 0.01
@@ -90,6 +103,7 @@ class SiLU(_Activation):
     name = "silu"
     aliases = ('swish',)
     function = "torch.nn.functional.silu"
+    in_place_form = "inplace"
 
 
 @register_op
@@ -97,6 +111,7 @@ class ELU(_Activation):
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
     name = "elu"
     function = "torch.nn.functional.elu"
+    in_place_form = "inplace"
 
     class Params(OpParams):
         alpha: Float = 1.0
@@ -107,6 +122,7 @@ class SELU(_Activation):
     """Self-normalizing ELU (pairs with alpha_dropout)."""
     name = "selu"
     function = "torch.selu"
+    in_place_form = "torch.selu_"
 
 
 @register_op
@@ -114,6 +130,7 @@ class Sigmoid(_Activation):
     """1 / (1 + exp(-x))."""
     name = "sigmoid"
     function = "torch.sigmoid"
+    in_place_form = "torch.sigmoid_"
 
 
 @register_op
@@ -121,6 +138,7 @@ class Tanh(_Activation):
     """tanh(x)."""
     name = "tanh"
     function = "torch.tanh"
+    in_place_form = "torch.tanh_"
 
 
 class _SoftmaxParams(OpParams):
@@ -162,6 +180,7 @@ class ReLU6(_Activation):
     name = "relu6"
     aliases = ('clipped_relu',)
     function = "torch.nn.functional.relu6"
+    in_place_form = "inplace"
 
 
 @register_op
@@ -169,6 +188,7 @@ class Hardtanh(_Activation):
     """x clamped to [min_val, max_val]."""
     name = "hardtanh"
     function = "torch.nn.functional.hardtanh"
+    in_place_form = "inplace"
 
     class Params(OpParams):
         min_val: Float = -1.0
@@ -187,6 +207,7 @@ class Hardswish(_Activation):
     name = "hardswish"
     aliases = ('hard_swish', 'hswish')
     function = "torch.nn.functional.hardswish"
+    in_place_form = "inplace"
 
 
 @register_op
@@ -195,6 +216,7 @@ class Hardsigmoid(_Activation):
     name = "hardsigmoid"
     aliases = ('hard_sigmoid', 'hsigmoid')
     function = "torch.nn.functional.hardsigmoid"
+    in_place_form = "inplace"
 
 
 @register_op
@@ -213,6 +235,7 @@ class Mish(_Activation):
     """x * tanh(softplus(x))."""
     name = "mish"
     function = "torch.nn.functional.mish"
+    in_place_form = "inplace"
 
 
 @register_op

@@ -1,7 +1,7 @@
-"""Attention and contractions: matmul, scaled_dot_product_attention (torch's fused kernel), and
+"""Attention: scaled_dot_product_attention (torch's fused kernel), and
 multi-head attention whose module is torch.nn.MultiheadAttention's (keys ``in_proj_weight``,
 ``in_proj_bias``, ``out_proj.weight``, ``out_proj.bias``), so that torchvision's ViT and
-torch.nn.TransformerEncoderLayer weights load into a spec.
+torch.nn.TransformerEncoderLayer weights load into a spec.  (matmul and einsum: contraction.py.)
 
 Shape: query [N, T, E] (and key, value [N, S, E]) -> [N, T, E] (batch_first; with
 ``batch_first: false`` the first two dims swap: [T, N, E]).
@@ -87,58 +87,6 @@ class MultiheadAttention(Op):
         return f"{p.heads} heads" + (", causal" if p.causal else "")
 
 
-
-
-@register_op
-class Matmul(Op):
-    """Matrix product with torch.matmul's rules: [.., n, k] @ [.., k, m] -> [.., n, m], batch dims
-    broadcast; a rank-1 operand is a vector (its dim dropped from the result)."""
-
-    name = "matmul"
-    aliases = ('bmm', 'mm', 'dot', 'batch_matmul')
-    category = "attention"
-    min_inputs = max_inputs = 2
-    input_dtypes = FLOAT_DTYPES
-
-    def infer(self, p, inputs):
-        from .merge import broadcast_shape
-
-        a, b = inputs
-        if a.dtype != b.dtype:
-            raise ShapeError(f"matmul needs one dtype, found {a.dtype} and {b.dtype}", code="E409",
-                             details=input_details(inputs))
-        if a.rank == 0 or b.rank == 0:
-            raise ShapeError("matmul needs tensors of rank 1 or more", code="E410", details=input_details(inputs))
-        ka = a.shape[-1]
-        kb = b.shape[0] if b.rank == 1 else b.shape[-2]
-        if ka != kb and not (isinstance(ka, int) and isinstance(kb, int)):
-            raise ShapeError(f"matmul cannot prove the inner dims {ka} and {kb} equal", code="E406",
-                             details=input_details(inputs), hint="give those dims numbers, or the same symbol")
-        if ka != kb:
-            raise ShapeError(f"matmul: the inner dims differ ({ka} and {kb})", code="E402", details=input_details(inputs),
-                             hint="a [.., n, k] @ [.., k, m]; a transpose of one operand may be missing")
-        batch_a = a.shape[:-2] if a.rank > 1 else ()
-        batch_b = b.shape[:-2] if b.rank > 1 else ()
-        batch = broadcast_shape(self.name, [a.with_shape(batch_a), b.with_shape(batch_b)]) if batch_a or batch_b else ()
-        rows = (a.shape[-2],) if a.rank > 1 else ()
-        cols = (b.shape[-1],) if b.rank > 1 else ()
-        return [a.with_shape((*batch, *rows, *cols))]
-
-    def emit(self, p, graph, args):
-        import torch
-
-        return graph.call_function(torch.matmul, tuple(args))
-
-    def macs(self, p, inputs, outputs):
-        from .rules import batch1
-
-        out = batch1(outputs[0]) if outputs[0].rank > 1 else (1,)
-        k = inputs[0].shape[-1]
-        if out is None or not isinstance(k, int):
-            return None
-        return math.prod(out) * k
-
-
 @register_op
 class ScaledDotProductAttention(Op):
     """softmax(Q K^T · scale + mask) V, torch's fused kernel (never materialising a broadcast):
@@ -201,4 +149,4 @@ class ScaledDotProductAttention(Op):
         return "causal" if p.causal else ""
 
 
-__all__ = ["MultiheadAttention", "Matmul", "ScaledDotProductAttention"]
+__all__ = ["MultiheadAttention", "ScaledDotProductAttention"]

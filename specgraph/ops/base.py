@@ -110,7 +110,10 @@ class Op:
         return None
 
     def emit(self, p: OpParams, graph: "fx.Graph", args: list["fx.Node"]) -> "fx.Node":
-        """For ops without a module: add the fx call computing the op and return its node."""
+        """For ops without a module: add the fx call computing the op and return its node.
+
+        Each of ``args`` carries its input's TensorType (:func:`arg_type`), for ops whose call
+        depends on the shapes (a reshape computing a symbolic size from the input's dims)."""
         raise NotImplementedError(f"op {self.name} has neither build nor emit")
 
     def subgraphs(self, p: OpParams) -> dict[str, "Graph | None"]:
@@ -145,11 +148,51 @@ class Op:
         return ""
 
 
+# What torch, Keras and ONNX call params, and the name here: an unknown `kernel_size: 3` is
+# answered "did you mean 'kernel'?" whatever the spelling distance. A name maps to every param
+# it may mean; the hint names the one the op has.
+PARAM_MEANINGS: dict[str, tuple[str, ...]] = {
+    "kernel_size": ("kernel",), "filters": ("out",), "out_channels": ("out",), "out_features": ("out",),
+    "units": ("out", "hidden"), "hidden_size": ("hidden",), "num_embeddings": ("num",), "input_dim": ("num",),
+    "embedding_dim": ("dim",), "output_dim": ("dim",), "strides": ("stride",), "dilation_rate": ("dilation",),
+    "scale_factor": ("scale",), "num_heads": ("heads",), "nhead": ("heads",), "n_heads": ("heads",),
+    "rate": ("p",), "drop_prob": ("p",), "epsilon": ("eps",), "use_bias": ("bias",), "axis": ("dim", "dims"),
+    "axes": ("dims", "dim"), "perm": ("dims",), "shifts": ("shift", "shifts"), "negative_slope": ("alpha",),
+    "num_groups": ("groups",), "upscale_factor": ("factor",), "downscale_factor": ("factor",),
+    "keepdims": ("keepdim",), "target_shape": ("shape",), "output_size": ("size",), "pool_size": ("kernel",),
+    "min_value": ("min", "min_val"), "max_value": ("max", "max_val"), "normalized_shape": ("dims",),
+    "is_causal": ("causal",), "dropout_p": ("dropout", "p"), "layers": ("num_layers",),
+}
+# Params never written here, because ops read them from the input's shape.
+READ_FROM_INPUT = frozenset({"in_channels", "in_features", "num_features", "input_size", "embed_dim", "d_model",
+                             "normalized_shape_in", "input_shape"})
+
+
+def param_meaning(name: str, fields) -> tuple[str | None, str] | None:
+    """For an unknown param ``name``, by meaning: (the op's own param of that meaning, the hint),
+    (None, the hint) for an input size, which is never written, or None."""
+    key = name.lower()
+    for candidate in PARAM_MEANINGS.get(key, ()):
+        if candidate in fields and candidate != name:
+            return candidate, f"did you mean '{candidate}'? (what '{name}' is called here)"
+    if key in READ_FROM_INPUT:
+        return None, f"'{name}' is read from the input's shape: leave it out"
+    return None
+
+
+ARG_TYPE = "specgraph.type"  # the fx meta key of an emit argument's TensorType
+
+
+def arg_type(arg: "fx.Node") -> TensorType:
+    """The TensorType of an argument :meth:`Op.emit` receives."""
+    return arg.meta[ARG_TYPE]
+
+
 def params_dict(p: OpParams) -> dict[str, Any]:
     return p.model_dump()
 
 
-__all__ = [
+__all__ = ["ARG_TYPE", "arg_type", "PARAM_MEANINGS", "param_meaning", 
     "Op", "OpParams", "ShapeError", "InputDetail", "input_details", "FLOAT_DTYPES", "TOKEN_IDS_HINT", "Int",
     "Float", "Bool", "Str", "PositiveInt", "NonNegativeInt", "Probability", "IntPair", "NonNegativePair", "pair",
     "size_text", "normalize_dim", "Dim", "TensorType", "Trait", "Literal", "Field",

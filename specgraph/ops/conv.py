@@ -1,13 +1,29 @@
-"""2-D convolution, and the sliding-window size arithmetic that pooling shares."""
+"""Convolution over 1, 2 or 3 spatial dims, and what the ops over spatial dims share: the
+sliding-window size arithmetic, and the layout an error shows.
+
+One class per rank (conv1d, conv2d, conv3d), each a few lines over :class:`_Conv`: the shape
+rule, the errors and the counts are written once, for ``rank`` spatial dims.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, Union
+import math
+from typing import ClassVar, Literal, Union
 
 from ..ir.dims import Dim, add, floordiv
-from .base import FLOAT_DTYPES, Bool, IntPair, NonNegativePair, Op, OpParams, PositiveInt, ShapeError, pair, size_text
+from .base import FLOAT_DTYPES, Bool, NonNegativeInt, Op, OpParams, PositiveInt, ShapeError, size_text
+from .param_types import ints_per_dim, per_dim
 from .registry import register_op
 from .rules import batch1, check_positive, expect_rank, known_dim
+
+# The names the docs and errors give the spatial dims of [N, C, *spatial], by their number.
+SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def spatial_layout(rank: int) -> str:
+    """The input an op over ``rank`` spatial dims expects, as its errors say it:
+    ``a rank-4 input [N, C, H, W]`` for rank 2."""
+    return f"a rank-{rank + 2} input [N, C, {', '.join(SPATIAL_NAMES[rank])}]"
 
 
 def window_out(size: Dim, kernel: int, stride: int, padding: int, dilation: int = 1,
@@ -34,86 +50,95 @@ def geometry_hint(kernel, stride, padding, dilation=(1, 1)) -> str:
             f"or a larger input")
 
 
-@register_op
-class Conv2d(Op):
-    """2-D convolution. Shape: [N, C_in, H, W] -> [N, out, H', W'].
-
-    H' = floor((H + 2p - d(k-1) - 1) / s) + 1 (H' = H for padding "same"). C_in is read
-    from the input and must be concrete; ``groups`` must divide both C_in and ``out``.
-    """
-
-    name = "conv2d"
-    aliases = ('conv', 'convolution')
-    category = "conv"
-    input_dtypes = FLOAT_DTYPES
+def conv_params(rank: int) -> type[OpParams]:
+    """The params of a convolution over ``rank`` spatial dims; every size is one int for all
+    dims or a list of ``rank`` (torch's int-or-tuple)."""
+    Size, Padding = ints_per_dim(rank), ints_per_dim(rank, NonNegativeInt)
 
     class Params(OpParams):
         out: PositiveInt
-        kernel: IntPair
-        stride: IntPair = 1
-        padding: Union[NonNegativePair, Literal["same", "valid"]] = 0
-        dilation: IntPair = 1
+        kernel: Size
+        stride: Size = 1
+        padding: Union[Padding, Literal["same", "valid"]] = 0
+        dilation: Size = 1
         groups: PositiveInt = 1
         bias: Bool = True
         padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
         weight_norm: Bool = False
 
-    def _padding(self, p) -> tuple[int, int] | str:
+    return Params
+
+
+class _Conv(Op):
+    """Convolution over the ``rank`` spatial dims of [N, C_in, *spatial] (torch.nn.Conv{rank}d).
+
+    Each spatial size S' = floor((S + 2p - d(k-1) - 1) / s) + 1 (S' = S for padding "same").
+    C_in is read from the input and must be concrete; ``groups`` must divide C_in and ``out``.
+    """
+
+    category = "conv"
+    input_dtypes = FLOAT_DTYPES
+    rank: ClassVar[int]
+
+    def _padding(self, p) -> tuple[int, ...] | str:
         if p.padding == "valid":
-            return (0, 0)
-        return p.padding if p.padding == "same" else pair(p.padding)
+            return (0,) * self.rank
+        return p.padding if p.padding == "same" else per_dim(p.padding, self.rank)
+
+    def _sizes(self, p) -> tuple[tuple[int, ...], ...]:
+        """kernel, stride and dilation, one int per spatial dim each."""
+        return tuple(per_dim(v, self.rank) for v in (p.kernel, p.stride, p.dilation))
 
     def infer(self, p, inputs):
         t = inputs[0]
-        expect_rank("conv2d", t, (4,), "a rank-4 input [N, C, H, W]")
-        c_in = known_dim("conv2d", t, 1, "input channel count")
+        expect_rank(self.name, t, (self.rank + 2,), spatial_layout(self.rank))
+        c_in = known_dim(self.name, t, 1, "input channel count")
         for what, n in (("input channels", c_in), ("out channels", p.out)):
             if n % p.groups:
-                raise ShapeError(f"conv2d groups={p.groups} does not divide the {what} ({n})",
+                raise ShapeError(f"{self.name} groups={p.groups} does not divide the {what} ({n})",
                                  code="E407", hint="groups must divide both in and out channels")
-        k, s, d = pair(p.kernel), pair(p.stride), pair(p.dilation)
+        k, s, d = self._sizes(p)
         pad = self._padding(p)
         if pad == "same":
-            if s != (1, 1):
-                raise ShapeError(f"conv2d padding 'same' needs stride 1, found stride {p.stride}",
+            if s != (1,) * self.rank:
+                raise ShapeError(f"{self.name} padding 'same' needs stride 1, found stride {p.stride}",
                                  code="E404", hint="give the padding as numbers, e.g. "
                                  "padding: kernel // 2, to combine it with a stride")
-            return [t.with_shape((t.shape[0], p.out, t.shape[2], t.shape[3]))]
+            return [t.with_shape((t.shape[0], p.out, *t.shape[2:]))]
         self._check_padding_mode(p, t, pad)
-        hw = []
-        for i in range(2):
+        spatial = []
+        for i in range(self.rank):
             size = window_out(t.shape[2 + i], k[i], s[i], pad[i], d[i])
-            check_positive("conv2d", size, 2 + i, t, geometry_hint(p.kernel, p.stride, p.padding,
-                                                                   p.dilation))
-            hw.append(size)
-        return [t.with_shape((t.shape[0], p.out, *hw))]
+            check_positive(self.name, size, 2 + i, t, geometry_hint(p.kernel, p.stride, p.padding,
+                                                                    p.dilation))
+            spatial.append(size)
+        return [t.with_shape((t.shape[0], p.out, *spatial))]
 
-    @staticmethod
-    def _check_padding_mode(p, t, pad) -> None:
+    def _check_padding_mode(self, p, t, pad) -> None:
         # reflect needs padding < size, circular padding <= size (torch refuses otherwise)
         limit = {"reflect": 1, "circular": 0}.get(p.padding_mode)
         if limit is None:
             return
-        for i in range(2):
+        for i in range(self.rank):
             size = t.shape[2 + i]
             if isinstance(size, int) and pad[i] > size - limit:
-                raise ShapeError(f"conv2d padding_mode '{p.padding_mode}' cannot pad {pad[i]} "
+                raise ShapeError(f"{self.name} padding_mode '{p.padding_mode}' cannot pad {pad[i]} "
                                  f"on dim {2 + i} of size {size} in {t}", code="E404",
                                  hint="reduce the padding or use padding_mode: zeros")
 
     def build(self, p, inputs):
         import torch
-        module = torch.nn.Conv2d(
-            inputs[0].shape[1], p.out, pair(p.kernel), stride=pair(p.stride),
-            padding=self._padding(p), dilation=pair(p.dilation), groups=p.groups, bias=p.bias,
-            padding_mode=p.padding_mode)
+
+        k, s, d = self._sizes(p)
+        module = getattr(torch.nn, f"Conv{self.rank}d")(
+            inputs[0].shape[1], p.out, k, stride=s, padding=self._padding(p), dilation=d,
+            groups=p.groups, bias=p.bias, padding_mode=p.padding_mode)
         if p.weight_norm:
             module = torch.nn.utils.parametrizations.weight_norm(module)
         return module
 
     def num_params(self, p, inputs):
-        kh, kw = pair(p.kernel)
-        weight = p.out * (inputs[0].shape[1] // p.groups) * kh * kw
+        weight = p.out * (inputs[0].shape[1] // p.groups) * math.prod(per_dim(p.kernel, self.rank))
         # weight_norm splits the weight into direction v (same size) and one gain per out channel
         return weight + (p.out if p.weight_norm else 0) + (p.out if p.bias else 0)
 
@@ -124,20 +149,63 @@ class Conv2d(Op):
         out = batch1(outputs[0])
         if out is None or batch1(inputs[0]) is None:
             return None
-        kh, kw = pair(p.kernel)
-        _, c_out, h, w = out
-        return c_out * h * w * (inputs[0].shape[1] // p.groups) * kh * kw
+        _, c_out, *spatial = out
+        window = (inputs[0].shape[1] // p.groups) * math.prod(per_dim(p.kernel, self.rank))
+        return c_out * math.prod(spatial) * window
 
     def describe(self, p):
-        k = pair(p.kernel)
-        text = f"{k[0]}×{k[1]}"
-        if pair(p.stride) != (1, 1):
-            text += f" /{size_text(pair(p.stride))}"
-        if pair(p.dilation) != (1, 1):
-            text += f" d{size_text(pair(p.dilation))}"
+        k, s, d = self._sizes(p)
+        text = "×".join(map(str, k))
+        if s != (1,) * self.rank:
+            text += f" /{size_text(s)}"
+        if d != (1,) * self.rank:
+            text += f" d{size_text(d)}"
         if p.groups != 1:
             text += f" g{p.groups}"
         return f"{text}, {p.out}"
 
 
-__all__ = ["Conv2d", "window_out", "geometry_hint"]
+@register_op
+class Conv1d(_Conv):
+    """1-D convolution (sequences, audio, signals). Shape: [N, C_in, L] -> [N, out, L'].
+
+    L' = floor((L + 2p - d(k-1) - 1) / s) + 1 (L' = L for padding "same"). C_in is read
+    from the input and must be concrete; ``groups`` must divide both C_in and ``out``.
+    """
+
+    name = "conv1d"
+    aliases = ('convolution1d', 'temporal_convolution')
+    rank = 1
+    Params = conv_params(1)
+
+
+@register_op
+class Conv2d(_Conv):
+    """2-D convolution. Shape: [N, C_in, H, W] -> [N, out, H', W'].
+
+    H' = floor((H + 2p - d(k-1) - 1) / s) + 1 (H' = H for padding "same"). C_in is read
+    from the input and must be concrete; ``groups`` must divide both C_in and ``out``.
+    """
+
+    name = "conv2d"
+    aliases = ('conv', 'convolution')
+    rank = 2
+    Params = conv_params(2)
+
+
+@register_op
+class Conv3d(_Conv):
+    """3-D convolution (video, volumes). Shape: [N, C_in, D, H, W] -> [N, out, D', H', W'].
+
+    Each of D', H', W' = floor((S + 2p - d(k-1) - 1) / s) + 1 (= S for padding "same"). C_in is
+    read from the input and must be concrete; ``groups`` must divide both C_in and ``out``.
+    """
+
+    name = "conv3d"
+    aliases = ('convolution3d', 'volumetric_convolution')
+    rank = 3
+    Params = conv_params(3)
+
+
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "conv_params", "spatial_layout", "window_out", "geometry_hint",
+           "SPATIAL_NAMES"]

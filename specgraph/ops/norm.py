@@ -27,7 +27,7 @@ class _BatchNormParams(OpParams):
 
 
 class _BatchNorm(Op):
-    """Shared by batchnorm1d/2d: normalizes each channel (dim 1) over the batch."""
+    """Shared by batchnorm1d/2d/3d: normalizes each channel (dim 1) over the batch."""
 
     category = "norm"
     Params = _BatchNormParams
@@ -71,6 +71,17 @@ class BatchNorm2d(_BatchNorm):
     ranks = (4,)
     layout = "a rank-4 input [N, C, H, W]"
     module = "BatchNorm2d"
+
+
+@register_op
+class BatchNorm3d(_BatchNorm):
+    """Batch norm over channels (video, volumes). Shape: [N, C, D, H, W] -> [N, C, D, H, W]."""
+
+    name = "batchnorm3d"
+    aliases = ('batch_norm3d', 'batchnormalization3d')
+    ranks = (5,)
+    layout = "a rank-5 input [N, C, D, H, W]"
+    module = "BatchNorm3d"
 
 
 @register_op

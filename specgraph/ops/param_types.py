@@ -1,12 +1,13 @@
 """Types for op params, and the helpers that read them.
 
 Strict: "64" is not an int, 1 is not a bool.  A list from YAML stands for a tuple (strict
-pydantic would refuse a list for tuple fields), so pairs are ``int | [int, int]``.
+pydantic would refuse a list for tuple fields), so pairs are ``int | [int, int]``, and in
+general a size per spatial dim is ``int | [int] * rank`` (:func:`ints_per_dim`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated, Any, Union
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
@@ -17,8 +18,23 @@ Str = StrictStr
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 Probability = Annotated[Union[StrictFloat, StrictInt], Field(ge=0, le=1)]
-IntPair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
-NonNegativePair = Union[NonNegativeInt, Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)]]
+
+
+def ints_per_dim(rank: int, item: Any = PositiveInt) -> Any:
+    """The type of a size given per spatial dim: one ``item`` for all ``rank`` dims, or a list of
+    exactly ``rank`` (a conv3d kernel is ``3`` or ``[3, 3, 1]``; ``[3, 3]`` is refused there)."""
+    return Union[item, Annotated[list[item], Field(min_length=rank, max_length=rank)]]
+
+
+IntPair = ints_per_dim(2)
+NonNegativePair = ints_per_dim(2, NonNegativeInt)
+
+
+def per_dim(value: int | list[int] | tuple[int, ...], rank: int) -> tuple[int, ...]:
+    """``rank`` copies of an int, the values of a list (already of length ``rank``) otherwise."""
+    if isinstance(value, int):
+        return (value,) * rank
+    return tuple(int(v) for v in value)
 
 
 def pair(value: int | list[int] | tuple[int, ...]) -> tuple[int, int]:
@@ -28,10 +44,10 @@ def pair(value: int | list[int] | tuple[int, ...]) -> tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
-def size_text(v: tuple[int, int]) -> str:
-    """A pair as a label shows it: '3' for (3, 3), '(3,1)' otherwise."""
-    return str(v[0]) if v[0] == v[1] else f"({v[0]},{v[1]})"
+def size_text(v: tuple[int, ...]) -> str:
+    """Sizes as a label shows them: '3' for (3, 3) or (3, 3, 3), '(3,1)' otherwise."""
+    return str(v[0]) if len(set(v)) == 1 else "(" + ",".join(map(str, v)) + ")"
 
 
 __all__ = ["Int", "Float", "Bool", "Str", "PositiveInt", "NonNegativeInt", "Probability", "IntPair",
-           "NonNegativePair", "pair", "size_text"]
+           "NonNegativePair", "ints_per_dim", "per_dim", "pair", "size_text"]

@@ -1,90 +1,169 @@
-"""2-D pooling: max and average over windows, and their adaptive (fixed output size) forms.
+"""Pooling over 1, 2 or 3 spatial dims: max and average over windows, and their adaptive
+(fixed output size) forms.
 
-Pools have no weights and no train/eval behaviour, so they are emitted as functional calls.
+Pools have no weights and no train/eval behaviour, so they are emitted as functional calls
+(``function``, in torch.nn.functional).  One class per op and rank, each a few lines over the
+rank-generic :class:`_WindowPool` and :class:`_AdaptivePool`.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import ClassVar, Optional
 
-from .base import FLOAT_DTYPES, Bool, IntPair, NonNegativePair, Op, OpParams, ShapeError, pair
-from .conv import geometry_hint, window_out
+from .base import FLOAT_DTYPES, Bool, NonNegativeInt, Op, OpParams, ShapeError, size_text
+from .conv import geometry_hint, spatial_layout, window_out
+from .param_types import ints_per_dim, per_dim
 from .registry import register_op
 from .rules import check_positive, expect_rank
 
 
-def _text(v) -> str:
-    a, b = pair(v)
-    return str(a) if a == b else f"({a},{b})"
+def max_pool_params(rank: int) -> type[OpParams]:
+    """maxpool{rank}d's params: each size one int for all ``rank`` dims, or a list of ``rank``."""
+    Size, Padding = ints_per_dim(rank), ints_per_dim(rank, NonNegativeInt)
+
+    class Params(OpParams):
+        kernel: Size
+        stride: Optional[Size] = None
+        padding: Padding = 0
+        dilation: Size = 1
+        ceil_mode: Bool = False
+
+    return Params
+
+
+def avg_pool_params(rank: int) -> type[OpParams]:
+    """avgpool{rank}d's params (no dilation: torch's average pools have none)."""
+    Size, Padding = ints_per_dim(rank), ints_per_dim(rank, NonNegativeInt)
+
+    class Params(OpParams):
+        kernel: Size
+        stride: Optional[Size] = None
+        padding: Padding = 0
+        ceil_mode: Bool = False
+        count_include_pad: Bool = True
+
+    return Params
 
 
 class _WindowPool(Op):
-    """Shared shape rule of max/avg pooling. Shape: [N, C, H, W] -> [N, C, H', W'].
+    """Shared shape rule of max/avg pooling over the ``rank`` spatial dims of [N, C, *spatial].
 
-    H' = floor((H + 2p - d(k-1) - 1) / s) + 1, or with ceil_mode the ceiling, minus one
+    Each S' = floor((S + 2p - d(k-1) - 1) / s) + 1, or with ceil_mode the ceiling, minus one
     when the last window would start beyond the input and its left padding (torch's rule,
-    exact for symbolic H too; see conv.window_out). stride defaults to the kernel.
+    exact for symbolic S too; see conv.window_out). stride defaults to the kernel.
     """
 
     category = "pool"
+    rank: ClassVar[int]
+    function: ClassVar[str]  # in torch.nn.functional
 
     def _geometry(self, p):
-        k = pair(p.kernel)
-        s = pair(p.stride) if p.stride is not None else k
-        d = pair(getattr(p, "dilation", 1))
-        return k, s, pair(p.padding), d
+        k = per_dim(p.kernel, self.rank)
+        s = per_dim(p.stride, self.rank) if p.stride is not None else k
+        d = per_dim(getattr(p, "dilation", 1), self.rank)
+        return k, s, per_dim(p.padding, self.rank), d
 
     def infer(self, p, inputs):
         t = inputs[0]
-        expect_rank(self.name, t, (4,), "a rank-4 input [N, C, H, W]")
+        expect_rank(self.name, t, (self.rank + 2,), spatial_layout(self.rank))
         k, s, pad, d = self._geometry(p)
-        if pad[0] > k[0] // 2 or pad[1] > k[1] // 2:
+        if any(pd > kd // 2 for pd, kd in zip(pad, k)):
             raise ShapeError(f"{self.name} padding {p.padding} exceeds half the kernel {p.kernel}",
                              code="E404", hint="torch allows padding of at most kernel // 2")
-        hw = []
-        for i in range(2):
+        spatial = []
+        for i in range(self.rank):
             size = window_out(t.shape[2 + i], k[i], s[i], pad[i], d[i], p.ceil_mode)
             check_positive(self.name, size, 2 + i, t, geometry_hint(k, s, pad, d))
-            hw.append(size)
-        return [t.with_shape((*t.shape[:2], *hw))]
+            spatial.append(size)
+        return [t.with_shape((*t.shape[:2], *spatial))]
 
     def resize_reason(self, p):
         return f"uses ceil_mode: {str(p.ceil_mode).lower()} and padding: {p.padding}"
 
     def describe(self, p):
         k, s, _, d = self._geometry(p)
-        text = f"{k[0]}×{k[1]}"
-        if s != (1, 1):
-            text += f" /{_text(s)}"
-        if d != (1, 1):
-            text += f" d{_text(d)}"
+        text = "×".join(map(str, k))
+        if s != (1,) * self.rank:
+            text += f" /{size_text(s)}"
+        if d != (1,) * self.rank:
+            text += f" d{size_text(d)}"
         return text + (" ceil" if p.ceil_mode else "")
 
 
+class _MaxPool(_WindowPool):
+    # ATen's max_pool1d without indices reads L as a plain int, so torch.export (and the ONNX
+    # export) would fix L at the example's size; the kernel with indices keeps it symbolic.
+    with_indices: ClassVar[bool] = False
+
+    def emit(self, p, graph, args):
+        import operator
+
+        import torch.nn.functional as F
+        k, s, pad, d = self._geometry(p)
+        kwargs = {"kernel_size": k, "stride": s, "padding": pad, "dilation": d, "ceil_mode": p.ceil_mode}
+        if not self.with_indices:
+            return graph.call_function(getattr(F, self.function), (args[0],), kwargs)
+        pooled = graph.call_function(getattr(F, self.function), (args[0],), {**kwargs, "return_indices": True})
+        return graph.call_function(operator.getitem, (pooled, 0))
+
+
+class _AvgPool(_WindowPool):
+    input_dtypes = FLOAT_DTYPES
+
+    def emit(self, p, graph, args):
+        import torch.nn.functional as F
+        k, s, pad, _ = self._geometry(p)
+        return graph.call_function(getattr(F, self.function), (args[0],), {
+            "kernel_size": k, "stride": s, "padding": pad, "ceil_mode": p.ceil_mode,
+            "count_include_pad": p.count_include_pad})
+
+
 @register_op
-class MaxPool2d(_WindowPool):
+class MaxPool1d(_MaxPool):
+    """Max over windows of k along L. Shape: [N, C, L] -> [N, C, L'] (see _WindowPool)."""
+
+    name = "maxpool1d"
+    aliases = ('max_pool1d', 'maxpooling1d', 'max_pooling1d')
+    rank, function = 1, "max_pool1d"
+    with_indices = True
+    Params = max_pool_params(1)
+
+
+@register_op
+class MaxPool2d(_MaxPool):
     """Max over k×k windows. Shape: [N, C, H, W] -> [N, C, H', W'] (see _WindowPool)."""
 
     name = "maxpool2d"
     aliases = ('max_pool2d', 'maxpool', 'max_pool')
-
-    class Params(OpParams):
-        kernel: IntPair
-        stride: Optional[IntPair] = None
-        padding: NonNegativePair = 0
-        dilation: IntPair = 1
-        ceil_mode: Bool = False
-
-    def emit(self, p, graph, args):
-        import torch.nn.functional as F
-        k, s, pad, d = self._geometry(p)
-        return graph.call_function(F.max_pool2d, (args[0],), {
-            "kernel_size": k, "stride": s, "padding": pad, "dilation": d,
-            "ceil_mode": p.ceil_mode})
+    rank, function = 2, "max_pool2d"
+    Params = max_pool_params(2)
 
 
 @register_op
-class AvgPool2d(_WindowPool):
+class MaxPool3d(_MaxPool):
+    """Max over k×k×k windows. Shape: [N, C, D, H, W] -> [N, C, D', H', W'] (see _WindowPool)."""
+
+    name = "maxpool3d"
+    aliases = ('max_pool3d', 'maxpooling3d', 'max_pooling3d')
+    rank, function = 3, "max_pool3d"
+    Params = max_pool_params(3)
+
+
+@register_op
+class AvgPool1d(_AvgPool):
+    """Mean over windows of k along L. Shape: [N, C, L] -> [N, C, L'] (see _WindowPool).
+
+    count_include_pad: whether zero padding counts in each window's divisor.
+    """
+
+    name = "avgpool1d"
+    aliases = ('avg_pool1d', 'average_pooling1d', 'averagepooling1d')
+    rank, function = 1, "avg_pool1d"
+    Params = avg_pool_params(1)
+
+
+@register_op
+class AvgPool2d(_AvgPool):
     """Mean over k×k windows. Shape: [N, C, H, W] -> [N, C, H', W'] (see _WindowPool).
 
     count_include_pad: whether zero padding counts in each window's divisor.
@@ -92,45 +171,62 @@ class AvgPool2d(_WindowPool):
 
     name = "avgpool2d"
     aliases = ('avg_pool2d', 'avgpool', 'average_pooling2d')
-    input_dtypes = FLOAT_DTYPES
+    rank, function = 2, "avg_pool2d"
+    Params = avg_pool_params(2)
+
+
+@register_op
+class AvgPool3d(_AvgPool):
+    """Mean over k×k×k windows. Shape: [N, C, D, H, W] -> [N, C, D', H', W'] (see _WindowPool).
+
+    count_include_pad: whether zero padding counts in each window's divisor.
+    """
+
+    name = "avgpool3d"
+    aliases = ('avg_pool3d', 'average_pooling3d', 'averagepooling3d')
+    rank, function = 3, "avg_pool3d"
+    Params = avg_pool_params(3)
+
+
+def adaptive_pool_params(rank: int) -> type[OpParams]:
+    """The params of an adaptive pool: the output size, one int for all ``rank`` dims or ``rank``."""
+    Size = ints_per_dim(rank)
 
     class Params(OpParams):
-        kernel: IntPair
-        stride: Optional[IntPair] = None
-        padding: NonNegativePair = 0
-        ceil_mode: Bool = False
-        count_include_pad: Bool = True
+        size: Size
 
-    def emit(self, p, graph, args):
-        import torch.nn.functional as F
-        k, s, pad, _ = self._geometry(p)
-        return graph.call_function(F.avg_pool2d, (args[0],), {
-            "kernel_size": k, "stride": s, "padding": pad, "ceil_mode": p.ceil_mode,
-            "count_include_pad": p.count_include_pad})
+    return Params
 
 
 class _AdaptivePool(Op):
-    """Pools to a fixed output size. Shape: [N, C, H, W] -> [N, C, size_h, size_w]."""
+    """Pools the ``rank`` spatial dims of [N, C, *spatial] to a fixed ``size``."""
 
     category = "pool"
-    function = ""  # name in torch.nn.functional
     input_dtypes = FLOAT_DTYPES
-
-    class Params(OpParams):
-        size: IntPair
+    rank: ClassVar[int]
+    function: ClassVar[str]  # in torch.nn.functional
 
     def infer(self, p, inputs):
         t = inputs[0]
-        expect_rank(self.name, t, (4,), "a rank-4 input [N, C, H, W]")
-        return [t.with_shape((*t.shape[:2], *pair(p.size)))]
+        expect_rank(self.name, t, (self.rank + 2,), spatial_layout(self.rank))
+        return [t.with_shape((*t.shape[:2], *per_dim(p.size, self.rank)))]
 
     def emit(self, p, graph, args):
         import torch.nn.functional as F
-        return graph.call_function(getattr(F, self.function), (args[0], pair(p.size)))
+        return graph.call_function(getattr(F, self.function), (args[0], per_dim(p.size, self.rank)))
 
     def describe(self, p):
-        h, w = pair(p.size)
-        return f"→ {h}×{w}"
+        return "→ " + "×".join(map(str, per_dim(p.size, self.rank)))
+
+
+@register_op
+class AdaptiveAvgPool1d(_AdaptivePool):
+    """Adaptive average pooling. Shape: [N, C, L] -> [N, C, size]."""
+
+    name = "adaptive_avgpool1d"
+    aliases = ('adaptive_avg_pool1d',)
+    rank, function = 1, "adaptive_avg_pool1d"
+    Params = adaptive_pool_params(1)
 
 
 @register_op
@@ -138,7 +234,28 @@ class AdaptiveAvgPool2d(_AdaptivePool):
     """Adaptive average pooling. Shape: [N, C, H, W] -> [N, C, size_h, size_w]."""
 
     name = "adaptive_avgpool2d"
-    function = "adaptive_avg_pool2d"
+    rank, function = 2, "adaptive_avg_pool2d"
+    Params = adaptive_pool_params(2)
+
+
+@register_op
+class AdaptiveAvgPool3d(_AdaptivePool):
+    """Adaptive average pooling. Shape: [N, C, D, H, W] -> [N, C, size_d, size_h, size_w]."""
+
+    name = "adaptive_avgpool3d"
+    aliases = ('adaptive_avg_pool3d',)
+    rank, function = 3, "adaptive_avg_pool3d"
+    Params = adaptive_pool_params(3)
+
+
+@register_op
+class AdaptiveMaxPool1d(_AdaptivePool):
+    """Adaptive max pooling. Shape: [N, C, L] -> [N, C, size]."""
+
+    name = "adaptive_maxpool1d"
+    aliases = ('adaptive_max_pool1d',)
+    rank, function = 1, "adaptive_max_pool1d"
+    Params = adaptive_pool_params(1)
 
 
 @register_op
@@ -146,4 +263,15 @@ class AdaptiveMaxPool2d(_AdaptivePool):
     """Adaptive max pooling. Shape: [N, C, H, W] -> [N, C, size_h, size_w]."""
 
     name = "adaptive_maxpool2d"
-    function = "adaptive_max_pool2d"
+    rank, function = 2, "adaptive_max_pool2d"
+    Params = adaptive_pool_params(2)
+
+
+@register_op
+class AdaptiveMaxPool3d(_AdaptivePool):
+    """Adaptive max pooling. Shape: [N, C, D, H, W] -> [N, C, size_d, size_h, size_w]."""
+
+    name = "adaptive_maxpool3d"
+    aliases = ('adaptive_max_pool3d',)
+    rank, function = 3, "adaptive_max_pool3d"
+    Params = adaptive_pool_params(3)

@@ -1,6 +1,6 @@
-"""Ops that change spatial resolution for dense prediction: transposed convolution,
-interpolation (by scale, to a fixed size, or to another tensor's size), center crop to
-another tensor's size (U-Net's crop-and-concat), and padding.
+"""Ops that change spatial resolution for dense prediction: transposed convolution (over 1, 2 or
+3 spatial dims), interpolation (by scale, to a fixed size, or to another tensor's size), center
+crop to another tensor's size (U-Net's crop-and-concat), and padding.
 
 Ops that take "another tensor's size" have a second input: ``from: [x, like]``; only its
 spatial dims are read.
@@ -9,78 +9,124 @@ spatial dims are read.
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional, Union
+from typing import ClassVar, Literal, Optional, Union
 
 from pydantic import model_validator
 
 from ..ir.dims import add, is_concrete, mul, sub
-from .base import (FLOAT_DTYPES, Bool, Float, IntPair, NonNegativeInt, NonNegativePair, Op, OpParams, PositiveInt, ShapeError,
-                   pair)
+from .base import FLOAT_DTYPES, Bool, Float, IntPair, NonNegativeInt, Op, OpParams, PositiveInt, ShapeError, arg_type, pair
 from ..ir.traits import Trait
 from .base import InputDetail, size_text
+from .conv import spatial_layout
+from .param_types import ints_per_dim, per_dim
 from .registry import register_op
+from .runtime_sizes import emit_size, non_negative, size_program
+from .shape import SymbolicEntry
 from .rules import batch1, check_positive, expect_rank, known_dim
 
 
-@register_op
-class ConvTranspose2d(Op):
-    """Transposed 2-D convolution ("up-convolution"). Shape: [N, C, H, W] -> [N, out, H', W'],
-    H' = (H - 1)·s - 2p + d·(k - 1) + output_padding + 1."""
-
-    name = "conv_transpose2d"
-    aliases = ('deconv', 'convtranspose2d', 'conv2d_transpose')
-    category = "conv"
-    input_dtypes = FLOAT_DTYPES
+def conv_transpose_params(rank: int) -> type[OpParams]:
+    """The params of a transposed convolution over ``rank`` spatial dims; every size is one int
+    for all dims or a list of ``rank``."""
+    Size, Padding = ints_per_dim(rank), ints_per_dim(rank, NonNegativeInt)
 
     class Params(OpParams):
         out: PositiveInt
-        kernel: IntPair
-        stride: IntPair = 1
-        padding: NonNegativePair = 0
-        output_padding: NonNegativePair = 0
-        dilation: IntPair = 1
+        kernel: Size
+        stride: Size = 1
+        padding: Padding = 0
+        output_padding: Padding = 0
+        dilation: Size = 1
         groups: PositiveInt = 1
         bias: Bool = True
 
+    return Params
+
+
+class _ConvTranspose(Op):
+    """Transposed convolution over the ``rank`` spatial dims of [N, C, *spatial]
+    (torch.nn.ConvTranspose{rank}d): each S' = (S - 1)·s - 2p + d·(k - 1) + output_padding + 1."""
+
+    category = "conv"
+    input_dtypes = FLOAT_DTYPES
+    rank: ClassVar[int]
+
+    def _sizes(self, p) -> tuple[tuple[int, ...], ...]:
+        """kernel, stride, padding, output_padding and dilation, one int per spatial dim each."""
+        return tuple(per_dim(v, self.rank) for v in (p.kernel, p.stride, p.padding, p.output_padding, p.dilation))
+
     def infer(self, p, inputs):
         t = inputs[0]
-        expect_rank(self.name, t, (4,), "a rank-4 input [N, C, H, W]")
+        expect_rank(self.name, t, (self.rank + 2,), spatial_layout(self.rank))
         c_in = known_dim(self.name, t, 1, "input channel count")
         if c_in % p.groups or p.out % p.groups:
-            raise ShapeError(f"conv_transpose2d groups={p.groups} must divide in ({c_in}) and out ({p.out}) channels",
+            raise ShapeError(f"{self.name} groups={p.groups} must divide in ({c_in}) and out ({p.out}) channels",
                              code="E407")
-        k, s, pad, op_, d = (pair(v) for v in (p.kernel, p.stride, p.padding, p.output_padding, p.dilation))
-        hw = []
-        for i in range(2):
+        k, s, pad, op_, d = self._sizes(p)
+        spatial = []
+        for i in range(self.rank):
             if op_[i] >= max(s[i], d[i]):
                 raise ShapeError(f"output_padding {op_[i]} must be smaller than stride or dilation", code="E404")
             size = add(mul(sub(t.shape[2 + i], 1), s[i]), d[i] * (k[i] - 1) + op_[i] + 1 - 2 * pad[i])
             check_positive(self.name, size, 2 + i, t, "reduce the padding")
-            hw.append(size)
-        return [t.with_shape((t.shape[0], p.out, *hw))]
+            spatial.append(size)
+        return [t.with_shape((t.shape[0], p.out, *spatial))]
 
     def build(self, p, inputs):
         import torch
 
-        return torch.nn.ConvTranspose2d(inputs[0].shape[1], p.out, pair(p.kernel), stride=pair(p.stride),
-                                        padding=pair(p.padding), output_padding=pair(p.output_padding),
-                                        groups=p.groups, bias=p.bias, dilation=pair(p.dilation))
+        k, s, pad, op_, d = self._sizes(p)
+        return getattr(torch.nn, f"ConvTranspose{self.rank}d")(
+            inputs[0].shape[1], p.out, k, stride=s, padding=pad, output_padding=op_, groups=p.groups, bias=p.bias,
+            dilation=d)
 
     def num_params(self, p, inputs):
-        kh, kw = pair(p.kernel)
-        return inputs[0].shape[1] * (p.out // p.groups) * kh * kw + (p.out if p.bias else 0)
+        window = math.prod(per_dim(p.kernel, self.rank))
+        return inputs[0].shape[1] * (p.out // p.groups) * window + (p.out if p.bias else 0)
 
     def macs(self, p, inputs, outputs):
         shape = batch1(inputs[0])
         if shape is None:
             return None
-        kh, kw = pair(p.kernel)
-        _, c, h, w = shape
-        return c * h * w * (p.out // p.groups) * kh * kw
+        _, c, *spatial = shape
+        return c * math.prod(spatial) * (p.out // p.groups) * math.prod(per_dim(p.kernel, self.rank))
 
     def describe(self, p):
-        k = pair(p.kernel)
-        return f"{k[0]}×{k[1]} ×{size_text(pair(p.stride))}, {p.out}"
+        k, s, *_ = self._sizes(p)
+        return f"{'×'.join(map(str, k))} ×{size_text(s)}, {p.out}"
+
+
+@register_op
+class ConvTranspose1d(_ConvTranspose):
+    """Transposed 1-D convolution (learnt upsampling of sequences). Shape: [N, C, L] -> [N, out, L'],
+    L' = (L - 1)·s - 2p + d·(k - 1) + output_padding + 1."""
+
+    name = "conv_transpose1d"
+    aliases = ('deconv1d', 'convtranspose1d', 'conv1d_transpose')
+    rank = 1
+    Params = conv_transpose_params(1)
+
+
+@register_op
+class ConvTranspose2d(_ConvTranspose):
+    """Transposed 2-D convolution ("up-convolution"). Shape: [N, C, H, W] -> [N, out, H', W'],
+    H' = (H - 1)·s - 2p + d·(k - 1) + output_padding + 1."""
+
+    name = "conv_transpose2d"
+    aliases = ('deconv', 'convtranspose2d', 'conv2d_transpose')
+    rank = 2
+    Params = conv_transpose_params(2)
+
+
+@register_op
+class ConvTranspose3d(_ConvTranspose):
+    """Transposed 3-D convolution (3-D U-Net's up-convolution). Shape: [N, C, D, H, W] ->
+    [N, out, D', H', W'], each S' = (S - 1)·s - 2p + d·(k - 1) + output_padding + 1."""
+
+    name = "conv_transpose3d"
+    aliases = ('deconv3d', 'convtranspose3d', 'conv3d_transpose')
+    rank = 3
+    Params = conv_transpose_params(3)
 
 
 @register_op
@@ -223,25 +269,46 @@ class CenterCrop(Op):
 @register_op
 class Pad(Op):
     """Pad the last dims. ``pads`` is [left, right] or [left, right, top, bottom] as in
-    torch.nn.functional.pad. Shape: [.., H, W] -> [.., H + top + bottom, W + left + right]."""
+    torch.nn.functional.pad. Shape: [.., H, W] -> [.., H + top + bottom, W + left + right].
+
+    An amount may be an expression over the input's dims (``${7 * ((x.width + 6) // 7) - x.width}``
+    pads W to a multiple of 7): computed from the input on every call, which refuses a negative
+    amount (torch would crop) naming it. Symbolic amounts take constant or replicate mode only.
+    """
 
     name = "pad"
     category = "resample"
 
     class Params(OpParams):
-        pads: list[NonNegativeInt]
+        pads: list[Union[NonNegativeInt, SymbolicEntry]]
         mode: Literal["constant", "reflect", "replicate", "circular"] = "constant"
         value: Float = 0.0
+
+    def _programs(self, p, t) -> list:
+        """A size program per amount (see runtime_sizes)."""
+        programs = []
+        for amount in p.pads:
+            program = size_program(amount, t.shape)
+            if program is None:
+                raise ShapeError(f"pad amount {amount} cannot be computed from the input {t} at run time",
+                                 code="E406", hint="write the amount from the input's own dims")
+            programs.append(program)
+        return programs
 
     def infer(self, p, inputs):
         t = inputs[0]
         if len(p.pads) not in (2, 4) or len(p.pads) // 2 > t.rank:
             raise ShapeError(f"pads has {len(p.pads)} entries; give [left, right] or [left, right, top, bottom]",
                              code="E403")
+        symbolic = [a for a in p.pads if not is_concrete(a)]
+        if symbolic and p.mode in ("reflect", "circular"):
+            raise ShapeError(f"{p.mode} padding by the symbolic amount {symbolic[0]} cannot be checked against "
+                             f"the dim it pads", code="E406", hint="use mode constant or replicate, or a number")
+        self._programs(p, t)
         shape = list(t.shape)
         for i in range(len(p.pads) // 2):
             axis = t.rank - 1 - i
-            shape[axis] = add(shape[axis], p.pads[2 * i] + p.pads[2 * i + 1])
+            shape[axis] = add(shape[axis], add(p.pads[2 * i], p.pads[2 * i + 1]))
             if p.mode == "reflect" and is_concrete(t.shape[axis]) and max(p.pads[2 * i:2 * i + 2]) >= t.shape[axis]:
                 raise ShapeError(f"reflect padding must be smaller than the dim ({t.shape[axis]})", code="E404")
         return [t.with_shape(shape)]
@@ -252,13 +319,19 @@ class Pad(Op):
         kwargs = {"mode": p.mode}
         if p.mode == "constant":
             kwargs["value"] = float(p.value)
-        return graph.call_function(F.pad, (args[0], tuple(p.pads)), kwargs)
+        amounts = []
+        for amount, program in zip(p.pads, self._programs(p, arg_type(args[0]))):
+            size = emit_size(graph, args[0], program)
+            if not isinstance(size, int):
+                size = graph.call_function(non_negative, (size, str(amount), "pad"))
+            amounts.append(size)
+        return graph.call_function(F.pad, (args[0], tuple(amounts)), kwargs)
 
     def describe(self, p):
-        return f"{p.mode} {p.pads}"
+        return f"{p.mode} [{', '.join(map(str, p.pads))}]"
 
 
-__all__ = ["ConvTranspose2d", "Interpolate", "CenterCrop", "Pad", "center_crop"]
+__all__ = ["ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "conv_transpose_params", "Interpolate", "CenterCrop", "Pad", "center_crop"]
 
 
 @register_op

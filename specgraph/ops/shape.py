@@ -5,15 +5,18 @@ Nothing here imports torch at module level: checking a spec never needs it.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from typing import Union
+from fractions import Fraction
+from typing import Annotated, Union
 
-from pydantic import field_validator
+from pydantic import AfterValidator, InstanceOf, WithJsonSchema, field_validator
 
-from ..ir.dims import SYMBOL_RE, Dim, is_concrete, mul, product, symbol
+from ..ir.dims import SYMBOL_RE, Dim, Sym, floordiv, is_concrete, mul, product, symbol
 from ..ir.traits import Trait
-from .base import Int, Op, OpParams, ShapeError, normalize_dim
+from .base import Int, Op, OpParams, ShapeError, arg_type, normalize_dim
 from .registry import register_op
+from .runtime_sizes import emit_size, exact_division, size_program
 
 
 # ---- ops ----------------------------------------------------------------------------------
@@ -67,29 +70,63 @@ class Flatten(Op):
         return "" if (p.start_dim, p.end_dim) == (1, -1) else f"{p.start_dim}..{p.end_dim}"
 
 
-ShapeEntry = Union[Int, str]
+# an entry an expression computed from the input's dims (``${x.height // 7}``): a symbolic dim
+SymbolicEntry = Annotated[InstanceOf[Sym], WithJsonSchema({"type": "string", "description": "an expression "
+                                                            "over the input's dims, e.g. ${x.height // 7}"})]
 
 
-def _factor(shape) -> tuple[int, Counter]:
-    """A shape's element count as (concrete product, multiset of symbolic factors)."""
-    const, syms = 1, Counter()
+def _symbol_entry(name: str) -> Sym:
+    if not SYMBOL_RE.match(name):
+        raise ValueError(f"{name!r} is not a symbol name")
+    return symbol(name)
+
+
+# a symbol name ("N"): that symbolic dim, held as one from here on
+SymbolName = Annotated[str, AfterValidator(_symbol_entry)]
+ShapeEntry = Union[Int, SymbolName, SymbolicEntry]
+
+
+def _factors(d: Dim) -> tuple[Fraction, Counter]:
+    """A dim as (concrete factor, multiset of symbolic factors): 4*H -> (4, {H}), H*W -> (1, {H, W})."""
+    if is_concrete(d):
+        return Fraction(d), Counter()
+    if d.tree is not None and d.tree[0] == "mul":
+        (ca, sa), (cb, sb) = _factors(d.tree[1]), _factors(d.tree[2])
+        return ca * cb, sa + sb
+    if d.opaque is None and d.div == 1:
+        g = math.gcd(d.const, *(c for _, c in d.terms))
+        if g > 1:
+            return Fraction(g), Counter({floordiv(d, g): 1})
+    return Fraction(1), Counter({d: 1})
+
+
+def _count(shape, exact: dict | None = None) -> tuple[Fraction, Counter]:
+    """A shape's element count as (concrete product, multiset of symbolic factors); a dim that
+    ``exact`` maps to (e, k) — it is floor(e / k) — is counted as e / k."""
+    const, syms = Fraction(1), Counter()
     for d in shape:
-        if is_concrete(d):
-            const *= d
+        if exact and d in exact:
+            e, k = exact[d]
+            c, s = _factors(e)
+            c /= k
         else:
-            syms[d] += 1
+            c, s = _factors(d)
+        const, syms = const * c, syms + s
     return const, syms
 
 
 @register_op
 class Reshape(Op):
-    """Reshapes to ``shape``: each entry a positive int, -1 (at most one, inferred) or a
-    symbol name such as "N" standing for that symbolic dim. Shape: [*] -> shape.
+    """Reshapes to ``shape``: each entry a positive int, -1 (at most one, inferred), a symbol
+    name such as "N" standing for that symbolic dim, or an expression over the input's dims
+    (``"${x.height // 7}"``). Shape: [*] -> shape.
 
     Element counts are compared symbolically: each side is factored into a concrete product
-    and a multiset of symbolic factors, so [N, 64, H, W] -> [N, -1] gives [N, 64*H*W].
-    Symbol entries become -1 at run time when they are the only unknown; otherwise a tiny
-    module reads their sizes from the input's dims.
+    and a multiset of symbolic factors, so [N, 64, H, W] -> [N, -1] gives [N, 64*H*W]. An
+    entry floor(e / k) that only fits when k divides e ([N, H, W, C] -> [N, H/7, 7, W/7, 7, C])
+    is accepted with that condition checked on every call, the message naming the dim.
+    Symbolic entries are computed at run time from the input's dims; an entry needing a symbol
+    the input does not show may be the one the run infers (-1).
     """
 
     name = "reshape"
@@ -104,65 +141,87 @@ class Reshape(Op):
         @classmethod
         def _entries(cls, v):
             for e in v:
-                if isinstance(e, str) and not SYMBOL_RE.match(e):
-                    raise ValueError(f"reshape entry {e!r} is not a symbol name")
                 if isinstance(e, int) and e != -1 and e <= 0:
                     raise ValueError(f"reshape entries are positive ints, -1 or symbols, not {e}")
-            if sum(1 for e in v if e == -1) > 1:
+            if sum(1 for e in v if isinstance(e, int) and e == -1) > 1:
                 raise ValueError("reshape allows at most one -1")
             return v
 
     def _target(self, p) -> list[Dim | None]:
-        return [None if e == -1 else symbol(e) if isinstance(e, str) else e for e in p.shape]
+        return [None if isinstance(e, int) and e == -1 else e for e in p.shape]
+
+    def _text(self, p) -> str:
+        return "[" + ", ".join("-1" if d is None else str(d) for d in self._target(p)) + "]"
+
+    def _plan(self, p, t):
+        """(the target with -1 inferred, the exact divisions the run must check)."""
+        target = self._target(p)
+        mismatch = ShapeError(f"reshape cannot turn {t} into {self._text(p)}: element counts differ",
+                              code="E403", hint="the product of the new shape must equal the product of the input's")
+        have_c, have_s = _count(t.shape)
+        have_atoms = set(have_s)
+        # floor(e / k) entries the input does not itself show are counted as e / k, on condition
+        exact = {d: exact_division(d, t.shape) for d in target
+                 if isinstance(d, Sym) and d.opaque is None and d.div > 1 and d not in have_atoms}
+        for divisions in ({}, exact) if exact else ({},):
+            want_c, want_s = _count([d for d in target if d is not None], divisions)
+            if None not in target:
+                if (have_c, have_s) == (want_c, want_s):
+                    return target, divisions
+                continue
+            rest, ratio = have_s - want_s, have_c / want_c
+            if want_s - have_s or ratio.denominator != 1:
+                continue
+            inferred = mul(int(ratio), product(sorted(rest.elements(), key=str)))
+            return [inferred if d is None else d for d in target], divisions
+        raise mismatch
+
+    def _programs(self, p, t) -> list:
+        """One size program per entry (see runtime_sizes), None for the one torch infers."""
+        target, divisions = self._plan(p, t)
+        programs = []
+        for entry, d in zip(self._target(p), target):
+            if entry is None:
+                programs.append(None)
+            elif d in divisions:  # floor(e / k), stated where k divides e: checked on every call
+                e, k = divisions[d]
+                inner = size_program(e, t.shape)
+                if inner is None:
+                    raise ShapeError(f"reshape entry {d} is exact only when {k} divides {e}, which cannot be "
+                                     f"computed from the input {t}", code="E406",
+                                     hint="write the entry from the input's own dims")
+                programs.append(("exact", inner, k, str(e), f"reshape to {self._text(p)}"))
+            else:
+                programs.append(size_program(d, t.shape))
+        unknown = [i for i, prog in enumerate(programs) if prog is None]
+        if len(unknown) > 1:
+            names = ", ".join("-1" if target[i] is None else str(target[i]) for i in unknown)
+            raise ShapeError(f"reshape to {self._text(p)} cannot compute {names} from the input {t} at run time",
+                             code="E406", hint="write the entries from the input's own dims (${x.shape[1] // 2}), "
+                                               "or -1 for the one size to infer")
+        return programs
 
     def infer(self, p, inputs):
         t = inputs[0]
-        target = self._target(p)
-        for e in p.shape:
-            # the emitted code reads a symbol's size from the input dim it names
-            if isinstance(e, str) and symbol(e) not in t.shape:
-                raise ShapeError(f"reshape entry '{e}' is not a dim of the input {t}", code="E403",
-                                 hint="a symbol entry must name one of the input's dims; "
-                                      "use -1 for the one size to infer")
-        have_c, have_s = _factor(t.shape)
-        want_c, want_s = _factor([d for d in target if d is not None])
-        mismatch = ShapeError(
-            f"reshape cannot turn {t} into [{', '.join(map(str, p.shape))}]: element counts differ",
-            code="E403", hint="the product of the new shape must equal the product of the input's")
-        if None not in target:
-            if (have_c, have_s) != (want_c, want_s):
-                raise mismatch
-            return [t.with_shape(target)]
-        rest = have_s - want_s
-        if want_s - have_s or have_c % want_c:
-            raise mismatch
-        inferred = mul(have_c // want_c, product(sorted(rest.elements(), key=str)))
-        return [t.with_shape(inferred if d is None else d for d in target)]
-
-    def build(self, p, inputs):
-        unknown = [e for e in p.shape if isinstance(e, str) or e == -1]
-        if len(unknown) <= 1:
-            return None  # emitted: torch.reshape with the one unknown as -1
-        sources = []
-        for e in p.shape:
-            if isinstance(e, str):
-                sources.append(("dim", inputs[0].shape.index(symbol(e))))
-            else:
-                sources.append(("size", e))
-        from .torch_modules import Reshape
-
-        return Reshape(tuple(sources), tuple(p.shape))
+        self._programs(p, t)
+        return [t.with_shape(self._plan(p, t)[0])]
 
     def emit(self, p, graph, args):
         import torch
-        sizes = [-1 if isinstance(e, str) else e for e in p.shape]
+
+        programs = self._programs(p, arg_type(args[0]))
+        computed = [prog for prog in programs if prog is None or prog[0] != "size"]
+        if len(computed) == 1 and (computed[0] is None or computed[0][0] != "exact"):
+            sizes = [-1 if prog is None or prog[0] != "size" else prog[1] for prog in programs]  # torch infers it
+        else:
+            sizes = [-1 if prog is None else emit_size(graph, args[0], prog) for prog in programs]
         return graph.call_function(torch.reshape, (args[0], sizes))
 
     def num_params(self, p, inputs):
         return 0
 
     def describe(self, p):
-        return "[" + ", ".join(map(str, p.shape)) + "]"
+        return self._text(p)
 
 
 @register_op

@@ -149,40 +149,37 @@ class StochasticDepth(nn.Module):
         return f"p={self.p}, mode={self.mode}"
 
 
-class Reshape(nn.Module):
-    """Reshape whose symbolic entries take their sizes from the input's dims."""
-
-    def __init__(self, sources, shown=()):
-        super().__init__()
-        self.sources = sources  # ("dim", i): the input's dim i; ("size", n): n
-        self.shown = shown  # the shape as the spec writes it, for the repr
-
-    def forward(self, x):
-        return x.reshape([x.shape[v] if kind == "dim" else v for kind, v in self.sources])
-
-    def extra_repr(self):
-        return ", ".join(map(str, self.shown))
-
-
 class Scan(nn.Module):
-    """out[:, t], states = cell(x[:, t], states) for t in 0..T-1 (T-1..0 when reversed).
+    """out[:, t], states = cell(x[:, t], states, *context) for t in 0..T-1 (T-1..0 when reversed).
 
     ``cell`` holds the cell's modules (state_dict keys ``<scan path>.cell.<cell node>``) and its
-    two graphs: ``pre`` computes what depends on x alone for all steps at once (when
-    ``cell.hoisted``), ``step`` the rest, one step at a time.
+    graphs: ``pre`` computes what depends on x alone for all steps at once (when
+    ``cell.hoisted``), ``once`` what depends on the context tensors alone, once (when
+    ``cell.hoisted_once``), ``step`` the rest, one step at a time.  The inputs after x are the
+    initial values of the states ``init_index`` names (the others start at zeros; default: all
+    states, or none given), then ``contexts`` context tensors, passed whole to every step.
     """
 
-    def __init__(self, cell: nn.Module, sizes: list[int], state_index: list[int], emit_index: int, reverse: bool):
+    def __init__(self, cell: nn.Module, sizes: list[int], state_index: list[int], emit_index: int, reverse: bool,
+                 init_index: list[int] | None = None, contexts: int = 0):
         super().__init__()
         self.cell = cell
         self.sizes = sizes
         self.state_index = state_index
         self.emit_index = emit_index
         self.reverse = reverse
+        self.init_index = list(range(len(sizes))) if init_index is None else init_index
+        self.contexts = contexts
 
-    def forward(self, x: torch.Tensor, *init: torch.Tensor):
+    def forward(self, x: torch.Tensor, *args: torch.Tensor):
         n, steps = x.shape[0], x.shape[1]
-        states = list(init) if init else [x.new_zeros(n, size) for size in self.sizes]
+        given = len(args) - self.contexts
+        init = dict(zip(self.init_index, args[:given]))
+        states = [init[i] if i in init else x.new_zeros(n, size) for i, size in enumerate(self.sizes)]
+        context = args[given:]
+        if self.cell.hoisted_once:  # what reads the context alone, computed once for every step
+            fixed = self.cell.once(*context)
+            context = fixed if isinstance(fixed, tuple) else (fixed,)
         if self.cell.hoisted:
             hoisted = self.cell.pre(x.reshape(n * steps, *x.shape[2:]))
             hoisted = hoisted if isinstance(hoisted, tuple) else (hoisted,)
@@ -191,7 +188,7 @@ class Scan(nn.Module):
             per_step = [x]
         outs = []
         for t in (range(steps - 1, -1, -1) if self.reverse else range(steps)):
-            result = self.cell.step(*(h[:, t] for h in per_step), *states)
+            result = self.cell.step(*(h[:, t] for h in per_step), *states, *context)
             result = result if isinstance(result, tuple) else (result,)
             states = [result[i] for i in self.state_index]
             outs.append(result[self.emit_index])
@@ -203,7 +200,9 @@ class Scan(nn.Module):
     def code(self) -> str:
         """The cell's generated code: before the loop (hoisted), and per step."""
         pre = self.cell.pre.code if self.cell.hoisted else "    # nothing hoisted\n"
-        return "# before the loop, for all steps at once\n" + pre + "\n# each step\n" + self.cell.step.code
+        once = ("# before the loop, once: what reads the context alone\n" + self.cell.once.code + "\n"
+                if self.cell.hoisted_once else "")
+        return "# before the loop, for all steps at once\n" + pre + "\n" + once + "# each step\n" + self.cell.step.code
 
 
-__all__ = ["SpecLSTM", "SpecEmbedding", "SpecMultiheadAttention", "Attention", "ChannelLayerNorm", "StochasticDepth", "VariationalDropout", "Zoneout", "Reshape", "Scan"]
+__all__ = ["SpecLSTM", "SpecEmbedding", "SpecMultiheadAttention", "Attention", "ChannelLayerNorm", "StochasticDepth", "VariationalDropout", "Zoneout", "Scan"]

@@ -21,6 +21,7 @@ import torch
 from torch import fx, nn
 
 from ..ir.graph import Graph, OutputInfo
+from ..ops.base import ARG_TYPE
 from .names import class_name, identifier, value_name
 
 META_KEY = "specgraph"  # fx_node.meta[META_KEY]: the spec Node the fx node computes
@@ -165,6 +166,8 @@ def _emit(g: fx.Graph, node, args: list[fx.Node]) -> fx.Node:
     """
     scratch = fx.Graph()
     stand_ins = [scratch.placeholder(f"input{i}") for i in range(len(args))]
+    for stand_in, value in zip(stand_ins, node.inputs):
+        stand_in.meta[ARG_TYPE] = value.type
     result = node.op.emit(node.params, scratch, stand_ins)
     if result in stand_ins:
         return args[stand_ins.index(result)]

@@ -42,7 +42,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from ...ir.dims import evaluate
+from ...ir.dims import Sym, evaluate
 from ...ir.graph import Graph, Node
 from ...ir.strides import contiguous_strides
 from ...ir.tensor_type import TensorType
@@ -153,6 +153,20 @@ def _concrete(t: TensorType, sizes: dict[str, int], who: str) -> tuple[Shape, st
         raise SizeError(f"{who}: cannot size {t} with {_sizes_text(sizes)}") from e
 
 
+def _params_at(params, sizes: dict[str, int]):
+    """``params`` with their symbolic values (a reshape's ``${x.height // 7}``) at these sizes: the
+    shape rules run again on concrete inputs, which show no symbols to size them against."""
+    def at(value):
+        if isinstance(value, Sym):
+            return evaluate(value, sizes)
+        if isinstance(value, (list, tuple)):
+            return type(value)(at(v) for v in value)
+        return value
+
+    update = {name: at(getattr(params, name)) for name in type(params).model_fields}
+    return params.model_copy(update=update)
+
+
 def _sizes_text(sizes: Mapping[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "no sizes"
 
@@ -196,7 +210,7 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         ins = [values[(v.node, v.port)] for v in node.inputs]
         try:
             in_types = [TensorType(t.shape, t.dtype) for t in ins]
-            out_types = op.infer(node.params, in_types)
+            out_types = op.infer(_params_at(node.params, sizes), in_types)
         except ShapeError as e:
             raise SizeError(f"node '{node.path}' ({node.op_name}) at {_sizes_text(sizes)}: {e.message}") from e
         before = set(storages)

@@ -223,10 +223,13 @@ class _Evaluator:
             return _SYMBOLIC[op](a, b)
         if op is ast.FloorDiv and isinstance(b, int) and b > 0:
             return dims.floordiv(a, b)
-        if op is ast.FloorDiv:
-            raise ExprError("E504", "a symbolic dim can only be floor-divided by a positive integer")
+        if op is ast.Mod and isinstance(b, int) and b > 0:  # Python's a % b for b > 0: a - b * (a // b)
+            return dims.sub(a, dims.mul(dims.floordiv(a, b), b))
+        if op in (ast.FloorDiv, ast.Mod):
+            raise ExprError("E504", f"a symbolic dim can only be {'floor-divided' if op is ast.FloorDiv else 'taken modulo'} "
+                            "by a positive integer")
         raise ExprError("E504", f"'{_BINOPS[op][0]}' is not defined for symbolic dims",
-                        hint="use + - * and // (ceiling division: (h + s - 1) // s)")
+                        hint="use + - * // and % by a positive integer (ceiling division: (h + s - 1) // s)")
 
     def eval_Compare(self, node: ast.Compare) -> bool:
         left, left_node = self.eval(node.left), node.left

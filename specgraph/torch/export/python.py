@@ -15,7 +15,7 @@ What the code calls is made available in the file:
 * modules of other classes (specgraph's ``SpecLSTM``, ``VariationalDropout``, ``Zoneout``, or a
   user op's) are copied as class definitions, method by method, when their methods need only
   torch; ``Scan`` (a ``scan:`` node) becomes a small loop class plus one class per cell holding
-  the cell's modules and its hoisted (``pre``) and per-step (``step``) code;
+  the cell's modules and its hoisted (``pre``, ``once``) and per-step (``step``) code;
 * plain functions the code calls (``center_crop``) are copied in as helper functions.
 
 A spec with training-only outputs gets ``forward_train`` and ``forward_eval`` and a ``forward``
@@ -154,11 +154,13 @@ class _Writer:
         self._children(scan.cell, "self", "", init, set())
         step = self.method(scan.cell.step, "step")
         pre = self.method(scan.cell.pre, "pre") if scan.cell.hoisted else None
+        once = self.method(scan.cell.once, "once") if scan.cell.hoisted_once else None
         doc = f"The cell of scan node {path!r}: its modules, and its code before the loop and per step."
-        attrs = [f"hoisted = {pre is not None}"]
-        self.helpers[cell_class] = _class_text(cell_class, doc, init, [m for m in (pre, step) if m], attrs)
+        attrs = [f"hoisted = {pre is not None}", f"hoisted_once = {once is not None}"]
+        self.helpers[cell_class] = _class_text(cell_class, doc, init, [m for m in (pre, once, step) if m], attrs)
         return (f"Scan({cell_class}(), sizes={list(scan.sizes)!r}, state_index={list(scan.state_index)!r}, "
-                f"emit_index={scan.emit_index!r}, reverse={scan.reverse!r})")
+                f"emit_index={scan.emit_index!r}, reverse={scan.reverse!r}, init_index={list(scan.init_index)!r}, "
+                f"contexts={scan.contexts!r})")
 
     def _copy_class(self, cls: type, path: str) -> str:
         name = cls.__name__

@@ -4,7 +4,7 @@ passes (one per file in this package) through a ``PassManager``:
 
 * fold_batchnorm.py — batch norm folded into the conv / linear before it;
 * drop_dropout.py — nodes that are the identity in eval mode removed;
-* in_place.py — ReLU and residual adds overwrite a fresh input nobody else reads;
+* in_place.py — activations (relu, hardswish, sigmoid, ...) and residual adds overwrite a fresh input nobody else reads;
 * channels_last.py — 4-D convolutions run on NHWC tensors, converted once at each end;
 * prepack.py — (CPU) each conv2d runs oneDNN's prepacked kernel, a following ReLU fused in
   (``prepack=False`` for a model to export or move to a GPU).

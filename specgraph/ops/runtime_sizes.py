@@ -1,0 +1,124 @@
+"""Sizes a spec states symbolically, computed at run time from the input's own dims.
+
+``reshape: [N, "${x.height // 7}", 7, "${x.width // 7}", 7, C]`` and ``pad`` amounts such as
+``"${7 * ceil(x.width / 7) - x.width}"`` are symbolic dims (:class:`~specgraph.ir.dims.Sym`)
+at check time.  The built module must compute each one from the tensor it receives, so a dim
+is translated into a *size program* over the input's dim indices — plain nested tuples, which
+the Python export can write as literals:
+
+* ``("size", n)``            the integer n;
+* ``("dim", i)``             ``x.shape[i]``;
+* ``("affine", ((p, c), ...), const, div)``  ``floor((sum c * p + const) / div)`` over the
+  programs p of its symbols;
+* ``("add", a, b)``, ``("mul", a, b)``, ``("floordiv", a, k)``: the opaque dims' arithmetic;
+* ``("exact", a, k, text, where)``  a // k where the spec holds only when k divides a: checked
+  on every call, the message naming the dim (``text``) and the op (``where``).
+
+A symbol is found in the input where one of its dims is that symbol, or c * symbol + k (then
+solved for it); a dim that needs a symbol the input does not show cannot be computed, and
+:func:`size_program` returns None.
+"""
+
+from __future__ import annotations
+
+from ..ir.dims import Dim, Sym, floordiv
+
+SizeProgram = tuple
+
+
+def size_program(d: Dim, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
+    """How to compute ``d`` from a tensor of shape ``input_shape``; None when it cannot be."""
+    if isinstance(d, int):
+        return ("size", d)
+    if d in input_shape:
+        return ("dim", input_shape.index(d))
+    if d.opaque is not None:
+        if d.tree is None:
+            return None
+        kind, a, b = d.tree
+        if kind == "floordiv":
+            inner = size_program(a, input_shape)
+            return None if inner is None else ("floordiv", inner, b)
+        left, right = size_program(a, input_shape), size_program(b, input_shape)
+        return None if left is None or right is None else (kind, left, right)
+    terms = []
+    for term, coef in d.terms:  # a symbol, or an atom (a floored quotient, a product)
+        found = _symbol_program(term, input_shape) if isinstance(term, str) else size_program(term, input_shape)
+        if found is None:
+            return None
+        terms.append((found, coef))
+    return ("affine", tuple(terms), d.const, d.div)
+
+
+def _symbol_program(name: str, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
+    """The symbol ``name`` from a dim that is it, or that is c*name + k (solved: (dim - k) / c)."""
+    for i, dim in enumerate(input_shape):
+        if isinstance(dim, Sym) and dim.opaque is None and dim.div == 1 and len(dim.terms) == 1 \
+                and dim.terms[0][0] == name:
+            coef = dim.terms[0][1]
+            if (coef, dim.const) == (1, 0):
+                return ("dim", i)
+            if coef > 0:
+                return ("affine", ((("dim", i), 1),), -dim.const, coef)
+    return None
+
+
+def emit_size(graph, x, program: SizeProgram):
+    """fx nodes computing ``program`` from the tensor node ``x`` (an int when it is constant):
+    ``x.size(2) // 7`` in the generated code, so exports and the Python source show it."""
+    import operator
+
+    def apply(fn, a, b):
+        if isinstance(a, int) and isinstance(b, int):
+            return fn(a, b)
+        return graph.call_function(fn, (a, b))
+
+    kind = program[0]
+    if kind == "size":
+        return program[1]
+    if kind == "dim":
+        return graph.call_method("size", (x, program[1]))
+    if kind == "affine":
+        _, terms, const, div = program
+        total = None
+        for inner, coef in terms:
+            term = emit_size(graph, x, inner)
+            term = term if coef == 1 else apply(operator.mul, term, coef)
+            total = term if total is None else apply(operator.add, total, term)
+        total = const if total is None else apply(operator.add, total, const) if const else total
+        return apply(operator.floordiv, total, div) if div != 1 else total
+    if kind == "floordiv":
+        return apply(operator.floordiv, emit_size(graph, x, program[1]), program[2])
+    if kind == "exact":
+        _, inner, k, text, shown = program
+        return graph.call_function(exact_quotient, (emit_size(graph, x, inner), k, text, shown))
+    fn = operator.add if kind == "add" else operator.mul
+    return apply(fn, emit_size(graph, x, program[1]), emit_size(graph, x, program[2]))
+
+
+def exact_quotient(value: int, k: int, text: str, where: str) -> int:
+    """value // k, refusing a value k does not divide: the spec stated ``where`` for such sizes only."""
+    if value % k:
+        raise ValueError(f"{where} needs {text} divisible by {k}, but this input has {text} = {value}")
+    return value // k
+
+
+def non_negative(value: int, text: str, where: str) -> int:
+    """value, refusing a negative one: the spec's ``where`` states ``text`` as a size or an amount."""
+    if value < 0:
+        raise ValueError(f"{where} amount {text} is {value} for this input; it must not be negative")
+    return value
+
+
+def exact_division(d: Sym, input_shape: tuple[Dim, ...]) -> tuple[Dim, int]:
+    """``d`` = floor(e / k) as (e, k), e preferably a dim of the input: ``x.height // 7`` of an
+    input of height ⌈H/2⌉ is (⌈H/2⌉, 7), not (H + 1, 14) — the run checks what the spec said."""
+    for dim in input_shape:
+        if isinstance(dim, Sym) and dim.opaque is None and d.div % dim.div == 0 and d.div > dim.div:
+            k = d.div // dim.div
+            if floordiv(dim, k) == d:
+                return dim, k
+    return (Sym(terms=d.terms, const=d.const) if d.terms else d.const), d.div
+
+
+__all__ = ["SizeProgram", "size_program", "emit_size", "exact_quotient", "non_negative", "exact_division"]

@@ -1,0 +1,190 @@
+"""Sizes written as expressions over symbolic dims (`reshape: [N, "${x.height // 7}", 7, ...]`,
+`pad: {pads: ["${(7 - x.width % 7) % 7}", ...]}`) stay symbolic at check time and are computed
+from the input's own dims on every call — through the build, ONNX (dynamic dims), TorchScript
+and the Python export."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+
+import specgraph
+from specgraph.diagnostics import SpecError
+from specgraph.torch.export.formats import example_inputs, to_onnx, to_torchscript
+from specgraph.torch.export.python import python_source
+
+# ShuffleNet's channel shuffle after a stride-2 conv: H and W are derived (⌈H/2⌉), so the
+# reshape must read them from its input — before, only the spec's own input symbols could be named.
+SHUFFLE = """
+specgraph: 1
+name: shuffle
+inputs:
+  x: {shape: [N, 3, H, W]}
+graph:
+  s: {op: conv2d, out: 8, kernel: 3, stride: 2, padding: 1, from: x}
+  g: {op: reshape, shape: [N, 2, "${s.channels // 2}", "${s.height}", "${s.width}"]}
+  t: {op: transpose, dim0: 1, dim1: 2}
+  y: {op: reshape, shape: [N, "${s.channels}", "${s.height}", "${s.width}"]}
+outputs: [y]
+"""
+
+# Swin's window partition: [N, H, W, C] -> [N * H/7 * W/7, 7, 7, C], exact only where 7 divides H and W.
+WINDOWS = """
+specgraph: 1
+name: windows
+inputs:
+  x: {shape: [N, H, W, 4]}
+graph:
+  parts: {op: reshape, shape: [N, "${x.shape[1] // 7}", 7, "${x.shape[2] // 7}", 7, 4]}
+  order: {op: permute, dims: [0, 1, 3, 2, 4, 5]}
+  windows: {op: reshape, shape: [-1, 7, 7, 4]}
+outputs: [windows]
+"""
+
+# Padding to a multiple of the window, the amount an expression of the input's width and height.
+PAD = """
+specgraph: 1
+name: pad_to_window
+inputs:
+  x: {shape: [N, 2, H, W]}
+graph:
+  y: {op: pad, pads: [0, "${7 * ((x.width + 6) // 7) - x.width}", 0, "${(7 - x.height % 7) % 7}"]}
+outputs: [y]
+"""
+
+
+def channel_shuffle(model, x):
+    s = model.s(x)
+    return F.channel_shuffle(s, 2)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (9, 13), (1, 2)])
+def test_channel_shuffle_at_derived_sizes(size):
+    graph = specgraph.check(SHUFFLE)
+    assert str(graph.outputs[0].value.type) == "[N, 8, ⌈H/2⌉, ⌈W/2⌉]"
+    model = specgraph.build(SHUFFLE).eval()
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), channel_shuffle(model, x))
+
+
+def window_partition(x, w=7):
+    n, h, wd, c = x.shape
+    return x.view(n, h // w, w, wd // w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, w, w, c)
+
+
+def test_window_partition_is_exact_where_the_window_divides_the_size():
+    graph = specgraph.check(WINDOWS)
+    assert str(graph.node("parts").outputs["out"]) == "[N, H/7, 7, W/7, 7, 4]"
+    assert str(graph.outputs[0].value.type) == "[(H/7)*(W/7)*N, 7, 7, 4]"
+    model = specgraph.build(WINDOWS)
+    for h, w in ((7, 14), (21, 7)):
+        x = torch.randn(2, h, w, 4)
+        torch.testing.assert_close(model(x), window_partition(x))
+    # 15 is no multiple of 7: the spec's shapes do not hold, and the call says which dim and why
+    with pytest.raises(ValueError, match=r"reshape to \[N, H/7, 7, W/7, 7, 4\] needs H divisible by 7, "
+                                         r"but this input has H = 15"):
+        model(torch.randn(1, 15, 14, 4))
+
+
+def test_exact_division_is_checked_on_the_dim_the_spec_divides():
+    # x.height of a stride-2 conv is ⌈H/2⌉; `// 2` of it is what must be exact, not H itself
+    text = """
+specgraph: 1
+name: halves
+inputs:
+  x: {shape: [N, 1, H, 4]}
+graph:
+  s: {op: conv2d, out: 2, kernel: 3, stride: 2, padding: 1, from: x}
+  y: {op: reshape, shape: [N, 2, "${s.height // 2}", 2, 2]}
+outputs: [y]
+"""
+    model = specgraph.build(text)
+    assert model(torch.randn(1, 1, 8, 4)).shape == (1, 2, 2, 2, 2)
+    with pytest.raises(ValueError, match="needs ⌈H/2⌉ divisible by 2, but this input has ⌈H/2⌉ = 3"):
+        model(torch.randn(1, 1, 6, 4))
+
+
+def test_pad_to_a_multiple_of_the_window():
+    graph = specgraph.check(PAD)
+    model = specgraph.build(PAD)
+    out = graph.outputs[0].value.type
+    assert str(out).endswith(", 7*⌈W/7⌉]")  # W + (7⌈W/7⌉ - W): the sum cancels
+    for h, w in ((7, 7), (9, 15), (1, 20)):
+        x = torch.randn(1, 2, h, w)
+        want = F.pad(x, (0, (7 - w % 7) % 7, 0, (7 - h % 7) % 7))
+        torch.testing.assert_close(model(x), want)
+        assert [specgraph.ir.dims.evaluate(d, {"N": 1, "H": h, "W": w}) for d in out.shape] == list(want.shape)
+
+
+def test_symbols_are_read_or_solved_from_the_input_and_refused_where_it_hides_them():
+    # [N, 2H, 2W] shows H and W as 2*H and 2*W: the run solves them (x.size(1) // 2)
+    text = """
+specgraph: 1
+name: doubled
+inputs:
+  x: {shape: [N, H, W]}
+graph:
+  a: {op: concat, dim: 1, from: [x, x]}
+  b: {op: concat, dim: 2, from: [a, a]}
+  y: {op: reshape, shape: [N, 2, "${x.shape[1]}", 2, "${x.shape[2]}"]}
+outputs: [y]
+"""
+    model = specgraph.build(text)
+    x = torch.randn(2, 3, 5)
+    b = torch.cat([torch.cat([x, x], 1)] * 2, 2)
+    torch.testing.assert_close(model(x), b.reshape(2, 2, 3, 2, 5))
+    # [N, H*W] hides them: no two of them can be computed, so check refuses what would not run
+    hidden = """
+specgraph: 1
+name: hidden
+inputs:
+  x: {shape: [N, H, W]}
+graph:
+  f: {op: flatten, from: x}
+  y: {op: reshape, shape: [N, "${x.shape[1]}", "${x.shape[2]}"]}
+outputs: [y]
+"""
+    with pytest.raises(SpecError) as e:
+        specgraph.check(hidden)
+    assert e.value.codes == ["E406"] and "cannot compute H, W from the input [N, H*W]" in e.value.format()
+
+
+@pytest.mark.parametrize("text,sizes", [(WINDOWS, [(2, 14, 21, 4), (1, 7, 7, 4)]),
+                                        (SHUFFLE, [(2, 3, 8, 8), (1, 3, 11, 5)]),
+                                        (PAD, [(2, 2, 9, 15), (1, 2, 14, 3)])])
+def test_exports_compute_the_sizes_from_their_inputs(text, sizes, tmp_path):
+    graph = specgraph.check(text)
+    model = specgraph.build(graph).eval()
+    first, other = (torch.randn(*s) for s in sizes)
+    with torch.no_grad():
+        want = model(other)
+    # ONNX keeps N, H and W dynamic: the sizes are computed in the graph
+    file = to_onnx(model, graph, tmp_path / "m.onnx", example_inputs(graph, model, dims=dict(zip("NHW", (2, 14, 14)))))
+    session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: other.numpy()})
+    torch.testing.assert_close(torch.from_numpy(np.asarray(got)), want, atol=1e-5, rtol=1e-5)
+    # TorchScript and the standalone Python source
+    assert to_torchscript(model, graph, tmp_path / "m.pt", (first,)) == "script"
+    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    torch.testing.assert_close(scripted(other), want)
+    namespace: dict = {}
+    exec(compile(python_source(model), "generated", "exec"), namespace)
+    generated = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, torch.nn.Module)][-1]()
+    generated.load_state_dict(model.state_dict(), strict=True)
+    torch.testing.assert_close(generated.eval()(other), want)
+
+
+def test_memory_walk_sizes_symbolic_entries():
+    # the walk reruns each shape rule at concrete sizes: symbol and expression entries go with it
+    from specgraph.analysis.memory.walk import memory_report
+
+    graph = specgraph.check(WINDOWS)
+    report = memory_report(graph, batch_size=2, dims={"H": 14, "W": 21})
+    assert report.nodes["windows"].activation_bytes == 2 * 14 * 21 * 4 * 4  # a copy of the permuted view
+    flat = specgraph.check("specgraph: 1\nname: flat\ninputs: {x: {shape: [N, H, W, 4]}}\n"
+                           "graph:\n  flat: {op: reshape, shape: [N, -1]}\n")
+    assert memory_report(flat, batch_size=3, dims={"H": 7, "W": 7}).nodes["flat"].activation_bytes == 3 * 7 * 7 * 4 * 4
