@@ -23,6 +23,7 @@ SMALL = {
     "unet": {"size": 188},  # the smallest tile every bridge lines up for; 572 costs 10x more
     "unet_padded": {"base": 8, "size": 64},
     "seq2seq": {"src_vocab": 100, "tgt_vocab": 100, "embed": 16, "hidden": 32},
+    "seq2seq_luong": {"src_vocab": 100, "tgt_vocab": 100, "embed": 16, "hidden": 32},
 }
 
 
@@ -75,6 +76,7 @@ RECURRENT_FIXED_DIMS: dict[str, dict[str, str]] = {
     "char_lstm": {"T": RECURRENT_TIME},
     "lstm_forecaster": {"T": RECURRENT_TIME},
     "seq2seq": {"S": RECURRENT_TIME, "T": RECURRENT_TIME},
+    "seq2seq_luong": {"S": RECURRENT_TIME, "T": RECURRENT_TIME},
 }
 
 
