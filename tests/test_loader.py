@@ -89,8 +89,9 @@ def test_bom_crlf_and_unicode_columns(backend):
 
 
 def test_plain_scalar_types(backend):
-    data, _ = load_yaml_text("a: 0x10\nb: 1_000\nc: .inf\nd: ~\ne: yes\nf: !!str 12\ng: !!float 1\nh: '2020-01-01'\n")
-    assert data == {"a": 16, "b": 1000, "c": float("inf"), "d": None, "e": True, "f": "12", "g": 1.0,
+    # (1_000 and yes, which YAML 1.1 and 1.2 read differently, are refused: tests/test_yaml_meaning.py)
+    data, _ = load_yaml_text("a: 0x10\nb: 1e3\nc: .inf\nd: ~\ne: true\nf: !!str 12\ng: !!float 1\nh: '2020-01-01'\n")
+    assert data == {"a": 16, "b": 1000.0, "c": float("inf"), "d": None, "e": True, "f": "12", "g": 1.0,
                     "h": "2020-01-01"}
     assert type(data["f"]) is str and type(data["g"]) is float
 

@@ -37,6 +37,10 @@ _SCALARS = {_T + "null": SafeConstructor.construct_yaml_null, _T + "bool": SafeC
 # YAML's printable set (yaml.reader.Reader.NON_PRINTABLE): the reader rejects anything else.
 _NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
 _BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks, so our lines match its marks
+_OLD_OCTAL = re.compile(r"^[-+]?0[0-7_]+$")  # YAML 1.1's octal int: 0755
+# YAML 1.2 core schema numbers PyYAML (1.1) reads as strings: 1e-3, 08 — read as 1.2 does
+_CORE_INT = re.compile(r"^[-+]?[0-9]+$")
+_CORE_NUMBER = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _MERGE, _BAD_KEY = object(), object()  # keys that are no data key: '<<', and one already reported
 _OPEN, _MISS = object(), object()  # an anchor whose node is still being built; a cache miss
 _INDENT = "check this line's indentation against the lines above it"
@@ -125,7 +129,7 @@ class _Builder:
         self.stack: list[_Frame] = []
         self.anchors: dict[str, object] = {}  # name -> (value, expanded size), or _OPEN
         self.origin: dict[int, tuple] = {}  # id(mapping) -> its path, to mark keys merged from it
-        self.plain: dict[str, object] = {}  # plain scalar text -> value: specs repeat a few words
+        self.plain: dict[tuple[str, bool], object] = {}  # (plain scalar text, is a key) -> value: specs repeat a few words
         self.diags: list[Diagnostic] = []
         self.aliases = self.docs = 0
         self.root = self.root_mark = None
@@ -177,6 +181,32 @@ class _Builder:
             self.source.value_marks[path] = mark
         return path, is_key, mark
 
+    def core_number(self, raw: str, mark) -> object:
+        """A number YAML 1.2's core schema reads and PyYAML leaves a string (1e-3, 08)."""
+        try:
+            return int(raw) if _CORE_INT.match(raw) else float(raw)
+        except (ValueError, OverflowError):  # more digits than Python converts
+            return self.error("E104", f"number '{raw[:20]}...' has too many digits", mark)
+
+    def ambiguous(self, tag: str, raw: str, mark) -> bool:
+        """A plain scalar YAML 1.1 (PyYAML) and YAML 1.2 read differently is refused: `1:30` is 90
+        in one and a string in the other, `yes`/`on` true or a string, `0755` 493 or 755, `1_000`
+        1000 or a string. One text, one value: the author writes the value unambiguously.
+        (Keys are refused unless strings anyway: E107.)"""
+        if tag == _T + "bool" and raw.lower() not in ("true", "false"):
+            old, new, plain = f"the boolean {str(raw.lower() in ('yes', 'on')).lower()}", "a string", \
+                str(raw.lower() in ("yes", "on")).lower()
+        elif tag in (_T + "int", _T + "float") and (":" in raw or "_" in raw or _OLD_OCTAL.match(raw)
+                                                   or raw.lstrip("+-").lower().startswith("0b")):
+            number = _SCALARS[tag](self.loader, yaml.ScalarNode(tag, raw))
+            old, plain = f"{number}", str(number)
+            new = str(int(raw)) if _OLD_OCTAL.match(raw) and "_" not in raw else "a string"
+        else:
+            return False
+        self.error("E103", f"'{raw}' is {old} in YAML 1.1 but {new} in YAML 1.2", mark,
+                   hint=f'write {plain} if that is meant, or quote it: "{raw}"')
+        return True
+
     def bad_tag(self, tag: str, raw: str | None, mark) -> None:
         if tag == _T + "timestamp":
             self.error("E103", f"'{raw}' reads as a YAML timestamp, which a spec cannot hold", mark,
@@ -202,12 +232,16 @@ class _Builder:
         _, is_key, mark = self.begin(ev)
         raw, tag = ev.value, ev.tag
         if tag is None and ev.implicit[0]:  # plain: resolved the way PyYAML's composer does
-            value = self.plain.get(raw, _MISS)
+            value = self.plain.get((raw, is_key), _MISS)  # keys and values resolve apart (1e-3, yes)
             if value is _MISS:
                 tag, errors = self.loader.resolve(yaml.ScalarNode, raw, (True, False)), len(self.diags)
-                value = _MERGE if tag == _MERGE_TAG else self.convert(tag, raw, False, mark)
+                if tag == _STR and not is_key and _CORE_NUMBER.match(raw):  # 1e-3, 08: YAML 1.2's numbers
+                    value = self.core_number(raw, mark)
+                else:
+                    value = _MERGE if tag == _MERGE_TAG else (
+                        self.convert(tag, raw, False, mark) if is_key or not self.ambiguous(tag, raw, mark) else None)
                 if len(self.diags) == errors:
-                    self.plain[raw] = value
+                    self.plain[(raw, is_key)] = value
             if value is _MERGE and not is_key:
                 value = raw
         else:  # quoted and '!'-tagged scalars are strings; others carry an explicit tag

@@ -136,11 +136,9 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
         if node.path not in needed:
             continue
         args = [values[(v.node, v.port)] for v in node.inputs]
-        if node.path in with_module:
-            result = g.call_module(node.path, tuple(args))
-            result.meta[META_KEY] = node
-        elif node.path in held:
-            result = g.get_attr(node.path)
+        if node.path in with_module or node.path in held:  # named as emitted values are: never `self`
+            kind, call_args = ("call_module", tuple(args)) if node.path in with_module else ("get_attr", ())
+            result = g.create_node(kind, node.path, call_args, name=value_name(node.path))
             result.meta[META_KEY] = node
         else:
             result = _emit(g, node, args)

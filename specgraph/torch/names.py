@@ -10,11 +10,18 @@ import keyword
 import re
 
 
+# Names the generated code itself uses, which a value of the same name would shadow: the
+# module (``self``), the globals torch.fx's code reads, and those of the Python export's file.
+GENERATED_CODE_NAMES = frozenset({"self", "torch", "operator", "math", "builtins", "inf", "nan", "device",
+                                  "NoneType", "fx_pytree", "pytree", "nn", "F", "_container"})
+
+
 def identifier(name: str) -> str:
-    """A Python name for a spec name (``layer1.0`` -> ``layer1_0``; an input called ``from`` is ``from_``)."""
+    """A Python name for a spec name (``layer1.0`` -> ``layer1_0``; an input called ``from`` is
+    ``from_``, one called ``self`` or ``torch`` is ``self_`` / ``torch_``)."""
     ident = re.sub(r"\W", "_", name)
     ident = ident if ident and not ident[0].isdigit() else "_" + ident
-    return ident + "_" if keyword.iskeyword(ident) else ident
+    return ident + "_" if keyword.iskeyword(ident) or ident in GENERATED_CODE_NAMES else ident
 
 
 def value_name(path: str, port: str | None = None) -> str:
@@ -29,4 +36,4 @@ def class_name(name: str, *, default: str = "Spec", digit_prefix: str = "Spec") 
     return ident if not ident[0].isdigit() else digit_prefix + ident
 
 
-__all__ = ["identifier", "value_name", "class_name"]
+__all__ = ["GENERATED_CODE_NAMES", "identifier", "value_name", "class_name"]

@@ -1,0 +1,63 @@
+"""Spec names that reach generated code never shadow what that code uses: an input called `self`
+or `torch`, a node called `F` or `operator`, run as any other name in the built module, its
+TorchScript and its standalone Python source (before, `self` lost the input and `torch`
+broke every torch call after it)."""
+
+from __future__ import annotations
+
+import keyword
+
+import pytest
+import torch
+
+import specgraph
+from specgraph.torch.export.python import python_source
+from specgraph.torch.names import GENERATED_CODE_NAMES
+
+# every name the generated code reads, and a few Python keywords (always mangled)
+NAMES = sorted(GENERATED_CODE_NAMES - {"_container"}) + ["from", "lambda", "class", "None", "True"]
+
+
+def spec(input_name: str, node_name: str) -> str:
+    return f"""
+specgraph: 1
+name: names
+inputs: {{"{input_name}": {{shape: [N, 4]}}}}
+graph:
+  "{node_name}": {{op: linear, out: 3, from: "{input_name}"}}
+  act: {{op: relu}}
+  parts: {{op: chunk, chunks: 3, dim: 1}}
+  out: {{op: add, from: [parts.0, parts.1, "{node_name}.out" ]}}
+outputs: [out]
+"""
+
+
+def run_everywhere(text: str, tmp_path):
+    model = specgraph.build(text).eval()
+    x = torch.randn(2, 4)
+    with torch.no_grad():
+        weight, bias = next(m for m in model.modules() if isinstance(m, torch.nn.Linear)).parameters()
+        y = x @ weight.T + bias
+        parts = torch.relu(y).chunk(3, 1)
+        want = parts[0] + parts[1] + y
+        torch.testing.assert_close(model(x), want)
+        torch.testing.assert_close(torch.jit.script(model)(x), want)
+        namespace: dict = {}
+        exec(compile(python_source(model), "generated", "exec"), namespace)
+        generated = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, torch.nn.Module)][-1]()
+        generated.load_state_dict(model.state_dict(), strict=True)
+        torch.testing.assert_close(generated.eval()(x), want)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_input_named_like_generated_code_runs(name, tmp_path):
+    run_everywhere(spec(name, "fc"), tmp_path)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not keyword.iskeyword(n)])
+def test_a_node_named_like_generated_code_runs(name, tmp_path):
+    from specgraph.lang.names import RESERVED_NAMES
+
+    if name in RESERVED_NAMES:  # a Module attribute: refused at check (E204), tested in test_errors
+        pytest.fail(f"{name} is reserved")
+    run_everywhere(spec("x", name), tmp_path)
