@@ -26,6 +26,7 @@ from yaml.events import (AliasEvent, DocumentStartEvent, MappingEndEvent, Mappin
 
 from ..diagnostics import Diagnostic, Location, SpecError
 from .limits import DEFAULT_LIMITS, Limits
+from .yaml_scalars import core_number, is_core_number, yaml11_ambiguity
 
 __all__ = ["Source", "load_yaml_text", "load_yaml_file"]
 
@@ -34,13 +35,8 @@ _T = "tag:yaml.org,2002:"
 _STR, _SEQ, _MAP, _MERGE_TAG, _VALUE_TAG = (_T + n for n in ("str", "seq", "map", "merge", "value"))
 _SCALARS = {_T + "null": SafeConstructor.construct_yaml_null, _T + "bool": SafeConstructor.construct_yaml_bool,
             _T + "int": SafeConstructor.construct_yaml_int, _T + "float": SafeConstructor.construct_yaml_float}
-# YAML's printable set (yaml.reader.Reader.NON_PRINTABLE): the reader rejects anything else.
-_NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+_NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")  # YAML's printable set
 _BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks, so our lines match its marks
-_OLD_OCTAL = re.compile(r"^[-+]?0[0-7_]+$")  # YAML 1.1's octal int: 0755
-# YAML 1.2 core schema numbers PyYAML (1.1) reads as strings: 1e-3, 08 — read as 1.2 does
-_CORE_INT = re.compile(r"^[-+]?[0-9]+$")
-_CORE_NUMBER = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _MERGE, _BAD_KEY = object(), object()  # keys that are no data key: '<<', and one already reported
 _OPEN, _MISS = object(), object()  # an anchor whose node is still being built; a cache miss
 _INDENT = "check this line's indentation against the lines above it"
@@ -181,31 +177,15 @@ class _Builder:
             self.source.value_marks[path] = mark
         return path, is_key, mark
 
-    def core_number(self, raw: str, mark) -> object:
-        """A number YAML 1.2's core schema reads and PyYAML leaves a string (1e-3, 08)."""
-        try:
-            return int(raw) if _CORE_INT.match(raw) else float(raw)
-        except (ValueError, OverflowError):  # more digits than Python converts
-            return self.error("E104", f"number '{raw[:20]}...' has too many digits", mark)
-
-    def ambiguous(self, tag: str, raw: str, mark) -> bool:
-        """A plain scalar YAML 1.1 (PyYAML) and YAML 1.2 read differently is refused: `1:30` is 90
-        in one and a string in the other, `yes`/`on` true or a string, `0755` 493 or 755, `1_000`
-        1000 or a string. One text, one value: the author writes the value unambiguously.
-        (Keys are refused unless strings anyway: E107.)"""
-        if tag == _T + "bool" and raw.lower() not in ("true", "false"):
-            old, new, plain = f"the boolean {str(raw.lower() in ('yes', 'on')).lower()}", "a string", \
-                str(raw.lower() in ("yes", "on")).lower()
-        elif tag in (_T + "int", _T + "float") and (":" in raw or "_" in raw or _OLD_OCTAL.match(raw)
-                                                   or raw.lstrip("+-").lower().startswith("0b")):
-            number = _SCALARS[tag](self.loader, yaml.ScalarNode(tag, raw))
-            old, plain = f"{number}", str(number)
-            new = str(int(raw)) if _OLD_OCTAL.match(raw) and "_" not in raw else "a string"
-        else:
-            return False
-        self.error("E103", f"'{raw}' is {old} in YAML 1.1 but {new} in YAML 1.2", mark,
-                   hint=f'write {plain} if that is meant, or quote it: "{raw}"')
-        return True
+    def plain_value(self, tag: str, raw: str, mark, is_key: bool) -> object:
+        """A plain scalar's value, as YAML 1.2 reads it where YAML 1.1 differs (yaml_scalars.py)."""
+        if tag == _MERGE_TAG or is_key:  # a key is refused unless a string anyway (E107)
+            return _MERGE if tag == _MERGE_TAG else self.convert(tag, raw, False, mark)
+        if tag == _STR and is_core_number(raw):  # 1e-3, 08 (None: more digits than Python converts)
+            number = core_number(raw)
+            return number if number is not None else self.error("E104", f"number '{raw[:20]}...' is too long", mark)
+        found = yaml11_ambiguity(tag[len(_T):], raw, lambda: _SCALARS[tag](self.loader, yaml.ScalarNode(tag, raw)))
+        return self.error("E103", found[0], mark, hint=found[1]) if found else self.convert(tag, raw, False, mark)
 
     def bad_tag(self, tag: str, raw: str | None, mark) -> None:
         if tag == _T + "timestamp":
@@ -235,11 +215,7 @@ class _Builder:
             value = self.plain.get((raw, is_key), _MISS)  # keys and values resolve apart (1e-3, yes)
             if value is _MISS:
                 tag, errors = self.loader.resolve(yaml.ScalarNode, raw, (True, False)), len(self.diags)
-                if tag == _STR and not is_key and _CORE_NUMBER.match(raw):  # 1e-3, 08: YAML 1.2's numbers
-                    value = self.core_number(raw, mark)
-                else:
-                    value = _MERGE if tag == _MERGE_TAG else (
-                        self.convert(tag, raw, False, mark) if is_key or not self.ambiguous(tag, raw, mark) else None)
+                value = self.plain_value(tag, raw, mark, is_key)
                 if len(self.diags) == errors:
                     self.plain[(raw, is_key)] = value
             if value is _MERGE and not is_key:
