@@ -93,6 +93,16 @@ def dims(items: Optional[List[str]], minimum: int) -> dict[str, int]:
     return key_values(items, "--dim", size, form=f"NAME=INTEGER of at least {minimum}", key=str.isidentifier)
 
 
+def known_dims(sizes: dict[str, int], graph) -> dict[str, int]:
+    """``sizes`` when each names a symbolic dim of the spec's inputs: a misspelt --dim would size
+    nothing and be silently ignored."""
+    unknown = sorted(set(sizes) - set(graph.input_symbols))
+    if unknown:
+        raise typer.BadParameter(f"the spec has no symbolic dim {', '.join(unknown)}; its inputs' dims are "
+                                 f"{', '.join(graph.input_symbols) or 'all concrete'}", param_hint="--dim")
+    return sizes
+
+
 # ---------------------------------------------------------------- choices
 
 def one_of(kind: Any, option: str, message: str, *, case_sensitive: bool = True) -> Callable[[str], str]:

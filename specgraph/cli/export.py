@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .app import (LimitOpt, Optimize, SetOpt, SpecArg, app, check_spec, dims, err, guarded, one_of, out,
+from .app import (LimitOpt, Optimize, SetOpt, SpecArg, app, check_spec, dims, err, known_dims, guarded, one_of, out,
                      print_warnings)
 
 
@@ -29,6 +29,7 @@ def export(spec: Path = SpecArg,
     sizes = dims(dim, minimum=2)  # torch.export fixes dims traced at 0 or 1
     graph = guarded(lambda: check_spec(spec, set_, limit))
     print_warnings(graph)
+    known_dims(sizes, graph)
 
     def go():
         from ..torch.export.formats import ExportError, export as run_export

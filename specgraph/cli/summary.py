@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .app import LimitOpt, OutputFormat, SetOpt, SpecArg, app, check_spec, dims, guarded, one_of, print_summary
+from .app import LimitOpt, OutputFormat, SetOpt, SpecArg, app, check_spec, dims, guarded, known_dims, one_of, print_summary
 
 
 @app.command()
@@ -28,6 +28,7 @@ def summary(spec: Path = SpecArg,
     if batch_size is not None and sizes.get("N", batch_size) != batch_size:
         raise typer.BadParameter(f"--dim N={sizes['N']} contradicts --batch-size {batch_size}", param_hint="--dim")
     graph = guarded(lambda: check_spec(spec, set_, limit), json_errors=format == "json")
+    known_dims(sizes, graph)
 
     def go():
         try:

@@ -204,6 +204,11 @@ class Graph(_Shared):
         return path in self.node_map
 
     @property
+    def input_symbols(self) -> list[str]:
+        """The symbolic dims of the inputs (N, H, W ...), sorted: what ``--dim`` may size."""
+        return sorted({sym for t in self.inputs.values() for d in t.shape for sym in getattr(d, "symbols", ())})
+
+    @property
     def has_train_only_outputs(self) -> bool:
         return any(o.train_only for o in self.outputs)
 

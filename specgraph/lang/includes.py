@@ -25,6 +25,10 @@ def collect_blocks(doc: SpecDoc, source: Source, library: Library, stack: list[P
     base_dir = source.path.parent if source.path else Path.cwd()
     for i, rel in enumerate(doc.include):
         where = source.location(("include", i))
+        if "\x00" in rel:  # no path holds one: the OS refuses it
+            diags.add(Diagnostic("E306", f"include path {rel!r} holds a NUL character", where,
+                                 hint="write the library's relative path"))
+            continue
         path = (base_dir / rel).resolve()
         if path in stack:
             cycle = " -> ".join(p.name for p in stack[stack.index(path):] + [path])

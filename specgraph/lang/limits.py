@@ -35,6 +35,9 @@ class Limits:
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown limit(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        bad = {k: v for k, v in changes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
+        if bad:  # a negative limit refuses everything, with messages that make no sense ("exceeds -5")
+            raise ValueError(", ".join(f"{k}={v!r}" for k, v in bad.items()) + ": a limit is a non-negative integer")
         return replace(self, **changes)
 
 

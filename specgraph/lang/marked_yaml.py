@@ -383,15 +383,15 @@ def load_yaml_file(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
 
     def fail(code: str, message: str, hint: str | None = None) -> SpecError:
         return SpecError(Diagnostic(code, message, Location(name, 1, 1), hint=hint))
-
     try:
         st = os.stat(path)
-        if stat.S_ISDIR(st.st_mode):
-            raise fail("E108", "is a directory, not a spec file")
+        if not stat.S_ISREG(st.st_mode):  # reading a FIFO without a writer, or a device, never returns
+            raise fail("E108", "is a directory, not a spec file" if stat.S_ISDIR(st.st_mode) else
+                       "is not a regular file (a FIFO, device or socket), so it is not read")
         if st.st_size > limits.max_file_bytes:
             raise fail("E104", f"file is {st.st_size} bytes, larger than {limits.max_file_bytes}",
                        hint=_limit_hint("max_file_bytes"))
-        with open(path, "rb") as fh:  # at most one byte past the limit: a pipe has no size to stat
+        with open(path, "rb") as fh:  # at most one byte past the limit: the file may grow meanwhile
             data = fh.read(limits.max_file_bytes + 1)
         resolved = pathlib.Path(path).resolve()
     except (OSError, ValueError, RuntimeError) as e:  # ValueError: a NUL in the path
