@@ -1123,3 +1123,18 @@ graph:
     # every name the table maps to is some op's param: the table cannot point at nothing
     params = {f for op in all_ops().values() if getattr(op, "Params", None) for f in op.Params.model_fields}
     assert {m for targets in PARAM_MEANINGS.values() for m in targets} <= params
+
+
+@pytest.mark.parametrize("op", ["parameter", "buffer"])
+def test_a_node_that_reads_nothing_reports_its_own_error_after_a_failed_one(op):
+    # it takes no implicit input, so the failed node before it does not silence it
+    spec = f"""specgraph: 1
+inputs: {{x: [N, 4]}}
+graph:
+  a: {{op: linear, out: 2, kernal: 3}}
+  token: {{op: {op}, shape: [1, 2], initializer: bogus}}
+  b: {{op: add, from: [a, token]}}
+"""
+    with pytest.raises(specgraph.SpecError) as info:
+        specgraph.check(spec)
+    assert [(d.code, d.path) for d in info.value.diagnostics] == [("E201", "a"), ("E203", "token")]

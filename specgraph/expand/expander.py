@@ -41,7 +41,7 @@ from .blocks import Blocks, single_output
 from .boundary import Boundary
 from .lint import lint
 from .observer import Attempt, ExpansionObserver
-from .op_nodes import OpNodes
+from .op_nodes import OpNodes, reads_nothing
 from .reporting import POISONED, InstanceDiagnostics, Poisoned
 from .scope import Ctx, Namer, Result, copy_names, numbered_namer, parent_scope
 
@@ -186,6 +186,8 @@ class Expander:
             try:
                 if nd.from_ is not None:
                     inputs = self.resolve_from(nd.from_, ctx, ypath + ("from",), path)
+                elif reads_nothing(nd):  # a parameter: no implicit input, so none that failed silences it
+                    inputs = []
                 else:
                     i = position[name]
                     if i:

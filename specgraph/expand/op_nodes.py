@@ -31,6 +31,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .expander import Expander
 
 
+def reads_nothing(nd: NodeDef) -> bool:
+    """An op node whose op takes no input at all (parameter, buffer)."""
+    op = get_op(nd.op) if isinstance(nd.op, str) and not is_expression(nd.op) else None
+    return op is not None and op.max_inputs == 0
+
+
 class OpNodes:
     def __init__(self, ex: "Expander"):
         self.ex = ex
