@@ -321,30 +321,43 @@ def test_inception_branches_are_lanes_into_the_concat():
     assert aux.edge("inception4a", "aux1")["weight"] == "2"  # ... where a side head leaves it
 
 
-def test_unet_bridges_lay_out_a_u():
-    spec = """
+MINI_UNET = """
 specgraph: 1
 name: mini_unet
-inputs: {x: [N, 8, 16, 16]}
+inputs: {x: [N, 8, 32, 32]}
 graph:
   e1: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  p1: {op: maxpool2d, kernel: 2}
   e2: {op: conv2d, out: 8, kernel: 3, padding: 1}
-  e3: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  p2: {op: maxpool2d, kernel: 2}
   mid: {op: conv2d, out: 8, kernel: 3, padding: 1}
-  d3: {op: concat, from: [mid, e3]}
-  c3: {op: conv2d, out: 8, kernel: 1}
-  d2: {op: concat, from: [c3, e2]}
+  u2: {op: interpolate, scale: 2}
+  d2: {op: concat, from: [u2, e2]}
   c2: {op: conv2d, out: 8, kernel: 1}
-  d1: {op: concat, from: [c2, e1]}
+  u1: {op: interpolate, scale: 2}
+  d1: {op: concat, from: [u1, e1]}
   head: {op: conv2d, out: 2, kernel: 1}
 """
-    d = dot_of(spec)
-    for level in ("1", "2", "3"):
+
+
+def test_unet_bridges_lay_out_a_u():
+    d = dot_of(MINI_UNET)
+    for level in ("1", "2"):
         bridge = d.edge(f"e{level}", f"d{level}")
         assert bridge["style"] == "dashed" and bridge["minlen"] == "0" and "constraint" not in bridge
-    rising = [a for t, h, a in d.edges if (t, h) in {("mid", "d3"), ("d3", "c3"), ("c2", "d1"), ("head", "@out/head")}]
+        assert f'{{\n\t\trank=same\n\t\te{level}\n\t\td{level}\n\t}}' in d.source  # level, on one rank
+    rising = [a for t, h, a in d.edges if (t, h) in {("u2", "d2"), ("d2", "c2"), ("c2", "u1"), ("head", "@out/head")}]
     assert len(rising) == 4 and all(a["dir"] == "back" for a in rising)
-    assert "dir" not in d.edge("e1", "e2")
+    assert "dir" not in d.edge("e1", "p1") and "dir" not in d.edge("p2", "mid")
+
+
+def test_same_resolution_skips_are_no_bridges():
+    """Nested skips without a loss and recovery of resolution are skips, drawn top-down."""
+    flat = MINI_UNET.replace("{op: maxpool2d, kernel: 2}", "{op: relu}").replace("{op: interpolate, scale: 2}",
+                                                                                 "{op: relu}")
+    d = dot_of(flat)
+    assert d.edge("e1", "d1")["constraint"] == "false" and "minlen" not in d.edge("e1", "d1")
+    assert not any(a.get("dir") == "back" for _, _, a in d.edges) and "rank=same" not in d.source
 
 
 # ---- failures drawn in red ---------------------------------------------------------------------------

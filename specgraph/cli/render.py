@@ -34,7 +34,10 @@ def render(spec: Path = SpecArg,
     """
     from .. import api
     from ..render.dot import render_partial
+    import graphviz
+
     from ..render.files import FORMATS, GraphvizMissing, layout
+    from ..render.fit import LIMITS, fit
     from ..render.view import RenderOptionError
 
     # checked here, not as a choice of --format: the format may come from -o's suffix too
@@ -43,18 +46,23 @@ def render(spec: Path = SpecArg,
         raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}, found {fmt!r}", param_hint="--format")
     loaded = guarded(lambda: api.load(str(spec), limits=limits(limit)).with_params(**overrides(set_)))
 
-    def draw():
+    def draw(at_depth=depth):
         try:
-            return render_partial(loaded, depth=depth, collapse=collapse or (), only=only, rankdir=rankdir,
+            return render_partial(loaded, depth=at_depth, collapse=collapse or (), only=only, rankdir=rankdir,
                                   shapes=not no_shapes, rolled=rolled)
         except RenderOptionError as e:  # a path the graph does not have: a usage error
             raise typer.BadParameter(str(e)) from e
 
     dot, partial = guarded(draw)
     try:  # not inside guarded(), where a missing Graphviz would count as an internal error
+        if depth is None and fmt in LIMITS:  # too large for a bitmap or a PDF page: a depth that fits
+            fitted = fit(lambda d: draw(d)[0], partial.graph, fmt)
+            dot = fitted.dot
+            if fitted.note:
+                err.print(fitted.note, markup=False)
         data = layout(dot, fmt)
-    except GraphvizMissing as e:
-        err.print(f"error: {e}", markup=False)
+    except (GraphvizMissing, graphviz.ExecutableNotFound) as e:
+        err.print(f"error: {e if isinstance(e, GraphvizMissing) else GraphvizMissing(fmt)}", markup=False)
         raise typer.Exit(1)
     if output is not None and str(output) == "-":
         sys.stdout.buffer.write(data)

@@ -50,6 +50,9 @@ class Op:
     # FLOAT_DTYPES, so that token ids fed to a linear fail at check time, not at forward time.
     input_dtypes: ClassVar[tuple[str, ...] | None] = None
     traits: ClassVar[frozenset[Trait]] = frozenset()
+    # Inputs (by index) of which only the shape is read (a `like` tensor giving a target size):
+    # a diagram draws them as size references, never as data paths (no encoder-decoder bridge).
+    size_only_inputs: ClassVar[frozenset[int]] = frozenset()
     # What other libraries call this op (Keras' Dense, torch's bmm): an unknown op written so is
     # answered "did you mean" by meaning, not only by spelling.
     aliases: ClassVar[tuple[str, ...]] = ()
@@ -120,6 +123,12 @@ class Op:
         """Graphs the op's module runs (a scan's cell); the builder builds them over one set of
         submodules, those of the first, and passes them to :meth:`build`.  Default: none."""
         return {}
+
+    def recurrence(self, p: OpParams) -> "tuple[Graph, tuple[str, ...]] | None":
+        """For an op that runs a cell graph once per time step: that cell, and its states (each
+        a cell output fed back, at the next step, as the cell input of the same name), for the
+        diagrams that open the op into its cell.  Default: None (no cell)."""
+        return None
 
     def make_in_place(self, fx_node: "fx.Node") -> bool:
         """For ``Trait.INPLACE_SAFE``: turn ``fx_node`` (this op's call) into its in-place form,

@@ -36,7 +36,7 @@ class _Dropout(Op):
         return 0
 
     def describe(self, p):
-        return f"p={p.p}"
+        return f"p={p.p:g}"
 
 
 @register_op

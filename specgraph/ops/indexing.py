@@ -70,6 +70,7 @@ class ExpandLike(Op):
     category = "reshape"
     min_inputs = max_inputs = 2
     traits = frozenset({Trait.VIEW})
+    size_only_inputs = frozenset({1})
 
     class Params(OpParams):
         dims: list[Int] = [0]
@@ -122,6 +123,7 @@ class BroadcastTo(Op):
     min_inputs = 1
     max_inputs = 2  # x, or x and the tensor whose shape it takes
     traits = frozenset({Trait.VIEW})
+    size_only_inputs = frozenset({1})
 
     class Params(OpParams):
         shape: Optional[list[ShapeEntry]] = None

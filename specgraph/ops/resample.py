@@ -140,6 +140,7 @@ class Interpolate(Op):
     name = "interpolate"
     category = "resample"
     max_inputs = 2
+    size_only_inputs = frozenset({1})
     input_dtypes = FLOAT_DTYPES
 
     def check_dtypes(self, inputs):
@@ -236,6 +237,7 @@ class CenterCrop(Op):
     min_inputs = 2
     max_inputs = 2
     traits = frozenset({Trait.VIEW})  # a slice of its first input
+    size_only_inputs = frozenset({1})
 
     def view_strides(self, p, shape, strides, out_shape):
         return strides

@@ -84,6 +84,9 @@ class ScanOp(Op):
         split = split_cell(p.cell, p.context)
         return {"cell": p.cell, "pre": split.pre, "step": split.step, "once": split.once}
 
+    def recurrence(self, p):
+        return p.cell, p.states
+
     def build(self, p, inputs, subgraphs=None):
         from .torch_modules import Scan
 

@@ -50,7 +50,7 @@ class VariationalDropoutOp(Op):
         return 0
 
     def describe(self, p):
-        return f"p={p.p}"
+        return f"p={p.p:g}"
 
 
 @register_op
@@ -93,7 +93,7 @@ class ZoneoutOp(Op):
         return 0
 
     def describe(self, p):
-        return f"p={p.p}"
+        return f"p={p.p:g}"
 
 
 __all__ = ["VariationalDropoutOp", "ZoneoutOp"]

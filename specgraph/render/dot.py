@@ -25,7 +25,9 @@ from ..gcpause import gc_paused
 from ..ir.graph import Graph
 from ..expand.partial import PartialGraph, expand_partial
 from .style import (CATEGORY_COLOURS, CLUSTER_FILLS, EDGE_COLOUR, ERROR_COLOUR, ERROR_FILL, FONT, MUTED, SKIP_COLOUR,
-                           category_colour, esc, html, legend_label, params_text, shape_text, small, value_text, wrap)
+                    category_colour, esc, html, legend_label, params_text, round_numbers, shape_text, small,
+                    value_text, wrap)
+from .runs import varying_params
 from .view import Cluster, RenderOptionError, View, ViewOptions, VNode, build_view
 from ..lang.params import parse_param_decls
 from ..lang.spec import Spec
@@ -34,7 +36,7 @@ RANKDIRS = ("TB", "LR", "BT", "RL")
 
 LARGE = 800  # drawn nodes above which `dot` is told to spend less effort on crossings
 # Layout weights by edge role (render_layout.py): the main path pulls hardest, so it stays straight.
-WEIGHTS = {"main": "8", "fan": "2", "skip": "0", "bridge": "6", "error": "2", "output": "8"}
+WEIGHTS = {"main": "8", "fan": "2", "skip": "0", "bridge": "6", "error": "2", "output": "8", "recurrent": "0"}
 
 __all__ = ["render", "render_view", "render_partial", "RenderOptionError"]
 
@@ -84,8 +86,12 @@ def render_view(view: View, partial: PartialGraph, *, rankdir: str = "TB", shape
                 spec: Spec | None = None) -> graphviz.Digraph:
     g = view.graph
     only = view.only
-    total = view.scope_params.get(only, view.node_params.get(only, 0)) if only else sum(view.node_params.values())
-    title = [f"<B>{esc(g.name)}</B>" + (f" — {esc(only)}" if only else ""), small(esc(params_text(total)), size=10)]
+    total = view.scope_params.get(only, view.node_params.get(only, 0)) if only and view.cell_of is None \
+        else sum(view.node_params.values())
+    title = [f"<B>{esc(view.name or g.name)}</B>" + (f" — {esc(only)}" if only else ""),
+             small(esc(params_text(total)), size=10)]
+    if view.cell_of is not None:
+        title.append(small(esc(f"{view.cell_of.op.describe(view.cell_of.params)}: the cell, one time step"), size=10))
     if not partial.ok:
         n = sum(1 for d in partial.diagnostics if d.severity == "error")
         title.append(f'<FONT COLOR="{ERROR_COLOUR}">{n} error{"s" if n != 1 else ""}: drawn up to the failure</FONT>')
@@ -102,6 +108,13 @@ def render_view(view: View, partial: PartialGraph, *, rankdir: str = "TB", shape
     drawer.emit_items(dot, view.top)
     for e in view.edges:
         drawer.emit_edge(dot, e)
+    for e in view.edges:  # a bridge's ends on one rank: its encoder end left, its decoder end right
+        if e.role == "bridge":
+            row = graphviz.Digraph()
+            drawer.graph_attrs(row, rank="same")
+            drawer.node(row, e.tail)
+            drawer.node(row, e.head)
+            dot.subgraph(row)
     if legend:
         drawer.emit_legend(dot, partial)
     if partial.unplaced:
@@ -212,14 +225,18 @@ class _Drawer:
         return "<" + "".join(f'{line}<BR ALIGN="LEFT"/>' for line in lines) + ">"
 
     def key_params(self, scope) -> list[str]:
-        """Params given explicitly or different from the block's defaults, in declared order."""
+        """Params given explicitly or different from the block's defaults, in declared order;
+        for the first block of a rolled run, those that vary along it as ranges."""
+        run = self.view.runs.get(scope.path)
+        varying = varying_params(self.view.graph, run) if run else {}
         shown = dict(scope.params)
         if self.spec is not None and scope.name in self.spec.library.blocks:
             block, src, bpath = self.spec.library.blocks[scope.name]
             decls = parse_param_decls(block.params, src, bpath + ("params",), Diagnostics())
             shown = {k: v for k, v in scope.params.items()
-                     if k in decls and (decls[k].required or decls[k].default != v)}
-        return [f"{k} {value_text(v)}" for k, v in shown.items()]
+                     if k in varying or (k in decls and (decls[k].required or decls[k].default != v))}
+        return [f"{k} {value_text(varying[k][0])} … {value_text(varying[k][1])}" if k in varying else
+                f"{k} {value_text(v)}" for k, v in shown.items()]
 
     # ---- nodes ----------------------------------------------------------------------------------
     def emit_node(self, dot: graphviz.Digraph, v: VNode) -> None:
@@ -245,7 +262,7 @@ class _Drawer:
         category = op.category if op is not None else "other"
         if category not in self.categories:
             self.categories.append(category)
-        describe = op.describe(node.params) if op is not None else ""
+        describe = round_numbers(op.describe(node.params)) if op is not None else ""
         head = f"<B>{esc(node.op_name)}</B>" + (f" {esc(describe)}" if describe else "")
         extra = []
         name = node.name
@@ -292,16 +309,23 @@ class _Drawer:
     def emit_edge(self, dot: graphviz.Digraph, e) -> None:
         attrs = {"weight": WEIGHTS[e.role]}
         if self.shapes and e.type is not None:
-            attrs["label"] = shape_text(e.type)
+            attrs["label"] = shape_text(e.type) if e.port is None else f"{e.port}: {shape_text(e.type)}"
+        elif e.port is not None:
+            attrs["label"] = e.port
+        if e.size_only:  # a `like` input: only its size is read
+            attrs.update(style="dotted", label=(attrs.get("label", "") + " (size)").strip())
         if e.role == "skip":
             attrs.update(style="dashed", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, constraint="false")
-        elif e.role == "bridge":  # pulls its two ends level: minlen 0 lets it lie flat
+        elif e.role == "bridge":  # its ends share a rank (render_view): minlen 0 lets it lie flat
             attrs.update(style="dashed", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, minlen="0")
         elif e.role == "error":
             attrs.update(color=ERROR_COLOUR, fontcolor=ERROR_COLOUR, penwidth="1.8")
             failure = self.view.nodes[e.head].failure
             if failure is not None:
                 attrs["tooltip"] = _plain(failure.diagnostics[0])
+        elif e.role == "recurrent":  # the state at step t+1: back up to the cell's input
+            attrs.update(style="dashed", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, constraint="false",
+                         label=f"{e.port} → next step")
         elif e.role == "output" and e.train_only:
             attrs.update(style="dashed", label=(attrs.get("label", "") + " (train only)").strip())
         if e.reverse:  # ranked head first, so this side of the U rises; the arrow still points at the head
@@ -313,6 +337,10 @@ class _Drawer:
         extras = []
         if any(e.role in ("skip", "bridge") for e in self.view.edges):
             extras.append(("- - skip edge", "dashed", SKIP_COLOUR))
+        if any(e.role == "recurrent" for e in self.view.edges):
+            extras.append(("- - state, to the next step", "dashed", SKIP_COLOUR))
+        if any(e.size_only for e in self.view.edges):
+            extras.append(("··· size only", "dotted", EDGE_COLOUR))
         if any(v.kind == "block" for v in self.view.nodes.values()):
             extras.append(("▣ collapsed block", "bold", "#56606b"))
         if not partial.ok:

@@ -7,17 +7,23 @@ of a view gets a role, and the role its weight and look (render.py):
 - ``fan``: into or out of a branch point: inception lanes stay parallel into their concat;
 - ``skip``: a shortcut over a longer path between the same two nodes (ResNet's identity):
   dashed and left out of the ranking, so it cannot bend the main path;
-- ``bridge``: skips nested inside one another (encoder level i to decoder level i, the
-  U-Net pattern).  The decoder side is then laid out rising (its edges reversed for ranking,
-  arrows unchanged) and each bridge pulls its two ends level, so the U is visible.
+- ``bridge``: a skip that spans a loss and a recovery of resolution (encoder level i to
+  decoder level i, the U-Net pattern; :func:`is_bridge` states the rule).  The decoder side
+  is then laid out rising (its edges reversed for ranking, arrows unchanged) and each bridge
+  holds its two ends on one rank, encoder on the left, so the U is visible.  Skips nested in
+  a residual (a squeeze-excitation inside an inverted residual) are no bridges: they stay
+  skips, and the block reads top-down.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
+from ..ir.dims import evaluate
+from ..ir.tensor_type import TensorType
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .view import VEdge, View
+    from .view import VEdge, View, VNode
 
 
 def assign_roles(view: "View") -> None:
@@ -42,8 +48,8 @@ def assign_roles(view: "View") -> None:
         # branches that meet again (inception lanes, a projection shortcut) stay equal lanes.
         if e.role == "fan" and (e.tail, e.head) in spine and not _rejoins(e, lanes, on_spine, order):
             e.role = "main"
-    bridges = _nested_skips(skips, succ, order)
-    if len(bridges) >= 2:
+    bridges = _nested_skips([e for e in skips if is_bridge(e, view, succ, pred, order)], succ, order)
+    if bridges:
         _lay_out_u(view, bridges, succ, pred)
 
 
@@ -153,7 +159,7 @@ def _reaches(a: str, b: str, succ: dict[str, list[str]], order: dict[str, int]) 
 
 
 def _nested_skips(skips: list["VEdge"], succ: dict[str, list[str]], order: dict[str, int]) -> list["VEdge"]:
-    """The longest run of skips each nested in the one before (outermost first), or []."""
+    """The longest run of skips each nested in the one before (outermost first)."""
     spans = sorted(skips, key=lambda e: (order[e.tail], -order[e.head]))
     best: list[VEdge] = []
     for i, outer in enumerate(spans):
@@ -173,7 +179,7 @@ def _nested_skips(skips: list["VEdge"], succ: dict[str, list[str]], order: dict[
             best = chain
         if len(best) >= len(spans) - i:
             break
-    return best if len(best) >= 2 else []
+    return best
 
 
 def _lay_out_u(view: "View", bridges: list["VEdge"], succ: dict[str, list[str]], pred: dict[str, list[str]]) -> None:
@@ -188,12 +194,110 @@ def _lay_out_u(view: "View", bridges: list["VEdge"], succ: dict[str, list[str]],
             e.reverse = True
 
 
-def _closure(start: str, adjacency: dict[str, list[str]]) -> set[str]:
+def _closure(start: str, adjacency: dict[str, list[str]], within=lambda n: True) -> set[str]:
+    """``start`` and what it reaches through ``adjacency``, passing only nodes ``within``
+    (the ends of the walk are kept)."""
     seen = {start}
     stack = [start]
     while stack:
         for n in adjacency.get(stack.pop(), ()):
-            if n not in seen:
+            if n not in seen and within(n):
                 seen.add(n)
                 stack.append(n)
     return seen
+
+
+# ---- bridges ------------------------------------------------------------------------------------
+
+class _Nominal(dict):
+    """Sizes for symbolic dims when comparing resolutions: every symbol one large size, so that
+    H/2 < H and (H - 4) // 2 < H - 4 compare as they do for real inputs."""
+
+    def __missing__(self, key: str) -> int:
+        return 4096
+
+
+_NOMINAL = _Nominal()
+
+
+def _positions(t: TensorType) -> int:
+    """The spatial positions of an image-like tensor: the product of its dims after dim 1."""
+    size = 1
+    for d in t.shape[2:]:
+        size *= evaluate(d, _NOMINAL)
+    return size
+
+
+def resolution_change(before: TensorType | None, after: TensorType | None) -> int:
+    """-1 when ``after`` has fewer spatial positions than ``before``, 1 when more, else 0.
+
+    Only image-like tensors compare: both of one rank of 4 or more and one batch dim, so a
+    reshape that moves windows into the batch or into new dims (Swin) changes nothing."""
+    if before is None or after is None or before.rank < 4 or after.rank != before.rank or \
+            after.shape[0] != before.shape[0]:
+        return 0
+    a, b = _positions(before), _positions(after)
+    return (b > a) - (b < a)
+
+
+def _change(v: "VNode") -> int:
+    """How a drawn node changes the resolution of its first input."""
+    if v.node is not None and v.node.op is not None and v.node.inputs:
+        return resolution_change(v.node.inputs[0].type, v.node.out)
+    if v.scope is not None and v.scope.inputs and v.scope.outputs:
+        return resolution_change(v.scope.inputs[0].type, next(iter(v.scope.outputs.values())).type)
+    return 0
+
+
+def is_bridge(skip: "VEdge", view: "View", succ: dict[str, list[str]], pred: dict[str, list[str]],
+              order: dict[str, int]) -> bool:
+    """Whether a skip edge t -> h is an encoder-decoder bridge.
+
+    The rule: take the *trunk* the skip bypasses — the nodes that lie on every other path from
+    t to h (a side branch such as a squeeze-excitation's pooled gate lies on some paths only).
+    The skip is a bridge when a trunk node lowers the resolution (outputs fewer spatial
+    positions than its first input: a pooling, a strided or unpadded convolution) and a later
+    trunk node — or h itself, when h is a collapsed block — raises it again (an up-sampling,
+    a transposed convolution).  Resolution is that of image-like tensors, rank 4 or more.
+
+    So a U-Net's crop-and-concat edges are bridges; a residual around a squeeze-excitation is
+    not (its trunk keeps the resolution: only the side branch pools), nor is the excitation's
+    own skip (its trunk pools to the 1×1 gate and never rises again).  An edge that carries
+    only a size (the image read by a final resize or crop, ``Op.size_only_inputs``) is never
+    a bridge.
+    """
+    t, h = skip.tail, skip.head
+    if skip.size_only or skip.type is None or skip.type.rank < 4:  # a `like` input carries a size, not features
+        return False
+    lo, hi = order[t], order[h]  # nodes between t and h sit between them in topological order
+    between = _closure(t, succ, lambda n: order[n] < hi) & _closure(h, pred, lambda n: order[n] > lo)
+    between -= {t, h}
+    inner = between | {t, h}
+    trunk = _trunk(t, h, between, [e for e in view.edges if e.tail in inner and e.head in inner], order)
+    changes = [_change(view.nodes[n]) for n in trunk]
+    if view.nodes[h].kind == "block":
+        changes.append(_change(view.nodes[h]))
+    return -1 in changes and 1 in changes[changes.index(-1):]
+
+
+def _trunk(t: str, h: str, between: set[str], edges: list["VEdge"], order: dict[str, int]) -> list[str]:
+    """The nodes between t and h that every path from t to h passes through, in order.
+
+    In a topological order of t, the nodes between and h, a node lies on every path exactly
+    when no edge jumps over it (an edge that does is the start of a path around it)."""
+    seq = sorted(between, key=order.__getitem__)
+    pos = {n: i + 1 for i, n in enumerate(seq)}
+    pos[t], pos[h] = 0, len(seq) + 1
+    cover = [0] * (len(seq) + 3)
+    for e in edges:
+        a, b = pos.get(e.tail), pos.get(e.head)
+        if a is None or b is None or (e.tail, e.head) == (t, h) or b - a < 2:
+            continue
+        cover[a + 1] += 1
+        cover[b] -= 1
+    running, trunk = 0, []
+    for i, n in enumerate(seq, start=1):
+        running += cover[i]
+        if running == 0:
+            trunk.append(n)
+    return trunk

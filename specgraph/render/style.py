@@ -98,6 +98,15 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+_LONG_FLOAT = re.compile(r"(?<![\w.])\d+\.\d{7,}(?:e[-+]?\d+)?(?![\w.])")
+
+
+def round_numbers(text: str) -> str:
+    """Floats in an op's own label text as :func:`value_text` writes them: 'p=0.17500000000000002'
+    (a rate computed by an expression) -> 'p=0.175'."""
+    return _LONG_FLOAT.sub(lambda m: f"{float(m.group()):g}", text)
+
+
 def wrap(parts: Iterable[str], width: int = 44, sep: str = " · ") -> list[str]:
     """Join ``parts`` with ``sep`` into lines of at most about ``width`` characters."""
     lines: list[str] = []

@@ -16,6 +16,7 @@ from ..ir.tensor_type import TensorType
 from ..diagnostics import did_you_mean
 from ..ir.graph import Graph, Node, Scope
 from .layout import assign_roles
+from .runs import find_runs
 from ..expand.partial import Failure
 
 
@@ -28,7 +29,7 @@ class ViewOptions:
     depth: int | None = None  # levels of nested blocks drawn open; deeper blocks become one node
     collapse: tuple[str, ...] = ()  # block or seq paths drawn as one node
     only: str | None = None  # draw only this block, seq or node
-    rolled: bool = False  # draw runs of identical chained blocks once, marked ×N
+    rolled: bool = False  # draw runs of chained blocks of one structure once, marked ×N (runs.py)
 
 
 @dataclass
@@ -49,9 +50,11 @@ class VEdge:
     tail: str
     head: str
     type: TensorType | None
-    role: str = "main"  # main | fan | skip | bridge | error | output (see render_layout.py)
+    role: str = "main"  # main | fan | skip | bridge | error | output | recurrent (see layout.py)
     train_only: bool = False
     reverse: bool = False  # laid out head-to-tail (the rising side of a U), drawn tail-to-head
+    port: str | None = None  # the producer's output port, when it has several (chunk's i, f, g, o)
+    size_only: bool = False  # only its shape is read (interpolate's or center_crop's `like`)
 
 
 @dataclass
@@ -73,6 +76,9 @@ class View:
     only: str | None = None  # the --only path
     node_params: dict[str, int] = field(default_factory=dict)
     scope_params: dict[str, int] = field(default_factory=dict)
+    runs: dict[str, list[str]] = field(default_factory=dict)  # --rolled: first copy -> every copy
+    name: str = ""  # the title's graph name when it is not graph.name (a scan's cell, drawn alone)
+    cell_of: Node | None = None  # the scan node whose cell this view draws (--only that node)
 
 
 def node_params(node: Node) -> int:
@@ -131,21 +137,12 @@ class _Builder:
 
     # ---- rolled runs ---------------------------------------------------------------------
     def find_runs(self, by_scope: dict[str, list[Node]]) -> None:
-        children: dict[str | None, list[Scope]] = {}
-        for scope in self.g.scopes.values():
-            children.setdefault(scope.parent, []).append(scope)
-        for siblings in children.values():
-            run: list[Scope] = []
-            for scope in siblings + [None]:  # type: ignore[list-item]
-                if run and scope is not None and _chained(run[-1], scope) and \
-                        _signature(run[0], by_scope) == _signature(scope, by_scope):
-                    run.append(scope)
-                    continue
-                if len(run) > 1 and self.root_scope not in [s.path for s in run[1:]]:  # --only a later copy: draw it
-                    self.runs[run[0].path] = [s.path for s in run]
-                    for i, s in enumerate(run):
-                        self.members[s.path] = (run[0].path, i)
-                run = [scope] if scope is not None else []
+        for first, run in find_runs(self.g, by_scope).items():
+            if self.root_scope in run[1:]:  # --only a later copy: draw it
+                continue
+            self.runs[first] = run
+            for i, path in enumerate(run):
+                self.members[path] = (first, i)
 
     def first_copy(self, node: Node) -> Node:
         for s in node.scope:
@@ -214,10 +211,13 @@ class _Builder:
             view.scope_params[s] = sum(view.node_params[n.path] for n in inside)
         if self.opts.rolled:
             self.find_runs(by_scope)
-        seen: set[tuple] = set()
+            view.runs = self.runs
+        seen: dict[tuple, VEdge] = {}
         for node in nodes:
             head = self.stand_in(node)
-            for value in node.inputs:
+            size_only = node.op.size_only_inputs if node.op is not None else ()
+            for i, value in enumerate(node.inputs):
+                shape_read = i in size_only
                 producer = g.node(value.node)
                 tail = self.stand_in(producer)
                 if head is None and tail is None:
@@ -226,7 +226,8 @@ class _Builder:
                     head_id = self.external(node) if tail is not None and self.opts.only else None
                     if head_id is None:
                         continue
-                    self._edge(seen, tail, head_id, value.node, value.port, value.type)  # type: ignore[arg-type]
+                    self._edge(seen, tail, head_id, value.node, value.port, value.type,  # type: ignore[arg-type]
+                               size_only=shape_read)
                     continue
                 if tail is None:
                     if self.opts.only is None:
@@ -235,22 +236,26 @@ class _Builder:
                 a, b = self.copy_index(producer), self.copy_index(node)
                 if a and b and a[0] == b[0] and a[1] != b[1]:
                     continue  # between two copies of a rolled run: drawn once, inside it
-                self._edge(seen, tail, head, self.first_copy(producer).path, value.port, value.type)
+                self._edge(seen, tail, head, self.first_copy(producer).path, value.port, value.type, size_only=shape_read)
         self._outputs(seen)
         self._failures(seen)
         assign_roles(view)
         return view
 
-    def _edge(self, seen: set, tail: str, head: str, producer: str, port: str, t: TensorType, role: str = "main") -> None:
+    def _edge(self, seen: dict, tail: str, head: str, producer: str, port: str, t: TensorType, role: str = "main",
+              size_only: bool = False) -> None:
         if tail == head:
             return
         key = (tail, head, producer, port, role)
-        if key in seen:
+        if key in seen:  # several readers inside one collapsed block: data if any reads data
+            seen[key].size_only = seen[key].size_only and size_only
             return
-        seen.add(key)
-        self.view.edges.append(VEdge(tail, head, t, role))
+        node = self.g.node(producer) if producer in self.g else None
+        several = node is not None and node.op is not None and len(node.outputs) > 1
+        edge = seen[key] = VEdge(tail, head, t, role, port=port if several else None, size_only=size_only)
+        self.view.edges.append(edge)
 
-    def _outputs(self, seen: set) -> None:
+    def _outputs(self, seen: dict) -> None:
         for out in self.g.outputs:
             producer = self.g.node(out.value.node)
             tail = self.stand_in(producer)
@@ -260,7 +265,7 @@ class _Builder:
             self._edge(seen, tail, vid, producer.path, out.value.port, out.value.type, "output")
             self.view.edges[-1].train_only = out.train_only
 
-    def _failures(self, seen: set) -> None:
+    def _failures(self, seen: dict) -> None:
         for f in self.failures:
             chain = self._inside_root(f.scope)
             if self.opts.only is not None and not chain and f.path != self.opts.only:
@@ -281,26 +286,23 @@ def _below(path: str, root: str) -> bool:
     return path.startswith(root + ".")
 
 
-def _chained(a: Scope, b: Scope) -> bool:
-    """b takes exactly a's single output: consecutive copies, as `repeat:` makes them."""
-    return len(a.outputs) == 1 and list(b.inputs) == list(a.outputs.values())
-
-
-def _signature(scope: Scope, by_scope: dict[str, list[Node]]) -> tuple:
-    """Everything drawn for a block, with paths made relative: equal for identical copies."""
-    cut = len(scope.path)
-    nodes = tuple(
-        (n.path[cut:], n.op_name, repr(n.params), tuple(map(str, n.outputs.values())),
-         tuple(v.node[cut:] if v.node.startswith(scope.path + ".") else "^" for v in n.inputs))
-        for n in by_scope.get(scope.path, ()))
-    outs = tuple(str(v.type) for v in scope.outputs.values())
-    return (scope.kind, scope.name, repr(sorted(scope.params.items())), tuple(str(v.type) for v in scope.inputs), outs, nodes)
-
-
 def _suggest(path: str, candidates: Iterable[str]) -> str:
     hint = did_you_mean(path, candidates)
     return f"; {hint}" if hint else ""
 
 
 def build_view(graph: Graph, opts: ViewOptions, failures: Iterable[Failure] = ()) -> View:
-    return _Builder(graph, opts, failures).build()
+    """The view of ``graph`` under ``opts``; ``--only`` a node that runs a cell (a scan) draws
+    that cell, each state fed back from its output to its input by a recurrent edge."""
+    node = graph.node(opts.only) if opts.only is not None and opts.only in graph else None
+    recurrence = node.op.recurrence(node.params) if node is not None and node.op is not None else None
+    if recurrence is None:
+        return _Builder(graph, opts, failures).build()
+    cell, states = recurrence
+    view = _Builder(cell, ViewOptions(opts.depth, opts.collapse, None, opts.rolled), ()).build()
+    view.only, view.name, view.cell_of = opts.only, graph.name, node
+    for state in states:
+        out = "@out/" + state
+        if out in view.nodes and state in view.nodes:
+            view.edges.append(VEdge(out, state, cell.inputs[state], "recurrent", port=state))
+    return view
