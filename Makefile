@@ -1,5 +1,6 @@
 # specgraph — make run (the main job), make test (every test), make bench, make render.
-# `setup` installs whatever is missing: Debian's graphviz and dataset-fashion-mnist through apt-get where available,
+# `setup` installs whatever is missing: Debian's graphviz, chromium (the viewer's browser tests) and
+# dataset-fashion-mnist through apt-get where available,
 # Python packages into .venv through pip. torch/torchvision are pinned to the releases
 # this machine's pip serves from disk (no newer torch is pulled).
 
@@ -15,12 +16,12 @@ STAMP := $(VENV)/.stamp-setup
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@{ command -v dot >/dev/null 2>&1 && test -d /usr/share/datasets/fashion-mnist; } || { \
+	@{ command -v dot >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 && test -d /usr/share/datasets/fashion-mnist; } || { \
 	  if command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing graphviz and dataset-fashion-mnist (apt-get)"; \
-	    (apt-get install -y -q graphviz dataset-fashion-mnist >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz dataset-fashion-mnist >/dev/null 2>&1)) \
-	      || echo "warning: could not install graphviz/dataset-fashion-mnist; rendering and --data fashion-mnist may be unavailable"; \
-	  else echo "warning: graphviz's 'dot' or Fashion-MNIST not found and apt-get unavailable"; fi; }
+	    echo "installing graphviz, chromium and dataset-fashion-mnist (apt-get)"; \
+	    (apt-get install -y -q graphviz chromium dataset-fashion-mnist >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz chromium dataset-fashion-mnist >/dev/null 2>&1)) \
+	      || echo "warning: could not install graphviz/chromium/dataset-fashion-mnist; rendering, the viewer's browser tests and --data fashion-mnist may be unavailable"; \
+	  else echo "warning: graphviz's 'dot', chromium or Fashion-MNIST not found and apt-get unavailable"; fi; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_PINS)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,data]'

@@ -480,6 +480,8 @@ def test_render_all_writes_checks_and_prunes(tmp_path):
     assert stale(render_all(specs, out, check=True))  # nothing rendered yet
     assert {o.status for o in render_all(specs, out)} == {"written"}
     assert (out / "a.svg").exists() and (out / "more" / "b.svg").exists() and not (out / "lib").exists()
+    assert '<meta name="generator" content="specgraph">' in (out / "more" / "b.html").read_text()  # the viewer too
+    assert {o.status for o in render_all(specs, out) if o.kind == "html"} == {"unchanged"}
     assert not stale(render_all(specs, out, check=True))
     (specs / "a.yaml").write_text((specs / "a.yaml").read_text().replace("c3: 128", "c3: 96"))
     assert [o.target.svg.name for o in stale(render_all(specs, out, check=True))] == ["a.svg"]
@@ -487,7 +489,7 @@ def test_render_all_writes_checks_and_prunes(tmp_path):
     result = runner.invoke(app, ["render-all", str(specs), str(out), "--check"])
     assert result.exit_code == 1 and "b.svg" in result.output
     assert runner.invoke(app, ["render-all", str(specs), str(out)]).exit_code == 0
-    assert not (out / "more" / "b.svg").exists()
+    assert not (out / "more" / "b.svg").exists() and not (out / "more" / "b.html").exists()
     assert runner.invoke(app, ["render-all", str(specs), str(out), "--check"]).exit_code == 0
 
 

@@ -4,8 +4,8 @@ share; each command is a module here that registers itself on the app when impor
 from .app import app, main
 
 # Importing a command's module registers it; `specgraph --help` lists them in this order.
-from . import check, summary, build, ops, render, schema, train, export
+from . import check, summary, build, ops, render, schema, train, export, serve
 
-COMMANDS = (check, summary, build, ops, render, schema, train, export)
+COMMANDS = (check, summary, build, ops, render, schema, train, export, serve)
 
 __all__ = ["app", "main"]

@@ -18,7 +18,9 @@ RankDir = Literal["TB", "LR", "BT", "RL"]
 def render(spec: Path = SpecArg,
            output: Optional[Path] = typer.Option(None, "-o", "--output",
                                                  help="file to write (default: <spec name>.<format>; '-' for stdout)"),
-           format: Optional[str] = typer.Option(None, "--format", "-f", help="svg | png | pdf | dot (default: from -o, else svg)"),
+           format: Optional[str] = typer.Option(None, "--format", "-f",
+                                                help="svg | png | pdf | dot | html (default: from -o, else svg); "
+                                                     "html: the interactive viewer, one self-contained file"),
            depth: Optional[int] = typer.Option(None, "--depth", help="levels of nested blocks drawn open; deeper ones become one node"),
            collapse: Optional[List[str]] = typer.Option(None, "--collapse", help="draw this block or seq as one node (repeatable)"),
            only: Optional[str] = typer.Option(None, "--only", help="draw only this block, seq or node"),
@@ -28,7 +30,8 @@ def render(spec: Path = SpecArg,
            no_shapes: bool = typer.Option(False, "--no-shapes", help="leave the tensor shapes off the edges"),
            rolled: bool = typer.Option(False, "--rolled", help="draw a run of identical blocks once, marked ×N"),
            set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt):
-    """Draw the spec as a Graphviz diagram: clusters per block, a shape on every edge.
+    """Draw the spec: a Graphviz diagram (clusters per block, a shape on every edge), or with
+    -o NAME.html the interactive viewer (pan, zoom, open blocks, search, a panel per node).
 
     A spec with errors is drawn up to the failure, failing nodes in red; exit code 1.
     """
@@ -42,9 +45,24 @@ def render(spec: Path = SpecArg,
 
     # checked here, not as a choice of --format: the format may come from -o's suffix too
     fmt = format or (output.suffix.lstrip(".").lower() if output is not None and output.suffix else "svg")
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"expected one of {', '.join(FORMATS)}, found {fmt!r}", param_hint="--format")
+    if fmt not in FORMATS + ("html",):
+        raise typer.BadParameter(f"expected one of {', '.join(FORMATS + ('html',))}, found {fmt!r}",
+                                 param_hint="--format")
     loaded = guarded(lambda: api.load(str(spec), limits=limits(limit)).with_params(**overrides(set_)))
+    if fmt == "html":
+        static = [name for name, given in (("--depth", depth is not None), ("--collapse", collapse),
+                                           ("--only", only), ("--rolled", rolled), ("--no-shapes", no_shapes),
+                                           ("--rankdir", rankdir != "TB")) if given]
+        if static:
+            raise typer.BadParameter(f"{', '.join(static)} draw static diagrams; the HTML viewer opens and closes "
+                                     "blocks itself (and shows every shape)", param_hint=static[0])
+        from ..expand.partial import expand_partial
+        from ..render.html import viewer_html
+
+        partial = guarded(lambda: expand_partial(loaded))
+        _write(guarded(lambda: viewer_html(partial, loaded)).encode("utf-8"), output, loaded.name, fmt)
+        _report(partial)
+        return
 
     def draw(at_depth=depth):
         try:
@@ -64,13 +82,22 @@ def render(spec: Path = SpecArg,
     except (GraphvizMissing, graphviz.ExecutableNotFound) as e:
         err.print(f"error: {e if isinstance(e, GraphvizMissing) else GraphvizMissing(fmt)}", markup=False)
         raise typer.Exit(1)
+    _write(data, output, loaded.name, fmt)
+    _report(partial)
+
+
+def _write(data: bytes, output: Optional[Path], name: str, fmt: str) -> None:
     if output is not None and str(output) == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
-        target = output or Path(f"{loaded.name}.{fmt}")
+        target = output or Path(f"{name}.{fmt}")
         target.write_bytes(data)
         out.print(f"wrote {target}", markup=False)
+
+
+def _report(partial) -> None:
+    """A spec that failed checking was drawn up to the failure: say why, exit 1."""
     if not partial.ok:
         e = SpecError(partial.diagnostics)
         err.print(e.format(), markup=False)
@@ -82,7 +109,8 @@ def render(spec: Path = SpecArg,
 def render_all(spec_dir: Path = typer.Argument(Path("specs"), help="folder of specs (subfolders too, except lib/)"),
                out_dir: Path = typer.Argument(Path("render"), help="folder for the SVGs"),
                check: bool = typer.Option(False, "--check", help="write nothing; exit 1 when a diagram is stale or missing")):
-    """Render every spec to OUT_DIR/<name>.svg (what `make render` runs)."""
+    """Render every spec to OUT_DIR/<name>.svg, and its interactive viewer to OUT_DIR/<name>.html
+    (what `make render` runs; --check compares the SVGs only: the pages are not versioned)."""
     from ..render.files import GraphvizMissing, render_all as run_all, stale
 
     def go():
@@ -94,7 +122,7 @@ def render_all(spec_dir: Path = typer.Argument(Path("specs"), help="folder of sp
 
     outcomes = guarded(go)
     for o in outcomes:
-        shown = o.target.svg if o.status in ("written", "stale", "missing", "removed") else o.target.spec
+        shown = o.path if o.status in ("written", "stale", "missing", "removed") else o.target.spec
         if o.status != "unchanged" or o.detail:
             out.print(f"{o.status:>9}  {shown}" + (f"  ({o.detail})" if o.detail else ""), markup=False)
     bad = stale(outcomes)

@@ -82,6 +82,11 @@ class Target:
     spec: Path
     svg: Path
 
+    @property
+    def html(self) -> Path:
+        """The viewer page beside the diagram (written by `make render`, not versioned)."""
+        return self.svg.with_suffix(".html")
+
 
 def targets(spec_dir: Path, out_dir: Path) -> list[Target]:
     """Every spec under ``spec_dir`` (subfolders too, except lib/) and its SVG under ``out_dir``.
@@ -108,10 +113,16 @@ class Outcome:
     target: Target
     status: str  # written | unchanged | removed | stale | missing | skipped | failed
     detail: str = ""
+    kind: str = "svg"  # or "html": the viewer page
+
+    @property
+    def path(self) -> Path:
+        return self.target.html if self.kind == "html" else self.target.svg
 
 
-def render_all(spec_dir: Path, out_dir: Path, *, check: bool = False) -> list[Outcome]:
-    """Render every spec's SVG into ``out_dir``, or with ``check`` only compare against it.
+def render_all(spec_dir: Path, out_dir: Path, *, check: bool = False, html: bool = True) -> list[Outcome]:
+    """Render every spec's SVG into ``out_dir``, or with ``check`` only compare against it;
+    with ``html`` (and not ``check``) also its viewer page beside it.
 
     A spec that fails checking is still drawn (red where it fails), with status detail
     saying so.  With ``check``, SVGs without a spec are reported as stale too.
@@ -119,6 +130,7 @@ def render_all(spec_dir: Path, out_dir: Path, *, check: bool = False) -> list[Ou
     from ..diagnostics import SpecError
     from ..lang.spec import load_spec
     from .dot import render_partial
+    from .html import viewer_html
 
     outcomes: list[Outcome] = []
     wanted = set()
@@ -144,6 +156,12 @@ def render_all(spec_dir: Path, out_dir: Path, *, check: bool = False) -> list[Ou
             t.svg.parent.mkdir(parents=True, exist_ok=True)
             t.svg.write_bytes(layout(dot, "svg"))
             outcomes.append(Outcome(t, "written", note))
+        if html and not check:
+            page = viewer_html(partial, spec).encode("utf-8")
+            same = t.html.exists() and t.html.read_bytes() == page
+            if not same:
+                t.html.write_bytes(page)
+            outcomes.append(Outcome(t, "unchanged" if same else "written", kind="html"))
     if out_dir.exists():  # diagrams of specs that are gone (hand-made SVGs carry no stamp)
         for svg in sorted(out_dir.rglob("*.svg")):
             if svg.resolve() in wanted or not stamp_of(svg.read_text(encoding="utf-8", errors="replace")):
@@ -153,7 +171,16 @@ def render_all(spec_dir: Path, out_dir: Path, *, check: bool = False) -> list[Ou
             else:
                 svg.unlink()
                 outcomes.append(Outcome(Target(Path("-"), svg), "removed", "no spec renders to it any more"))
+        for page in sorted(out_dir.rglob("*.html")) if not check else ():
+            if page.with_suffix(".svg").resolve() in wanted or _GENERATOR not in page.read_text(errors="replace")[:2048]:
+                continue
+            page.unlink()
+            outcomes.append(Outcome(Target(Path("-"), page.with_suffix(".svg")), "removed",
+                                    "no spec renders to it any more", kind="html"))
     return outcomes
+
+
+_GENERATOR = '<meta name="generator" content="specgraph">'
 
 
 def stale(outcomes: list[Outcome]) -> list[Outcome]:
