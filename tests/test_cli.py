@@ -37,7 +37,7 @@ def invoke(*args: str):
     (["build", LENET, "--optimize", "speed"], "Invalid value for --optimize: expected inference, found 'speed'"),
     (["export", LENET, "--python", "x.py", "--optimize", "fast"], "expected inference, found 'fast'"),
     (["render", LENET, "--rankdir", "XX"], "Invalid value for --rankdir: expected TB or LR, found 'XX'"),
-    (["render", LENET, "--format", "jpg"], "Invalid value for --format: expected one of svg, png, pdf, dot, found 'jpg'"),
+    (["render", LENET, "--format", "jpg"], "Invalid value for --format: expected one of svg, png, pdf, dot, html, found 'jpg'"),
 ])
 def test_usage_errors_exit_2_with_their_message(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -212,6 +212,11 @@ def test_googlenet_opens_a_block_searches_and_shows_a_node(browser, tmp_path):
     assert "s:inception3a" not in now and "s:inception3a.branch1" in now and "n:inception3a.out" in now
     assert now == visible_boxes(model, open_keys(page))
     assert panel(page, "path") == "inception3a"
+    page.click("[data-key='n:inception3a.out']")
+    assert panel(page, "path") == "inception3a.out" and panel(page, "op") == "concat"
+    page.screenshot(path=str(tmp_path / "googlenet-open.png"))
+    if os.environ.get("SPECGRAPH_SCREENSHOTS"):  # the README's picture: SPECGRAPH_SCREENSHOTS=1 pytest ...
+        shutil.copy(tmp_path / "googlenet-open.png", ROOT / "render" / "viewer.png")
     page.click("#sg-viewport .sg-frame[data-key='s:inception3a'] .sg-cap")  # and close it again
     assert "s:inception3a" in visible_keys(page)
 
@@ -427,6 +432,7 @@ def test_serve_follows_edits_errors_and_fixes(browser, server, tmp_path):
     good = spec.read_text()
     took = save(good.replace("num_classes: 10", "num_classes: 7"),
                 "document.querySelector('#sg-viewport').textContent.includes('→ 7')")
+    print(f"\nspecgraph serve: a save shown in the page after {took:.2f} s")
     assert took < 1.0, f"the page showed the save after {took:.2f} s"
     assert page.get_attribute("#sg-viewport", "transform") == zoom  # the user's zoom is kept
     page.screenshot(path=str(tmp_path / "live.png"))
@@ -439,5 +445,3 @@ def test_serve_follows_edits_errors_and_fixes(browser, server, tmp_path):
     save(good, "document.querySelector('#sg-banner').hidden")  # fixed
     assert page.locator("#sg-viewport .k-error").count() == 0 and "→ 10" in page.text_content("#sg-viewport")
     page.screenshot(path=str(tmp_path / "live-fixed.png"))
-    if os.environ.get("SPECGRAPH_SCREENSHOTS"):  # the README's picture: SPECGRAPH_SCREENSHOTS=1 pytest ...
-        shutil.copy(tmp_path / "live.png", ROOT / "render" / "viewer.png")

@@ -217,7 +217,8 @@ function indexOfKey(l, key) {
   return l.keyIndex.get(key);
 }
 
-function port(l, i) { return {x: l.origin.x + l.res.x[i], y: l.origin.y + l.res.y[i]}; }
+// A port is a corner of the drawn path: straight into it, then curving on to the next box.
+function port(l, i) { return {x: l.origin.x + l.res.x[i], y: l.origin.y + l.res.y[i], corner: true}; }
 
 // The ends of an edge on its boxes' borders: below the tail and above the head, or the
 // other way round where the head sits higher (the rising side of a U), or side by side.

@@ -128,9 +128,18 @@ function textLines(lines, w, y0) {
   return out;
 }
 
-function pathOf(p) {  // a smooth curve through the points (Catmull-Rom as cubic Béziers)
+function pathOf(points) {  // smooth curves through the points, broken at corners (ports)
+  var d = "", piece = [];
+  points.forEach(function (q, i) {
+    piece.push(q);
+    if (q.corner && i > 0 && i < points.length - 1) { d += curve(piece, !d); piece = [q]; }
+  });
+  return d + curve(piece, !d);
+}
+
+function curve(p, move) {  // Catmull-Rom through the points, as cubic Béziers
   if (p.length < 2) return "";
-  var d = "M" + p[0].x.toFixed(1) + "," + p[0].y.toFixed(1);
+  var d = move ? "M" + p[0].x.toFixed(1) + "," + p[0].y.toFixed(1) : "";
   if (p.length === 2) return d + "L" + p[1].x.toFixed(1) + "," + p[1].y.toFixed(1);
   for (var i = 0; i < p.length - 1; i++) {
     var a = p[i - 1] || p[i], b = p[i], c = p[i + 1], e = p[i + 2] || c;
@@ -169,6 +178,7 @@ SG.svgOf = function (lay, labels, open, region, far) {
       '<text class="t" x="0" y="12">' + SG.esc(lines[0].text) + (" \u25be") + "</text>" +
       (lines[1] ? '<text class="s" x="0" y="26">' + SG.esc(lines[1].text) + "</text>" : "") + "</g></g>");
   });
+  var labelled = new Set();  // one shape label per value leaving a box, however many edges carry it
   lay.edges.forEach(function (ve) {
     if (region) {
       var x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
@@ -182,8 +192,11 @@ SG.svgOf = function (lay, labels, open, region, far) {
     var flat = ve.points.length === 2 && Math.abs(ve.points[0].y - ve.points[1].y) < 1;
     if (flat) mid = {x: Math.min(ve.points[0].x, ve.points[1].x) - 2, y: mid.y - 8};  // a bridge: above its line
     if (ve.sizeOnly) label += " (size)";
-    out.push('<g class="' + cls + '" data-edge="' + SG.esc(ve.key) + '"><path d="' + pathOf(ve.points) + '"/>' +
-      '<text x="' + (mid.x + 4).toFixed(1) + '" y="' + (mid.y + 3).toFixed(1) + '">' + SG.esc(label) + "</text></g>");
+    var once = ve.a.key + ">" + label + ">" + (ve.b.anc.length > 1 ? ve.b.anc[ve.b.anc.length - 1].key : "");
+    var text = labelled.has(once) ? "" : '<text x="' + (mid.x + 4).toFixed(1) + '" y="' + (mid.y + 3).toFixed(1) + '">' +
+      SG.esc(label) + "</text>";
+    labelled.add(once);
+    out.push('<g class="' + cls + '" data-edge="' + SG.esc(ve.key) + '"><path d="' + pathOf(ve.points) + '"/>' + text + "</g>");
   });
   if (!far) (lay.recurrent || []).forEach(function (r) {
     out.push('<g class="sg-edge recurrent"><path d="' + pathOf(r.points) + '"/><text x="' + (r.label.x) + '" y="' +
