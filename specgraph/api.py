@@ -63,6 +63,19 @@ def render_partial(spec: SpecLike | Graph, *, depth=None, collapse=(), only=None
                 legend=legend, **params)
 
 
+def viewer(spec: SpecLike | Graph, **params: Any) -> str:
+    """The interactive viewer of ``spec`` (a path, YAML text, a Spec or a checked Graph): one
+    self-contained HTML page (docs/render.md); ``params`` override the spec's params.  Expansion
+    errors are drawn in red, as in :func:`render`."""
+    from .expand.partial import PartialGraph, expand_partial
+    from .render.html import viewer_html
+
+    if isinstance(spec, Graph):
+        return viewer_html(PartialGraph(spec, [], list(spec.warnings)))
+    loaded = load(spec, **params)
+    return viewer_html(expand_partial(loaded), loaded)
+
+
 def summary(spec: SpecLike, **params: Any) -> Summary:
     """Per-node output shapes, parameter counts and MACs, with totals."""
     graph = spec if isinstance(spec, Graph) else check(spec, **params)

@@ -119,6 +119,10 @@ def test_the_html_is_one_self_contained_file():
     model = json.loads(re.search(r'<script id="specgraph-model" type="application/json">(.*?)</script>', text,
                                  re.S).group(1))
     assert model["name"] == "googlenet" and len(model["nodes"]) > 100
+    from specgraph.api import viewer  # the Python door: a path with overrides, or a checked Graph
+    assert '"name":"lenet5"' in viewer(SPECS / "lenet5.yaml", num_classes=3) and "→ 3" in viewer(SPECS / "lenet5.yaml",
+                                                                                                     num_classes=3)
+    assert '"name":"lenet5"' in viewer(specgraph.check(SPECS / "lenet5.yaml"))
 
 
 def test_the_html_grows_linearly_with_the_graph():

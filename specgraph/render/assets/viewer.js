@@ -34,8 +34,9 @@
       if (e.kind === "error") e.anc.slice(1).forEach(function (g) { open.add(g.key); });
     });
     banner.hidden = !model.stale && model.ok !== false;
-    banner.textContent = model.stale ? "showing the last good diagram: the spec does not load (" + model.errors.length +
-      " error" + (model.errors.length === 1 ? "" : "s") + ", listed on the right)"
+    var n = model.errors.length + " error" + (model.errors.length === 1 ? "" : "s");
+    banner.textContent = model.stale ? (model.nodes.length ? "showing the last good diagram: " : "") +
+      "the spec does not load (" + n + ", listed on the right)"
       : model.ok === false ? "drawn up to the failure: " + model.errors.filter(isError).length + " error(s), in red" : "";
   }
   function isError(e) { return e.severity === "error"; }
