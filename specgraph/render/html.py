@@ -56,6 +56,7 @@ style-src 'unsafe-inline'; img-src data: blob:; connect-src 'self'">
       </defs><g id="sg-viewport"></g></svg>
       <canvas id="sg-minimap" hidden></canvas>
       <div id="sg-banner" hidden></div>
+      <div id="sg-legend"></div>
     </div>
     <aside id="sg-panel"></aside>
   </div>
@@ -74,8 +75,9 @@ def asset(name: str) -> str:
 
 
 def model_json(model: dict[str, Any]) -> str:
-    """The model as JSON that can sit inside a <script> element ("</" never appears in it)."""
-    return json.dumps(model, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    """The model as JSON that can sit inside a <script> element: no "<" appears in it (a spec's
+    text saying "</script>" or "<!--" cannot end or confuse the element), only its escape."""
+    return json.dumps(model, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def page(model: dict[str, Any], *, live: bool = False) -> str:

@@ -59,9 +59,10 @@ class LiveSpec:
             files = self._files_of(spec)
             model = viewer_model(expand_partial(spec), spec)
         except SpecError as e:  # it does not load: keep the last good diagram, and say why
-            files, model = self.files | {self.path}, with_errors(self.last_good, self.path.stem, e.diagnostics)
+            files, model = self.files | {self.path}, with_errors(self.last_good, self.path.stem, e.diagnostics,
+                                                                   self.path.parent)
         except RecursionError:
-            files, model = self.files, with_errors(self.last_good, self.path.stem, [])
+            files, model = self.files, with_errors(self.last_good, self.path.stem, [], self.path.parent)
             model["errors"] = [{"code": "E605", "severity": "error", "message": "the spec nests too deeply to process",
                                 "path": None, "where": str(self.path), "col": None, "details": [], "hint": None,
                                 "src": None}]

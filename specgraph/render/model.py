@@ -14,6 +14,7 @@ graph.  A scan node carries the model of its cell, with the states the cell feed
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..analysis.summary import Summary, SummaryRow, summarize
@@ -167,8 +168,9 @@ class _Model:
 
     def _error(self, d) -> dict[str, Any]:
         loc = d.location
+        where = f"{self.sources.display(loc.file)}:{loc.line}:{loc.col}" if loc else None
         return {"code": d.code, "severity": d.severity, "message": d.message, "path": d.path,
-                "where": str(loc) if loc else None, "col": loc.col if loc else None,
+                "where": where, "col": loc.col if loc else None,
                 "details": list(d.details), "hint": d.hint, "src": self.sources.ref(loc)}
 
 
@@ -214,13 +216,14 @@ def _param_text(value: Any) -> str:
     return round_numbers(value_text(value))
 
 
-def with_errors(model: dict[str, Any] | None, name: str, diagnostics) -> dict[str, Any]:
+def with_errors(model: dict[str, Any] | None, name: str, diagnostics, folder: Path | None = None) -> dict[str, Any]:
     """``model`` (the last good one; an empty one when there is none) marked stale, carrying
-    ``diagnostics``: what the live view shows while the spec does not load at all."""
+    ``diagnostics``: what the live view shows while the spec does not load at all (``folder``: the
+    spec's, which file names are given relative to)."""
     base = dict(model) if model is not None else {
         "format": FORMAT, "name": name, "doc": None, "totals": {}, "nodes": [], "scopes": [], "runs": [],
         "sources": [], "errors": []}
-    sources = SourceTable(None)
+    sources = SourceTable(None, folder)
     sources.rows = list(base["sources"])  # new snippets are appended after the model's own
     maker = _Model.__new__(_Model)
     maker.sources = sources

@@ -9,6 +9,7 @@ key marks the loader kept: no text is parsed twice.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Location
@@ -19,15 +20,29 @@ MAX_LINES = 14  # of one node's text in the panel; longer ones end with "…"
 
 
 class SourceTable:
-    """Interned snippets: ``ref(location)`` -> an index into :attr:`rows` (one per file and line)."""
+    """Interned snippets: ``ref(location)`` -> an index into :attr:`rows` (one per file and line).
 
-    def __init__(self, spec: Spec | None):
+    Files are named relative to the spec's folder when inside it (``lib/resnet.yaml:15``), so a
+    page shows the same names wherever the spec lies."""
+
+    def __init__(self, spec: Spec | None, base: Path | None = None):
         self.rows: list[dict[str, Any]] = []
         self._index: dict[tuple[str, int], int] = {}
         self._texts: dict[str, list[str]] = {}
+        self.base = base if base is not None else \
+            spec.source.path.resolve().parent if spec is not None and spec.source.path else None
         if spec is not None:
             for source in _sources(spec):
                 self._texts.setdefault(source.name, source.lines)
+
+    def display(self, file: str) -> str:
+        """``file`` relative to the spec's folder, when it lies inside it."""
+        if self.base is None or file.startswith("<"):
+            return file
+        try:
+            return Path(file).resolve().relative_to(self.base).as_posix()
+        except (ValueError, OSError):
+            return file
 
     def ref(self, location: Location | None) -> int | None:
         if location is None:
@@ -35,7 +50,7 @@ class SourceTable:
         key = (location.file, location.line)
         if key not in self._index:
             self._index[key] = len(self.rows)
-            self.rows.append({"file": location.file, "line": location.line,
+            self.rows.append({"file": self.display(location.file), "line": location.line,
                               "lines": self._snippet(location)})
         return self._index[key]
 

@@ -62,6 +62,26 @@
     lay.recurrent = SG.recurrentPaths(G, lay);
     lay.count = 0;
     lay.boxes.forEach(function (b, e) { if (!(e.isGroup && open.has(e.key))) lay.count++; });
+    legend();
+  }
+  // The legend: the categories of the ops drawn now, and the marks in use — nothing else.
+  function legend() {
+    var cats = [], marks = [];
+    lay.boxes.forEach(function (b, e) {
+      if (!e.isGroup && e.kind === "op" && cats.indexOf(e.data.cat) < 0) cats.push(e.data.cat);
+    });
+    cats.sort();
+    function has(test) { return lay.edges.some(test); }
+    if (has(function (ve) { return ve.role === "skip" || ve.role === "bridge"; })) marks.push(["skip", "- - skip edge"]);
+    if (has(function (ve) { return ve.sizeOnly; })) marks.push(["size", "··· size only"]);
+    if (lay.recurrent.length) marks.push(["skip", "- - state, to the next step"]);
+    if (Array.from(lay.boxes.keys()).some(function (e) { return e.isGroup && !open.has(e.key); })) {
+      marks.push(["block", "▣ closed block"]);
+    }
+    if (G.nodes.some(function (e) { return e.kind === "error"; })) marks.push(["error", "■ error"]);
+    $("#sg-legend").innerHTML = cats.map(function (c) {
+      return '<span class="sg-sw ' + SG.categoryClass(c) + '" data-cat="' + SG.esc(c) + '"><i></i>' + SG.esc(c) + "</span>";
+    }).join("") + marks.map(function (m) { return '<span class="sg-mark ' + m[0] + '">' + SG.esc(m[1]) + "</span>"; }).join("");
   }
   function screenRegion(margin) {
     var w = canvas.clientWidth || 1000, h = canvas.clientHeight || 700;
