@@ -34,10 +34,12 @@ text loader can tell a language model [N, T, vocab] from word2vec), ``seed`` —
 * ``spec_params``: params the data implies (``{"num_classes": 10}``, ``{"vocab": 812}``):
   applied to the spec when it declares them and the user did not set them;
 * ``meta``: anything else worth keeping (class names, the vocabulary's words, ...);
-* ``collate``: a DataLoader collate_fn when the default stacking does not fit.
+* ``collate``: a DataLoader collate_fn when the default stacking does not fit;
+* ``adapted``: one line per change made to fit the spec (images resized, grey made RGB), which
+  the run prints: an adaptation is never silent.
 
-A loader reports a problem with its data (a missing file, a malformed one) by raising
-:class:`DataError`; it becomes a located, compiler-style error (E702) and exit code 1.
+A loader reports a problem with its data (a missing file, a malformed one, a value that is not
+finite, an image that does not decode) by raising :class:`DataError`, before training starts; it becomes a located, compiler-style error (E702) and exit code 1.
 Splits are the loader's to document and must be fixed by ``req.seed`` (default 0).
 
 **Options.** A loader declares the options it accepts (``data_options:`` in the settings,
@@ -79,6 +81,7 @@ class DataRequest:
     outputs: dict[str, TensorType] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # every declared option: the user's value or the default
     given: frozenset = frozenset()  # the options the user set
+    progress: bool = False  # a loader that takes a while (decoding every image) may show a progress bar
 
     def image_size(self, default: tuple[int, int]) -> tuple[int, int]:
         """(H, W) of the spec's first input when it is [N, C, H, W] with integer H and W."""
@@ -109,6 +112,7 @@ class DataBundle:
     collate: Optional[Callable] = None
     name: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # the option values used (default: the request's)
+    adapted: list[str] = field(default_factory=list)  # what was changed to fit the spec ("resized 28×28 -> 32×32")
 
 
 class DataError(ValueError):
@@ -308,10 +312,11 @@ def resolve_options(entry: DatasetEntry, options: Optional[Mapping[str, Any]],
 
 def load_dataset(text: str, inputs: dict[str, TensorType] | None = None, seed: int = 0,
                  outputs: dict[str, TensorType] | None = None, options: Optional[Mapping[str, Any]] = None,
-                 places: Optional[Mapping[str, Optional[Location]]] = None) -> DataBundle:
+                 places: Optional[Mapping[str, Optional[Location]]] = None, progress: bool = False) -> DataBundle:
     """Resolve ``--data`` text to a bundle; raises SpecError (E701 unknown name, E702 bad data,
     E709 a bad option, or the code the loader's DataError carries). ``options``: the user's
-    data options; ``places``: where each was written (None: on the command line)."""
+    data options; ``places``: where each was written (None: on the command line); ``progress``:
+    a slow loader may show a progress bar."""
     name, arg = split_name(text)
     known = datasets()
     entry = known.get(name)
@@ -324,7 +329,8 @@ def load_dataset(text: str, inputs: dict[str, TensorType] | None = None, seed: i
     resolved = resolve_options(entry, options, places)
     given = frozenset(options or ())
     try:
-        bundle = entry.loader(DataRequest(name, arg, dict(inputs or {}), seed, dict(outputs or {}), resolved, given))
+        bundle = entry.loader(DataRequest(name, arg, dict(inputs or {}), seed, dict(outputs or {}), resolved, given,
+                                          progress))
     except DataError as e:
         place, said = (None, ())
         if e.code == "E709" and e.option:

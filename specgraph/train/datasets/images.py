@@ -18,7 +18,9 @@ Option (``data_options`` / ``--data-option``): ``split`` — train, val, test fr
 (0.8, 0.1, 0.1).
 
 Images are resized to the spec's input H×W and converted to its channel count (1: grey,
-3: RGB), then standardised with the training split's mean and standard deviation.
+3: RGB), then standardised with the training split's mean and standard deviation; each change
+is one line of ``DataBundle.adapted``, which the run prints. Every file of an image folder is
+decoded once before training (image_files.py), and a one-class folder is refused (fit.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from . import DataBundle, DataError, DataOption, DataRequest, register_dataset
+from .image_files import check_images, describe_arrays, describe_fit
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -142,15 +145,21 @@ def load_fashion_mnist(req: DataRequest) -> DataBundle:
         images, labels = read_idx(files[split, "images"]), read_idx(files[split, "labels"])
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
+        if images.dtype.kind == "f" and not np.isfinite(images).all():
+            first = int(np.argwhere(~np.isfinite(images.reshape(len(images), -1)).all(axis=1))[0, 0])
+            raise DataError(f"{files[split, 'images']}: image {first} (0-based) holds values that are not finite")
         x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
         arrays[split] = (fit_images(x, size, channels), torch.from_numpy(labels.astype(np.int64)))
+        adapted = describe_arrays(tuple(images.shape[1:]), 1, size, channels)
     n_val = min(5000, len(arrays["train"][1]) // 10)
     val_idx, train_idx = split_indices(len(arrays["train"][1]), (n_val / len(arrays["train"][1]),), req.seed)
     xtr, ytr = arrays["train"]
     parts = {"train": (xtr[train_idx], ytr[train_idx]), "val": (xtr[val_idx], ytr[val_idx]), "test": arrays["test"]}
     n_classes = int(max(ytr.max(), arrays["test"][1].max())) + 1
     classes = FASHION_CLASSES if n_classes == 10 else [str(i) for i in range(n_classes)]
-    return _classification("fashion-mnist", parts, req, classes)
+    bundle = _classification("fashion-mnist", parts, req, classes)
+    bundle.adapted = adapted
+    return bundle
 
 
 DIGITS_SPLIT = (0.7, 0.1, 0.2)
@@ -166,13 +175,15 @@ def load_digits(req: DataRequest) -> DataBundle:
         raise DataError("scikit-learn is not installed", hint="pip install scikit-learn") from None
     d = sk_digits()
     x = torch.from_numpy(d.images.astype(np.float32) / 16.0).unsqueeze(1)
-    x = fit_images(x, req.image_size((8, 8)), req.channels(1))
+    size, channels = req.image_size((8, 8)), req.channels(1)
+    x = fit_images(x, size, channels)
     y = torch.from_numpy(d.target.astype(np.int64))
     split = req.options.get("split") or list(DIGITS_SPLIT)
     test, val, train = split_indices(len(y), (split[2], split[1]), req.seed)
     parts = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
     bundle = _classification("digits", parts, req, [str(i) for i in range(10)])
     bundle.options = {"split": list(split)}
+    bundle.adapted = describe_arrays((8, 8), 1, size, channels)
     return bundle
 
 
@@ -189,7 +200,11 @@ class _FolderImages(Dataset):
     def raw(self, i: int) -> tuple[torch.Tensor, int]:
         from torchvision.transforms.v2 import functional as TF
 
-        image, label = self.folder[int(self.indices[i])]
+        try:
+            image, label = self.folder[int(self.indices[i])]
+        except OSError as e:  # checked before training; changed on disk since
+            path = self.folder.samples[int(self.indices[i])][0]
+            raise DataError(f"cannot read {path}: {e.strerror or e}") from None
         x = TF.to_dtype(TF.to_image(image), torch.float32, scale=True)
         return fit_images(x.unsqueeze(0), self.size, self.channels)[0], label
 
@@ -207,8 +222,6 @@ def load_imagefolder(req: DataRequest) -> DataBundle:
     root = Path(req.arg)
     if not root.is_dir():
         raise DataError(f"folder not found: {root}")
-    from torchvision.datasets import ImageFolder
-
     size, channels = req.image_size((224, 224)), req.channels(3)
     split = req.options.get("split") or list(FOLDER_SPLIT)
     try:
@@ -216,17 +229,21 @@ def load_imagefolder(req: DataRequest) -> DataBundle:
             if "split" in req.given:
                 raise DataError(f"option 'split' does not apply: {root} has train/ and val/ folders", code="E709",
                                 option="split", hint="drop the option, or put every class folder directly in PATH")
-            folders = {s: ImageFolder(str(root / s)) for s in ("train", "val", "test") if (root / s).is_dir()}
+            folders = {"train": _image_folder(root / "train")}
+            ids = folders["train"].class_to_idx  # val/ and test/ use the train folder's class ids
+            folders.update({s: _image_folder(root / s, ids) for s in ("val", "test") if (root / s).is_dir()})
             sets = {s: _FolderImages(f, np.arange(len(f)), size, channels) for s, f in folders.items()}
             classes = folders["train"].classes
         else:
-            folder = ImageFolder(str(root))
+            folder = _image_folder(root)
+            folders = {"all": folder}
             test, val, train = split_indices(len(folder), (split[2], split[1]), req.seed)
             sets = {s: _FolderImages(folder, idx, size, channels) for s, idx in
                     (("train", train), ("val", val), ("test", test))}
             classes = folder.classes
     except (FileNotFoundError, RuntimeError) as e:  # ImageFolder: "Couldn't find any class folder"
         raise DataError(str(e), hint="PATH/<class name>/<image files>") from None
+    facts = check_images([p for f in folders.values() for p, _ in f.samples], root, req.progress)
     sample = [sets["train"].raw(i)[0] for i in range(min(len(sets["train"]), 64))]
     if not sample:
         raise DataError(f"no training images in {root}")
@@ -239,7 +256,27 @@ def load_imagefolder(req: DataRequest) -> DataBundle:
                       num_classes=n, spec_params={"num_classes": n},
                       meta={"classes": list(classes), "mean": mean, "std": std}, name=f"imagefolder:{root}",
                       options={"split": "folders" if (root / "train").is_dir() and (root / "val").is_dir()
-                               else list(split)})
+                               else list(split)}, adapted=describe_fit(facts, size, channels))
+
+
+def _image_folder(root: Path, class_ids: Optional[dict[str, int]] = None):
+    """torchvision's ImageFolder of ``root``; with ``class_ids`` (the train folder's), the same
+    ids for the same class names: a val/ folder lacking a class must not shift the others' ids."""
+    from torchvision.datasets import ImageFolder
+
+    if class_ids is None:
+        return ImageFolder(str(root))
+
+    class Same(ImageFolder):
+        def find_classes(self, directory):
+            found, _ = super().find_classes(directory)
+            unknown = [c for c in found if c not in class_ids]
+            if unknown:
+                raise DataError(f"{root} has class folders that train/ lacks: {', '.join(unknown[:5])}",
+                                hint="every class of val/ and test/ needs a folder in train/")
+            return list(class_ids), dict(class_ids)
+
+    return Same(str(root), allow_empty=True)
 
 
 __all__ = ["read_idx", "fit_images", "split_indices", "ImageDataset", "FASHION_MNIST_DIR"]

@@ -134,9 +134,13 @@ def load_csv_column(spec: str) -> Series:
             values.append(math.nan)
             continue
         try:
-            values.append(float(cell))
+            value = float(cell)
         except ValueError:
             raise DataError(f"{file}: row {line}, column '{header[index]}': '{cell}' is not a number") from None
+        if not math.isfinite(value):  # inf, -inf, 1e999 ("nan" is a missing value, interpolated like "")
+            raise DataError(f"{file}: row {line}, column '{header[index]}': '{cell}' is not a finite number",
+                            hint="leave the cell empty (or write NA) for a missing value: it is interpolated")
+        values.append(value)
     filled_values, filled = interpolate_missing(np.array(values), f"{file} column '{header[index]}'")
     return Series(f"csv:{file}:{header[index]}", filled_values, None, filled,
                   description=f"column '{header[index]}' of {file}"
@@ -216,6 +220,9 @@ def windowed(series: Series | Sequence[float] | np.ndarray | torch.Tensor, windo
         raise DataError(f"horizon must be a positive integer, got {horizon!r}")
     if np.isnan(values).any():
         raise DataError(f"{name}: the series has missing values; interpolate them first (interpolate_missing)")
+    if not np.isfinite(values).all():
+        first = int(np.argwhere(~np.isfinite(values))[0, 0])
+        raise DataError(f"{name}: value {first} (0-based) of the series is {values[first]}, not a finite number")
     fractions = check_split(split)
     n = len(values)
     val_start = int(round(n * fractions[0]))
