@@ -166,9 +166,13 @@ def test_ddp_with_two_cpu_processes_ends_with_equal_weights(tmp_path):
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("LOCAL_RANK", None)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.pt").write_bytes(b"an earlier run")  # so this run goes to run-2, in every process
     done = subprocess.run([sys.executable, str(script), str(LENET), str(tmp_path / "run")], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (tmp_path / "run" / "model.pt").read_bytes() == b"an earlier run"
+    assert (tmp_path / "run-2" / "checkpoints" / "last.ckpt").is_file() and not (tmp_path / "run-3").exists()
     w0 = torch.load(tmp_path / "run" / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "run" / "rank1.pt", weights_only=True)
     assert all(torch.equal(w0[k], w1[k]) for k in w0)

@@ -17,6 +17,7 @@ value.
 from __future__ import annotations
 
 import inspect
+import shlex
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, Callable, List, Literal, Optional, Union, get_args, get_
 import typer
 
 from ..train.config import TrainConfig
-from .app import SetOpt, SpecArg, app, guarded, key_values, overrides, yaml_value
+from .app import SetOpt, SpecArg, app, err, guarded, key_values, overrides, yaml_value
 
 _DESCRIPTION: Any = object()  # CliSays.help's default: the field's own description
 
@@ -64,11 +65,15 @@ CLI_SAYS: dict[str, CliSays] = {
     "init_from": CliSays(path=True, help="checkpoint or state_dict to start from (partial, by name)"),
     "freeze": CliSays(help="glob of parameter/module names to freeze (repeatable)"),
     "augment": CliSays(help="flip, vflip, crop[:PAD], rotation[:DEG], brightness[:F], contrast[:F] (repeatable)"),
-    "out": CliSays(short="-o", path=True, help="run folder (default runs/<spec name>)"),
-    "resume": CliSays(help="continue from the run folder's last.ckpt"),
+    "out": CliSays(short="-o", path=True, help="run folder (default runs/<spec name>; taken: the next free "
+                                                 "name, runs/<spec name>-2)"),
+    "resume": CliSays(help="continue the run in --out (default: the spec's latest run on this data)"),
+    "overwrite": CliSays(help="replace the run in --out instead of starting the next free name"),
     "workers": CliSays(help="DataLoader worker processes"),
-    "threads": CliSays(help="CPU threads for torch (1 is fastest on a busy machine)"),
-    "progress": CliSays(help="no progress bar"),
+    "threads": CliSays(help="CPU threads for torch (default: measured before the first epoch)"),
+    "nan_policy": CliSays(help="a step with a NaN/inf loss or gradient: stop (error E711), skip it, or ignore it"),
+    "progress": CliSays(help="no progress bar (the epoch lines stay)"),
+    "quiet": CliSays(short="-q", help="print nothing but errors"),
 }
 CONFIG_AFTER = "data_options"  # --config sits after the dataset's options in the help, where it always was
 
@@ -182,8 +187,30 @@ def _signature(options: list[ConfigOption]) -> inspect.Signature:
     return inspect.Signature(params)
 
 
+def resume_command(given: dict[str, Any], run_dir: str) -> str:
+    """The command that continues the run in ``run_dir``: the options the user gave (``given``,
+    as typer parsed them), with --out set to the folder, --resume added and --overwrite dropped."""
+    words = ["specgraph", "train", str(given["spec"])]
+    for o in OPTIONS:
+        value = given[o.param]
+        if o.field in ("out", "resume", "overwrite") or value is None or value is False or value == []:
+            continue
+        if value is True:
+            words.append(o.flags[0])
+        else:
+            for item in (value if isinstance(value, (list, tuple)) else [value]):
+                words += [o.flags[0], str(item)]
+    if given["config"]:
+        words += ["--config", str(given["config"])]
+    for item in given["set_"] or []:
+        words += ["--set", item]
+    return shlex.join([*words, "--out", run_dir, "--resume"])
+
+
 def train(**given: Any) -> None:
-    """Train the spec on a dataset with Lightning: checkpoints, early stopping, metrics, curves."""
+    """Train the spec on a dataset with Lightning: checkpoints, early stopping, metrics, curves.
+
+    Ctrl-C ends the run with exit code 130 and the command that continues it."""
     settings = {o.field: o.setting(given[o.param]) for o in OPTIONS}
     params = overrides(given["set_"])
     config = given["config"]
@@ -193,7 +220,22 @@ def train(**given: Any) -> None:
 
         return run(str(given["spec"]), config=str(config) if config else None, params=params, **settings)
 
-    guarded(go)
+    from ..train.rundir import TrainingInterrupted
+
+    try:
+        guarded(go)
+    except TrainingInterrupted as e:
+        if e.fitted:
+            err.print(e.describe(), markup=False)
+        elif e.saved:
+            err.print(f"{e.describe()}; continue with: {resume_command(given, str(e.run_dir))}", markup=False)
+        else:
+            err.print(f"{e.describe()}: start again with --overwrite --out {shlex.quote(str(e.run_dir))}",
+                      markup=False)
+        raise typer.Exit(130)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        raise typer.Exit(130)
 
 
 train.__signature__ = _signature(OPTIONS)

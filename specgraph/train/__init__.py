@@ -7,8 +7,11 @@ bundle: ``images`` (fashion-mnist, digits, imagefolder), ``series`` (sunspots, c
 (neighbours and analogies of word2vec runs), ``tasks`` (losses, and the epoch metrics as
 torchmetrics collections; ``metrics``: the two torchmetrics has not), ``fit`` (does the spec
 fit the data), ``augment`` (transforms.v2), ``transfer`` (``--init-from``, ``--freeze``),
-``module`` (the LightningModule), ``curves`` (metrics.csv and curves.png) and ``runner`` (the
-Trainer and the run folder).
+``module`` (the LightningModule), ``curves`` (metrics.csv and curves.png), ``rundir`` (which
+folder a run writes, chosen and checked before anything is written), ``checkpoints`` (atomic,
+last every epoch, best on improvement), ``guards`` (non-finite steps, Ctrl-C), ``threads`` (how
+many CPU threads, and why torch's default was slow), ``runlog`` (what a run prints) and
+``runner`` (the Trainer and the order of it all).
 
 Importing this package imports neither torch nor Lightning; a run imports them when it starts.
 """
@@ -22,6 +25,9 @@ _LAZY = {"TASKS": "tasks", "Task": "tasks", "make_task": "tasks", "negative_samp
 
 def train(spec, data=None, **kwargs):
     """Train a spec on a dataset; see :func:`specgraph.train.runner.train`."""
+    from .threads import prefer_passive_waiting
+
+    prefer_passive_waiting()  # before the runner imports torch: OpenMP reads it once (threads.py)
     from .runner import train as run
 
     return run(spec, data, **kwargs)

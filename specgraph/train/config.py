@@ -59,24 +59,45 @@ class TrainConfig(BaseModel):
         default_factory=list, description="Training-split augmentation: flip, vflip, crop[:PAD], rotation[:DEG], "
                                           "brightness[:F], contrast[:F] (or {name: value}).")
     aux_weight: float = Field(0.3, ge=0, description="Weight of each training-only auxiliary output in the loss.")
-    out: Optional[str] = Field(None, description="The run folder (default runs/<spec name>).")
-    resume: bool = Field(False, description="Continue from the run folder's checkpoints/last.ckpt.")
+    out: Optional[str] = Field(None, description="The run folder (default runs/<spec name>); a folder that holds "
+                                                 "something already is left alone: the run goes to the next free "
+                                                 "name (runs/lenet5-2), unless `resume` or `overwrite`.")
+    resume: bool = Field(False, description="Continue the run folder's run from checkpoints/last.ckpt (without "
+                                            "`out`: the latest run of the spec on the same data).")
+    overwrite: bool = Field(False, description="Replace the run in the run folder (its checkpoints, logs, metrics "
+                                               "and model.pt) instead of starting the next free name.")
     seed: int = Field(0, description="Seed of the initial weights, the shuffles, the splits and dropout.")
     workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the training process).")
-    threads: Optional[int] = Field(None, ge=1, description="torch's CPU threads during the run (default: torch's "
-                                                           "choice; 1 is often fastest on a small, busy machine).")
+    threads: Optional[int] = Field(None, ge=1, description="torch's CPU threads during the run (default: measured "
+                                                           "before the first epoch, the fastest of 1, half and all "
+                                                           "the cores).")
+    nan_policy: Literal["stop", "skip", "ignore"] = Field(
+        "stop", description="A step whose loss or gradients are not finite: stop the run (error E711; the best "
+                            "checkpoint is kept), skip that step, or ignore it and train on.")
     limit_train_batches: Optional[Union[int, float]] = Field(
         None, description="Batches per training epoch: a count, or a fraction of the split.")
     limit_val_batches: Optional[Union[int, float]] = Field(
         None, description="Batches per validation check: a count, or a fraction of the split.")
-    progress: bool = Field(True, description="Show the progress bar.")
+    progress: bool = Field(True, description="Show the running epoch's progress bar (in a terminal).")
+    quiet: bool = Field(False, description="Print nothing but errors: no banner, no epoch lines, no bar.")
 
     _option_places: dict[str, Optional[Location]] = PrivateAttr(default_factory=dict)
+    _setting_places: dict[str, Optional[Location]] = PrivateAttr(default_factory=dict)
 
     @property
     def option_places(self) -> dict[str, Optional[Location]]:
         """Where each data option was written (None: the command line or a keyword), for errors."""
         return self._option_places
+
+    def setting_place(self, name: str) -> tuple[Optional[Location], tuple[str, ...]]:
+        """Where setting ``name`` was written, for an error about it: (its location in the spec or
+        the --config file, no detail) or (None, a detail line naming its flag); (None, ()) for a default."""
+        if name not in self._setting_places:
+            return None, ()
+        place = self._setting_places[name]
+        if place is None:
+            return None, (f"given with --{name.replace('_', '-')} (or {name}= in Python)",)
+        return place, ()
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -109,9 +130,6 @@ class TrainConfig(BaseModel):
     def monitor_mode(self) -> str:
         """min for losses and errors, max for scores (accuracy, dice, iou, analogy accuracy)."""
         return "max" if any(k in self.monitor for k in ("acc", "dice", "iou", "analogy")) else "min"
-
-    def run_dir(self, spec_name: str) -> Path:
-        return Path(self.out) if self.out else Path("runs") / spec_name
 
 
 FIELDS = tuple(TrainConfig.model_fields)
@@ -153,8 +171,11 @@ def resolve_config(spec_train: Optional[dict] = None, spec_source: Optional[Sour
     layers: list[dict] = []
     diags: list[Diagnostic] = []
     places: dict[str, Optional[Location]] = {}
+    settings: dict[str, Optional[Location]] = {}
 
     def note_places(layer: dict, source: Optional[Source], base: tuple) -> None:
+        for key in layer:
+            settings[str(key)] = source.location(base + (key,), key=True) if source else None
         options = layer.get("data_options")
         if isinstance(options, dict):
             for key in options:
@@ -184,7 +205,7 @@ def resolve_config(spec_train: Optional[dict] = None, spec_source: Optional[Sour
         merged.update(layer)
         merged["data_options"] = options  # key by key: the command line's window keeps the spec's min_count
     config = TrainConfig.model_validate(merged)
-    config._option_places = places
+    config._option_places, config._setting_places = places, settings
     return config
 
 

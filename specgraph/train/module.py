@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import lightning as L
 import numpy as np
@@ -99,6 +99,8 @@ class SpecModule(L.LightningModule):
         super().__init__()
         self.model, self.task, self.plan, self.config = model, task, plan, config
         self.frozen = frozen or Frozen()
+        self.step_loss: Optional[torch.Tensor] = None  # the last training step's loss, for the non-finite guard
+        self.epoch_report: Optional[Callable[[L.Trainer], None]] = None  # called once the epoch's metrics are logged
         # submodules, so that they follow the model to its device; not a ModuleDict: "train" is taken
         self.train_metrics, self.val_metrics, self.test_metrics = (task.make_metrics() for _ in STAGES)
 
@@ -129,6 +131,10 @@ class SpecModule(L.LightningModule):
         total = loss
         for a in aux:
             total = total + self.config.aux_weight * self.task.loss(a, y)
+        if stage == "train":
+            self.step_loss = total.detach()
+            if self.config.nan_policy == "skip" and not bool(torch.isfinite(self.step_loss)):
+                return total  # a skipped step does not count in the epoch's metrics either
         self.task.update(self._metrics(stage), pred.detach(), y, loss.detach())
         return total
 
@@ -172,6 +178,8 @@ class SpecModule(L.LightningModule):
 
     def on_train_epoch_end(self):
         self._finish("train")
+        if self.epoch_report is not None:
+            self.epoch_report(self.trainer)
 
     def on_validation_epoch_start(self):
         self._reset("val")

@@ -1,25 +1,29 @@
 """``specgraph train`` / ``specgraph.train(...)``: spec + data + settings -> a Lightning run.
 
-The run folder (``--out``, default ``runs/<spec name>``) holds::
+The run folder (``--out``, default ``runs/<spec name>``; see rundir.py for how it is chosen)
+holds::
 
     config.yaml              the resolved settings (data_options: every option the loader used), the spec,
-                             its params, the data
-    checkpoints/best.ckpt    the best validation check (``monitor``), and last.ckpt
+                             its params, the data, the thread count used
+    checkpoints/last.ckpt    the latest epoch (every epoch); best.ckpt: the best validation check (``monitor``)
     logs/version_N/          Lightning's CSV logs (one version per start or resume)
     metrics.csv              one row per epoch: train_* and val_* metrics
     curves.png               loss and the headline metric per epoch, train and val
     model.pt                 the best weights as a plain state_dict (spec names)
 
-Training ends after ``epochs`` or, with ``early_stop: P``, after P validation checks without
-improvement; either way the best checkpoint's weights are loaded back before the test split
-is evaluated and before the model is returned.
+Everything that can be wrong is found before the folder is made: the spec, the settings, the
+data (every image decoded), the fit of the two, the folder's writability, the trainer (Lightning
+refuses a GPU that is not there) and, for ``--resume``, the checkpoint. Training ends after
+``epochs`` or, with ``early_stop: P``, after P validation checks without improvement; either way
+the best checkpoint's weights are loaded back before the test split is evaluated and before the
+model is returned. A non-finite step ends it with E711 (guards.py), Ctrl-C with
+:class:`TrainingInterrupted`; the folder then holds the epochs finished.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +32,13 @@ from typing import Any, Optional
 from .. import api
 from ..diagnostics import Diagnostic, SpecError
 from .config import TrainConfig, config_yaml, resolve_config
-from .datasets import DataBundle, load_dataset
+from .datasets import DataBundle, DataError, load_dataset
 from .fit import check_fit, data_params
+from .guards import NonFiniteStep
+from .rundir import RUN_DIR_ENV, RunPlan, TrainingInterrupted, check_resumable, checkpoint_epochs, plan_run
+from .runlog import RunLog, interactive, rank
 from .tasks import make_task
 from .transfer import Frozen, LoadReport, freeze, load_partial
-
-OWNED = ("checkpoints", "logs", "metrics.csv", "curves.png", "model.pt", "config.yaml")
 
 
 @dataclass
@@ -55,17 +60,8 @@ class TrainResult:
     frozen: Optional[Frozen] = None
     data: Optional[DataBundle] = None
     evaluation: dict[str, Any] = field(default_factory=dict)  # word2vec: neighbours, analogy accuracy
-
-
-def _rank() -> int:
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    return int(getattr(rank_zero_only, "rank", 0) or 0)
-
-
-def _say(text: str) -> None:
-    if _rank() == 0:
-        print(text, flush=True)
+    threads: Optional[int] = None  # torch's CPU threads during the run (None: chosen by Lightning, DDP)
+    skipped_steps: int = 0  # nan_policy: skip
 
 
 def _quiet_lightning() -> None:
@@ -88,69 +84,36 @@ def train(spec, data: Optional[str] = None, *, config: Optional[str | os.PathLik
 
     Precedence: the spec's ``train:`` section < the ``config`` YAML file < the keywords.
     ``params`` overrides spec params (like ``--set``); ``callbacks`` are extra Lightning
-    callbacks. Raises SpecError for any problem with the spec, the settings or the data.
+    callbacks. Raises SpecError for any problem with the spec, the settings or the data (before
+    anything is written), and :class:`TrainingInterrupted` on Ctrl-C.
     """
     loaded = api.load(spec)
     cfg = resolve_config(loaded.doc.train, loaded.source, config, {**settings, "data": data})
     if not cfg.data:
         raise SpecError(Diagnostic("E202", "no dataset given", hint="pass --data NAME or set `train: {data: NAME}`"))
+    log = RunLog(cfg.quiet)
     user_params = dict(params or {})
     graph = api.check(loaded, **user_params)
     predictions = {o.name: o.value.type for o in graph.outputs if not o.train_only} or {
         o.name: o.value.type for o in graph.outputs}
-    bundle = load_dataset(cfg.data, graph.inputs, cfg.seed, predictions, cfg.data_options, cfg.option_places)
+    bundle = load_dataset(cfg.data, graph.inputs, cfg.seed, predictions, cfg.data_options, cfg.option_places,
+                          progress=cfg.progress and not cfg.quiet and interactive() and rank() == 0)
     implied = data_params(loaded, graph, bundle, user_params)
     if implied:
-        _say("from the data: " + ", ".join(f"{k} = {v}" for k, v in implied.items()))
+        log.say("from the data: " + ", ".join(f"{k} = {v}" for k, v in implied.items()))
         graph = api.check(loaded, **user_params, **implied)
     task = make_task(bundle.task, bundle.num_classes, bundle.vocab, bundle.meta)
     plan = check_fit(graph, bundle, task, user_params)
+    for note in bundle.adapted:
+        log.say(f"data adapted to the spec: {note}")
+    run = plan_run(cfg, loaded.name, rank())
     import torch  # only now: everything above runs without it
 
     threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     try:
-        return _fit(loaded, graph, bundle, task, plan, cfg, {**user_params, **implied}, callbacks or [])
+        return _fit(loaded, graph, bundle, task, plan, cfg, {**user_params, **implied}, callbacks or [], run, log)
     finally:
         torch.set_num_threads(threads)
-
-
-def _prepare_run_dir(run_dir: Path, resume: bool) -> Optional[Path]:
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if resume:
-        if not last.is_file():
-            raise SpecError(Diagnostic("E708", f"--resume: no checkpoint to continue from ({last} not found)",
-                                       hint="start without --resume, or give the run's folder with --out"))
-        return last
-    if _rank() == 0:
-        for name in OWNED:
-            target = run_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    return None
-
-
-def _check_resumable(last: Path, module) -> None:
-    """A checkpoint of another model (other spec or params) is an error, not a traceback."""
-    import torch
-
-    try:
-        saved = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("state_dict", {})
-    except Exception as e:
-        raise SpecError(Diagnostic("E708", f"--resume: cannot read {last} ({type(e).__name__})")) from None
-    own = module.state_dict()
-    name = lambda k: k.removeprefix("model.")  # noqa: E731  (the LightningModule's prefix)
-    wrong = [f"{name(k)}: {list(v.shape)} here, {list(saved[k].shape)} in the checkpoint" for k, v in own.items()
-             if k in saved and saved[k].shape != v.shape]
-    missing, extra = [k for k in own if k not in saved], [k for k in saved if k not in own]
-    if wrong or missing or extra:
-        details = wrong[:3] + ([f"not in the checkpoint: {', '.join(map(name, missing[:5]))}"] if missing else []) + (
-            [f"not in this model: {', '.join(map(name, extra[:5]))}"] if extra else [])
-        raise SpecError(Diagnostic("E708", f"--resume: {last} is not a checkpoint of this model", details=tuple(details),
-                                   hint="resume with the spec and params it was trained with, or drop --resume"))
 
 
 def _loaders(bundle: DataBundle, cfg: TrainConfig, train_set):
@@ -171,29 +134,29 @@ def _loaders(bundle: DataBundle, cfg: TrainConfig, train_set):
     return train_dl, val_dl, test_dl
 
 
-def _trainer(cfg: TrainConfig, run_dir: Path, monitor: str, extra: list, n_batches: int, unread_outputs: bool):
+def _trainer(cfg: TrainConfig, run: RunPlan, monitor: str, metrics: tuple, extra: list, n_batches: int,
+             unread_outputs: bool):
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import EarlyStopping
     from lightning.pytorch.loggers import CSVLogger
 
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor,
-                                 mode=cfg.monitor_mode, save_top_k=1, save_last=True, auto_insert_metric_name=False)
-    callbacks = list(extra) + [checkpoint]
+    from .checkpoints import AtomicCheckpointIO, run_checkpoints
+    from .guards import InterruptWatch, NonFiniteGuard
+    from .runlog import EpochLines, progress_bar
+
+    best, last = run_checkpoints(run.path / "checkpoints", monitor, cfg.monitor_mode)
+    guard = NonFiniteGuard(cfg.nan_policy, check_gradients=cfg.precision != "16-mixed") \
+        if cfg.nan_policy != "ignore" else None
+    watch = InterruptWatch()
+    lines = EpochLines(RunLog(cfg.quiet), metrics, monitor, cfg.monitor_mode, best, guard)
+    callbacks = list(extra) + [c for c in (guard, watch, lines) if c is not None] + [best, last]
     stopper = None
     if cfg.early_stop:
         stopper = EarlyStopping(monitor=monitor, mode=cfg.monitor_mode, patience=cfg.early_stop)
         callbacks.append(stopper)
-    if cfg.progress:
-        class ProgressBar(RichProgressBar):
-            def get_metrics(self, trainer, pl_module):  # no logger version number among the metrics
-                metrics = super().get_metrics(trainer, pl_module)
-                metrics.pop("v_num", None)
-                return metrics
-
-            def _get_train_description(self, current_epoch: int) -> str:  # "Epoch 1/2", not "Epoch 0/1"
-                return f"Epoch {current_epoch + 1}/{self.trainer.max_epochs}"
-
-        callbacks.append(ProgressBar())
+    bar = progress_bar(cfg.progress and not cfg.quiet)
+    if bar is not None:
+        callbacks.append(bar)
     limits = {k: v for k, v in (("limit_train_batches", cfg.limit_train_batches),
                                 ("limit_val_batches", cfg.limit_val_batches)) if v is not None}
     # DDP must be told when some parameters get no gradient: those of outputs the loss never reads
@@ -201,36 +164,54 @@ def _trainer(cfg: TrainConfig, run_dir: Path, monitor: str, extra: list, n_batch
     try:
         trainer = L.Trainer(max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices,
                             num_nodes=cfg.num_nodes, strategy=strategy, precision=cfg.precision,
-                            gradient_clip_val=cfg.grad_clip, callbacks=callbacks, default_root_dir=run_dir,
-                            logger=CSVLogger(run_dir, name="logs"), enable_progress_bar=cfg.progress,
-                            enable_model_summary=False, num_sanity_val_steps=0,
+                            gradient_clip_val=cfg.grad_clip, callbacks=callbacks, default_root_dir=run.path,
+                            logger=CSVLogger(run.path, name="logs"), enable_progress_bar=bar is not None,
+                            enable_model_summary=False, num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
                             log_every_n_steps=max(1, min(50, n_batches)), **limits)
     except Exception as e:  # Lightning refuses a combination (16-mixed on CPU, no GPU, too many devices)
         raise SpecError(Diagnostic("E705", f"training settings refused: {e}".splitlines()[0],
                                    hint="check --accelerator, --devices, --strategy and --precision")) from None
-    return trainer, checkpoint, stopper
+    return trainer, best, stopper, guard, watch, lines
 
 
-def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extra_callbacks: list) -> TrainResult:
-    import lightning as L
+def _threads(cfg: TrainConfig, run: RunPlan, trainer, module, bundle: DataBundle) -> tuple[Optional[int], Optional[str]]:
+    """Set torch's thread count for the run: (the count, a line saying why) — see threads.py."""
     import torch
+    from lightning.pytorch.accelerators import CPUAccelerator
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+        return cfg.threads, None
+    if not isinstance(trainer.accelerator, CPUAccelerator) or trainer.world_size > 1 or rank() != 0:
+        return None, None  # a GPU run, or DDP processes, whose threads Lightning sets
+    used = run.previous.get("threads_used") if run.mode == "resume" else None
+    if isinstance(used, int) and used >= 1:
+        torch.set_num_threads(used)
+        return used, f"threads: {used}, as the run used (give --threads to change it)"
+    from torch.utils.data import DataLoader
+
+    from .threads import choose_threads
+
+    loader = DataLoader(bundle.train, batch_size=cfg.batch_size, collate_fn=bundle.collate,
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    choice = choose_threads(module, next(iter(loader)), torch.get_num_threads())
+    torch.set_num_threads(choice.threads)
+    return choice.threads, choice.describe()
+
+
+def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extra_callbacks: list, run: RunPlan,
+         log: RunLog) -> TrainResult:
+    import lightning as L
 
     from ..torch.build import build_module
     from .augment import augment_dataset
-    from .curves import epoch_metrics, plot_curves, write_metrics
     from .module import SpecModule
 
     _quiet_lightning()
-    run_dir = cfg.run_dir(loaded.name)
-    last = _prepare_run_dir(run_dir, cfg.resume)
     L.seed_everything(cfg.seed, verbose=False)
     model = build_module(graph)
     report = load_partial(model, cfg.init_from) if cfg.init_from else None
-    if report:
-        _say(report.format())
     frozen = freeze(model, cfg.freeze)
-    if frozen.params:
-        _say(f"frozen: {len(frozen.params)} parameter tensors, {len(frozen.eval_modules)} batch-norm modules in eval mode")
     train_set = augment_dataset(bundle.train, cfg.augment, bundle.task, bundle.meta)
     train_dl, val_dl, test_dl = _loaders(bundle, cfg, train_set)
     word_vectors = _word_vectors(graph, bundle)
@@ -239,25 +220,104 @@ def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extr
 
         extra_callbacks = [*extra_callbacks, AnalogyMetric(word_vectors)]
     monitor = cfg.monitor if val_dl is not None or not cfg.monitor.startswith("val_") else "train_loss"
-    trainer, checkpoint, stopper = _trainer(cfg, run_dir, monitor, extra_callbacks, len(train_dl), bool(plan.unread))
     module = SpecModule(model, task, plan, cfg, frozen)
-    if last is not None:
-        _check_resumable(last, module)
-    if _rank() == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        spec_ref = str(loaded.source.path) if loaded.source.path else loaded.name
-        (run_dir / "config.yaml").write_text(config_yaml(cfg, {"data_options": bundle.options, "spec": spec_ref,
-                                                               "params": params, "task": bundle.task,
-                                                               "monitor": monitor}))
-    n_params = sum(p.numel() for p in model.parameters())
-    _say(f"training {loaded.name} ({n_params:,} parameters) on {bundle.name}: {bundle.task}, "
-         f"{len(bundle.train):,} train / {len(bundle.val) if bundle.val is not None else 0:,} val examples -> {run_dir}")
-    trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl, ckpt_path=str(last) if last else None)
+    if run.last is not None:
+        check_resumable(run.last, module)
+    trainer, best, stopper, guard, watch, lines = _trainer(cfg, run, monitor, tuple(task.metrics), extra_callbacks,
+                                                           len(train_dl), bool(plan.unread))
+    threads, threads_note = _threads(cfg, run, trainer, module, bundle)
+    module.epoch_report = lines.report
 
-    result = TrainResult(model=model, run_dir=run_dir, config=cfg, load_report=report, frozen=frozen, data=bundle,
-                         epochs=trainer.current_epoch, stopped_early=bool(stopper and stopper.stopped_epoch > 0),
-                         last_checkpoint=run_dir / "checkpoints" / "last.ckpt")
-    best_path = checkpoint.best_model_path
+    # everything is checked: only now is the run folder made (or replaced)
+    spec_ref = str(loaded.source.path) if loaded.source.path else loaded.name
+    run.create(rank(), config_yaml(cfg, {"data_options": bundle.options, "spec": spec_ref, "params": params,
+                                         "task": bundle.task, "monitor": monitor, "threads_used": threads}))
+    if rank() == 0:
+        os.environ[RUN_DIR_ENV] = str(run.path)  # DDP's other processes write here too
+    _banner(log, loaded.name, model, bundle, run, cfg, report, frozen, threads_note)
+    result = TrainResult(model=model, run_dir=run.path, config=cfg, load_report=report, frozen=frozen, data=bundle,
+                         threads=threads, last_checkpoint=run.path / "checkpoints" / "last.ckpt")
+    try:
+        trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl,
+                    ckpt_path=str(run.last) if run.last else None)
+    except SystemExit:  # how Lightning ends a run on Ctrl-C
+        if watch.epoch is None:
+            raise
+        _restore_sigint()
+        raise TrainingInterrupted(run.path, watch.epoch, cfg.epochs, _saved_epochs(run.path)) from None
+    except NonFiniteStep as e:
+        _finish(result, trainer, module, best, stopper, None, None, task, loaded.name, log, diverged=True)
+        raise _diverged(e, cfg, result) from None
+    except DataError as e:  # a file changed on disk since it was checked
+        raise SpecError(Diagnostic(e.code, f"dataset '{cfg.data}': {e.message}", hint=e.hint)) from None
+    finally:
+        if rank() == 0:
+            os.environ.pop(RUN_DIR_ENV, None)
+    result.skipped_steps = guard.skipped_total if guard is not None else 0
+    try:
+        return _finish(result, trainer, module, best, stopper, test_dl, word_vectors, task, loaded.name, log)
+    except SystemExit:
+        if watch.epoch is None:
+            raise
+        _restore_sigint()
+        raise TrainingInterrupted(run.path, watch.epoch, cfg.epochs, _saved_epochs(run.path), fitted=True) from None
+
+
+def _restore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
+
+
+def _saved_epochs(run_dir: Path) -> int:
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        return checkpoint_epochs(last) if last.is_file() else 0
+    except SpecError:
+        return 0
+
+
+def _banner(log: RunLog, name: str, model, bundle: DataBundle, run: RunPlan, cfg: TrainConfig, report, frozen,
+            threads_note: Optional[str]) -> None:
+    if report:
+        log.say(report.format())
+    if frozen.params:
+        log.say(f"frozen: {len(frozen.params)} parameter tensors, {len(frozen.eval_modules)} batch-norm modules in "
+                "eval mode")
+    if threads_note:
+        log.say(threads_note)
+    if run.note:
+        log.say(run.note)
+    n_params = sum(p.numel() for p in model.parameters())
+    val = len(bundle.val) if bundle.val is not None else 0
+    log.say(f"training {name} ({n_params:,} parameters) on {bundle.name}: {bundle.task}, {len(bundle.train):,} train / "
+            f"{val:,} val examples -> {run.path}")
+    if run.mode == "resume":
+        done = run.epochs_done
+        log.say(f"resuming run {run.path} at epoch {done + 1} of {cfg.epochs}" if done < cfg.epochs else
+                f"run {run.path} has all its {cfg.epochs} epochs already: nothing to train (--epochs sets more)")
+
+
+def _diverged(e: NonFiniteStep, cfg: TrainConfig, r: TrainResult) -> SpecError:
+    kept = (f"best.ckpt holds epoch {r.best_epoch}, the best finite one; model.pt has its weights"
+            if r.best_epoch else "no epoch had finished: nothing was saved")
+    return SpecError(Diagnostic(
+        "E711", f"training stopped: {e}", details=(kept, f"run folder: {r.run_dir}"),
+        hint=f"lower the learning rate (--lr {cfg.lr:g} now), clip the gradients (--grad-clip 1.0), or drop such "
+             "steps and train on (--nan-policy skip)"))
+
+
+def _finish(result: TrainResult, trainer, module, best, stopper, test_dl, word_vectors, task, name: str,
+            log: RunLog, diverged: bool = False) -> TrainResult:
+    """The best weights back in the model, the test split, metrics.csv, curves.png, model.pt (after a
+    diverged step only from a best checkpoint: never the weights the bad step was about to move)."""
+    import torch
+
+    from .curves import epoch_metrics, plot_curves, write_metrics
+
+    model, run_dir = module.model, result.run_dir
+    result.epochs, result.stopped_early = trainer.current_epoch, bool(stopper and stopper.stopped_epoch > 0)
+    best_path = best.best_model_path
     if best_path and Path(best_path).is_file():  # restore the best weights
         state = torch.load(best_path, map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
@@ -270,15 +330,17 @@ def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extr
         from .wordvecs import format_evaluation
 
         result.evaluation = word_vectors.evaluate(model)
-        _say(format_evaluation(result.evaluation))
+        log.say(format_evaluation(result.evaluation))
     if trainer.is_global_zero:
         rows = epoch_metrics(run_dir / "logs")
         result.history = rows
         result.best = next((r for r in rows if r["epoch"] == result.best_epoch), {})
         write_metrics(rows, run_dir / "metrics.csv")
-        plot_curves(rows, run_dir / "curves.png", task.metrics[0] if task.metrics else None, loaded.name)
-        torch.save(model.state_dict(), run_dir / "model.pt")
-        _say(_report_line(result, task))
+        plot_curves(rows, run_dir / "curves.png", task.metrics[0] if task.metrics else None, name)
+        if not diverged or result.best_checkpoint is not None:
+            torch.save(model.state_dict(), run_dir / "model.pt")
+        if not diverged:
+            log.say(_report_line(result, task))
     return result
 
 
