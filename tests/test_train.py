@@ -330,6 +330,18 @@ def test_task_metrics_are_exact_over_the_summed_batches():
     pred = torch.tensor([[[[5.0, -5.0], [5.0, -5.0]], [[-5.0, 5.0], [-5.0, 5.0]]]])  # predicts [[0, 1], [0, 1]]
     m = epoch_metrics(seg, (pred, target))
     assert m["dice"] == pytest.approx(2 * 2 / (2 + 3)) and m["iou"] == pytest.approx(2 / 3)
+    # over batches, per foreground class present (class 3 is neither predicted nor labelled), as counted by hand
+    seg4, g = make_task("segmentation", num_classes=4), torch.Generator().manual_seed(1)
+    batches = [(torch.randn(2, 4, 5, 5, generator=g) - torch.tensor([0, 0, 0, 99.0]).view(1, 4, 1, 1),
+                torch.randint(0, 3, (2, 5, 5), generator=g)) for _ in range(3)]
+    hard, true = torch.cat([p.argmax(1) for p, _ in batches]), torch.cat([t for _, t in batches])
+    inter, npred, ntrue = ((torch.bincount(x.flatten(), minlength=4)[1:3]).float()
+                           for x in (true[hard == true], hard, true))
+    m = epoch_metrics(seg4, *batches)
+    assert m["dice"] == pytest.approx(float((2 * inter / (npred + ntrue)).mean()))
+    assert m["iou"] == pytest.approx(float((inter / (npred + ntrue - inter)).mean()))
+    nothing = epoch_metrics(seg, (torch.tensor([[[[9.0]], [[0.0]]]]), torch.zeros(1, 1, 1, dtype=torch.long)))
+    assert (nothing["dice"], nothing["iou"]) == (0.0, 0.0)  # no foreground anywhere
     lm = make_task("language_model", vocab=4)
     logits, tokens = torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long)
     assert epoch_metrics(lm, (logits, tokens))["ppl"] == pytest.approx(4.0)

@@ -3,8 +3,8 @@
 * E703: the spec's prediction output cannot be trained for the data's task (a classifier
   with 7 outputs for 10 classes, a rank-4 output for classification, ...);
 * E704: the data's examples do not fit the spec's inputs (count, per-example shape, dtype);
-* E702: classification data with fewer than two classes (nothing to learn: a one-class
-  folder trains to 100% accuracy on the first step).
+* E702: classification or segmentation data with fewer than two classes (nothing to learn: a
+  one-class folder trains to 100% accuracy on the first step), or that does not say how many.
 
 Params that the data implies (``num_classes``, ``vocab``) are applied to a spec that
 declares them, unless the user set them (``--set``), so lenet5 trains on a 5-class folder.
@@ -44,11 +44,11 @@ def check_fit(graph: Graph, bundle: DataBundle, task: Task, user_params: dict | 
 
     ``user_params``: the params the user set (``--set``), for a hint that names them."""
     x, y = _sample(bundle)
-    if task.name == "classification" and task.num_classes is not None and task.num_classes < 2:
+    if task.name in ("classification", "segmentation") and (task.num_classes or 0) < 2:
         names = bundle.meta.get("classes") or []
         raise SpecError(Diagnostic(
-            "E702", f"dataset '{bundle.name}' has {task.num_classes} class"
-                    + (f" ({', '.join(map(str, names))})" if names else "") + "; classification needs two or more",
+            "E702", f"dataset '{bundle.name}' has {task.num_classes or 'no'} class"
+                    + (f" ({', '.join(map(str, names))})" if names else "") + f"; {task.name} needs two or more",
             hint="an image folder holds one subfolder per class: PATH/cats/..., PATH/dogs/..."))
     _check_inputs(graph, bundle, x)
     plan = plan_outputs(graph)

@@ -17,7 +17,9 @@ the examples of each batch (tokens, for a language model).
 | word2vec         | [N, 1 + k] scores     | (unused)       | negative sampling      | acc (pos. top) |
 | word2vec softmax | [N, vocab] logits     | [N] word ids   | cross-entropy          | acc            |
 
-Dice and IoU average the foreground classes (1 .. classes-1; class 0 is the background).
+Dice and IoU (torchmetrics' ``DiceScore`` and ``MulticlassJaccardIndex``) are counted over the
+whole split and averaged over the foreground classes (1 .. classes-1; class 0 is the background)
+that are predicted or labelled at least once.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
+from torchmetrics.segmentation import DiceScore
 
 from ..ir.tensor_type import TensorType
-from .metrics import ForegroundOverlap, WeightedMean
+from .metrics import WeightedMean
 
 TASKS = ("classification", "segmentation", "regression", "language_model", "word2vec")
 
@@ -126,11 +129,28 @@ class Segmentation(Task):
         return F.cross_entropy(pred.float(), target)
 
     def _metrics(self):
-        return {**super()._metrics(), "overlap": ForegroundOverlap(self.num_classes)}  # dice and iou
+        # Over the whole split (global, not per image), per foreground class (1 .. classes-1), then the
+        # mean over the classes predicted or labelled at least once: a class absent from both is NaN
+        # for both metrics, and left out of the mean
+        c = self.num_classes
+        return {**super()._metrics(),
+                "dice": DiceScore(num_classes=c, include_background=False, average="macro",
+                                  aggregation_level="global", input_format="index"),
+                "iou": MulticlassJaccardIndex(num_classes=c, average="none", zero_division=math.nan,
+                                              validate_args=False)}
 
     def update(self, metrics, pred, target, loss):
         super().update(metrics, pred, target, loss)
-        metrics["overlap"].update(pred, target)
+        hard = pred.argmax(dim=1)
+        metrics["dice"].update(hard, target)
+        metrics["iou"].update(hard, target)
+
+    def compute(self, metrics):
+        values = metrics.compute()
+        per_class = values["iou"][1:]
+        present = per_class[~per_class.isnan()]
+        dice, iou = float(values["dice"]), float(present.mean()) if len(present) else 0.0
+        return {"loss": float(values["loss"]), "dice": 0.0 if math.isnan(dice) else dice, "iou": iou}
 
 
 class Regression(Task):
