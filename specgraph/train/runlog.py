@@ -91,9 +91,10 @@ class EpochLines(L.Callback):
 
     @staticmethod
     def log_line(text: str, trainer) -> None:
-        bar = next((cb for cb in trainer.callbacks if hasattr(cb, "progress") and getattr(cb, "progress", None)
-                    is not None and not getattr(cb, "_progress_stopped", True)), None)
-        if bar is not None:  # above the live bar, which stays at the bottom
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        bar = next((cb for cb in trainer.callbacks if isinstance(cb, RichProgressBar)), None)
+        if bar is not None and bar.progress is not None:  # above the live bar, which stays at the bottom
             bar.progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
             print(text, flush=True)

@@ -1,13 +1,17 @@
 """How many CPU threads a run uses, and why torch's default was slow.
 
 torch's CPU kernels run on OpenMP (GNU libgomp in the PyPI wheels), one thread per core by
-default. libgomp's threads *spin* while they wait for the next parallel region (about 300,000
-polls before they sleep: ``OMP_WAIT_POLICY`` unset, ``GOMP_SPINCOUNT``). A small network's step
-is hundreds of short parallel regions; when other processes hold some of the cores, each region
-waits for a descheduled thread while the others burn their time slice spinning, and a LeNet-5
-epoch on a busy 2-core machine took 5x as long on 2 threads as on 1 (3 min 9 s against 37 s;
-CPU time grew as much as wall time: the threads were spinning, not working). DataLoader workers
-are not the cause: torch gives each worker process one thread.
+default. libgomp's threads *spin* while they wait for the next parallel region (``OMP_WAIT_POLICY``
+unset: about 300,000 polls, ``GOMP_SPINCOUNT``, before they sleep). A small network's step is
+hundreds of short parallel regions; when other processes hold some of the cores, each region
+waits for a descheduled thread while the others burn their time slice spinning. On a busy 2-core
+machine a LeNet-5 epoch took 3 min 9 s on torch's 2 threads against 37 s on 1; 100 steps of a
+plain PyTorch loop (batch 64) took 12.1 s on 2 threads against 1.0 s on 1, with 9.5 s of CPU time
+against 0.8 s: the second thread was spinning, not working. With ``OMP_WAIT_POLICY=PASSIVE`` the
+same 100 steps took 1.6 s on 2 threads: still slower than 1 thread while other processes hold a
+core (a region ends only when its slowest thread does), but no longer 12x. DataLoader workers
+are not the cause: torch gives each worker process one thread; Lightning sets the thread count
+only in DDP processes (the cores divided among them).
 
 Two remedies, both before the first step:
 
@@ -74,7 +78,8 @@ def measure(step: Callable[[], None], counts: Sequence[int], *, min_rounds: int 
             budget_s: float = 2.0) -> dict[int, float]:
     """Median seconds of ``step`` at each thread count: one untimed round, then interleaved timed
     rounds (the order reversed every other round) until ``min_rounds`` are done and ``budget_s``
-    is spent, or ``max_rounds``."""
+    is spent, or ``max_rounds``; after two rounds, a count twice as fast as every other ends it
+    (on a busy machine the slow counts are the expensive ones to keep measuring)."""
     import torch
 
     before = torch.get_num_threads()
@@ -82,7 +87,7 @@ def measure(step: Callable[[], None], counts: Sequence[int], *, min_rounds: int 
     start = time.perf_counter()
     try:
         for r in range(1 + max_rounds):
-            if r > min_rounds and time.perf_counter() - start > budget_s:
+            if r > min_rounds and time.perf_counter() - start > budget_s or r > 2 and _clear_winner(times):
                 break
             for n in (counts if r % 2 else list(reversed(counts))):
                 torch.set_num_threads(n)
@@ -93,6 +98,11 @@ def measure(step: Callable[[], None], counts: Sequence[int], *, min_rounds: int 
     finally:
         torch.set_num_threads(before)
     return {n: statistics.median(ts) for n, ts in times.items()}
+
+
+def _clear_winner(times: dict[int, list[float]]) -> bool:
+    medians = sorted(statistics.median(ts) for ts in times.values())
+    return len(medians) > 1 and medians[0] * 2 < medians[1]
 
 
 def choose_threads(module, batch, cores: int) -> ThreadChoice:
