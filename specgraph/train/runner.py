@@ -94,6 +94,7 @@ def train(spec, data: Optional[str] = None, *, config: Optional[str | os.PathLik
     log = RunLog(cfg.quiet)
     user_params = dict(params or {})
     graph = api.check(loaded, **user_params)
+    run = plan_run(cfg, loaded.name, rank())  # before the data, which may take minutes to check
     predictions = {o.name: o.value.type for o in graph.outputs if not o.train_only} or {
         o.name: o.value.type for o in graph.outputs}
     bundle = load_dataset(cfg.data, graph.inputs, cfg.seed, predictions, cfg.data_options, cfg.option_places,
@@ -106,8 +107,7 @@ def train(spec, data: Optional[str] = None, *, config: Optional[str | os.PathLik
     plan = check_fit(graph, bundle, task, user_params)
     for note in bundle.adapted:
         log.say(f"data adapted to the spec: {note}")
-    run = plan_run(cfg, loaded.name, rank())
-    import torch  # only now: everything above runs without it
+    import torch  # only now: everything above runs without it (but reading a checkpoint to resume)
 
     threads = torch.get_num_threads()
     try:
