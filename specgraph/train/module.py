@@ -104,6 +104,12 @@ class SpecModule(L.LightningModule):
         # submodules, so that they follow the model to its device; not a ModuleDict: "train" is taken
         self.train_metrics, self.val_metrics, self.test_metrics = (task.make_metrics() for _ in STAGES)
 
+    def __setattr__(self, name, value):
+        if name == "_current_fx_name":  # Lightning sets and resets it around every hook, some twenty times a
+            object.__setattr__(self, name, value)  # step: a name, never a tensor, so not nn.Module's slow path
+        else:
+            super().__setattr__(name, value)
+
     def forward(self, *inputs):
         return self.model(*inputs)
 
@@ -140,8 +146,18 @@ class SpecModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
-        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=_batch_len(batch))
+        if self._step_loss_is_read():
+            self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=_batch_len(batch))
         return loss
+
+    def _step_loss_is_read(self) -> bool:
+        """Whether this step's ``loss`` goes anywhere: to the progress bar (in a terminal), or to
+        the CSV logs on the steps Lightning writes them (every ``log_every_n_steps``). ``self.log``
+        costs more than a small model's step, so the other steps skip it."""
+        trainer = self._trainer
+        if trainer is None or trainer.progress_bar_callback is not None:
+            return True
+        return bool(getattr(getattr(trainer, "_logger_connector", None), "should_update_logs", True))
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
