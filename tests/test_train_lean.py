@@ -111,3 +111,34 @@ def test_step_loss_logs_are_those_of_logging_every_step(tmp_path, monkeypatch):
     col = header.split(",").index("loss")
     steps = [int(r.split(",")[header.split(",").index("step")]) for r in rows if r.split(",")[col]]
     assert steps == [49, 99, 149, 199]  # log_every_n_steps is 50
+
+
+def test_adam_is_fused_on_the_cpu_and_takes_torchs_default_steps():
+    """configure_optimizers picks Adam's fused kernel: ten steps land where the default loop's do."""
+    from types import SimpleNamespace
+
+    from specgraph.train.module import _fused_adam
+
+    gen = torch.Generator().manual_seed(1)
+    for cls, wd in ((torch.optim.Adam, 0.0), (torch.optim.Adam, 0.01), (torch.optim.AdamW, 0.01)):
+        start = [torch.randn(40, 7, generator=gen), torch.randn(7, generator=gen)]
+        grads = [[torch.randn(p.shape, generator=gen) for p in start] for _ in range(10)]
+        ends = []
+        for fused in (True, None):
+            params = [torch.nn.Parameter(p.clone()) for p in start]
+            opt = cls(params, lr=1e-2, weight_decay=wd, fused=fused)
+            for g in grads:
+                for p, gi in zip(params, g):
+                    p.grad = gi.clone()
+                opt.step()
+            ends.append(params)
+        for a, b in zip(*ends):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    p = [torch.nn.Parameter(torch.zeros(3))]
+    assert _fused_adam(p, "32") is True and _fused_adam(p, "bf16-mixed") is True
+    assert _fused_adam(p, "16-mixed") is None and _fused_adam([], "32") is None
+    assert _fused_adam([torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))], "32") is True
+    module = SimpleNamespace(model=torch.nn.Linear(3, 2), config=SimpleNamespace(
+        optimizer="adamw", lr=1e-3, weight_decay=0.0, momentum=0.9, precision="32"))
+    opt = SpecModule.configure_optimizers(module)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True
