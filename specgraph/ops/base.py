@@ -9,7 +9,7 @@ name.  Nothing outside an op class knows anything about that op.
 Shape rules raise :class:`ShapeError`; the compiler adds the node path and spec location.
 torch is imported lazily inside ``build``/``emit`` so that checking a spec stays fast.
 How an op's kernel uses memory on a given machine is not the op's business: see
-specgraph/analysis/memory/cpu_kernels.py.
+specgraph/analysis/memory/kernels/.
 """
 
 from __future__ import annotations
