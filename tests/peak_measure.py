@@ -3,9 +3,11 @@
 torch's CPU allocator reports every allocation and free to the profiler when
 ``profile_memory=True``, with the allocator's own running total of the bytes it has handed out
 and not yet taken back ("Total Allocated" on each ``[memory]`` event of the exported trace).
-The largest such total during a call is the peak of what torch allocated — kernels' scratch
-(oneDNN's reordered weights, max-pool indices) included — counted from the start of the call,
-so what was allocated before (the inputs, the parameters) is added by the caller.  (The
+The largest such total during a call, less the total at its start, is the peak of what torch
+allocated — kernels' scratch (oneDNN's reordered weights, max-pool indices) included — counted
+from the start of the call, so what was allocated before (the inputs, the parameters) is added
+by the caller; what the call frees that was allocated before (a previous step's gradients) is
+not seen, so the caller counts it out.  (The
 profiler's ``function_events`` list drops most of these events; the trace keeps them.)
 """
 
@@ -35,9 +37,14 @@ def allocator_peak(call: Callable[[], object]) -> int:
             events = json.load(f)["traceEvents"]
     finally:
         os.unlink(path)
-    totals = [e["args"]["Total Allocated"] for e in events
-              if e.get("name") == "[memory]" and e["args"].get("Device Type") == 0]
-    return max(totals, default=0)
+    memory = [e["args"] for e in events if e.get("name") == "[memory]" and e["args"].get("Device Type") == 0]
+    if not memory:
+        return 0
+    # The allocator's total is counted over the process's profiled allocations: one made in an
+    # earlier profiled call and freed unprofiled (a previous step's gradients) stays in it.  The
+    # total before the call's first event is its start.
+    start = memory[0]["Total Allocated"] - memory[0]["Bytes"]
+    return max(m["Total Allocated"] for m in memory) - start
 
 
 def tensor_bytes(tensors) -> int:

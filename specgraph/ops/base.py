@@ -141,6 +141,12 @@ class Op:
         module = self.build(p, inputs)
         return 0 if module is None else sum(t.numel() for t in module.parameters())
 
+    def num_buffers(self, p: OpParams, inputs: list[TensorType]) -> int:
+        """Elements of the state the op's module holds but does not learn: its buffers (batch
+        norm's running mean and variance and its step counter), what Keras' summary calls
+        non-trainable parameters.  Default: none."""
+        return 0
+
     def macs(self, p: OpParams, inputs: list[TensorType], outputs: list[TensorType]) -> int | None:
         """Multiply-accumulates of one forward pass at batch 1 (None when unknown)."""
         return 0

@@ -51,6 +51,14 @@ class _BatchNorm(Op):
     def num_params(self, p, inputs):
         return 2 * inputs[0].shape[1] if p.affine else 0
 
+    def num_buffers(self, p, inputs):
+        return running_stats(p, inputs)
+
+
+def running_stats(p, inputs) -> int:
+    """running_mean and running_var [C] and num_batches_tracked (one int64), when tracked."""
+    return 2 * inputs[0].shape[1] + 1 if p.track_running_stats else 0
+
 
 @register_op
 class BatchNorm1d(_BatchNorm):
@@ -250,6 +258,9 @@ class InstanceNorm2d(Op):
 
     def num_params(self, p, inputs):
         return 2 * inputs[0].shape[1] if p.affine else 0
+
+    def num_buffers(self, p, inputs):
+        return running_stats(p, inputs)
 
 
 @register_op

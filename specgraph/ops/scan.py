@@ -104,6 +104,9 @@ class ScanOp(Op):
     def num_params(self, p, inputs):
         return sum(n.op.num_params(n.params, [v.type for v in n.inputs]) for n in p.cell.op_nodes())
 
+    def num_buffers(self, p, inputs):
+        return sum(n.op.num_buffers(n.params, [v.type for v in n.inputs]) for n in p.cell.op_nodes())
+
     def macs(self, p, inputs, outputs):
         steps = inputs[0].shape[1]
         if not isinstance(steps, int):

@@ -163,6 +163,9 @@ class Buffer(_Held):
     def num_params(self, p, inputs):
         return 0
 
+    def num_buffers(self, p, inputs):
+        return math.prod(p.shape)
+
     def describe(self, p):
         window = f" {p.window[0]}×{p.window[1]}" if p.window else ""
         return super().describe(p) + window

@@ -154,7 +154,7 @@ def _concrete(t: TensorType, sizes: dict[str, int], who: str) -> tuple[Shape, st
         raise SizeError(f"{who}: cannot size {t} with {_sizes_text(sizes)}") from e
 
 
-def _params_at(params, sizes: dict[str, int]):
+def params_at(params, sizes: dict[str, int]):
     """``params`` with their symbolic values (a reshape's ``${x.height // 7}``) at these sizes: the
     shape rules run again on concrete inputs, which show no symbols to size them against."""
     def at(value):
@@ -212,7 +212,7 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         ins = [values[(v.node, v.port)] for v in node.inputs]
         try:
             in_types = [TensorType(t.shape, t.dtype) for t in ins]
-            out_types = op.infer(_params_at(node.params, sizes), in_types)
+            out_types = op.infer(params_at(node.params, sizes), in_types)
         except ShapeError as e:
             raise SizeError(f"node '{node.path}' ({node.op_name}) at {_sizes_text(sizes)}: {e.message}") from e
         before = set(storages)
@@ -289,4 +289,4 @@ def format_bytes(n: int | None) -> str:
 
 
 __all__ = ["memory_report", "resolve_sizes", "MemoryReport", "NodeMemory", "SizeError", "format_bytes",
-           "DTYPE_BYTES", "Tensor"]
+           "DTYPE_BYTES", "Tensor", "params_at"]
