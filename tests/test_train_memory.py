@@ -175,3 +175,34 @@ def test_sizes_are_read_with_their_units():
     for bad in ("12XB", "GiB", "-1GiB", "0.1B", ""):
         with pytest.raises(ValueError):
             parse_bytes(bad)
+
+
+class _ReadsItsData(torch.nn.Module):
+    def forward(self, x):
+        return x * float(x.abs().max().item())  # a value read from the data: no run without it
+
+
+def test_an_op_that_reads_its_data_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from specgraph import Op, register_op
+    from specgraph.analysis.memory import no_scratch
+    from specgraph.cli.app import app
+    from specgraph.ops.registry import REGISTRY
+    from specgraph.torch.train_memory import TrainingRunError
+
+    cls = type("DataScale", (Op,), {"name": "data_scale", "infer": lambda self, p, inputs: [inputs[0]],
+                                    "build": lambda self, p, inputs: _ReadsItsData(),
+                                    "num_params": lambda self, p, inputs: 0})
+    register_op(cls)
+    no_scratch(cls)
+    try:
+        path = tmp_path / "reads.yaml"
+        path.write_text("specgraph: 1\ninputs: {x: [N, 8]}\ngraph:\n  fc: {op: linear, out: 4}\n  s: {op: data_scale}\n")
+        with pytest.raises(TrainingRunError, match="cannot be run without memory.*local_scalar_dense"):
+            api.training_memory(path, 2)
+        result = CliRunner().invoke(app, ["summary", str(path), "--train"])
+        assert result.exit_code == 1 and "error: the training step cannot be run without memory" in result.output
+        assert "Traceback" not in result.output
+    finally:
+        REGISTRY.unregister("data_scale")

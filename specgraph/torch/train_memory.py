@@ -1,7 +1,7 @@
 """The memory of one training step's forward and backward, from a run that allocates none.
 
-The module is built and run under torch's ``FakeTensorMode``: every tensor is a CPU tensor to
-the dispatcher (so torch picks the kernels it picks on a CPU: oneDNN's LSTM, say) whose storage
+The module is built on the meta device (its initializers run on no data) and run under torch's
+``FakeTensorMode``: every tensor is a CPU tensor to the dispatcher (so torch picks the kernels it picks on a CPU: oneDNN's LSTM, say) whose storage
 lives on the meta device, without data.  Two observers watch the run:
 
 - ``torch.autograd.graph.saved_tensors_hooks`` sees every tensor autograd saves for the backward
@@ -124,6 +124,18 @@ class _LiveBytes(TorchDispatchMode):
         return out
 
 
+def _fake_cpu_tensors(model: torch.nn.Module) -> None:
+    """Replace the (meta) parameters and buffers of ``model`` by CPU tensors of the active fake mode."""
+    for module in model.modules():
+        for name, p in list(module._parameters.items()):
+            if p is not None:
+                module._parameters[name] = torch.nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device="cpu"),
+                                                              requires_grad=p.requires_grad)
+        for name, b in list(module._buffers.items()):
+            if b is not None:
+                module._buffers[name] = torch.empty(b.shape, dtype=b.dtype, device="cpu")
+
+
 def _storages_bytes(tensors) -> int:
     return sum({t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in tensors}.values())
 
@@ -141,8 +153,10 @@ def training_step(graph: Graph, sizes: Mapping[str, int], precision: str = "32",
     live = _LiveBytes(kernels)
     saved: dict[int, int] = {}
     try:
-        with FakeTensorMode(), live:
+        with torch.device("meta"):  # shapes only: no initializer runs on data (some read values)
             model = build_module(graph).train()
+        with FakeTensorMode(), live:
+            _fake_cpu_tensors(model)
             params, buffers = list(model.parameters()), list(model.buffers())
             inputs = [torch.empty(t.concrete(**sizes), dtype=getattr(torch, t.dtype)) for t in graph.inputs.values()]
             for t in params + buffers + inputs:

@@ -31,8 +31,9 @@ the live bytes are those alive before it, plus its new bytes and its scratch; th
 the largest such sum.  It counts activation memory only: the weights are resident anyway and
 are reported as ``param_bytes``.
 
-A training peak (forward + backward) is not predicted: which tensors autograd saves depends on
-each kernel's backward formula, which this module does not model.
+The peak of a training step is not this walk's: which tensors autograd saves and when it frees
+them is read from a run on fake tensors (specgraph/torch/train_memory.py, with the arithmetic
+in specgraph/analysis/training.py).
 """
 
 from __future__ import annotations
