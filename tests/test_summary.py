@@ -149,8 +149,11 @@ def test_cli_text_shows_the_training_step_and_the_fit():
     (["--train", "--optimizer", "lion"], "expected adam, adamw or sgd"),
     (["--train", "--precision", "64"], "expected 32, bf16-mixed or 16-mixed"),
     (["--depth", "0"], "--depth"),
+    (["--train"], "symbolic dims without a size: T (in tokens); give --dim T=INT"),
+    (["--fit", "1GiB"], "symbolic dims without a size: T (in tokens); give --dim T=INT"),
 ])
 def test_cli_training_options_are_checked(args, message):
-    result = CliRunner().invoke(app, ["summary", str(SPECS / "lenet5.yaml"), *args])
+    spec = "char_lstm" if "T=INT" in message else "lenet5"
+    result = CliRunner().invoke(app, ["summary", str(SPECS / f"{spec}.yaml"), *args])
     assert result.exit_code == 2
     assert message in " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split()), result.output

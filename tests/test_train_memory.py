@@ -206,3 +206,10 @@ def test_an_op_that_reads_its_data_is_a_clear_error(tmp_path):
         assert "Traceback" not in result.output
     finally:
         REGISTRY.unregister("data_scale")
+
+
+def test_a_spec_without_parameters_has_no_backward_pass():
+    graph = specgraph.check("specgraph: 1\ninputs: {x: [N, 8, 16]}\ngraph:\n  a: {op: relu}\n  b: {op: softmax, dim: -1}\n")
+    m = api.training_memory(graph, 4)
+    assert m.param_bytes == m.state_bytes == m.saved_bytes == 0
+    assert m.backward_peak == m.input_bytes and m.peak == m.forward_peak

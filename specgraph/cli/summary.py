@@ -91,6 +91,7 @@ def _add_training(s, graph, batch: int, sizes: dict, optimizer: str, precision: 
                   budget: Optional[int]) -> None:
     """The training step's memory (with --train) and the largest batch that fits (--fit), on ``s``."""
     from .. import api
+    from ..analysis.memory.walk import SizeError
     from ..torch.train_memory import TrainingRunError
 
     others = {k: v for k, v in sizes.items() if k != "N"}
@@ -100,6 +101,8 @@ def _add_training(s, graph, batch: int, sizes: dict, optimizer: str, precision: 
         if budget is not None:
             s.fit = (budget, api.largest_training_batch(graph, budget, dims=others, optimizer=optimizer,
                                                         precision=precision))
+    except SizeError as e:  # a symbolic dim without a size: a usage error, as for the memory columns
+        raise typer.BadParameter(str(e), param_hint="--batch-size / --dim") from e
     except TrainingRunError as e:
         err.print(f"error: {e}", markup=False)
         raise typer.Exit(1)

@@ -1,8 +1,9 @@
 """The memory of one training step's forward and backward, from a run that allocates none.
 
 The module is built on the meta device (its initializers run on no data) and run under torch's
-``FakeTensorMode``: every tensor is a CPU tensor to the dispatcher (so torch picks the kernels it picks on a CPU: oneDNN's LSTM, say) whose storage
-lives on the meta device, without data.  Two observers watch the run:
+``FakeTensorMode``: every tensor is a CPU tensor to the dispatcher (so torch picks the kernels
+it picks on a CPU: oneDNN's LSTM, say) whose storage lives on the meta device, without data.
+Two observers watch the run:
 
 - ``torch.autograd.graph.saved_tensors_hooks`` sees every tensor autograd saves for the backward
   pass: their storages (each counted once; the parameters, buffers and inputs left out) are the
@@ -18,8 +19,9 @@ knowledge and live with the inference ones (specgraph/analysis/memory/kernels/tr
 the API passes them in, so that this stage imports no analysis.
 
 The optimizer's state and step are arithmetic, not run here: see
-:mod:`specgraph.analysis.training`.  The loss is the sum of the float outputs: it saves nothing,
-as cross-entropy saves little (the log-probabilities [N, classes]).
+:mod:`specgraph.analysis.training`.  The loss is the sum of the outputs that depend on a
+parameter: it saves nothing, as cross-entropy saves little (the log-probabilities [N, classes]);
+a spec with no such output has no backward pass.
 """
 
 from __future__ import annotations
@@ -173,14 +175,15 @@ def training_step(graph: Graph, sizes: Mapping[str, int], precision: str = "32",
             dtype = AUTOCAST[precision]
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
                     torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                outputs = [t for t in tree_flatten(model(*inputs))[0]
-                           if isinstance(t, torch.Tensor) and t.is_floating_point()]
+                outputs = [t for t in tree_flatten(model(*inputs))[0] if isinstance(t, torch.Tensor)]
                 output_bytes = _storages_bytes(outputs)
-                loss = sum(t.float().sum() for t in outputs)
+                learnt = [t for t in outputs if t.requires_grad]  # none: nothing to learn, no backward
+                loss = sum(t.float().sum() for t in learnt) if learnt else None
             forward_peak, forward_op = live.peak, live.peak_op
+            del outputs, learnt
             live.peak = live.now
-            del outputs
-            loss.backward()
+            if loss is not None:
+                loss.backward()
             del loss
             backward_peak = live.peak
             peak_op = forward_op if forward_peak >= backward_peak else live.peak_op
