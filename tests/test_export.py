@@ -35,7 +35,7 @@ ONNX_EXCEPTIONS: dict[str, str] = {}
 FIXED_DIMS = RECURRENT_FIXED_DIMS
 
 # Training-only outputs are not in the eval-mode export (ONNX, TorchScript, .pt2).
-TRAIN_ONLY_LEFT_OUT: dict[str, list[str]] = {"cbow": ["logits"], "skipgram": ["logits"]}
+TRAIN_ONLY_LEFT_OUT: dict[str, list[str]] = {"cbow": ["logits"], "skipgram": ["logits"], "inception_v3": ["aux"]}
 
 # Specs the Python source export cannot reproduce, with the reason. None so far.
 PYTHON_EXCEPTIONS: dict[str, str] = {}

@@ -130,6 +130,14 @@ CASES = {
     "blocks 100 levels deep": (HEADER + "blocks:\n" + "".join(
         f"  b{i}:\n    nodes:\n      inner: {{block: b{i + 1}}}\n" for i in range(100))
         + "  b100:\n    nodes:\n      r: {op: relu}\n" + "graph:\n  top: {block: b0}\n", {"E604"}),
+    # a recursion without end through a block that uses the other six times (inception_v3's
+    # conv_bn with a Mixed block moved into it): refused at the first E604, not after expanding
+    # every sibling down to the depth limit
+    "wide recursion without end": (HEADER + "blocks:\n  unit:\n    nodes:\n      fc: {op: linear, out: 8}\n"
+                                   "      mixed: {block: wide}\n  wide:\n    nodes:\n"
+                                   + "".join(f"      b{i}: {{block: unit, from: x}}\n" for i in range(6))
+                                   + "      out: {op: concat, from: [b0, b1, b2, b3, b4, b5]}\n"
+                                   "graph:\n  top: {block: unit}\n", {"E604"}),
 }
 
 

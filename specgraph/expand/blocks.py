@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..diagnostics import did_you_mean
+from ..diagnostics import SpecError, did_you_mean
 from ..ir.graph import Graph, GraphBuilder, OutputInfo, Scope, Value
 from ..ir.tensor_type import TensorType
 from ..lang.expr import is_expression
@@ -64,11 +64,14 @@ class Blocks:
                 # Name the first instance that recursed, not the 64th: that is where `when:` is missing.
                 chain = [p for p in ctx.scope if p in self.ex.g.scopes and self.ex.g.scopes[p].kind == "block"
                          and self.ex.g.scopes[p].name == nd.block] or [here]
-                raise self.ex.error("E604", f"block '{nd.block}' instantiates itself without end "
-                                 f"(more than {self.ex.limits.max_block_depth} levels)", src, ypath + (key,),
-                                 path=chain[1] if len(chain) > 1 else chain[0],
-                                 details=(f"{' -> '.join(chain[:3])} -> ... ({len(chain)} instances)",),
-                                 hint="end the recursion with a param-driven `when:` (e.g. when: \"${depth > 0}\")")
+                self.ex.error("E604", f"block '{nd.block}' instantiates itself without end "
+                              f"(more than {self.ex.limits.max_block_depth} levels)", src, ypath + (key,),
+                              path=chain[1] if len(chain) > 1 else chain[0],
+                              details=(f"{' -> '.join(chain[:3])} -> ... ({len(chain)} instances)",),
+                              hint="end the recursion with a param-driven `when:` (e.g. when: \"${depth > 0}\")")
+                # Stop here, as the node limit does: every sibling on the way down would recurse to
+                # this depth again, and through a block used k times that is k^64 instances.
+                raise SpecError(self.ex.diags.items)
             raise self.ex.error("E604", f"blocks nested deeper than {self.ex.limits.max_block_depth}", src, ypath + (key,),
                              path=here, hint="raise it with --limit max_block_depth=N")
         return nd.block, block, bsrc, bpath
