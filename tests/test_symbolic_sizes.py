@@ -78,14 +78,14 @@ def window_partition(x, w=7):
 
 def test_window_partition_is_exact_where_the_window_divides_the_size():
     graph = specgraph.check(WINDOWS)
-    assert str(graph.node("parts").outputs["out"]) == "[N, H/7, 7, W/7, 7, 4]"
-    assert str(graph.outputs[0].value.type) == "[(H/7)*(W/7)*N, 7, 7, 4]"
+    assert str(graph.node("parts").outputs["out"]) == "[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4]"
+    assert str(graph.outputs[0].value.type) == "[N*⌊H/7⌋*⌊W/7⌋, 7, 7, 4]"
     model = specgraph.build(WINDOWS)
     for h, w in ((7, 14), (21, 7)):
         x = torch.randn(2, h, w, 4)
         torch.testing.assert_close(model(x), window_partition(x))
     # 15 is no multiple of 7: the spec's shapes do not hold, and the call says which dim and why
-    with pytest.raises(ValueError, match=r"reshape to \[N, H/7, 7, W/7, 7, 4\] needs H divisible by 7, "
+    with pytest.raises(ValueError, match=r"reshape to \[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4\] needs H divisible by 7, "
                                          r"but this input has H = 15"):
         model(torch.randn(1, 15, 14, 4))
 
