@@ -272,7 +272,7 @@ class PReLU(Op):
 
     class Params(OpParams):
         channelwise: Bool = False
-        init: Float = 0.25
+        init_slope: Float = 0.25  # torch's `init`, which is a node key here (a scan's initial states)
 
     def _count(self, p, inputs) -> int:
         return known_dim(self.name, inputs[0], 1, "channel count") if p.channelwise else 1
@@ -287,7 +287,7 @@ class PReLU(Op):
     def build(self, p, inputs):
         import torch
 
-        return torch.nn.PReLU(self._count(p, inputs), init=p.init)
+        return torch.nn.PReLU(self._count(p, inputs), init=p.init_slope)
 
     def num_params(self, p, inputs):
         return self._count(p, inputs)

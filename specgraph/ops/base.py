@@ -56,6 +56,9 @@ class Op:
     # What other libraries call this op (Keras' Dense, torch's bmm): an unknown op written so is
     # answered "did you mean" by meaning, not only by spelling.
     aliases: ClassVar[tuple[str, ...]] = ()
+    # Params that a further input can replace, the tensor to size against at run time
+    # (interpolate's `size`): the fix named when such a param is given a symbolic dim (E406).
+    sizes_like: ClassVar[tuple[str, ...]] = ()
 
     # ---- shape rule -------------------------------------------------------------------
     def check_dtypes(self, inputs: list[TensorType]) -> None:
@@ -104,6 +107,12 @@ class Op:
         """Which of its params change the spatial size, for the hint under a merge whose inputs
         disagree (``uses ceil_mode: false and padding: 0``); None for ops that keep it."""
         return None
+
+    def resize_fixes(self, p: OpParams) -> list[tuple[str, OpParams]]:
+        """Other params that would change the spatial size, each with the text that names the
+        change (``ceil_mode: true``): the merge hint tries each and names the one that gives the
+        size the siblings have, so it names the cause, not every param that could be one."""
+        return []
 
     # ---- torch --------------------------------------------------------------------------
     def build(self, p: OpParams, inputs: list[TensorType]) -> "torch.nn.Module | None":
@@ -177,6 +186,7 @@ PARAM_MEANINGS: dict[str, tuple[str, ...]] = {
     "keepdims": ("keepdim",), "target_shape": ("shape",), "output_size": ("size",), "pool_size": ("kernel",),
     "min_value": ("min", "min_val"), "max_value": ("max", "max_val"), "normalized_shape": ("dims",),
     "is_causal": ("causal",), "dropout_p": ("dropout", "p"), "layers": ("num_layers",),
+    "init": ("init_slope",),
 }
 # Params never written here, because ops read them from the input's shape.
 READ_FROM_INPUT = frozenset({"in_channels", "in_features", "num_features", "input_size", "embed_dim", "d_model",

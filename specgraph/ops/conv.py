@@ -145,6 +145,13 @@ class _Conv(Op):
     def resize_reason(self, p):
         return f"has kernel {p.kernel} with padding {p.padding}"
 
+    def resize_fixes(self, p):
+        k, _, d = self._sizes(p)
+        same = tuple(dd * (kd - 1) // 2 for kd, dd in zip(k, d))  # what keeps the size at stride 1, odd kernels
+        if self._padding(p) == same or any(kd % 2 == 0 for kd in k):
+            return []
+        return [(f"padding: {size_text(same)}", p.model_copy(update={"padding": list(same)}))]
+
     def macs(self, p, inputs, outputs):
         out = batch1(outputs[0])
         if out is None or batch1(inputs[0]) is None:

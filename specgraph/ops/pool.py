@@ -80,6 +80,14 @@ class _WindowPool(Op):
     def resize_reason(self, p):
         return f"uses ceil_mode: {str(p.ceil_mode).lower()} and padding: {p.padding}"
 
+    def resize_fixes(self, p):
+        k, _, pad, _ = self._geometry(p)
+        fixes = [(f"ceil_mode: {str(not p.ceil_mode).lower()}", p.model_copy(update={"ceil_mode": not p.ceil_mode}))]
+        half = tuple(kd // 2 for kd in k)  # the most padding torch allows
+        if half != pad:
+            fixes.append((f"padding: {size_text(half)}", p.model_copy(update={"padding": list(half)})))
+        return fixes
+
     def describe(self, p):
         k, s, _, d = self._geometry(p)
         text = "×".join(map(str, k))

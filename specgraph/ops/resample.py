@@ -141,6 +141,7 @@ class Interpolate(Op):
     category = "resample"
     max_inputs = 2
     size_only_inputs = frozenset({1})
+    sizes_like = ("size",)
     input_dtypes = FLOAT_DTYPES
 
     def check_dtypes(self, inputs):
