@@ -33,6 +33,8 @@ from ..diagnostics import did_you_mean
 from ..ir.graph import Node, OutputInfo, Value
 from ..ir.tensor_type import TensorType
 from ..ops.scan import ScanOp, ScanParams
+from .requirements import check_requirements
+from .scope import Env
 
 _SCAN = ScanOp()
 
@@ -58,6 +60,13 @@ def expand_scan(ex, name: str, nd, inputs: list[Value], ctx, ypath: tuple, index
     path = ctx.namer.name(name)
     values = ex.blocks.block_params(nd, block, bsrc, bpath, ctx, ypath, index, path)
     n, steps, features = seq.shape
+    context = _context(ex, nd, block, block_name, ctx, ypath, path, seq)
+    # The cell's `let` sees its step input and context tensors; the states are sized by it.
+    step = {block.inputs[0]: Value(path, "step", TensorType((n, features), seq.dtype)), **context} if block.inputs else {}
+    values = ex.blocks.bind_let(block.let, values, bsrc, bpath + ("let",), path, inputs=step)
+    if block.require:
+        check_requirements(ex, block.require, Env(values, {k: {"out": v} for k, v in step.items()}, {}), bsrc,
+                           bpath + ("require",), path)
     sizes: dict[str, int] = {}
     for state, raw in block.states.items():
         size = ex.evaluate(raw, values, bsrc, bpath + ("states", state), path)
@@ -68,7 +77,6 @@ def expand_scan(ex, name: str, nd, inputs: list[Value], ctx, ypath: tuple, index
     _check_cell_inputs(ex, block, bsrc, bpath, sizes, path)
     state_types = {s: TensorType((n, size), seq.dtype) for s, size in sizes.items()}
     given, init = _initial_states(ex, nd, ctx, ypath, path, state_types)
-    context = _context(ex, nd, block, block_name, ctx, ypath, path, seq)
     step_inputs = {block.inputs[0]: TensorType((n, features), seq.dtype), **state_types,
                    **{c: v.type for c, v in context.items()}}
     cell = ex.blocks.expand_cell(block, bsrc, bpath, values, step_inputs, path, block_name)
@@ -138,7 +146,7 @@ def _initial_states(ex, nd, ctx, ypath: tuple, path: str,
                 raise ex.error("E204", f"the initial state '{state}' is a node or 0 (zeros), found {ref!r}", ctx.source,
                                ypath + ("init", state), path=path)
             continue
-        value = ex.resolve(ref, ctx, ypath + ("init", state), path)
+        value = ex.refs.resolve(ref, ctx, ypath + ("init", state), path)
         if value.type.shape != t.shape:
             raise ex.error("E402", f"initial state '{state}' has shape {value.type}, the cell's state is {t}",
                            ctx.source, ypath + ("init", state), path=path)
@@ -166,7 +174,7 @@ def _context(ex, nd, block, block_name: str, ctx, ypath: tuple, path: str, seq: 
                        hint=f"context: {{{', '.join(f'{c}: <node>' for c in declared)}}}")
     values: dict[str, Value] = {}
     for name in declared:
-        value = ex.resolve(bound[name], ctx, ypath + ("context", name), path)
+        value = ex.refs.resolve(bound[name], ctx, ypath + ("context", name), path)
         t = value.type
         if t.rank == 0:
             raise ex.error("E410", f"context '{name}' is a scalar; a context tensor has the batch dim first, like "

@@ -32,7 +32,9 @@ class BlockDef(_Strict):
 
     doc: Optional[StrictStr] = None
     params: dict[StrictStr, Any] = Field(default_factory=dict)
-    let: dict[StrictStr, Any] = Field(default_factory=dict)  # derived values, in order
+    uses: list[StrictStr] = Field(default_factory=list)  # the caller's values it reads, by name
+    let: dict[StrictStr, Any] = Field(default_factory=dict)  # derived values (over params and inputs), in order
+    require: dict[StrictStr, Any] = Field(default_factory=dict)  # "${condition}": message
     states: dict[StrictStr, Any] = Field(default_factory=dict)  # a cell's recurrent states: name -> features
     context: list[StrictStr] = Field(default_factory=list)  # a cell's read-only inputs, the same at every step
     inputs: list[StrictStr] = Field(default_factory=lambda: ["x"])
@@ -49,6 +51,7 @@ class SpecDoc(_Strict):
     include: list[StrictStr] = Field(default_factory=list)
     params: dict[StrictStr, Any] = Field(default_factory=dict)
     let: dict[StrictStr, Any] = Field(default_factory=dict)  # derived values, in order
+    require: dict[StrictStr, Any] = Field(default_factory=dict)  # "${condition}": message
     inputs: dict[StrictStr, Any] = Field(default_factory=dict)
     blocks: dict[StrictStr, BlockDef] = Field(default_factory=dict)
     graph: dict[StrictStr, Any] = Field(default_factory=dict)

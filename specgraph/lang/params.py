@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from ..diagnostics import Diagnostic, Diagnostics, Location, did_you_mean
+from ..ir.dims import Sym
 from .expr import ExprError, evaluate, is_expression
 from .limits import Limits
 from .marked_yaml import Source
@@ -82,12 +83,14 @@ def parse_param_decls(raw: dict[str, Any], source: Source, base: tuple, diags: D
 def bind_params(decls: dict[str, ParamDecl], given: dict[str, Any], *, owner: str,
                 where: Callable[[str | None], Location | None], limits: Limits,
                 report: Callable[[Diagnostic], None], path: str | None = None,
-                keys: Iterable[str] = (), given_as: str | None = None) -> dict[str, Any] | None:
+                keys: Iterable[str] = (), given_as: str | None = None,
+                symbolic_hint: Callable[[Sym], str] | None = None) -> dict[str, Any] | None:
     """Values for every declared param: given ones checked against their type, then defaults.
 
     ``where(name)`` locates the given value of ``name`` (or the owner itself for None).
     ``keys``: other keys valid beside the params (a node's `from`, `when`...), for "did you
     mean".  ``given_as`` says where given values come from when not from the spec text.
+    ``symbolic_hint(dim)``: the fix when a symbolic dim is given where a number is declared (E406).
     Returns None when any error was reported.
     """
     ok = True
@@ -120,9 +123,15 @@ def bind_params(decls: dict[str, ParamDecl], given: dict[str, Any], *, owner: st
                     ok = False
                     report(Diagnostic(e.code, f"default of param '{name}': {e.message}", where(None), path=path, hint=e.hint))
                     continue
+        if not decl.accepts(value) and isinstance(value, Sym) and decl.type in ("int", "float"):
+            ok = False
+            report(Diagnostic("E406", f"param '{name}' of {owner} needs a number ({decl.type}), found the symbolic dim "
+                              f"{value}", where(name if name in given else None), path=path,
+                              hint=symbolic_hint(value) if symbolic_hint else None))
+            continue
         if not decl.accepts(value):
             ok = False
-            report(Diagnostic("E203", f"param '{name}' of {owner} expects {decl.type}, found {type(value).__name__} "
+            report(Diagnostic("E203", f"param '{name}' of {owner} expects {decl.type}, found {'symbolic dim' if isinstance(value, Sym) else type(value).__name__} "
                               f"{value!r}"[:300] + (via if name in given else ""),
                               where(name if name in given else None), path=path, hint=coercion_hint(value, decl.type)))
             continue

@@ -14,7 +14,7 @@ from ...ir.tensor_type import TensorType
 from ..limits import Limits
 from .functions import _SIGNATURES, FUNCTIONS, _type_name
 from .syntax import _BINOPS, _COMPARISONS, _OPERATOR_NODES, _ORDER, _SYMBOLIC, Culprit, _char_offset, _forbidden
-from .values import MAX_DEPTH, ExprError, ShapeView
+from .values import MAX_DEPTH, NEEDS_A_NUMBER, ExprError, ShapeView
 
 
 def _lookup(name: str, env: Mapping[str, object], wrap: bool) -> Any:
@@ -132,7 +132,7 @@ class _Evaluator:
 
     def truth(self, v: object) -> bool:
         if isinstance(v, Sym):
-            raise ExprError("E504", f"the truth of symbolic dim {v} depends on the input size")
+            raise ExprError("E406", f"the truth of symbolic dim {v} depends on the input size", hint=NEEDS_A_NUMBER, dim=v)
         if isinstance(v, ShapeView):
             raise ExprError("E504", "a tensor has no truth value", hint="test an attribute, e.g. x.rank == 4")
         return bool(v)
@@ -251,9 +251,9 @@ class _Evaluator:
             return (a in b) == isinstance(op, ast.In)
         symbol, apply = _ORDER[type(op)]
         if isinstance(a, Sym) or isinstance(b, Sym):
-            raise ExprError("E504", f"cannot compare symbolic dim {a if isinstance(a, Sym) else b} with "
-                            f"'{symbol}': the answer depends on the input size",
-                            hint="compare with == or !=, or give the input a concrete size")
+            sym = a if isinstance(a, Sym) else b
+            raise ExprError("E406", f"cannot compare symbolic dim {sym} with '{symbol}': the answer depends on the "
+                            "input size", hint="compare with == or !=, or " + NEEDS_A_NUMBER, dim=sym)
         if not (isinstance(a, (int, float)) and isinstance(b, (int, float))
                 or type(a) is type(b) and isinstance(a, (str, list, tuple))):
             raise ExprError("E504", f"cannot order {_type_name(a)} and {_type_name(b)}")

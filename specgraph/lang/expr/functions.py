@@ -9,7 +9,7 @@ import math
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...ir.dims import Sym
-from .values import ExprError, ShapeView
+from .values import NEEDS_A_NUMBER, ExprError, ShapeView
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluator import _Evaluator
@@ -23,8 +23,7 @@ def _numbers(fn: str, *values: Any) -> Any:
     """``values`` (the first of them returned), or E504 unless all are plain numbers."""
     for v in values:
         if isinstance(v, Sym):
-            raise ExprError("E504", f"{fn}() is not defined for symbolic dim {v}",
-                            hint="its value depends on the input size")
+            raise ExprError("E406", f"{fn}() needs a number, found the symbolic dim {v}", hint=NEEDS_A_NUMBER, dim=v)
         if not isinstance(v, (int, float)):
             raise ExprError("E504", f"{fn}() takes numbers, found {_type_name(v)}")
     return values[0] if values else None
