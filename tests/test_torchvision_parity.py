@@ -360,3 +360,4 @@ def test_swin_matches_torchvision_with_random_weights(params, ctor, expected, si
 def test_swin_s_and_b_are_set_s_of_the_spec(params, weights):
     # counted from the graph, nothing built: the spec's doc names these --set's
     assert specgraph.summary(SPECS / "swin_t.yaml", **params).total_params == weights.meta["num_params"]
+
