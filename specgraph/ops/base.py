@@ -171,6 +171,11 @@ class Op:
         """A short label of the key params, for diagrams and summaries (e.g. '3×3 /2, 64')."""
         return ""
 
+    def runs_as(self, p: OpParams) -> str | None:
+        """How this node runs where the compiler chose between ways (a scan fused into torch's
+        layer kernel, or not and why), for the summary's notes; None: nothing to say."""
+        return None
+
 
 # What torch, Keras and ONNX call params, and the name here: an unknown `kernel_size: 3` is
 # answered "did you mean 'kernel'?" whatever the spelling distance. A name maps to every param
