@@ -259,13 +259,29 @@ def test_a_cell_without_any_bias_is_torchs_bias_false_layer():
     assert_fused_equals_loop(model, random_inputs(graph), True)
 
 
-def test_the_fused_scan_compiles_as_one_graph():
-    graph, model = build(scan_spec("gru_cell", states=("h",), init=True, reverse=True))
+@pytest.mark.parametrize("cell,states", [("lstm_cell", ("h", "c")), ("gru_cell", ("h",))])
+def test_the_fused_scan_compiles_as_one_graph_and_trains(cell, states):
+    """Through AOTAutograd (what inductor differentiates with): in training the compiled scan
+    runs the loop, since AOTAutograd cannot differentiate torch's CPU lstm kernel; without
+    grad it runs the kernel."""
+    graph, model = build(scan_spec(cell, states=states, init=True, reverse=True))
+    randomize(model)
     inputs = random_inputs(graph)
     torch._dynamo.reset()
-    compiled = torch.compile(model, fullgraph=True, backend="eager")
-    for a, b in zip(compiled(*inputs), model(*inputs)):
-        torch.testing.assert_close(a, b)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    got = compiled(*inputs)
+    sum(o.sum() for o in got).backward()
+    got_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    want = model(*inputs)
+    sum(o.sum() for o in want).backward()
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, **TOL)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(got_grads[n], p.grad, **TOL, msg=n)
+    with torch.no_grad():
+        for a, b in zip(compiled(*inputs), want):
+            torch.testing.assert_close(a, b, **TOL)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -338,3 +354,37 @@ def test_the_memory_model_follows_the_fused_kernel(cell, states, init, reverse, 
     finally:
         torch.set_num_threads(before)
     assert abs(report.inference_peak - measured) <= TOLERANCE * measured, (report.inference_peak, measured)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize("cell,states,blocks", [("joint", ("h", "c"), JOINT_LSTM), ("gru_cell", ("h",), "")],
+                         ids=["joint_lstm", "gru"])
+def test_fused_scans_export_to_every_format(cell, states, blocks, tmp_path):
+    """ONNX (run in onnxruntime), torch.export, TorchScript and the Python source of a fused scan
+    (reversed, from given states; the joint lstm's weights cut by columns and a zero bias)."""
+    import onnxruntime as ort
+
+    from specgraph.torch.export.formats import export_program, to_onnx, to_torchscript
+    from specgraph.torch.export.python import python_source
+    from test_export import generated_class, import_source
+
+    graph, model = build(scan_spec(cell, states=states, init=True, reverse=True, blocks=blocks))
+    randomize(model)
+    model.eval()
+    inputs = tuple(random_inputs(graph))
+    with torch.no_grad():
+        want = model(*inputs)
+    session = ort.InferenceSession(str(to_onnx(model, graph, tmp_path / "m.onnx", inputs)),
+                                   providers=["CPUExecutionProvider"])
+    got = session.run(None, {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)})
+    for a, b in zip(got, want):
+        torch.testing.assert_close(torch.from_numpy(a), b, **TOL)
+    exported = export_program(model, graph, inputs).module()
+    to_torchscript(model, graph, tmp_path / "m.pt", inputs)
+    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    generated = generated_class(import_source(python_source(model), tmp_path, f"fused_{cell}"))()
+    generated.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        for other in (exported, scripted, generated.eval()):
+            for a, b in zip(other(*inputs), want):
+                torch.testing.assert_close(a, b, **TOL)

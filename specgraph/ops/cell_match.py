@@ -79,8 +79,8 @@ class TorchCell:
 @dataclass(frozen=True, eq=False)
 class Pat:
     """A pattern node: an op of class ``op`` reading ``args`` (a Pat, or (Pat, port index)),
-    in either order when ``any_order``, its params accepted by ``check``; or (``op`` None) the
-    cell input playing ``role`` ("x", "h", "c")."""
+    in either order when ``any_order``, the node accepted by ``check`` (default: its op's plain
+    form, every param at its default); or (``op`` None) the cell input playing ``role``."""
 
     op: type | None
     args: tuple[Any, ...] = ()
@@ -89,20 +89,22 @@ class Pat:
     check: Callable[[Any, "_Matcher"], bool] | None = None
 
 
-def _defaults(params, m) -> bool:
-    return params == type(params)()  # no `by:`, no option: the op's plain form
+def _defaults(node, m) -> bool:
+    return node.params == type(node.params)()  # no `by:`, no option: the op's plain form
 
 
-def _projection(params, m) -> bool:
-    return params.out == m.gates * m.hidden and not params.weight_norm
+def _projection(node, m) -> bool:
+    return node.params.out == m.gates * m.hidden and not node.params.weight_norm
 
 
-def _gate_split(params, m) -> bool:
-    return params.chunks == m.gates and normalize_dim(params.dim, 2) == 1
+def _features(node, m) -> bool:
+    """Along the features of an [N, F] input (a chunk or concat param ``dim`` of 1 or -1)."""
+    rank = node.inputs[0].type.rank
+    return rank == 2 and -rank <= node.params.dim < rank and normalize_dim(node.params.dim, rank) == 1
 
 
-def _features(params, m) -> bool:
-    return normalize_dim(params.dim, 2) == 1
+def _gate_split(node, m) -> bool:
+    return node.params.chunks == m.gates and _features(node, m)
 
 
 def _sum(a, b) -> Pat:
@@ -165,7 +167,7 @@ def _gru() -> _Pattern:
     reset = _apply(Sigmoid, _sum((xs, 0), (hs, 0)))
     update = _apply(Sigmoid, _sum((xs, 1), (hs, 1)))
     candidate = _apply(Tanh, _sum((xs, 2), _prod(reset, (hs, 2))))
-    h_new = _sum(candidate, _prod(update, Pat(Sub, (h, candidate), check=_defaults)))
+    h_new = _sum(candidate, _prod(update, Pat(Sub, (h, candidate))))
     return _Pattern(GRU, {}, {"h": h_new}, (x2h, h2h))
 
 
@@ -201,7 +203,7 @@ class _Matcher:
                 yield bound
             return
         if node.path in bound.values() or len(node.inputs) != len(pat.args) \
-                or not (pat.check or _defaults)(node.params, self):
+                or not (pat.check or _defaults)(node, self):
             return
         bound = {**bound, pat: node.path}
         for args in (permutations(pat.args) if pat.any_order else (pat.args,)):

@@ -217,6 +217,9 @@ class FusedScan(Scan):
     the index among the scan's states of torch's h (and c).  Same signature and results as
     :class:`Scan` (no context tensors); with ``fused`` set false, or an input of another dtype
     than float32/float64, it runs the cell's loop instead, which computes the same function.
+    So it does under torch.compile while autograd records: AOTAutograd cannot differentiate
+    the oneDNN layer torch's kernel becomes on CPU (torch 2.14: a None among the saved tensors
+    of ``mkldnn_rnn_layer``), and the compiler captures the loop whole and fuses each step.
     """
 
     def __init__(self, cell: nn.Module, sizes: list[int], state_index: list[int], emit_index: int, reverse: bool,
@@ -240,7 +243,8 @@ class FusedScan(Scan):
         return flat
 
     def forward(self, x: torch.Tensor, *init: torch.Tensor):
-        if not self.fused or x.dtype not in (torch.float32, torch.float64):
+        if not self.fused or x.dtype not in (torch.float32, torch.float64) \
+                or (torch.compiler.is_compiling() and torch.is_grad_enabled()):
             return super().forward(x, *init)
         given = dict(zip(self.init_index, init))
         hx = [(given[i] if i in given else x.new_zeros(x.shape[0], self.sizes[i])).unsqueeze(0)
