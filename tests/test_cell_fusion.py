@@ -342,7 +342,8 @@ def test_the_memory_model_follows_the_fused_kernel(cell, states, init, reverse, 
     """The predicted inference peak of a fused scan is torch's kernel's (oneDNN for the float32
     lstm, ATen's loop for the gru), within the 20% of tests/test_memory.py."""
     from specgraph.analysis.memory.walk import memory_report
-    from test_memory import TOLERANCE, _inputs, measured_peak
+    from peak_measure import measured_peak, random_inputs
+    from test_memory import TOLERANCE
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -350,7 +351,7 @@ def test_the_memory_model_follows_the_fused_kernel(cell, states, init, reverse, 
         graph, model = build(scan_spec(cell, states=states, init=init, reverse=reverse, blocks=blocks, hidden=64,
                                        features=16))
         report = memory_report(graph, 8, {"T": 40}, threads=1)
-        measured = measured_peak(model.eval(), _inputs(graph, report.sizes))
+        measured = measured_peak(model.eval(), random_inputs(graph, report.sizes))
     finally:
         torch.set_num_threads(before)
     assert abs(report.inference_peak - measured) <= TOLERANCE * measured, (report.inference_peak, measured)
