@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from ..diagnostics import Diagnostic, Location, SpecError, did_you_mean
 from ..ir.graph import Graph, GraphBuilder, Node, Scope, Value
 from ..ir.tensor_type import TensorType
-from ..lang.expr import ExprError, evaluate, referenced_names, value_location
+from ..lang.expr import ExprError, evaluate, referenced_names, spending, value_location
 from ..lang.marked_yaml import Source
 from ..lang.params import bind_params
 from ..lang.document import NODE_KEYS, NodeDef
@@ -103,6 +103,7 @@ class Expander:
                              location=value_location(source.location(ypath), source.lines, e.value, e.offset))
 
     # ---- top level -------------------------------------------------------------------
+    @spending  # one work budget for all the expressions of the check
     def run(self) -> Graph:
         spec, doc, src = self.spec, self.spec.doc, self.spec.source
         decls = parse_param_decls(doc.params, src, ("params",), self.diags)
