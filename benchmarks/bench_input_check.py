@@ -2,7 +2,7 @@
 
 resnet18 (specs/resnet18.yaml), batch 1, 3x224x224, eval, no_grad, 2 threads: the module built
 with the check and the same module built without (``check_inputs=False``, the same weights),
-timed in interleaved rounds of 20 forwards each.  Reported: the median of the per-round ratios
+timed in interleaved rounds of 5 forwards each.  Reported: the median of the per-round ratios
 (checked / plain), and the check alone (its own call, timed over many calls) as a share of
 the plain forward, which is the steadier of the two on a busy machine.
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import Config, Section, fmt_time, interleaved, markdown_table, paired_ratios, quartiles  # noqa: E402
 
 THREADS = 2
-CALLS = 20  # forwards per timed round
+CALLS = 5  # forwards per timed round
 TARGET = 0.01  # the promise: under 1% of the forward
 
 
@@ -47,7 +47,7 @@ def run(cfg: Config) -> list[Section]:
         return call
 
     samples = interleaved({"checked": forwards(checked), "plain": forwards(plain)},
-                          repeats=cfg.repeats(20, 6, quick=2), max_repeats=cfg.repeats(200, 6, quick=2),
+                          repeats=cfg.repeats(10, 6, quick=2), max_repeats=cfg.repeats(100, 6, quick=2),
                           budget_s=cfg.budget(40.0), progress=cfg.progress, label="resnet18 input check")
     low, mid, high = quartiles(paired_ratios(samples["checked"], samples["plain"]))
     forward = samples["plain"].median / CALLS

@@ -114,8 +114,11 @@ class _Evaluator:
     def eval(self, node: ast.AST) -> Any:
         kind = type(node)
         handler = _HANDLERS.get(kind)
+        budget = self.budget
         try:
-            self.budget.spend(NODE_WORK)
+            budget.left -= NODE_WORK
+            if budget.left < 0:
+                budget.spend(0)  # raises E505
             if handler is None:  # after validate(), only a Slice outside [...] gets here
                 raise ExprError("E503", "multi-dimensional indexing is not allowed in expressions")
             value = handler(self, node)
@@ -130,6 +133,8 @@ class _Evaluator:
     def check(self, v: Any) -> Any:
         """``v``, after enforcing the limits: int bits, sequence size, finite real numbers."""
         lim = self.limits
+        if type(v) is int and v.bit_length() <= lim.max_int_bits or type(v) is bool:  # the common case, first
+            return v
         if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > lim.max_int_bits:
             raise ExprError("E505", f"integer result has {v.bit_length()} bits (limit {lim.max_int_bits})")
         if isinstance(v, float) and not math.isfinite(v) or isinstance(v, complex):
