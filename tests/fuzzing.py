@@ -569,12 +569,12 @@ def live_nodes(graph) -> set[str]:
     return {p for p in graph.needed_by(graph.eval_outputs) if not graph.node(p).is_input}
 
 
-def build_naming(graph):
+def build_naming(graph, check_inputs: bool = True):
     """``specgraph.build(graph)`` (and None: the built module's fx nodes carry their spec nodes
     in ``meta["specgraph"]``, so no names need recording; kept for the callers' signature)."""
     import specgraph
 
-    return specgraph.build(graph), None
+    return specgraph.build(graph, check_inputs=check_inputs), None
 
 
 def observed_shapes(graph, model, args, asked=None) -> dict[tuple[str, str], tuple[int, ...]]:

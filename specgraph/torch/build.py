@@ -21,7 +21,7 @@ import torch
 from torch import fx, nn
 
 from ..ir.graph import Graph, OutputInfo
-from ..ops.base import ARG_TYPE
+from ..ops.base import ARG_TYPE, FLOAT_DTYPES
 from .input_check import CHECK_NAME, InputCheck
 from .names import class_name, identifier, value_name
 
@@ -57,10 +57,14 @@ def build_module(graph: Graph, modules: nn.Module | None = None, *, check_inputs
         root.add_module(CHECK_NAME, InputCheck(graph))
     name = class_name(graph.name)
     eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, check_inputs), name)
-    if not graph.has_train_only_outputs:
-        return eval_gm
-    train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, check_inputs), name + "Train")
-    return TrainEvalModule(root, train_gm, eval_gm)
+    model = eval_gm
+    if graph.has_train_only_outputs:
+        train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, check_inputs), name + "Train")
+        model = TrainEvalModule(root, train_gm, eval_gm)
+    # Weights in the floating dtype the inputs declare (a float64 spec computes in float64, as
+    # its inferred types say), where they declare one; float32 otherwise.
+    floats = {t.dtype for t in graph.inputs.values() if t.dtype in FLOAT_DTYPES}
+    return model.to(getattr(torch, floats.pop())) if len(floats) == 1 and floats != {"float32"} else model
 
 
 class Built(Mapping[str, "nn.Module | None"]):

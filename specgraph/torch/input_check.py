@@ -5,8 +5,9 @@ torch (``RuntimeError: shape '[-1, 12, 128]' is invalid``).  :class:`InputCheck`
 the built forward calls first (``self.input_check(x)`` in ``model.code``), checks every call's
 inputs:
 
-* their number, that each is a tensor, its rank, its dtype's kind (floating, integer, bool: a
-  model made ``.double()`` takes float64 where float32 was declared), each concrete dim;
+* that each is a tensor, its rank, its dtype — a floating input the declared dtype, or the
+  model's own once it is cast (``model.double()`` takes float64 where float32 is declared: a
+  buffer of no elements follows the casts), integer ids any integer dtype — each concrete dim;
 * each symbolic dim: the first input showing a symbol gives its size, every other dim named so
   must agree (``N`` of ``src`` and of ``tgt``), and every size is at least 1;
 * the requirements the shape rules state on those sizes (``Graph.requirements``: a reflect
@@ -98,6 +99,8 @@ class InputCheck(nn.Module):
                 sym = _symbol_name(d)
                 if sym is not None:
                     self.binding.setdefault(sym, (i, axis))
+        # follows model.double() / .half() / .to(dtype): the dtype the model computes in once cast
+        self.register_buffer("compute_dtype", torch.zeros(0), persistent=False)
         self.stated = {training: [_Stated(node, req) for node, req in
                                   graph.requirements(graph.outputs if training else graph.eval_outputs)]
                        for training in (True, False)}
@@ -143,6 +146,14 @@ class InputCheck(nn.Module):
         if kind != inp.kind:
             self._refuse(inp, f"expected {inp.kind} values ({inp.dtype}), found {str(value.dtype).removeprefix('torch.')}",
                          hint="token ids are integers (torch.long); images and features are floating point")
+        if kind == "floating":
+            cast = self.compute_dtype.dtype
+            want = getattr(torch, inp.dtype) if cast == torch.float32 else cast  # not cast: as declared
+            if value.dtype != want:
+                shown = str(want).removeprefix("torch.")
+                self._refuse(inp, f"expected {shown}, found {str(value.dtype).removeprefix('torch.')}",
+                             hint=f"the model computes in {shown}: cast the input (x.to(torch.{shown})), or the "
+                                  f"model (model.to(dtype)) to compute in another")
         for axis, (want, have) in enumerate(zip(inp.shape, value.shape)):
             if isinstance(want, int):
                 if have != want:
