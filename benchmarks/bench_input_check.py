@@ -20,7 +20,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import Config, Section, fmt_time, interleaved, markdown_table, paired_ratios, quartiles  # noqa: E402
+from timing import (Config, Section, cpu_ratio, fmt_time, interleaved, markdown_table, paired_ratios,  # noqa: E402
+                    quartiles)
 
 THREADS = 2
 CALLS = 5  # forwards per timed round
@@ -63,6 +64,7 @@ def run(cfg: Config) -> list[Section]:
         ["measure", "value"],
         [["plain forward (median)", fmt_time(forward)],
          ["checked / plain, median of paired rounds (quartiles)", f"{mid:.4f} ({low:.4f}–{high:.4f})"],
+         ["checked / plain, CPU time (medians)", f"{cpu_ratio(samples['checked'], samples['plain']):.4f}"],
          ["the check alone, per call", fmt_time(best)],
          ["the check alone / plain forward", f"{best / forward:.3%}"]])
     verdict = "within" if best / forward < TARGET else "OVER"
