@@ -56,15 +56,25 @@ def hostile_spec(expression: str, nodes: int, repeat: int) -> str:
 
 
 def timed_check(text: str, limits: Limits | None = None):
-    """(the graph or the SpecError, CPU seconds of this thread)."""
+    """(the graph or the SpecError, CPU seconds of this thread).
+
+    The check's work is deterministic; what varies is the machine (caches and cores shared with
+    other processes inflate even a thread's CPU time). A check over the ceiling is timed once
+    more and the lower time kept: noise only ever adds time, so a check that really costs more
+    fails both times."""
     spec = specgraph.load(text, limits=limits) if limits else specgraph.load(text)
-    gc.collect()  # the garbage of earlier cases (100,000-slot lists) is not this check's work
-    start = time.thread_time()
-    try:
-        outcome = specgraph.check(spec)
-    except SpecError as e:
-        outcome = e
-    return outcome, time.thread_time() - start
+    best = float("inf")
+    for _ in range(2):
+        gc.collect()  # the garbage of earlier cases (100,000-slot lists) is not this check's work
+        start = time.thread_time()
+        try:
+            outcome = specgraph.check(spec)
+        except SpecError as e:
+            outcome = e
+        best = min(best, time.thread_time() - start)
+        if best < CPU_SECONDS:
+            break
+    return outcome, best
 
 
 @pytest.mark.parametrize("nodes, repeat", [(1, 1), (60, 1), (60, 30), (20, 300)])
