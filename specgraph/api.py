@@ -35,12 +35,16 @@ def check(spec: SpecLike, **params: Any) -> Graph:
 
 
 @gc_paused
-def build(spec: SpecLike, **params: Any):
-    """A trainable ``torch.nn.Module`` (a ``torch.fx.GraphModule``) computing the spec."""
+def build(spec: SpecLike, *, check_inputs: bool = True, **params: Any):
+    """A trainable ``torch.nn.Module`` (a ``torch.fx.GraphModule``) computing the spec.
+
+    ``check_inputs``: each call first checks its inputs against the spec (their shapes and
+    dtypes, and the sizes the spec's shape rules need), raising a located
+    :class:`~specgraph.diagnostics.InputError`; False leaves the check out."""
     from .torch.build import build_module  # torch is imported only when a module is wanted
 
     graph = spec if isinstance(spec, Graph) else check(spec, **params)
-    return build_module(graph)
+    return build_module(graph, check_inputs=check_inputs)
 
 
 def render(spec: SpecLike | Graph, **options: Any):
@@ -80,6 +84,38 @@ def summary(spec: SpecLike, **params: Any) -> Summary:
     """Per-node output shapes, parameter counts and MACs, with totals."""
     graph = spec if isinstance(spec, Graph) else check(spec, **params)
     return summarize(graph)
+
+
+def training_memory(spec: SpecLike | Graph, batch_size: int = 1, *, dims: Mapping[str, int] | None = None,
+                    optimizer: str = "adam", precision: str = "32", threads: int | None = None, **params: Any):
+    """The memory of one training step on CPU at ``batch_size`` (and ``dims`` for the other
+    symbolic dims): parameters, gradients, ``optimizer``'s state, the activations autograd saves,
+    and the predicted peak — from a run of the forward and backward passes that allocates no
+    memory (:mod:`specgraph.torch.train_memory`) and the optimizer's arithmetic
+    (:mod:`specgraph.analysis.training`).  ``precision``: 32, bf16-mixed or 16-mixed (autocast);
+    ``threads``: torch's intra-op threads (default: the CPU count), which decide some kernels."""
+    from .analysis.memory.kernels.training import training_scratch
+    from .analysis.memory.machine import detect
+    from .analysis.memory.walk import resolve_sizes
+    from .analysis.training import training_memory as with_optimizer
+    from .torch.train_memory import training_step
+
+    graph = spec if isinstance(spec, Graph) else check(spec, **params)
+    sizes = resolve_sizes(graph, batch_size, dims)
+    kernels = training_scratch(detect(), threads or os.cpu_count() or 1)
+    return with_optimizer(training_step(graph, sizes, precision, kernels), sizes, optimizer, precision)
+
+
+def largest_training_batch(spec: SpecLike | Graph, budget: int, *, dims: Mapping[str, int] | None = None,
+                           optimizer: str = "adam", precision: str = "32", threads: int | None = None,
+                           **params: Any) -> int:
+    """The largest batch whose training step's predicted peak (:func:`training_memory`) is at most
+    ``budget`` bytes; 0 when a batch of 1 is over."""
+    from .analysis.training import largest_batch
+
+    graph = spec if isinstance(spec, Graph) else check(spec, **params)
+    return largest_batch(lambda n: training_memory(graph, n, dims=dims, optimizer=optimizer, precision=precision,
+                                                   threads=threads).peak, budget)
 
 
 def language_schema(ops: Mapping[str, Any] | None = None) -> dict:

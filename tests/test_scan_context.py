@@ -93,7 +93,7 @@ def test_seq2seq_luong_equals_plain_pytorch(s, t):
 
 def test_the_diagram_draws_the_context_edge_into_the_scan():
     source = specgraph.render(LUONG).source
-    assert 'encoder -> decoder [label="N×S×512"' in source  # the encoder outputs, whole: S, not T
+    assert 'encoder -> decoder [label="out: N×S×512"' in source  # the encoder's out port, whole: S, not T
     assert 'tgt_embed -> decoder [label="N×T×256"' in source and 'enc_h -> decoder [label="N×512"' in source
 
 

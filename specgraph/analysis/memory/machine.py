@@ -1,6 +1,6 @@
 """What the CPU really runs: the instruction set oneDNN's kernels dispatch to.
 
-The kernel scratch models (cpu_kernels.py) depend on it: oneDNN lays activations out in
+The kernel scratch models (kernels/) depend on it: oneDNN lays activations out in
 blocks of 16 channels on AVX-512 (``nChw16c``) and of 8 on AVX2 (``nChw8c``).  The ISA is read
 the way oneDNN chooses it, without importing torch: the CPU's flags in /proc/cpuinfo
 (``avx512f``, ``avx2``) — or, where there is none, ``torch.backends.cpu.get_cpu_capability()``

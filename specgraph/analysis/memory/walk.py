@@ -16,11 +16,11 @@ torch module.  What is counted, and why:
   add nothing.  Strides are followed the way torch follows them, so a reshape after a permute
   that torch must copy is counted as a copy.
 - **scratch bytes** of a node: memory torch's CPU kernel allocates for the length of the op
-  only, from the model registered for the op's class in cpu_kernels.py, for the ISA the
+  only, from the model registered for the op's class (scratch.py; kernels/), for the ISA the
   machine runs (machine.py).  How the outputs live is what the op promises in its traits:
   ``Trait.IDENTITY_IN_EVAL`` (the output is the input), ``Trait.VIEW`` (a view where
-  ``Op.view_strides`` allows one).  An op class without a scratch model makes the peak a
-  lower bound, and the report lists its nodes.
+  ``Op.view_strides`` allows one).  An op class without a scratch model (or whose model
+  returns None for these inputs) makes the peak a lower bound, and the report lists its nodes.
 
 The **inference peak** (eval mode, under ``torch.no_grad``) walks the eval graph — the nodes
 that the non-training outputs need, in the order the built module runs them — and keeps a
@@ -31,8 +31,9 @@ the live bytes are those alive before it, plus its new bytes and its scratch; th
 the largest such sum.  It counts activation memory only: the weights are resident anyway and
 are reported as ``param_bytes``.
 
-A training peak (forward + backward) is not predicted: which tensors autograd saves depends on
-each kernel's backward formula, which this module does not model.
+The peak of a training step is not this walk's: which tensors autograd saves and when it frees
+them is read from a run on fake tensors (specgraph/torch/train_memory.py, with the arithmetic
+in specgraph/analysis/training.py).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from ...ir.strides import contiguous_strides
 from ...ir.tensor_type import TensorType
 from ...ir.traits import Trait
 from ...ops import ShapeError
-from .cpu_kernels import MemoryContext, scratch_model
+from . import kernels  # noqa: F401  (registers the built-in ops' scratch models)
+from .scratch import MemoryContext, scratch_model
 from .machine import detect
 
 BATCH_DIM = "N"
@@ -153,7 +155,7 @@ def _concrete(t: TensorType, sizes: dict[str, int], who: str) -> tuple[Shape, st
         raise SizeError(f"{who}: cannot size {t} with {_sizes_text(sizes)}") from e
 
 
-def _params_at(params, sizes: dict[str, int]):
+def params_at(params, sizes: dict[str, int]):
     """``params`` with their symbolic values (a reshape's ``${x.height // 7}``) at these sizes: the
     shape rules run again on concrete inputs, which show no symbols to size them against."""
     def at(value):
@@ -205,12 +207,13 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
     machine = detect()
     nodes: dict[str, NodeMemory] = {}
     made: dict[str, tuple[list[Tensor], set[int], int]] = {}
+    not_modelled: set[str] = set()
     for node in order:
         op = node.op
         ins = [values[(v.node, v.port)] for v in node.inputs]
         try:
             in_types = [TensorType(t.shape, t.dtype) for t in ins]
-            out_types = op.infer(_params_at(node.params, sizes), in_types)
+            out_types = op.infer(params_at(node.params, sizes), in_types)
         except ShapeError as e:
             raise SizeError(f"node '{node.path}' ({node.op_name}) at {_sizes_text(sizes)}: {e.message}") from e
         before = set(storages)
@@ -231,8 +234,11 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         new = {t.storage for t in outs} - before
         param_bytes = _param_bytes(node)
         model = scratch_model(op)
-        scratch = 0 if model is None else max(0, model(op, node.params, ins, outs,
-                                                        MemoryContext(sizes, threads, param_bytes, machine, memory_report)))
+        scratch = None if model is None else model(op, node.params, ins, outs,
+                                                   MemoryContext(sizes, threads, param_bytes, machine, memory_report))
+        if scratch is None:  # no model, or none for these inputs: the peak is a lower bound
+            not_modelled.add(node.path)
+        scratch = max(0, scratch or 0)
         made[node.path] = (outs, new, scratch)
         nodes[node.path] = NodeMemory(node.path, param_bytes, sum(t.nbytes for t in outs),
                                       sum(storages[s] for s in new), scratch, 0)
@@ -267,7 +273,7 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         if now > peak:
             peak, peak_node = now, node.path
         live -= sum(storages[s] for s in dying.get(i, ()))
-    unmodelled = [n.path for n in steps if scratch_model(n.op) is None]
+    unmodelled = [n.path for n in steps if n.path in not_modelled]
     held = {values[(o.value.node, o.value.port)].storage for o in graph.outputs if not o.train_only}
     return MemoryReport(sizes, nodes, sum(storages[s] for s in input_storages), peak, peak_node, unmodelled,
                         sum(storages[s] for s in held - input_storages))
@@ -284,4 +290,4 @@ def format_bytes(n: int | None) -> str:
 
 
 __all__ = ["memory_report", "resolve_sizes", "MemoryReport", "NodeMemory", "SizeError", "format_bytes",
-           "DTYPE_BYTES", "Tensor"]
+           "DTYPE_BYTES", "Tensor", "params_at"]
