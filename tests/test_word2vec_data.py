@@ -8,6 +8,7 @@ tests compare them, exactly (same seed: same arrays, same order), with the loops
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +94,21 @@ def test_lee_skipgram_examples_equal_the_reference():
     assert len(centre) > 300_000
     np.testing.assert_array_equal(ds.tensors[0].numpy(), centre)
     assert torch.equal(ds.tensors[1], torch.from_numpy(words))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gensim") is None, reason="the lee corpus ships with gensim")
+def test_lee_bundle_train_split_is_the_reference_pairs_with_fresh_negatives():
+    """The lee bundle draws no negatives for its training split (they are drawn per batch):
+    its pairs are still the reference's, subsampled with the same draws."""
+    import specgraph
+    from specgraph.train.datasets import load_dataset
+    from specgraph.train.datasets.corpus_word2vec import _split_documents
+    from specgraph.train.datasets.corpus import lee_corpus
+
+    graph = specgraph.check(Path(__file__).parent.parent / "specs" / "skipgram_ns.yaml")
+    bundle = load_dataset("lee", graph.inputs, 2)
+    train_docs = _split_documents(lee_corpus(), 2)["train"]
+    centre, words = reference_dataset(train_docs, 5, 5, 1e-3, 2)
+    np.testing.assert_array_equal(bundle.train.query.numpy(), centre)
+    np.testing.assert_array_equal(bundle.train.words[:, 0].numpy(), words[:, 0])
+    assert bundle.train.words.shape == (len(centre), 6) and bool((bundle.train.words[:, 1:] == -1).all())
