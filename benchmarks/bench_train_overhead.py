@@ -8,7 +8,7 @@ specgraph/train/lean.py, guards.py and module.py undone, one at a time and all t
 say what each buys. Rounds interleave the variants (order reversed every other round).
 
     .venv/bin/python benchmarks/run.py --only train_overhead
-    .venv/bin/python benchmarks/bench_train_overhead.py [--quick]
+    .venv/bin/python benchmarks/bench_train_overhead.py [--quick] [--steps N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -128,15 +128,15 @@ def patched(patches):
             setattr(obj, name, value)
 
 
-def run(cfg: Config | None = None) -> list[Section]:
+def run(cfg: Config | None = None, steps: int | None = None, rounds: int | None = None) -> list[Section]:
     cfg = cfg or Config()
     import warnings
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     from specgraph.train.datasets import load_dataset
 
-    steps = 40 if cfg.quick else 300
-    rounds = cfg.repeats(3, minimum=2, quick=1)
+    steps = steps or (40 if cfg.quick else 300)
+    rounds = rounds or cfg.repeats(3, minimum=2, quick=1)
     bundle = load_dataset("fashion-mnist", seed=SETTINGS["seed"])
     undo = _undo_patches()
     variants = {"plain PyTorch loop": None, "specgraph.train": [], **undo}
@@ -187,5 +187,7 @@ def run(cfg: Config | None = None) -> list[Section]:
 
 
 if __name__ == "__main__":
-    for section in run(Config(quick="--quick" in sys.argv[1:])):
+    args = sys.argv[1:]
+    given = {k: int(args[args.index(f"--{k}") + 1]) for k in ("steps", "rounds") if f"--{k}" in args}
+    for section in run(Config(quick="--quick" in args), **given):
         print(section.markdown())
