@@ -7,8 +7,8 @@ generator expression is accepted as a call's argument (``all(d > 0 for d in dept
 evaluated the same way, into a list: there are no lazy values.
 
 Nothing here is unbounded.  ``range`` refuses a length past ``max_sequence_len`` before making
-anything; each step of a comprehension costs :data:`~specgraph.lang.expr.budget.NODE_WORK`
-besides the nodes it evaluates, and its list is weighed as it grows, so
+anything; each step of a comprehension costs :data:`~specgraph.lang.expr.budget.NODE_WORK` a
+name it binds besides the nodes it evaluates, and its list is weighed as it grows, so
 ``[[0] * 99999 for i in range(99999)]`` stops at its second item, not at its end.
 """
 
