@@ -46,6 +46,16 @@ HEAVY = {
     "nested compare": "[[0] * 300] * 300 == [[0] * 300] * 300",
     "wide AST": "[" + ", ".join(["1 + 1"] * 150) + "][0]",
     "long and": " and ".join(["1 < 2"] * 150),
+    # iteration: each step of a comprehension is work, and so is each tuple zip/enumerate make
+    "comprehension over a range": "len([i for i in range(99999)])",
+    "comprehension with a test": "len([i for i in range(99999) if i < 0])",
+    "comprehension unpacking pairs": "len([a for a, b in zip(range(49999), range(49999))])",
+    "nested comprehension": "len([[j for j in range(300)] for i in range(300)])",
+    "generator argument": "sum(i for i in range(99999))",
+    "range": "len(range(99999))",
+    "zip": "len(zip([0] * 49999, [1] * 49999))",
+    "enumerate": "len(enumerate([0] * 49999))",
+    "all": "all([[1]] * 99999)",
 }
 
 
