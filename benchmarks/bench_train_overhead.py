@@ -4,7 +4,7 @@ LeNet-5 on Fashion-MNIST (batch 128, Adam, one thread), the same model, data, sh
 number of steps: the time from the first step's start to the last step's end, which leaves out
 what a run does once (loading data, building, validation, checkpoints, the test pass) and
 keeps what Lightning does around every step. Then the same with each of the savings of
-specgraph/train/lean.py, guards.py and module.py undone, one at a time and all together, to
+specgraph/train/lean.py, guards.py, module.py and optim.py undone, one at a time and all together, to
 say what each buys. Rounds interleave the variants (order reversed every other round).
 
     .venv/bin/python benchmarks/run.py --only train_overhead
@@ -94,7 +94,7 @@ def _undo_patches() -> dict[str, list[tuple[object, str, object]]]:
     import torch.nn as nn
     from lightning.pytorch.profilers import PassThroughProfiler
 
-    from specgraph.train import guards, lean, module
+    from specgraph.train import guards, lean, optim
     from specgraph.train.module import SpecModule
 
     def isfinite_each(loss, grads):  # the check before guards.all_finite
@@ -112,7 +112,7 @@ def _undo_patches() -> dict[str, list[tuple[object, str, object]]]:
     }
     undo["all of the above undone"] = [p for ps in undo.values() for p in ps]
     # not a loop overhead (the plain loop above uses the fused kernel too): what it buys the step
-    undo["Adam: torch's default per-tensor loop (plain loop fused)"] = [(module, "_fused_adam", lambda *a: None)]
+    undo["Adam: torch's default per-tensor loop (plain loop fused)"] = [(optim, "_fused_adam", lambda *a: None)]
     return undo
 
 

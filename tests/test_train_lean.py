@@ -117,7 +117,7 @@ def test_adam_is_fused_on_the_cpu_and_takes_torchs_default_steps():
     """configure_optimizers picks Adam's fused kernel: ten steps land where the default loop's do."""
     from types import SimpleNamespace
 
-    from specgraph.train.module import _fused_adam
+    from specgraph.train.optim import _fused_adam
 
     gen = torch.Generator().manual_seed(1)
     for cls, wd in ((torch.optim.Adam, 0.0), (torch.optim.Adam, 0.01), (torch.optim.AdamW, 0.01)):
@@ -139,6 +139,6 @@ def test_adam_is_fused_on_the_cpu_and_takes_torchs_default_steps():
     assert _fused_adam(p, "16-mixed") is None and _fused_adam([], "32") is None
     assert _fused_adam([torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))], "32") is True
     module = SimpleNamespace(model=torch.nn.Linear(3, 2), config=SimpleNamespace(
-        optimizer="adamw", lr=1e-3, weight_decay=0.0, momentum=0.9, precision="32"))
+        optimizer="adamw", lr=1e-3, weight_decay=0.0, momentum=0.9, precision="32", lr_schedule="constant"))
     opt = SpecModule.configure_optimizers(module)
     assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True

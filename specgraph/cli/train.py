@@ -55,6 +55,7 @@ CLI_SAYS: dict[str, CliSays] = {
     "epochs": NO_HELP, "batch_size": NO_HELP, "lr": NO_HELP, "weight_decay": NO_HELP, "num_nodes": NO_HELP,
     "seed": NO_HELP,
     "optimizer": CliSays(help="sgd | adam | adamw"),
+    "lr_schedule": CliSays(help="constant | linear | cosine: the lr over the run's steps (linear: down to 0)"),
     "early_stop": CliSays(help="patience: validation checks without improvement"),
     "monitor": CliSays(help="metric for early stopping and the best checkpoint (val_loss)"),
     "grad_clip": CliSays(help="clip the gradient norm to this"),

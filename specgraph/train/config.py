@@ -40,6 +40,9 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0, description="Learning rate.")
     optimizer: Literal["sgd", "adam", "adamw"] = Field("adam", description="sgd (with momentum), adam or adamw.")
     momentum: float = Field(0.9, ge=0, description="SGD's momentum.")
+    lr_schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant", description="The learning rate over the run, stepped per optimiser step: constant, linear "
+                                "(down to 0 at the last step, as word2vec) or cosine (half a cosine, down to 0).")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw).")
     early_stop: Optional[int] = Field(None, ge=1, description="Patience: stop after this many validation checks "
                                                               "without improvement of `monitor`; the best weights are kept.")

@@ -35,6 +35,7 @@ from .config import TrainConfig, config_yaml, resolve_config
 from .datasets import DataBundle, DataError, load_dataset
 from .fit import check_fit, data_params
 from .guards import NonFiniteStep
+from .optim import check_sparse_gradients
 from .rundir import RUN_DIR_ENV, RunPlan, TrainingInterrupted, check_resumable, checkpoint_epochs, plan_run
 from .runlog import RunLog, interactive, rank
 from .tasks import make_task
@@ -217,6 +218,7 @@ def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extr
     model = build_module(graph)
     report = load_partial(model, cfg.init_from) if cfg.init_from else None
     frozen = freeze(model, cfg.freeze)
+    check_sparse_gradients(model, cfg)
     train_set = augment_dataset(bundle.train, cfg.augment, bundle.task, bundle.meta)
     train_dl, val_dl, test_dl = _loaders(bundle, cfg, train_set)
     word_vectors = _word_vectors(graph, bundle)

@@ -1,0 +1,88 @@
+"""The optimiser of a run and its learning-rate schedule.
+
+The schedule multiplies ``lr`` by a factor of the optimiser steps taken so far, k, out of the
+run's total, T (epochs × batches per epoch, as Lightning estimates it):
+
+* ``constant``: 1 (no scheduler at all);
+* ``linear``: 1 − k/T, down to 0 at the end of the run, as word2vec.c and gensim decay theirs;
+* ``cosine``: (1 + cos(π k/T)) / 2.
+
+It is a ``torch.optim.lr_scheduler.LambdaLR`` stepped after every optimiser step; Lightning keeps
+its state (k) in the checkpoints, so ``--resume`` continues it exactly. T is not saved: a run
+resumed with more ``--epochs`` spreads the rest of the decay over the longer run.
+
+Sparse gradients (an ``embedding`` with ``sparse: true``) are taken by ``sgd`` alone here: torch's
+Adam and AdamW refuse them, so that combination is refused before the run starts (E705).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from ..diagnostics import Diagnostic, SpecError
+
+
+def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
+    """The factor of ``lr`` after ``k`` optimiser steps of ``total_steps``."""
+    total = max(1, int(total_steps))
+    if schedule == "linear":
+        return lambda k: max(0.0, 1.0 - k / total)
+    if schedule == "cosine":
+        return lambda k: 0.5 * (1.0 + math.cos(math.pi * min(k, total) / total))
+    return lambda k: 1.0
+
+
+def make_optimizer(params: list[torch.Tensor], config) -> torch.optim.Optimizer:
+    """The optimiser ``config.optimizer`` names, over ``params``."""
+    c = config
+    if c.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+    cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=c.lr, weight_decay=c.weight_decay, fused=_fused_adam(params, c.precision))
+
+
+def with_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int):
+    """What ``configure_optimizers`` returns: the optimiser, with its scheduler stepped per step."""
+    if schedule == "constant":
+        return optimizer
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(schedule, total_steps))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+
+def sparse_gradient_modules(model: nn.Module) -> list[str]:
+    """Names of the modules whose weights get sparse gradients (``embedding`` with ``sparse: true``)."""
+    return [name for name, m in model.named_modules()
+            if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse and m.weight.requires_grad]
+
+
+def check_sparse_gradients(model: nn.Module, config) -> None:
+    """Refuse (E705) an optimiser that cannot take the sparse gradients the model makes."""
+    sparse = sparse_gradient_modules(model)
+    if not sparse or config.optimizer == "sgd":
+        return
+    where, detail = config.setting_place("optimizer")
+    names = ", ".join(f"'{n}'" for n in sparse)
+    raise SpecError(Diagnostic(
+        "E705", f"training settings refused: optimizer {config.optimizer} cannot take sparse gradients, and the "
+                f"embedding {names} makes them (sparse: true)",
+        location=where, details=detail,
+        hint="train with --optimizer sgd (word2vec's recipe: --optimizer sgd --momentum 0 --lr-schedule linear), "
+             "or drop `sparse: true` from the embedding"))
+
+
+def _fused_adam(params: list[torch.Tensor], precision: str) -> Optional[bool]:
+    """Adam's fused kernel (one pass over each tensor, the same update) where torch has it for
+    every parameter: on the CPU it took 0.6 ms a step for skipgram_ns's two 1,663 x 100 tables
+    against 1.6 ms for the default per-tensor loop. Not under 16-mixed, whose gradient scaler
+    Lightning will not let clip the gradients of a fused optimiser; None: torch's default."""
+    if precision == "16-mixed" or not params:
+        return None
+    fusable = all(p.is_floating_point() and not p.is_sparse and p.device.type in ("cpu", "cuda") for p in params)
+    return True if fusable and len({p.device for p in params}) == 1 else None
+
+
+__all__ = ["lr_factor", "make_optimizer", "with_schedule", "sparse_gradient_modules", "check_sparse_gradients"]
