@@ -41,6 +41,11 @@ class Embedding(Op):
     ``uniform`` or ``zeros``; ``weight_scale`` is the normal's std or the uniform's bound
     (default 1). word2vec starts its input vectors uniform in ±0.5/dim and its output vectors
     at zero: ``{weight_init: uniform, weight_scale: "${0.5 / dim}"}``, ``{weight_init: zeros}``.
+
+    ``sparse: true`` makes the table's gradient sparse (``torch.nn.Embedding(sparse=True)``): only
+    the rows a batch looked up, so an optimiser step touches those rows alone instead of the whole
+    table (word2vec's tables: a batch reads a few thousand of their rows). Training then needs an
+    optimiser that takes sparse gradients (``sgd``); the forward pass, and so every export, is the same.
     """
 
     name = "embedding"
@@ -54,6 +59,7 @@ class Embedding(Op):
         max_norm: Optional[Annotated[Float, Field(gt=0)]] = None
         weight_init: Literal["normal", "uniform", "zeros"] = "normal"  # the starting vectors
         weight_scale: Optional[Annotated[Float, Field(gt=0)]] = None  # normal: std; uniform: bound (default 1)
+        sparse: Bool = False  # sparse gradients: a step updates the looked-up rows only
 
         @field_validator("weight_scale")
         @classmethod
@@ -83,13 +89,12 @@ class Embedding(Op):
     def build(self, p, inputs):
         import torch
         if p.weight_init == "normal" and p.weight_scale in (None, 1):  # torch's own init: a plain nn.Embedding
-            return torch.nn.Embedding(p.num, p.dim, padding_idx=p.padding_idx, max_norm=p.max_norm)
+            return torch.nn.Embedding(p.num, p.dim, padding_idx=p.padding_idx, max_norm=p.max_norm, sparse=p.sparse)
         from .torch_modules import SpecEmbedding
 
         scale = 1.0 if p.weight_scale is None else float(p.weight_scale)
-        return SpecEmbedding(p.num, p.dim, padding_idx=p.padding_idx,
-                                                      max_norm=p.max_norm, weight_init=p.weight_init,
-                                                      weight_scale=scale)
+        return SpecEmbedding(p.num, p.dim, padding_idx=p.padding_idx, max_norm=p.max_norm, weight_init=p.weight_init,
+                             weight_scale=scale, sparse=p.sparse)
 
     def num_params(self, p, inputs):
         return p.num * p.dim
@@ -106,6 +111,8 @@ class Embedding(Op):
         elif p.weight_init == "uniform" or p.weight_scale not in (None, 1):
             scale = 1 if p.weight_scale is None else p.weight_scale
             text += f" init ±{scale:.3g}" if p.weight_init == "uniform" else f" init N(0, {scale:.3g})"
+        if p.sparse:
+            text += " sparse"
         return text
 
 

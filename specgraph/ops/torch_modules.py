@@ -24,9 +24,9 @@ class SpecEmbedding(nn.Embedding):
     ±weight_scale or zeros (weight_init); the padding vector, if any, starts at zero."""
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, weight_init="normal",
-                 weight_scale=1.0):
+                 weight_scale=1.0, sparse=False):
         self.weight_init, self.weight_scale = weight_init, weight_scale  # read by reset_parameters
-        super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx, max_norm=max_norm)
+        super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx, max_norm=max_norm, sparse=sparse)
 
     def reset_parameters(self):  # noqa: D102
         with torch.no_grad():

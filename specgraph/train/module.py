@@ -215,7 +215,7 @@ class SpecModule(L.LightningModule):
     # ---- optimiser and frozen modules -----------------------------------------------------
     def configure_optimizers(self):
         c = self.config
-        optimizer = make_optimizer([p for p in self.model.parameters() if p.requires_grad], c)
+        optimizer = make_optimizer(self.model, c)
         if c.lr_schedule == "constant":
             return optimizer
         return with_schedule(optimizer, c.lr_schedule, self.trainer.estimated_stepping_batches)

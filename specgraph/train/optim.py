@@ -11,8 +11,12 @@ It is a ``torch.optim.lr_scheduler.LambdaLR`` stepped after every optimiser step
 its state (k) in the checkpoints, so ``--resume`` continues it exactly. T is not saved: a run
 resumed with more ``--epochs`` spreads the rest of the decay over the longer run.
 
-Sparse gradients (an ``embedding`` with ``sparse: true``) are taken by ``sgd`` alone here: torch's
-Adam and AdamW refuse them, so that combination is refused before the run starts (E705).
+Sparse gradients (an ``embedding`` with ``sparse: true``) are taken by ``sgd`` alone, without
+weight decay: torch's Adam and AdamW refuse them, and SGD cannot add weight decay to them, so
+those combinations are refused before the run starts (E705). Under momentum the buffer of a
+sparse gradient starts dense (zeros): torch would start it as a sparse copy of the first
+gradient, which then grows by a batch's rows every step. Gradient clipping and the non-finite
+guard read sparse gradients as they are.
 """
 
 from __future__ import annotations
@@ -36,11 +40,17 @@ def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
     return lambda k: 1.0
 
 
-def make_optimizer(params: list[torch.Tensor], config) -> torch.optim.Optimizer:
-    """The optimiser ``config.optimizer`` names, over ``params``."""
+def make_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
+    """The optimiser ``config.optimizer`` names, over the parameters of ``model`` that train."""
     c = config
+    params = [p for p in model.parameters() if p.requires_grad]
     if c.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        sgd = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        if c.momentum:  # torch would start the momentum of a sparse gradient as a sparse copy of it, which then
+            for name in sparse_gradient_modules(model):  # grows by a batch's rows every step: start it dense
+                weight = model.get_submodule(name).weight
+                sgd.state[weight]["momentum_buffer"] = torch.zeros_like(weight, memory_format=torch.preserve_format)
+        return sgd
     cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
     return cls(params, lr=c.lr, weight_decay=c.weight_decay, fused=_fused_adam(params, c.precision))
 
@@ -62,16 +72,24 @@ def sparse_gradient_modules(model: nn.Module) -> list[str]:
 def check_sparse_gradients(model: nn.Module, config) -> None:
     """Refuse (E705) an optimiser that cannot take the sparse gradients the model makes."""
     sparse = sparse_gradient_modules(model)
-    if not sparse or config.optimizer == "sgd":
+    if not sparse:
         return
-    where, detail = config.setting_place("optimizer")
     names = ", ".join(f"'{n}'" for n in sparse)
-    raise SpecError(Diagnostic(
-        "E705", f"training settings refused: optimizer {config.optimizer} cannot take sparse gradients, and the "
-                f"embedding {names} makes them (sparse: true)",
-        location=where, details=detail,
-        hint="train with --optimizer sgd (word2vec's recipe: --optimizer sgd --momentum 0 --lr-schedule linear), "
-             "or drop `sparse: true` from the embedding"))
+    if config.optimizer != "sgd":
+        where, detail = config.setting_place("optimizer")
+        raise SpecError(Diagnostic(
+            "E705", f"training settings refused: optimizer {config.optimizer} cannot take sparse gradients, and "
+                    f"the embedding {names} makes them (sparse: true)",
+            location=where, details=detail,
+            hint="train with --optimizer sgd (word2vec's recipe: --optimizer sgd --momentum 0 --lr-schedule "
+                 "linear), or drop `sparse: true` from the embedding"))
+    if config.weight_decay:
+        where, detail = config.setting_place("weight_decay")
+        raise SpecError(Diagnostic(
+            "E705", f"training settings refused: weight_decay {config.weight_decay:g} cannot be added to the sparse "
+                    f"gradients of the embedding {names} (sparse: true): torch's SGD adds it to dense ones only",
+            location=where, details=detail,
+            hint="drop weight_decay, or `sparse: true` from the embedding"))
 
 
 def _fused_adam(params: list[torch.Tensor], precision: str) -> Optional[bool]:
