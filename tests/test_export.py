@@ -265,3 +265,26 @@ def test_python_form_writes_the_files_asked_for(tmp_path):
     assert set(written) == {"python", "exported"} and all(p.exists() for p in written.values())
     with pytest.raises(ValueError):
         specgraph.export("specs/lenet5.yaml")
+
+
+def test_sparse_embedding_exports_like_a_dense_one(tmp_path):
+    """``sparse: true`` changes the gradient only: ONNX (in onnxruntime), the Python source (which
+    rebuilds it sparse) and TorchScript give the built model's outputs."""
+    spec = tmp_path / "sparse.yaml"
+    spec.write_text("specgraph: 1\ninputs: {ids: {shape: [N, 3], dtype: int64}}\n"
+                    "graph:\n  e: {op: embedding, num: 20, dim: 4, sparse: true}\n  s: {op: sum, dim: -1}\n")
+    model = specgraph.build(spec)
+    assert model.e.sparse
+    paths = specgraph.export(spec, onnx=tmp_path / "m.onnx", python=tmp_path / "m.py",
+                             torchscript=tmp_path / "m.ts", model=model)
+    ids = torch.randint(0, 20, (2, 3))
+    with torch.no_grad():
+        want = model(ids).numpy()
+    got = ort.InferenceSession(str(paths["onnx"])).run(None, {"ids": ids.numpy()})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert "sparse=True" in Path(paths["python"]).read_text()
+    generated = generated_class(import_source(Path(paths["python"]).read_text(), tmp_path, "sparse_export"))()
+    generated.load_state_dict(model.state_dict(), strict=True)
+    assert generated.e.sparse
+    np.testing.assert_allclose(generated.eval()(ids).detach().numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(torch.jit.load(str(paths["torchscript"]))(ids).detach().numpy(), want, rtol=1e-6)
