@@ -151,7 +151,7 @@ def test_adam_with_sparse_embeddings_is_refused_where_it_was_written(tmp_path, m
         train(spec, "lee", out="run", **W2V_QUICK)
     [d] = e.value.diagnostics
     assert d.code == "E705" and "optimizer adam cannot take sparse gradients" in d.message
-    assert "'embed', 'outputs'" in d.message and "--optimizer sgd" in d.hint
+    assert "the embeddings 'embed' and 'outputs' make them" in d.message and "--optimizer sgd" in d.hint
     assert d.location is not None and d.location.line == len(Path(spec).read_text().splitlines())
     assert not (tmp_path / "run").exists()  # refused before the run folder is made
     with pytest.raises(SpecError) as e:

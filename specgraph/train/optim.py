@@ -74,12 +74,14 @@ def check_sparse_gradients(model: nn.Module, config) -> None:
     sparse = sparse_gradient_modules(model)
     if not sparse:
         return
-    names = ", ".join(f"'{n}'" for n in sparse)
+    quoted = [f"'{n}'" for n in sparse]
+    names = (f"embedding {quoted[0]}" if len(quoted) == 1
+             else f"embeddings {', '.join(quoted[:-1])} and {quoted[-1]}")
     if config.optimizer != "sgd":
         where, detail = config.setting_place("optimizer")
         raise SpecError(Diagnostic(
             "E705", f"training settings refused: optimizer {config.optimizer} cannot take sparse gradients, and "
-                    f"the embedding {names} makes them (sparse: true)",
+                    f"the {names} {'makes' if len(sparse) == 1 else 'make'} them (sparse: true)",
             location=where, details=detail,
             hint="train with --optimizer sgd (word2vec's recipe: --optimizer sgd --momentum 0 --lr-schedule "
                  "linear), or drop `sparse: true` from the embedding"))
@@ -87,7 +89,7 @@ def check_sparse_gradients(model: nn.Module, config) -> None:
         where, detail = config.setting_place("weight_decay")
         raise SpecError(Diagnostic(
             "E705", f"training settings refused: weight_decay {config.weight_decay:g} cannot be added to the sparse "
-                    f"gradients of the embedding {names} (sparse: true): torch's SGD adds it to dense ones only",
+                    f"gradients of the {names} (sparse: true): torch's SGD adds it to dense ones only",
             location=where, details=detail,
             hint="drop weight_decay, or `sparse: true` from the embedding"))
 
