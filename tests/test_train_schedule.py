@@ -183,3 +183,12 @@ def test_sgd_momentum_of_a_sparse_gradient_stays_one_dense_table(tmp_path):
         sgd.step()
     buffer = sgd.state[model.embed.weight]["momentum_buffer"]
     assert not buffer.is_sparse and buffer.shape == (50, 8)
+
+
+def test_resume_with_another_schedule_is_refused(tiny):
+    train(tiny, "digits", epochs=1, optimizer="sgd", lr_schedule="linear", out="run", **QUICK)
+    with pytest.raises(SpecError) as e:
+        train(tiny, "digits", epochs=2, optimizer="sgd", lr_schedule="cosine", resume=True, out="run", **QUICK)
+    [d] = e.value.diagnostics
+    assert d.code == "E708" and "was trained with lr_schedule linear, not cosine" in d.message
+    assert "--lr-schedule linear" in d.hint and "given with --lr-schedule" in str(e.value)

@@ -197,6 +197,12 @@ def _resume_plan(cfg: TrainConfig, spec_name: str, base: Path) -> RunPlan:
         raise SpecError(Diagnostic("E708", f"--resume: {folder} was trained on '{previous['data']}', not on "
                                            f"'{cfg.data}'", hint=f"resume with --data {previous['data']}, or start "
                                                                  "a new run without --resume"))
+    schedule = previous.get("lr_schedule", "constant") if previous else cfg.lr_schedule
+    if schedule != cfg.lr_schedule:  # the checkpoint's lr and schedule state belong to the run's own schedule
+        place, said = cfg.setting_place("lr_schedule")
+        raise SpecError(Diagnostic("E708", f"--resume: {folder} was trained with lr_schedule {schedule}, not "
+                                           f"{cfg.lr_schedule}", place, details=said,
+                                   hint=f"resume with --lr-schedule {schedule}, or start a new run without --resume"))
     done = checkpoint_epochs(folder / LAST)
     if cfg.epochs < done:
         place, said = cfg.setting_place("epochs")
