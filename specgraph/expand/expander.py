@@ -87,6 +87,7 @@ class Expander:
         self.observer = observer or ExpansionObserver()
         self.diags = InstanceDiagnostics(self.observer.diagnostic_reported)
         self.g = GraphBuilder()  # the graph being made (a scan's cell swaps in its own)
+        self.top = self.g  # the spec's own graph, whose inputs sizes may be read from (op_nodes.size_sources)
         self.blocks = Blocks(self)
         self.boundary = Boundary(self)
         self.op_nodes = OpNodes(self)

@@ -22,6 +22,7 @@ from ..lang.document import NodeDef
 from ..lang.validation import pydantic_diagnostics
 from ..ops import REGISTRY, Op, ShapeError, get_op, op_names
 from ..ops.base import param_meaning
+from ..ops.runtime_sizes import reading_sizes_from
 from ..ops.rules import InputDetail
 from .hints import shape_error_hint
 from .reporting import Poisoned
@@ -46,6 +47,12 @@ def op_keys(op: Op) -> tuple[str, ...]:
     """The keys an `op:` node of ``op`` takes, for "did you mean": its params, then the node keys
     that apply to an op (so a misspelt param is never answered with a scan's `init`)."""
     return tuple(op.Params.model_fields) + OP_NODE_KEYS
+
+
+def size_sources(ex: "Expander") -> list[tuple]:
+    """The shapes a run reads sizes from besides an op's own inputs: the spec's inputs, in order
+    (ops/runtime_sizes.py); none inside a scan's cell, whose split graphs take other inputs."""
+    return [t.shape for t in ex.input_types.values()] if ex.g is ex.top else []
 
 
 class OpNodes:
@@ -74,7 +81,8 @@ class OpNodes:
         in_types = [v.type for v in inputs]
         try:
             op.check_dtypes(in_types)
-            out_types = op.infer(params, in_types)
+            with reading_sizes_from(size_sources(ex)):  # a size may be read from the spec's inputs
+                out_types = op.infer(params, in_types)
             ports = op.output_ports(params)
         except ShapeError as e:
             details = tuple(_relabel(d, inputs) for d in e.details) or tuple(f"{v.ref} -> {v.type}" for v in inputs)

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal, Optional, Union
 
 from pydantic import model_validator
 
-from ..ir.dims import add, is_concrete, mul, sub
+from ..ir.dims import add, is_concrete, known_nonnegative, mul, sub
 from .base import FLOAT_DTYPES, Bool, Float, IntPair, NonNegativeInt, Op, OpParams, PositiveInt, ShapeError, arg_type, pair
 from ..ir.traits import Trait
 from .base import InputDetail, size_text
@@ -272,11 +272,14 @@ class CenterCrop(Op):
 @register_op
 class Pad(Op):
     """Pad the last dims. ``pads`` is [left, right] or [left, right, top, bottom] as in
-    torch.nn.functional.pad. Shape: [.., H, W] -> [.., H + top + bottom, W + left + right].
+    torch.nn.functional.pad (constant mode: a pair more per dim further in, [0, 0, 0, right, 0,
+    bottom] pads W and H of a channels-last [N, H, W, C]). Shape: [.., H, W] -> [.., H + top +
+    bottom, W + left + right].
 
     An amount may be an expression over the input's dims (``${7 * ((x.width + 6) // 7) - x.width}``
     pads W to a multiple of 7): computed from the input on every call, which refuses a negative
-    amount (torch would crop) naming it. Symbolic amounts take constant or replicate mode only.
+    amount (torch would crop) naming it, unless the shapes prove it never is (7*⌈W/7⌉ - W).
+    Symbolic amounts take constant or replicate mode only.
     """
 
     name = "pad"
@@ -293,16 +296,19 @@ class Pad(Op):
         for amount in p.pads:
             program = size_program(amount, t.shape)
             if program is None:
-                raise ShapeError(f"pad amount {amount} cannot be computed from the input {t} at run time",
-                                 code="E406", hint="write the amount from the input's own dims")
+                raise ShapeError(f"pad amount {amount} cannot be computed at run time from the input {t} or the "
+                                 f"spec's inputs", code="E406", hint="write the amount from the input's own dims")
             programs.append(program)
         return programs
 
     def infer(self, p, inputs):
         t = inputs[0]
-        if len(p.pads) not in (2, 4) or len(p.pads) // 2 > t.rank:
-            raise ShapeError(f"pads has {len(p.pads)} entries; give [left, right] or [left, right, top, bottom]",
-                             code="E403")
+        constant = p.mode == "constant"
+        if len(p.pads) % 2 or not (len(p.pads) <= 2 * t.rank if constant else len(p.pads) in (2, 4)) \
+                or len(p.pads) // 2 > t.rank:
+            more = f", or a pair more per dim up to all {t.rank} dims (constant mode)" if constant else ""
+            raise ShapeError(f"pads has {len(p.pads)} entries for the rank-{t.rank} input {t}; give [left, right] or "
+                             f"[left, right, top, bottom]{more}", code="E403")
         symbolic = [a for a in p.pads if not is_concrete(a)]
         if symbolic and p.mode in ("reflect", "circular"):
             raise ShapeError(f"{p.mode} padding by the symbolic amount {symbolic[0]} cannot be checked against "
@@ -325,7 +331,7 @@ class Pad(Op):
         amounts = []
         for amount, program in zip(p.pads, self._programs(p, arg_type(args[0]))):
             size = emit_size(graph, args[0], program)
-            if not isinstance(size, int):
+            if not isinstance(size, int) and not known_nonnegative(amount):  # what the shapes do not prove
                 size = graph.call_function(non_negative, (size, str(amount), "pad"))
             amounts.append(size)
         return graph.call_function(F.pad, (args[0], tuple(amounts)), kwargs)

@@ -22,6 +22,7 @@ from torch import fx, nn
 
 from ..ir.graph import Graph, OutputInfo
 from ..ops.base import ARG_TYPE
+from ..ops.runtime_sizes import SIZE_SOURCE, reading_sizes_from
 from .names import class_name, identifier, value_name
 
 META_KEY = "specgraph"  # fx_node.meta[META_KEY]: the spec Node the fx node computes
@@ -141,7 +142,8 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
             result = g.create_node(kind, node.path, call_args, name=value_name(node.path))
             result.meta[META_KEY] = node
         else:
-            result = _emit(g, node, args)
+            sources = [(values[(name, "out")], t) for name, t in graph.inputs.items()]
+            result = _emit(g, node, args, sources)
         ports = list(node.outputs)
         if len(ports) == 1:
             values[(node.path, ports[0])] = result
@@ -155,21 +157,30 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
     return g
 
 
-def _emit(g: fx.Graph, node, args: list[fx.Node]) -> fx.Node:
+def _emit(g: fx.Graph, node, args: list[fx.Node], sources: list[tuple[fx.Node, Any]]) -> fx.Node:
     """The fx value of an op that emits function calls (``Op.emit``).
 
     The op emits into a scratch graph; its nodes are copied into ``g``, the last one under the
     spec node's name (``layer1_0_relu``, not ``relu_17``) and carrying the spec node in its
-    meta.  An op that hands its input back (identity) adds nothing.
+    meta.  An op that hands its input back (identity) adds nothing.  ``sources`` are the
+    graph's inputs (placeholder, type), which a size the op's own inputs do not show is read
+    from (ops/runtime_sizes.py).
     """
     scratch = fx.Graph()
     stand_ins = [scratch.placeholder(f"input{i}") for i in range(len(args))]
     for stand_in, value in zip(stand_ins, node.inputs):
         stand_in.meta[ARG_TYPE] = value.type
-    result = node.op.emit(node.params, scratch, stand_ins)
+    source_stand_ins = []
+    for k, (_, t) in enumerate(sources):
+        stand_in = scratch.placeholder(f"source{k}")
+        stand_in.meta.update({ARG_TYPE: t, SIZE_SOURCE: k})
+        source_stand_ins.append(stand_in)
+    with reading_sizes_from(t.shape for _, t in sources):
+        result = node.op.emit(node.params, scratch, stand_ins)
     if result in stand_ins:
         return args[stand_ins.index(result)]
     copies: dict[fx.Node, fx.Node] = dict(zip(stand_ins, args))
+    copies.update(zip(source_stand_ins, (placeholder for placeholder, _ in sources)))
     for made in scratch.nodes:
         if made.op == "placeholder":
             continue

@@ -42,9 +42,37 @@ def to_onnx(model: nn.Module, graph: Graph, path: PathLike, inputs: tuple[torch.
         except Exception:  # noqa: BLE001 - a constraint the named dims do not meet: let torch.export choose
             if shapes is None:
                 raise
+            onnx_program = None
+        # torch.onnx meets a named dim whose guards it cannot state (a Swin's window count that
+        # is 1 at some sizes) by fixing it at the example size, silently: let torch.export choose
+        # then, and give the dims it keeps the spec's names
+        if shapes is not None and (onnx_program is None or _fixed(onnx_program, shapes)):
             onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=auto_shapes(shapes), **kwargs)
+            _name_dims(onnx_program, graph)
     onnx_program.save(str(path), external_data=size > EXTERNAL_DATA_BYTES if external_data is None else external_data)
     return Path(path)
+
+
+def _fixed(onnx_program, shapes) -> bool:
+    """Whether a dim asked to stay dynamic came out of the export as a number."""
+    return any(isinstance(value.shape[axis], int)
+               for value, axes in zip(onnx_program.model.graph.inputs, shapes) for axis in axes)
+
+
+def _name_dims(onnx_program, graph: Graph) -> None:
+    """Rename the dims torch.export made up (s40) after the spec's symbols they stand for, in
+    the graph's inputs and outputs (what a user of the file sees)."""
+    import onnx_ir as ir
+
+    names: dict[str, str] = {}
+    for value, t in zip(onnx_program.model.graph.inputs, graph.inputs.values()):
+        for have, want in zip(value.shape, t.shape):
+            if isinstance(have, ir.SymbolicDim) and not isinstance(want, int):
+                names.setdefault(have.value, str(want))
+    for value in (*onnx_program.model.graph.inputs, *onnx_program.model.graph.outputs):
+        if value.shape is not None:
+            value.shape = ir.Shape([ir.SymbolicDim(names.get(d.value, d.value)) if isinstance(d, ir.SymbolicDim) else d
+                                    for d in value.shape])
 
 
 def onnx_output_names(graph: Graph) -> list[str]:
