@@ -127,12 +127,24 @@ def test_activation_bytes_equal_the_real_outputs(built, name, params, dims):
     assert checked >= len(report.nodes) // 2
 
 
-INDEXING_SPECS = {  # ops whose scratch model is the bulk of the peak: Swin's window mask, an int32 gather
+INDEXING_SPECS = {  # ops whose scratch model is the bulk of the peak: Swin's window mask and shift, an int32 gather
     "shifted_window_mask": """
 specgraph: 1
 inputs: {x: [N, 56, 56, 4]}
 graph:
   mask: {op: shifted_window_mask, window: 7, shift: 3}
+""",
+    "cyclic_shift": """
+specgraph: 1
+inputs: {x: [N, 56, 56, 4]}
+graph:
+  rolled: {op: cyclic_shift, window: 7, shift: 3}
+""",
+    "normalize": """
+specgraph: 1
+inputs: {x: [N, 64, 32, 8]}
+graph:
+  unit: {op: normalize, dim: -1}
 """,
     "gather_int32": """
 specgraph: 1
