@@ -35,28 +35,15 @@ def to_onnx(model: nn.Module, graph: Graph, path: PathLike, inputs: tuple[torch.
     shapes = dynamic_shapes(graph) if dynamic and any(dynamic_shapes(graph)) else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # From the module, not from an ExportedProgram: only then do the named dims (N, H)
-        # become the ONNX dim names.
-        try:
-            onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=shapes, **kwargs)
-        except Exception:  # noqa: BLE001 - a constraint the named dims do not meet: let torch.export choose
-            if shapes is None:
-                raise
-            onnx_program = None
-        # torch.onnx meets a named dim whose guards it cannot state (a Swin's window count that
-        # is 1 at some sizes) by fixing it at the example size, silently: let torch.export choose
-        # then, and give the dims it keeps the spec's names
-        if shapes is not None and (onnx_program is None or _fixed(onnx_program, shapes)):
-            onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=auto_shapes(shapes), **kwargs)
+        # torch.export chooses which dims stay dynamic (Dim.AUTO): named dims (N, H) it would fix,
+        # silently, wherever their guards cannot be stated (a Swin's window count is 1 at some
+        # sizes); the dims it keeps are then named after the spec's symbols.
+        onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=auto_shapes(shapes) if shapes else None,
+                                         **kwargs)
+        if shapes:
             _name_dims(onnx_program, graph)
     onnx_program.save(str(path), external_data=size > EXTERNAL_DATA_BYTES if external_data is None else external_data)
     return Path(path)
-
-
-def _fixed(onnx_program, shapes) -> bool:
-    """Whether a dim asked to stay dynamic came out of the export as a number."""
-    return any(isinstance(value.shape[axis], int)
-               for value, axes in zip(onnx_program.model.graph.inputs, shapes) for axis in axes)
 
 
 def _name_dims(onnx_program, graph: Graph) -> None:
