@@ -200,11 +200,11 @@ def test_a_minus_one_that_is_a_floored_quotient_is_checked_like_an_entry_written
     # [N, H, W, 4] -> [N, -1, 7, W/7, 7, 4]: the -1 is H/7, which fits only where 7 divides H
     text = WINDOWS.replace('shape: [N, "${x.shape[1] // 7}", 7,', 'shape: [N, -1, 7,')
     graph = specgraph.check(text)
-    assert str(graph.node("parts").outputs["out"]) == "[N, H/7, 7, W/7, 7, 4]"
+    assert str(graph.node("parts").outputs["out"]) == "[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4]"
     model = specgraph.build(graph)
     x = torch.randn(2, 14, 21, 4)
     torch.testing.assert_close(model(x), window_partition(x))
-    with pytest.raises(ValueError, match=r"reshape to \[N, -1, 7, W/7, 7, 4\] needs H divisible by 7, "
+    with pytest.raises(ValueError, match=r"reshape to \[N, -1, 7, ⌊W/7⌋, 7, 4\] needs H divisible by 7, "
                                          r"but this input has H = 15"):
         model(torch.randn(1, 15, 14, 4))
     # a -1 that would be no quotient of the input's dims (2500·N / 2401) is a mismatch, as before
@@ -216,7 +216,7 @@ def test_a_minus_one_that_is_a_floored_quotient_is_checked_like_an_entry_written
 def test_a_slice_stops_at_another_tensors_length():
     graph = specgraph.check(SLICE)
     assert [str(graph.node(n).out) for n in ("positions", "padded", "cropped", "shifted")] == [
-        "[1, T, 4]", "[N, 5*⌈T/5⌉, 4]", "[N, T, 4]", "[N, T-1, 4]"]
+        "[1, T, 4]", "[N, 5*⌈T/5⌉, 4]", "[N, T, 4]", "[N, T - 1, 4]"]
     model = specgraph.build(graph)
     # T is read from the spec's input; only the bounds the shapes cannot prove are checked on the call
     assert "tokens.size(1)" in model.code and model.code.count("slice_stop(") == 2  # positions', shifted's

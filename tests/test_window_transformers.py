@@ -180,10 +180,13 @@ def test_maxvit_small_equals_torchvision_in_eval_and_training():
 
 
 def test_maxvit_image_size_that_does_not_split_into_windows_is_a_located_error():
+    # torchvision's input_size check, as a requirement of the block whose map does not split
     with pytest.raises(specgraph.SpecError) as e:
         specgraph.check(SPECS / "maxvit_t.yaml", image_size=200)  # 200 -> 100 -> 50: no 7x7 windows
-    d = e.value.diagnostics[0]
-    assert d.code == "E403" and d.path.endswith("window_attention.chunks") and d.location.line > 1
+    (d,) = e.value.diagnostics
+    assert d.code == "E310" and d.path == "blocks.0" and "partition_size × partition_size windows" in d.message
+    assert "x = the tensor [N, 64, 100, 100]" in d.format()
+    specgraph.check(SPECS / "maxvit_t.yaml", image_size=448)  # 112, 56, 28, 14: it does
 
 
 # ---- Swin V1 at any size --------------------------------------------------------------------
@@ -192,9 +195,9 @@ def test_swin_t_takes_any_input_size():
     graph = specgraph.check(SPECS / "swin_t.yaml")
     assert str(graph.inputs["image"]) == "[N, 3, H, W]" and str(graph.outputs[0].value.type) == "[N, 1000]"
     # the second stage, ⌈(H/4)/2⌉ high, padded to whole 7x7 windows: ⌈(H/8)/7⌉ of them, exactly
-    assert str(graph.node("features.3.1.attn.parts.padded").out) == "[N, 7*⌊(H+52)/56⌋, 7*⌊(W+52)/56⌋, 192]"
-    assert str(graph.node("features.3.1.attn.mask.0").out) == "[⌊(H+52)/56⌋*⌊(W+52)/56⌋, 49, 49]"
-    assert str(graph.node("features.3.1.attn.back.crop_w").out) == "[N, ⌊(H+4)/8⌋, ⌊(W+4)/8⌋, 192]"
+    assert str(graph.node("features.3.1.attn.parts.padded").out) == "[N, 7*⌊(H + 52)/56⌋, 7*⌊(W + 52)/56⌋, 192]"
+    assert str(graph.node("features.3.1.attn.mask.0").out) == "[⌊(H + 52)/56⌋*⌊(W + 52)/56⌋, 49, 49]"
+    assert str(graph.node("features.3.1.attn.back.crop_w").out) == "[N, ⌊(H + 4)/8⌋, ⌊(W + 4)/8⌋, 192]"
 
 
 @pytest.mark.parametrize("settings", [SWIN_PADDED, SWIN_DROPOUT], ids=["padded", "dropout"])
