@@ -99,10 +99,16 @@ def test_one_model_serves_every_sequence_length_up_to_max_len():
 
 
 def test_a_sequence_longer_than_the_position_embedding_is_refused_on_the_call():
-    # T is known only on the call: the slice checks it there, naming both sizes (torch would clip
-    # the table and fail later, at the add, with neither name)
+    # T is known only on the call: the input check tells it before any op runs, at the slice's
+    # line, naming both sizes (torch would clip the table and fail later, at the add, with neither
+    # name); without the input check the slice itself refuses it
     model = specgraph.build(SPEC, **SMALL)
     tokens = torch.zeros(2, SMALL["max_len"] + 1, dtype=torch.long)
+    with pytest.raises(specgraph.InputError) as e:
+        model(tokens)
+    text = str(e.value)
+    assert "char_transformer.yaml:" in text and "error[E405] node 'positions'" in text
+    assert f"it needs 0 <= 0 < T <= {SMALL['max_len']}" in text and f"T = {SMALL['max_len'] + 1}" in text
     with pytest.raises(ValueError, match=rf"slice \[0:T\] of dim 1 needs 0 <= 0 < T <= {SMALL['max_len']}, but "
                                          rf"this input has T = {SMALL['max_len'] + 1}"):
-        model(tokens)
+        specgraph.build(SPEC, check_inputs=False, **SMALL)(tokens)

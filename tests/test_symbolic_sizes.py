@@ -101,10 +101,14 @@ def test_window_partition_is_exact_where_the_window_divides_the_size():
     for h, w in ((7, 14), (21, 7)):
         x = torch.randn(2, h, w, 4)
         torch.testing.assert_close(model(x), window_partition(x))
-    # 15 is no multiple of 7: the spec's shapes do not hold, and the call says which dim and why
+    # 15 is no multiple of 7: the spec's shapes do not hold, and the call says which dim and why,
+    # where: the model's input check, at the reshape's line (and, without it, the reshape itself)
+    with pytest.raises(specgraph.InputError, match=r"error\[E403\] node 'parts': reshape to \[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4\] "
+                                                   r"needs H divisible by 7\n  needs H divisible by 7; this call gives H = 15"):
+        model(torch.randn(1, 15, 14, 4))
     with pytest.raises(ValueError, match=r"reshape to \[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4\] needs H divisible by 7, "
                                          r"but this input has H = 15"):
-        model(torch.randn(1, 15, 14, 4))
+        specgraph.build(WINDOWS, check_inputs=False)(torch.randn(1, 15, 14, 4))
 
 
 def test_exact_division_is_checked_on_the_dim_the_spec_divides():
@@ -121,8 +125,10 @@ outputs: [y]
 """
     model = specgraph.build(text)
     assert model(torch.randn(1, 1, 8, 4)).shape == (1, 2, 2, 2, 2)
-    with pytest.raises(ValueError, match="needs ⌈H/2⌉ divisible by 2, but this input has ⌈H/2⌉ = 3"):
+    with pytest.raises(specgraph.InputError, match="needs ⌈H/2⌉ divisible by 2; this call gives ⌈H/2⌉ = 3"):
         model(torch.randn(1, 1, 6, 4))
+    with pytest.raises(ValueError, match="needs ⌈H/2⌉ divisible by 2, but this input has ⌈H/2⌉ = 3"):
+        specgraph.build(text, check_inputs=False)(torch.randn(1, 1, 6, 4))
 
 
 def test_pad_to_a_multiple_of_the_window():
@@ -204,9 +210,13 @@ def test_a_minus_one_that_is_a_floored_quotient_is_checked_like_an_entry_written
     model = specgraph.build(graph)
     x = torch.randn(2, 14, 21, 4)
     torch.testing.assert_close(model(x), window_partition(x))
+    # the input check says so first, at the reshape's line; without it, the reshape itself
+    with pytest.raises(specgraph.InputError, match=r"error\[E403\] node 'parts': reshape to \[N, -1, 7, ⌊W/7⌋, 7, 4\] "
+                                                   r"needs H divisible by 7\n  needs H divisible by 7; this call gives H = 15"):
+        model(torch.randn(1, 15, 14, 4))
     with pytest.raises(ValueError, match=r"reshape to \[N, -1, 7, ⌊W/7⌋, 7, 4\] needs H divisible by 7, "
                                          r"but this input has H = 15"):
-        model(torch.randn(1, 15, 14, 4))
+        specgraph.build(graph, check_inputs=False)(torch.randn(1, 15, 14, 4))
     # a -1 that would be no quotient of the input's dims (2500·N / 2401) is a mismatch, as before
     with pytest.raises(SpecError) as e:
         specgraph.check("specgraph: 1\ninputs: {x: [N, 50, 50]}\ngraph:\n  y: {op: reshape, shape: [-1, 7, 7, 7, 7]}\n")
@@ -223,10 +233,18 @@ def test_a_slice_stops_at_another_tensors_length():
     for t in (2, 5, 16):
         x = torch.randn(3, t, 4)
         torch.testing.assert_close(model(x), (x + model.table[:, :t])[:, 1:])
-    with pytest.raises(ValueError, match=r"slice \[0:T\] of dim 1 needs 0 <= 0 < T <= 16, but this input has T = 17"):
+    # the input check tells it first, at the slice's line; without it, the slice itself
+    with pytest.raises(specgraph.InputError, match=r"error\[E405\] node 'positions': slice \[0:T\] of dim 1 of "
+                                                   r"\[1, 16, 4\] stops past the end of the dim: it needs 0 <= 0 < T <= 16"):
         model(torch.randn(1, 17, 4))
-    with pytest.raises(ValueError, match=r"slice \[1:\] of dim 1 needs 0 <= 1 < T <= T, but this input has T = 1"):
+    with pytest.raises(specgraph.InputError, match=r"error\[E404\] node 'shifted': slice \[1:\] of dim 1 of "
+                                                   r"\[N, T, 4\] is empty: it needs 0 <= 1 < T <= T"):
         model(torch.randn(1, 1, 4))  # nothing would be left: torch would give an empty tensor
+    unchecked = specgraph.build(graph, check_inputs=False)
+    with pytest.raises(ValueError, match=r"slice \[0:T\] of dim 1 needs 0 <= 0 < T <= 16, but this input has T = 17$"):
+        unchecked(torch.randn(1, 17, 4))
+    with pytest.raises(ValueError, match=r"slice \[1:\] of dim 1 needs 0 <= 1 < T <= T, but this input has T = 1$"):
+        unchecked(torch.randn(1, 1, 4))
 
 
 def test_slice_bounds_the_shapes_refute_or_cannot_compute_are_located_errors():

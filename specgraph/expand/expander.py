@@ -30,7 +30,7 @@ from ..ir.dims import Sym
 from ..ir.graph import Graph, GraphBuilder, Node, Scope, Value
 from ..ir.tensor_type import TensorType
 from ..lang.document import NodeDef
-from ..lang.expr import ExprError, evaluate, is_expression, referenced_names, value_location
+from ..lang.expr import ExprError, evaluate, is_expression, referenced_names, spending, value_location
 from ..lang.marked_yaml import Source
 from ..lang.names import NAME_RE, RESERVED_NAMES
 from ..lang.params import bind_params, parse_param_decls
@@ -107,10 +107,14 @@ class Expander:
             return evaluate(value, env, self.limits)
         except ExprError as e:
             hint = needs_a_number_hint(e.hint, e.dim, self.input_types) if e.code == "E406" else e.hint
-            raise self.error(e.code, e.message, source, path=path, hint=hint,
-                             location=value_location(source.location(ypath), source.lines, e.value, e.offset))
+            poisoned = self.error(e.code, e.message, source, path=path, hint=hint,
+                                  location=value_location(source.location(ypath), source.lines, e.value, e.offset))
+            if e.code == "E505":  # the check's budget is spent: every later expression would say so again
+                raise SpecError(self.diags.items)
+            raise poisoned
 
     # ---- top level -------------------------------------------------------------------
+    @spending  # one work budget for all the expressions of the check
     def run(self) -> Graph:
         spec, doc, src = self.spec, self.spec.doc, self.spec.source
         decls = parse_param_decls(doc.params, src, ("params",), self.diags)

@@ -82,7 +82,7 @@ class OpNodes:
         try:
             op.check_dtypes(in_types)
             with reading_sizes_from(size_sources(ex)):  # a size may be read from the spec's inputs
-                out_types = op.infer(params, in_types)
+                out_types, requires = op.infer_with_requirements(params, in_types)
             ports = op.output_ports(params)
         except ShapeError as e:
             details = tuple(_relabel(d, inputs) for d in e.details) or tuple(f"{v.ref} -> {v.type}" for v in inputs)
@@ -102,7 +102,7 @@ class OpNodes:
                 raise ex.error("E602", f"its weights have {weights} elements, over the limit {ex.limits.max_numel}",
                                None, path=path, location=location, hint="raise it with --limit max_numel=N")
         node = Node(path, op, params, tuple(inputs), dict(zip(ports, out_types)), location, ctx.scope,
-                    op.node_traits(params, in_types))
+                    op.node_traits(params, in_types), requires)
         ex.add_node(node)
         return {port: Value(path, port, t) for port, t in node.outputs.items()}
 

@@ -23,6 +23,7 @@ tensor at its full shape, e.g. [N, S, H] with S kept symbolic), into a graph of 
 scan is one node of the outer graph (op ``scan``) whose module loops over time, its inputs
 the sequence, the given initial states, then the context tensors.  States start at zeros
 unless ``init`` names nodes that give them (``0`` starts one state at zeros explicitly).
+A cell that is exactly one step of torch's rnn, gru or lstm is fused (ops/cell_match.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import replace
 from ..diagnostics import did_you_mean
 from ..ir.graph import Node, OutputInfo, Value
 from ..ir.tensor_type import TensorType
+from ..ops.cell_match import torch_cell
 from ..ops.scan import ScanOp, ScanParams
 from .requirements import check_requirements
 from .scope import Env
@@ -97,8 +99,10 @@ def expand_scan(ex, name: str, nd, inputs: list[Value], ctx, ypath: tuple, index
     if emitted.rank != 2:
         raise ex.error("E410", f"the per-step output of cell '{block_name}' must be [N, F], found {emitted}", bsrc,
                        bpath + ("outputs",), path=path)
+    fused = torch_cell(cell, tuple(sizes), emit, tuple(context))  # or why not
     params = ScanParams(cell=cell, block=block_name, states=tuple(sizes), reverse=nd.reverse, emit=emit,
-                        init=tuple(given), context=tuple(context))
+                        init=tuple(given), context=tuple(context), fused=None if isinstance(fused, str) else fused,
+                        not_fused=fused if isinstance(fused, str) else "")
     outputs = {"out": TensorType((n, steps, emitted.shape[1]), seq.dtype), **state_types}
     node_inputs = (inputs[0], *init, *context.values())
     node = Node(path, _SCAN, params, node_inputs, outputs, src.location(ypath, key=True), ctx.scope,

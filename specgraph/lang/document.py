@@ -12,6 +12,7 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from ..diagnostics import Diagnostic, Diagnostics
+from .identifiers import non_ascii_names
 from .marked_yaml import Source
 from .validation import pydantic_diagnostics
 
@@ -103,7 +104,7 @@ def load_document(data: Any, source: Source, diags: Diagnostics) -> SpecDoc | No
                              source.location(("specgraph",)), hint=f"this specgraph reads `specgraph: {FORMAT_VERSION}`"))
         return None
     try:
-        return SpecDoc.model_validate(data)
+        doc = SpecDoc.model_validate(data)
     except ValidationError as e:
         extra = pydantic_diagnostics(e, data, source, (), "the spec", keys_at=_allowed_keys)
         if "specgraph" not in data:
@@ -112,6 +113,8 @@ def load_document(data: Any, source: Source, diags: Diagnostics) -> SpecDoc | No
                                     source.location(()), hint="start the file with `specgraph: 1`"))
         diags.extend(extra)
         return None
+    diags.extend(non_ascii_names(doc, source))  # one text, one name (identifiers.py)
+    return doc
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

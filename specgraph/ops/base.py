@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..ir.dims import Dim
+from ..ir.dims import Dim, is_concrete
+from ..ir.requirements import Requirement, bounds, merged
 from ..ir.tensor_type import TensorType
 from ..ir.traits import Trait
 from .param_types import (Bool, Float, Int, IntPair, NonNegativeInt, NonNegativePair, PositiveInt, Probability,
                           Str, pair, size_text)
-from .rules import FLOAT_DTYPES, TOKEN_IDS_HINT, InputDetail, ShapeError, input_details, normalize_dim
+from .rules import (FLOAT_DTYPES, TOKEN_IDS_HINT, InputDetail, ShapeError, collecting_requirements, input_details,
+                    normalize_dim, require)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -81,8 +83,23 @@ class Op:
         return ("out",)
 
     def infer(self, p: OpParams, inputs: list[TensorType]) -> list[TensorType]:
-        """Output types, one per port, from the input types. Raises ShapeError."""
+        """Output types, one per port, from the input types. Raises ShapeError; states what it
+        needs of symbolic sizes with :func:`~specgraph.ops.rules.require`."""
         raise NotImplementedError
+
+    def infer_with_requirements(self, p: OpParams, inputs: list[TensorType]
+                                ) -> tuple[list[TensorType], tuple[Requirement, ...]]:
+        """:meth:`infer`, and the conditions on symbolic sizes it holds under (what the compiler
+        calls): those the rule states, and that every symbolic output dim is positive — a
+        size like (H - 7) // 2 + 1 is one for H >= 7 only, whichever op computed it."""
+        with collecting_requirements() as collected:
+            outputs = self.infer(p, inputs)
+            for t in outputs:
+                for axis, d in enumerate(t.shape):
+                    if not is_concrete(d) and bounds(d)[0] < 1:  # (most symbolic sizes are >= 1 for any input)
+                        require(d, at_least=1, code="E404", message=f"{self.name} would give output size {d} "
+                                f"on dim {axis} of {t}", hint="choose input sizes that fit the window, or pad")
+        return outputs, merged(collected)
 
     # ---- traits -----------------------------------------------------------------------
     def node_traits(self, p: OpParams, inputs: list[TensorType]) -> frozenset[Trait]:
@@ -170,6 +187,11 @@ class Op:
     def describe(self, p: OpParams) -> str:
         """A short label of the key params, for diagrams and summaries (e.g. '3×3 /2, 64')."""
         return ""
+
+    def runs_as(self, p: OpParams) -> str | None:
+        """How this node runs where the compiler chose between ways (a scan fused into torch's
+        layer kernel, or not and why), for the summary's notes; None: nothing to say."""
+        return None
 
 
 # What torch, Keras and ONNX call params, and the name here: an unknown `kernel_size: 3` is

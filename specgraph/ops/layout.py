@@ -15,7 +15,7 @@ from ..ir.dims import Dim, add, floordiv, is_concrete, known_nonnegative, mul, s
 from ..ir.traits import Trait
 from .base import Int, Op, OpParams, PositiveInt, ShapeError, arg_type, normalize_dim
 from .registry import register_op
-from .rules import expect_rank, known_dim, unless_along_batch
+from .rules import expect_rank, known_dim, require, unless_along_batch
 from .runtime_sizes import emit_size, size_program
 from .shape import SymbolicEntry
 
@@ -142,6 +142,9 @@ class Slice(Op):
                                  (sub(size, stop), "stops past the end of the dim", "E405")):
             if is_concrete(gap) and gap < 0:
                 raise ShapeError(f"{self._shown(p)} of dim {p.dim} ({size}) of {t} {fault}", code=code)
+            # the input check tells it first, at the node's line (also computed on each call)
+            require(gap, at_least=0, code=code, message=f"{self._shown(p)} of dim {p.dim} of {t} {fault}: "
+                                                        f"it needs 0 <= {start} < {stop} <= {size}")
             unproven = unproven or not known_nonnegative(gap)
         return start, stop, unproven
 
@@ -202,7 +205,7 @@ def slice_stop(start: int, stop: int, size: int, shown: str, texts: tuple[str, s
     if not 0 <= start < stop <= size:
         values = ""  # the symbolic ones, with what they are on this call (plain strings: TorchScript takes them)
         for text, value in ((texts[0], start), (texts[1], stop), (texts[2], size)):
-            if text != str(value):
+            if text != str(value) and (text + " = ") not in values:  # each symbolic one once ([1:T] of T)
                 values += (", " if values else "") + text + " = " + str(value)
         raise ValueError(f"{shown} needs 0 <= {texts[0]} < {texts[1]} <= {texts[2]}, but this input has " + values)
     return stop
@@ -305,7 +308,7 @@ class PixelShuffle(_Pixels):
 @register_op
 class PixelUnshuffle(_Pixels):
     """The inverse of pixel_shuffle: [N, C, H·r, W·r] -> [N, C·r², H, W]; H and W must be
-    concrete multiples of r (a symbolic one could fail at run time)."""
+    multiples of r (symbolic ones are checked when the model is called)."""
 
     name = "pixel_unshuffle"
 
@@ -314,10 +317,8 @@ class PixelUnshuffle(_Pixels):
         expect_rank(self.name, t, (4,), "[N, C, H, W]")
         n, c, h, w = t.shape
         for axis, size in ((2, h), (3, w)):
-            known_dim(self.name, t, axis, "spatial size")
-            if size % p.factor:
-                raise ShapeError(f"pixel_unshuffle by {p.factor} needs H and W divisible by it, found {t}",
-                                 code="E402")
+            require(size, multiple_of=p.factor, code="E402",
+                    message=f"pixel_unshuffle by {p.factor} needs H and W divisible by it: dim {axis} is {size} in {t}")
         return [t.with_shape((n, mul(c, p.factor ** 2), floordiv(h, p.factor), floordiv(w, p.factor)))]
 
     def emit(self, p, graph, args):
