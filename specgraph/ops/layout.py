@@ -110,9 +110,10 @@ class Slice(Op):
     "${tokens.shape[1]}"`` keeps the first T rows of a [1, max_len, E] position table. Shape:
     [.., D, ..] -> [.., ⌈(stop - start)/step⌉, ..].
 
-    Where a bound or the dim is symbolic the slice must lie inside the dim, 0 <= start < stop
-    <= D (torch would clip a stop past the end): what the shapes prove holds is taken, what they
-    refute is an error, and the rest is checked on every call, the message naming the bounds.
+    The slice must lie inside the dim, 0 <= start < stop <= D (torch would clip a bound past
+    either end silently): what the shapes prove holds is taken, what they refute is an error, and
+    where a bound or the dim is symbolic the rest is checked on every call, the message naming
+    the bounds.
     """
 
     name = "slice"
@@ -140,11 +141,12 @@ class Slice(Op):
         unproven = False
         for gap, fault, code in ((start, "starts before the dim", "E405"), (sub(sub(stop, start), 1), "is empty", "E404"),
                                  (sub(size, stop), "stops past the end of the dim", "E405")):
+            hint = "keep the bounds inside the dim (torch would clip them silently)"
             if is_concrete(gap) and gap < 0:
-                raise ShapeError(f"{self._shown(p)} of dim {p.dim} ({size}) of {t} {fault}", code=code)
+                raise ShapeError(f"{self._shown(p)} of dim {p.dim} ({size}) of {t} {fault}", code=code, hint=hint)
             # the input check tells it first, at the node's line (also computed on each call)
-            require(gap, at_least=0, code=code, message=f"{self._shown(p)} of dim {p.dim} of {t} {fault}: "
-                                                        f"it needs 0 <= {start} < {stop} <= {size}")
+            require(gap, at_least=0, code=code, hint=hint, message=f"{self._shown(p)} of dim {p.dim} of {t} {fault}: "
+                                                                   f"it needs 0 <= {start} < {stop} <= {size}")
             unproven = unproven or not known_nonnegative(gap)
         return start, stop, unproven
 
@@ -161,14 +163,12 @@ class Slice(Op):
         t = inputs[0]
         axis = normalize_dim(p.dim, t.rank)
         size = t.shape[axis]
-        if all(isinstance(v, int) for v in (size, p.start, 0 if p.stop is None else p.stop)):
-            n = len(range(*slice(p.start, p.stop, p.step).indices(size)))
-            if n == 0:
-                raise ShapeError(f"{self._shown(p)} of dim {p.dim} ({size}) of {t} is empty", code="E404")
-        else:
-            start, stop, _ = self._bounds(p, t)
+        # one rule at every size, concrete or not (what checks at a size runs there): the bounds
+        # lie inside the dim, where Python would clip them silently
+        start, stop, _ = self._bounds(p, t)
+        if not all(isinstance(v, int) for v in (size, p.start, 0 if p.stop is None else p.stop)):
             self._programs(p, t, start, stop)
-            n = floordiv(add(sub(stop, start), p.step - 1), p.step)
+        n = floordiv(add(sub(stop, start), p.step - 1), p.step)
         return [t.with_shape((*t.shape[:axis], n, *t.shape[axis + 1:]))]
 
     def view_strides(self, p, shape, strides, out_shape):
