@@ -39,7 +39,7 @@ RECURRENT = [("lstm_forecaster", {}, {"T": 48}), ("bigru_classifier", {}, {"T": 
 ATTENTION_AND_UPSAMPLING = [
     ("vit_b_16", {"image_size": 64, "num_layers": 2}, {}), ("transformer_encoder", {}, {"T": 64}),
     ("transformer_encoder", {"causal": True, "norm_first": True, "num_layers": 2}, {"T": 100}),
-    ("char_transformer", {}, {}), ("unet", {"size": 188}, {}), ("fcn_vgg16", {}, {"H": 64, "W": 64})]
+    ("char_transformer", {}, {"T": 64}), ("unet", {"size": 188}, {}), ("fcn_vgg16", {}, {"H": 64, "W": 64})]
 TOLERANCE = 0.20  # oneDNN's scratch depends on the CPU's kernels; the model follows the ISA they run (AVX2, AVX-512)
 
 
