@@ -38,6 +38,10 @@ SMALL = {
     # the image fixes the windows: 64 -> 32 after the stem, blocks at 16, 8, 4, 2 in 2x2 windows
     "maxvit_t": {"image_size": 64, "partition_size": 2, "stem_channels": 16, "block_channels": [16, 32, 48, 64],
                  "block_layers": [1, 2, 1, 1], "head_dim": 8},
+    # by their own depth multiplier (ceil(n * depth_mult) blocks a stage): a half or a third of the
+    # blocks, every kind of unit kept (fused and not, strided, repeated with its skip edge)
+    "efficientnet_b0": {"depth_mult": 0.5},
+    "efficientnet_v2_s": {"depth_mult": 0.3},
 }
 
 

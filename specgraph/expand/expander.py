@@ -45,7 +45,7 @@ from .order import dependencies, dependency_order
 from .own_text import check_own_text
 from .references import References
 from .reporting import POISONED, InstanceDiagnostics, Poisoned
-from .requirements import check_requirements
+from .requirements import check_requirements, split_requirements
 from .scope import Ctx, Namer, Result, copy_names, numbered_namer, parent_scope
 from .symbolic import concrete_size_fix, needs_a_number_hint
 from .unused import unused_names
@@ -125,6 +125,9 @@ class Expander:
                              report=self.diags.add, given_as="given as an override",
                              where=lambda n: src.location(declared + ((n,) if n in decls else ()), key=True)) or {}
         self.diags.raise_if_errors()
+        early, late = split_requirements(doc.require, (*doc.let, *doc.inputs))
+        if early:  # those that read no `let` value (nor an input) guard them: checked first
+            check_requirements(self, early, params, src, ("require",), None)
         params = self.blocks.bind_let(doc.let, params, src, ("let",), None)
         self.diags.raise_if_errors()
         names: dict[str, Result | None] = {}
@@ -143,8 +146,8 @@ class Expander:
             result = next(iter(names.values()))
             first = POISONED if result is None else result["out"]
         ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first)
-        if doc.require:  # a combination of params refused: what follows would build another model
-            check_requirements(self, doc.require, ctx.env(), src, ("require",), None)
+        if late:  # a combination of params refused: what follows would build another model
+            check_requirements(self, late, ctx.env(), src, ("require",), None)
             self.diags.raise_if_errors()
         self.expand_mapping(doc.graph, ctx)
         outputs = self.boundary.outputs(ctx)
