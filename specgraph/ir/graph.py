@@ -173,6 +173,30 @@ class Graph(_Shared):
         return (Graph, (self.name, dict(self.node_map), dict(self.inputs), self.outputs, dict(self.scopes),
                         dict(self.params), self.warnings))
 
+    def __repr__(self) -> str:  # the dataclass's would print every node
+        ins = ", ".join(f"{k} {v}" for k, v in self.inputs.items())
+        outs = ", ".join(f"{o.name} {o.value.type}" for o in self.outputs)
+        return f"<Graph {self.name}: {len(self._op_nodes)} nodes; in: {ins}; out: {outs}>"
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: inputs, outputs, params and the nodes (``specgraph.render(graph)``
+        draws it, ``specgraph.summary(graph)`` counts it)."""
+        import html
+
+        def table(rows) -> str:
+            return "<table>" + "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                                       for r in rows) + "</table>"
+
+        nodes = [(n.path, n.op_name, ", ".join(str(t) for t in n.outputs.values())) for n in self._op_nodes]
+        shown = nodes if len(nodes) <= 60 else nodes[:30] + [("...", f"{len(nodes) - 60} more", "")] + nodes[-30:]
+        return (f"<div><b>Graph {html.escape(self.name)}</b>: {len(nodes)} nodes"
+                + (f", {len(self.warnings)} warnings" if self.warnings else "")
+                + table([("input", k, v) for k, v in self.inputs.items()]
+                        + [("output" + (" (train only)" if o.train_only else ""), o.name, o.value.type)
+                           for o in self.outputs]
+                        + [("param", k, repr(v)) for k, v in self.params.items()])
+                + table(shown) + "</div>")
+
     # ---- reading ----------------------------------------------------------------------------
     @property
     def nx(self) -> nx.DiGraph:

@@ -15,6 +15,7 @@ eval graph does not compute the auxiliary heads at all.
 from __future__ import annotations
 
 import operator
+import re
 from typing import Any, Iterator, Mapping
 
 import torch
@@ -110,6 +111,18 @@ class TrainEvalModule(nn.Module):
     @property
     def code(self) -> str:
         return ("# train mode\n" + self.train_graph_module.code + "\n# eval mode\n" + self.eval_graph_module.code)
+
+
+def readable_code(model: nn.Module) -> str:
+    """The forward code of a built model (``model.code``) as a reader wants it: without fx's
+    ``;  x = None`` early releases (noise to a reader; Python frees the tensors at return) and
+    the blank lines fx puts before it."""
+    return drop_releases(model.code).strip("\n") + "\n"
+
+
+def drop_releases(src: str) -> str:
+    """``src`` without fx's ``;  a = b = None`` line endings."""
+    return re.sub(r";  (?:[A-Za-z_]\w* = )+None$", "", src, flags=re.MULTILINE)
 
 
 def graph_modules(model: nn.Module) -> tuple[fx.GraphModule, fx.GraphModule | None]:
@@ -225,4 +238,5 @@ def _holds(root: nn.Module, path: str) -> bool:
     return leaf in parent._parameters or leaf in parent._buffers
 
 
-__all__ = ["build_module", "Built", "TrainEvalModule", "graph_modules", "spec_node", "META_KEY"]
+__all__ = ["build_module", "Built", "TrainEvalModule", "graph_modules", "readable_code", "drop_releases", "spec_node",
+           "META_KEY"]

@@ -85,7 +85,7 @@ def export(graph: Graph, *, onnx: PathLike | None = None, torchscript: PathLike 
             continue
         try:
             written[fmt] = writers[fmt](path)
-        except ExportError:
+        except (ExportError, OSError):  # a write that failed is not the format's limit
             raise
         except Exception as e:  # torch's exporters: say which format failed and why, not a traceback
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
