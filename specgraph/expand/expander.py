@@ -23,11 +23,11 @@ import keyword
 from dataclasses import replace
 from typing import Any, Mapping
 
-import networkx as nx
 from pydantic import ValidationError
 
 from ..diagnostics import Diagnostic, Location, SpecError, did_you_mean
 from ..ir.graph import Graph, GraphBuilder, Node, Scope, Value
+from ..ir.written import Written
 from ..ir.tensor_type import TensorType
 from ..lang.expr import ExprError, evaluate, referenced_names, value_location
 from ..lang.marked_yaml import Source
@@ -42,8 +42,10 @@ from .boundary import Boundary
 from .lint import lint
 from .observer import Attempt, ExpansionObserver
 from .op_nodes import OpNodes, reads_nothing
+from .order import dependency_order, refs as from_refs
 from .reporting import POISONED, InstanceDiagnostics, Poisoned
 from .scope import Ctx, Namer, Result, copy_names, numbered_namer, parent_scope
+from . import written as record
 
 __all__ = ["expand", "Expander"]
 
@@ -113,8 +115,10 @@ class Expander:
                              report=self.diags.add, given_as="given as an override",
                              where=lambda n: src.location(declared + ((n,) if n in decls else ()), key=True)) or {}
         self.diags.raise_if_errors()
+        bound = params
         params = self.blocks.bind_let(doc.let, params, src, ("let",), None)
         self.diags.raise_if_errors()
+        self.g.frame = record.graph_frame(decls, bound, doc.let, params, doc.inputs)
         names: dict[str, Result | None] = {}
         for name, raw in doc.inputs.items():
             t = self.input_shapes.get(name) or self.boundary.input_type(name, raw, params)
@@ -130,7 +134,7 @@ class Expander:
         if names:  # a node without `from` at the top of the graph reads the first input
             result = next(iter(names.values()))
             first = POISONED if result is None else result["out"]
-        ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first)
+        ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first, frame=self.g.frame)
         self.expand_mapping(doc.graph, ctx)
         outputs = self.boundary.outputs(ctx)
         self.observer.outputs_resolved(outputs)
@@ -167,7 +171,7 @@ class Expander:
             if nd is None:
                 continue
             defs[name] = nd
-            refs = _refs(nd.from_) if nd.from_ is not None else ([written[i - 1]] if i else [])
+            refs = from_refs(nd.from_) if nd.from_ is not None else ([written[i - 1]] if i else [])
             # Expressions may read a sibling's shape (${conv1.channels}): that is a dependency
             # too, unless the name is a param, which expressions see first.
             read = referenced_names(nd.when) | referenced_names(nd.repeat) | referenced_names(nd.extras)
@@ -175,7 +179,7 @@ class Expander:
             refs = refs + [r for r in (nd.init or {}).values() if isinstance(r, str)] + list((nd.context or {}).values())
             used = {r.split(".", 1)[0] for r in refs} | (read - set(ctx.params))
             deps[name] = {u for u in used if u in nodes}
-        order = self.dependency_order(defs, deps, written, ctx)
+        order = dependency_order(self, defs, deps, written, ctx)
         position = {name: i for i, name in enumerate(written)}
         for name in written:  # names that failed validation are poisoned
             ctx.names.setdefault(name, None) if name not in defs else None
@@ -183,13 +187,15 @@ class Expander:
             ypath = ctx.base + (name,)
             nd = defs[name]
             path = ctx.namer.peek(name)
+            i = position[name]
+            reads = (tuple(from_refs(nd.from_)) if nd.from_ is not None else () if reads_nothing(nd) else
+                     (written[i - 1],) if i else (None,))
             try:
                 if nd.from_ is not None:
                     inputs = self.resolve_from(nd.from_, ctx, ypath + ("from",), path)
                 elif reads_nothing(nd):  # a parameter: no implicit input, so none that failed silences it
                     inputs = []
                 else:
-                    i = position[name]
                     if i:
                         inputs = [self.resolve(written[i - 1], ctx, ypath, path, implicit=True)]
                     elif ctx.first_input is POISONED:  # the scope's first input failed: stay silent
@@ -198,36 +204,10 @@ class Expander:
                         inputs = [ctx.first_input]
                     else:
                         inputs = []
-                ctx.names[name] = self.expand_node(name, nd, inputs, ctx, ypath, in_seq=False)
+                ctx.names[name] = self.expand_node(name, nd, inputs, ctx, ypath, in_seq=False, reads=reads)
             except Poisoned:
                 ctx.names[name] = None
         return {n: ctx.names.get(n) for n in written}
-
-    def dependency_order(self, defs: dict[str, NodeDef], deps: dict[str, set[str]], written: list[str], ctx: Ctx) -> list[str]:
-        index = {n: i for i, n in enumerate(written)}
-        if all(index[d] < index[n] for n, ds in deps.items() for d in ds if d in defs):
-            return [n for n in written if n in defs]  # the usual case: written in dependency order
-        dg = nx.DiGraph()
-        dg.add_nodes_from(defs)
-        dg.add_edges_from((d, n) for n, ds in deps.items() for d in ds if d in defs)
-        try:
-            return list(nx.lexicographical_topological_sort(dg, key=index.__getitem__))
-        except nx.NetworkXUnfeasible:
-            pass
-        bad: set[str] = set()
-        for comp in nx.strongly_connected_components(dg):
-            if len(comp) > 1 or any(dg.has_edge(n, n) for n in comp):
-                cycle = sorted(comp, key=index.__getitem__)
-                first = cycle[0]
-                loop = [e[0] for e in nx.find_cycle(dg.subgraph(comp), source=first)]
-                self.error("E304", f"cycle: {' -> '.join(loop + [loop[0]])}", ctx.source, ctx.base + (first,), key=True,
-                           path=ctx.namer.peek(first), hint="a node cannot depend on itself; remove one `from` on the cycle")
-                bad |= comp
-        bad |= {d for n in bad for d in nx.descendants(dg, n)}
-        for n in bad:
-            ctx.names[n] = None
-        dg.remove_nodes_from(bad)
-        return list(nx.lexicographical_topological_sort(dg, key=index.__getitem__))
 
     def node_def(self, raw: Any, source: Source, ypath: tuple, path: str | None = None) -> NodeDef | None:
         if not isinstance(raw, dict):
@@ -264,8 +244,9 @@ class Expander:
 
     # ---- nodes ---------------------------------------------------------------------------
     def expand_node(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
-                    in_seq: bool, index: int | None = None) -> Result:
-        """Expand one node definition (with its `when` and `repeat`) and return its outputs."""
+                    in_seq: bool, index: int | None = None, reads: tuple = ()) -> Result:
+        """Expand one node definition (with its `when` and `repeat`) and return its outputs;
+        ``reads``: the names its inputs are written as (recorded, ir/written.py)."""
         src = ctx.source
         extra = {"index": index} if index is not None else {}
         here = ctx.namer.peek(name)  # the node's path, for errors found before it is named
@@ -283,6 +264,7 @@ class Expander:
                 raise self.error("E204", f"`when` must be true or false, found {keep!r}", src, ypath + ("when",), path=here,
                                  hint="compare explicitly, e.g. `when: \"${stride != 1}\"`")
             if not keep:
+                self.g.skip(record.start(nd, ctx, name, when=False, reads=reads))
                 return self.pass_through(inputs, src, ypath, here)
         if nd.repeat is not None:
             count = self.evaluate(nd.repeat, ctx.env(extra), src, ypath + ("repeat",), here)
@@ -293,6 +275,7 @@ class Expander:
                 raise self.error("E603", f"repeat {count} exceeds the limit of {self.limits.max_repeat}", src, ypath + ("repeat",),
                                  path=here, hint="raise it with --limit max_repeat=N")
             if count == 0:
+                self.g.skip(record.start(nd, ctx, name, when=nd.when is not None or None, count=0, reads=reads))
                 return self.pass_through(inputs, src, ypath, here)
             single = nd.model_copy(update={"repeat": None, "when": None, "name": None})
             if nd.name is not None and (in_seq or nd.inline):
@@ -305,19 +288,23 @@ class Expander:
             else:
                 path = ctx.namer.name(name)
                 self.g.add_scope(Scope(path, "seq", "repeat", location=src.location(ypath, key=True),
-                                       parent=parent_scope(ctx), inputs=inputs))
+                                       parent=parent_scope(ctx), inputs=inputs,
+                                       written=record.start(nd, ctx, name, when=True, count=count, reads=reads)))
                 inner = replace(ctx, namer=Namer(path, nd.name is None), scope=ctx.scope + (path,))
             names = copy_names(self, nd.name, count, ctx, extra, ypath, here) if nd.name is not None else None
             result: Result | None = None
             for i in range(count):
                 if result is not None:  # only a copy followed by another must have one output
                     inputs = [single_output(result, src, ypath, self)]
-                result = self.expand_single(names[i] if names else name, single, inputs, inner, ypath, index=i)
+                made = record.start(nd, ctx, name, when=nd.when is not None or None, count=count, copy=i, reads=reads)
+                result = self.expand_single(names[i] if names else name, single, inputs, inner, ypath, index=i,
+                                            written=made)
             return result  # type: ignore[return-value]
         if nd.name is not None:
             raise self.error("E204", "`name` names the copies of a `repeat`; this node is not repeated", src,
                              ypath + ("name",), key=True, path=here, hint="rename the node itself instead")
-        return self.expand_single(name, nd, inputs, ctx, ypath, index=index)
+        made = record.start(nd, ctx, name, when=nd.when is not None or None, reads=reads)
+        return self.expand_single(name, nd, inputs, ctx, ypath, index=index, written=made)
 
     def pass_through(self, inputs: list[Value], src: Source, ypath: tuple, path: str | None = None) -> Result:
         if not inputs:
@@ -326,22 +313,22 @@ class Expander:
         return {"out": inputs[0]}
 
     def expand_single(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
-                      index: int | None = None) -> Result:
+                      index: int | None = None, written: Written | None = None) -> Result:
         kind = next(k for k in ("op", "block", "scan", "seq") if getattr(nd, k) is not None)
         what = {"op": nd.op, "block": f"block {nd.block}", "scan": f"scan {nd.scan}", "seq": "seq"}[kind]
         attempt = Attempt(ctx.namer.peek(name), kind, str(what), tuple(inputs), tuple(ctx.scope))
         self.observer.node_begun(attempt)
         try:
             if nd.op is not None:
-                result = self.op_nodes.expand_op(name, nd, inputs, ctx, ypath, index)
+                result = self.op_nodes.expand_op(name, nd, inputs, ctx, ypath, index, written)
             elif nd.block is not None:
-                result = self.blocks.expand_block(name, nd, inputs, ctx, ypath, index)
+                result = self.blocks.expand_block(name, nd, inputs, ctx, ypath, index, written)
             elif nd.scan is not None:
                 from .scan import expand_scan
 
-                result = expand_scan(self, name, nd, inputs, ctx, ypath, index)
+                result = expand_scan(self, name, nd, inputs, ctx, ypath, index, written)
             else:
-                result = self.blocks.expand_seq(name, nd, inputs, ctx, ypath, index)
+                result = self.blocks.expand_seq(name, nd, inputs, ctx, ypath, index, written)
         except Poisoned:
             self.observer.node_ended(attempt, failed=True)
             raise
@@ -386,13 +373,3 @@ class Expander:
             return result[port]
         raise self.error("E311", f"'{head}' has no output '{port}'", src, ypath, path=path,
                          hint=did_you_mean(port, result) or f"its outputs: {', '.join(result)}")
-
-
-def _refs(raw: Any) -> list[str]:
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list):
-        return [r for r in raw if isinstance(r, str)]
-    if isinstance(raw, dict):
-        return [r for r in raw.values() if isinstance(r, str)]
-    return []

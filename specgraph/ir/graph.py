@@ -20,6 +20,7 @@ import networkx as nx
 from ..diagnostics import Diagnostic, Location
 from .tensor_type import TensorType
 from .traits import Trait
+from .written import Frame, Written
 
 
 class _Shared:
@@ -52,7 +53,7 @@ class Node(_Shared):
 
     ``op`` is the Op instance (specgraph.ops) that computes it, ``params`` its validated params,
     ``outputs`` port -> type in the op's port order, ``traits`` what the op promises for these
-    params and inputs (``Op.node_traits``).
+    params and inputs (``Op.node_traits``), ``written`` how the spec wrote it (ir/written.py).
     """
 
     path: str
@@ -63,6 +64,7 @@ class Node(_Shared):
     location: Location | None = None
     scope: tuple[str, ...] = ()  # enclosing scope paths, outermost first
     traits: frozenset[Trait] = frozenset()
+    written: Written | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -71,7 +73,7 @@ class Node(_Shared):
 
     def __reduce__(self):
         return (_node, (self.path, self.op, self.params, self.inputs, dict(self.outputs), self.location, self.scope,
-                        self.traits))
+                        self.traits, self.written))
 
     @property
     def is_input(self) -> bool:
@@ -97,7 +99,10 @@ def _node(*args: Any) -> Node:
 
 @dataclass(frozen=True)
 class Scope(_Shared):
-    """A block or seq instance: a named group of nodes (a cluster in diagrams)."""
+    """A block or seq instance: a named group of nodes (a cluster in diagrams).
+
+    ``frame``: a block instance's frame (its params as written, its ``let``), ``written``: the
+    node that made a seq or repeat scope (see ir/written.py)."""
 
     path: str
     kind: str  # "block" | "seq"
@@ -107,6 +112,8 @@ class Scope(_Shared):
     inputs: tuple[Value, ...] = ()
     outputs: Mapping[str, Value] = field(default_factory=dict)
     parent: str | None = None
+    frame: Frame | None = None
+    written: Written | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -124,7 +131,10 @@ class OutputInfo:
 @dataclass(frozen=True, eq=False)
 class Graph(_Shared):
     """The compiled network: nodes in creation (= topological) order, scopes, inputs, outputs and
-    the resolved params.  Made by :meth:`GraphBuilder.build`; never changed afterwards."""
+    the resolved params.  Made by :meth:`GraphBuilder.build`; never changed afterwards.
+
+    ``frame`` is the graph as written (its params and ``let``), ``skipped`` the node definitions
+    that ``when: false`` or ``repeat: 0`` switched off (ir/written.py)."""
 
     name: str
     node_map: Mapping[str, Node]
@@ -134,6 +144,8 @@ class Graph(_Shared):
     params: Mapping[str, Any]
     warnings: tuple[Diagnostic, ...] = ()
     dag: Any = field(default=None, repr=False)  # the networkx DiGraph of paths, frozen
+    frame: Frame | None = field(default=None, repr=False)
+    skipped: tuple[Written, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_map", MappingProxyType(dict(self.node_map)))
@@ -142,6 +154,7 @@ class Graph(_Shared):
         object.__setattr__(self, "scopes", MappingProxyType(dict(self.scopes)))
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "skipped", tuple(self.skipped))
         self._validate()
         dag = self.dag if self.dag is not None else _dag(self.node_map.values())
         object.__setattr__(self, "dag", nx.freeze(dag))
@@ -171,7 +184,7 @@ class Graph(_Shared):
 
     def __reduce__(self):
         return (Graph, (self.name, dict(self.node_map), dict(self.inputs), self.outputs, dict(self.scopes),
-                        dict(self.params), self.warnings))
+                        dict(self.params), self.warnings, None, self.frame, self.skipped))
 
     def __repr__(self) -> str:  # the dataclass's would print every node
         ins = ", ".join(f"{k} {v}" for k, v in self.inputs.items())
@@ -274,6 +287,8 @@ class GraphBuilder:
         self.nodes: dict[str, Node] = {}
         self.scopes: dict[str, Scope] = {}
         self.dag = nx.DiGraph()
+        self.skipped: list[Written] = []
+        self.frame: Frame | None = None
 
     def __contains__(self, path: object) -> bool:
         return path in self.nodes
@@ -305,10 +320,15 @@ class GraphBuilder:
     def finish_scope(self, path: str, outputs: Mapping[str, Value]) -> None:
         self.scopes[path] = replace(self.scopes[path], outputs=dict(outputs))
 
+    def skip(self, written: Written) -> None:
+        """Record a node definition that `when: false` or `repeat: 0` switched off."""
+        self.skipped.append(written)
+
     def build(self, name: str, outputs: Iterable[OutputInfo], params: Mapping[str, Any],
               warnings: Iterable[Diagnostic] = ()) -> Graph:
         inputs = {n.path: n.out for n in self.nodes.values() if n.is_input}
-        return Graph(name, self.nodes, inputs, tuple(outputs), self.scopes, params, tuple(warnings), self.dag)
+        return Graph(name, self.nodes, inputs, tuple(outputs), self.scopes, params, tuple(warnings), self.dag,
+                     self.frame, tuple(self.skipped))
 
 
 __all__ = ["Value", "Node", "Scope", "OutputInfo", "Graph", "GraphBuilder"]

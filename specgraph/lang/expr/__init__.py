@@ -30,7 +30,8 @@ from .functions import FUNCTIONS
 from .syntax import _parse
 from .values import ExprError, ShapeView
 
-__all__ = ["FUNCTIONS", "ExprError", "ShapeView", "evaluate", "is_expression", "referenced_names", "value_location"]
+__all__ = ["FUNCTIONS", "ExprError", "ShapeView", "evaluate", "expression_text", "is_expression", "referenced_names",
+           "value_location"]
 
 
 def is_expression(value: object) -> bool:
@@ -98,3 +99,23 @@ def referenced_names(value: object, limits: Limits = DEFAULT_LIMITS) -> set[str]
     nodes = list(ast.walk(tree))
     called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
     return {n.id for n in nodes if isinstance(n, ast.Name) and id(n) not in called}
+
+
+def expression_text(value: object, limits: Limits = DEFAULT_LIMITS) -> str:
+    """``value`` as a Python expression: ``$width`` -> ``width``, ``${width * 4}`` -> ``width * 4``,
+    ``$$text`` -> ``'$text'``, lists and dicts element-wise, anything else its ``repr``.
+
+    The text means in Python what the value means in a spec (the whitelist is Python's syntax;
+    ``ceil``, ``floor`` and ``make_divisible`` are the spec's functions).  A malformed
+    expression raises :class:`ExprError`, as :func:`evaluate` does.
+    """
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(expression_text(v, limits) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {expression_text(v, limits)}" for k, v in value.items()) + "}"
+    if not is_expression(value):
+        return repr(value[1:] if isinstance(value, str) and value.startswith("$$") else value)
+    assert isinstance(value, str)
+    if not value.startswith("${"):
+        return value[1:]
+    return ast.unparse(_parse(value, limits)[0].body)
