@@ -107,7 +107,7 @@ class Blocks:
         values = self.block_params(nd, block, bsrc, bpath, ctx, ypath, index, path or here)
         bound = self.bind_inputs(nd, block, inputs, src, ypath, path or here)
         location = src.location(ypath, key=True)
-        made = record.finish(written, ctx, ref=written_block, ref_value=nd.block)
+        made = record.finish(written, ctx, ref=written_block, ref_value=nd.block, raw=nd.extras, values=values)
         frame = record.block_frame(made, nd.block, block, self.decl_cache[id(block)], values, nd.extras, ctx, path,
                                    [(port, ref) for port, ref, _ in block_outputs(block, bpath)])
         if path is not None:

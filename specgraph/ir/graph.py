@@ -321,8 +321,9 @@ class GraphBuilder:
         self.scopes[path] = replace(self.scopes[path], outputs=dict(outputs))
 
     def skip(self, written: Written) -> None:
-        """Record a node definition that `when: false` or `repeat: 0` switched off."""
-        self.skipped.append(written)
+        """Record a node definition that `when: false` or `repeat: 0` switched off (where it stands
+        among the nodes made: after the ones made so far)."""
+        self.skipped.append(replace(written, position=len(self.nodes)))
 
     def build(self, name: str, outputs: Iterable[OutputInfo], params: Mapping[str, Any],
               warnings: Iterable[Diagnostic] = ()) -> Graph:

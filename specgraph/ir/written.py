@@ -123,6 +123,7 @@ class Written(_Shared):
     inline: bool = False
     reads: tuple[str | None, ...] = ()
     tensors: Mapping[str, "Value"] = field(default_factory=dict)
+    position: int | None = None  # switched off: how many nodes had been made before it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))

@@ -26,6 +26,7 @@ from ..ops.base import ARG_TYPE
 from .names import class_name, identifier, value_name
 
 META_KEY = "specgraph"  # fx_node.meta[META_KEY]: the spec Node the fx node computes
+PART_KEY = "specgraph_part_of"  # fx_node.meta[PART_KEY]: the spec Node whose code the fx node is part of
 
 
 def build_module(graph: Graph, modules: nn.Module | None = None) -> nn.Module:
@@ -152,7 +153,7 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
         if node.path in with_module or node.path in held:  # named as emitted values are: never `self`
             kind, call_args = ("call_module", tuple(args)) if node.path in with_module else ("get_attr", ())
             result = g.create_node(kind, node.path, call_args, name=value_name(node.path))
-            result.meta[META_KEY] = node
+            result.meta[META_KEY] = result.meta[PART_KEY] = node
         else:
             result = _emit(g, node, args)
         ports = list(node.outputs)
@@ -162,6 +163,7 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
             for i, port in enumerate(ports):
                 values[(node.path, port)] = g.create_node("call_function", operator.getitem, (result, i),
                                                           name=value_name(node.path, port))
+                values[(node.path, port)].meta[PART_KEY] = node
     outs = [values[(o.value.node, o.value.port)] for o in outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     g.lint()
@@ -190,6 +192,7 @@ def _emit(g: fx.Graph, node, args: list[fx.Node]) -> fx.Node:
                              fx.map_arg(made.kwargs, copies.__getitem__),
                              name=value_name(node.path) if made is result else made.name)
         copy.meta.update(made.meta)
+        copy.meta[PART_KEY] = node
         copies[made] = copy
     copies[result].meta[META_KEY] = node
     return copies[result]
@@ -239,4 +242,4 @@ def _holds(root: nn.Module, path: str) -> bool:
 
 
 __all__ = ["build_module", "Built", "TrainEvalModule", "graph_modules", "readable_code", "drop_releases", "spec_node",
-           "META_KEY"]
+           "META_KEY", "PART_KEY"]

@@ -50,7 +50,7 @@ def to_python(model: nn.Module, graph: Graph, path: PathLike, *, source: str | N
     doc = (f"{graph.name}, written by specgraph export{f' from {source}' if source else ''}; needs only torch.\n\n"
            f"params: {params or 'none'}\ninputs: {ins}\noutputs: {outs}\n\n"
            f"The state_dict keys are the spec's node paths, as in the module specgraph builds.")
-    Path(path).write_text(python_source(model, docstring=doc), encoding="utf-8")
+    Path(path).write_text(python_source(model, graph, docstring=doc), encoding="utf-8")
     return Path(path)
 
 

@@ -1,0 +1,146 @@
+"""A class of the Python export as a whole: its ``__init__`` (the `let:` values it reads, each
+child's construction, a switched one under its ``if``), its ``forward`` (forward.py), its
+signature and the sizes of its outputs in its arguments' names, for the classes that make it.
+A block that is one inline seq is an ``nn.Sequential`` subclass of its items."""
+
+from __future__ import annotations
+
+from .exprs import Untranslatable, free_names, literal, substitute
+from .forward import forward_method
+from .layers import chosen_op, held_lines, item_text, seq_items
+from .source_file import class_text, indent
+from .structure import Child
+from .units import OUT_PARAMS, SIZE_PARAMS, Param, UnitText, UnitWriter, _same, _size_rank
+
+
+def write_unit(self: UnitWriter) -> UnitText:
+    """The class text of this unit (its name ``⟦name⟧``, its children's classes by their keys)."""
+    children = self.s.children.get(self.path, [])
+    seq = _sequential_body(self, children)
+    methods: list[str] = []
+    if seq is not None:
+        base = "nn.Sequential"
+        stmts, expr = seq_items(self, children, None, base="super().__init__", name="layers")
+        body = stmts + [expr]
+    else:
+        base = "nn.Module"
+        body = ["super().__init__()"]
+        forward, flags = forward_method(self)
+        for child in children:
+            body += _child_init(self, child)
+        body += flags
+        methods.append(forward)
+    self.new_sizes = False  # an output's size takes an input's channels or features, no other size
+    out_dims = _out_dims(self)  # may need an input's size: before the signature is read
+    init = _prelude(self) + body if seq is not None else body[:1] + _prelude(self) + body[1:]
+    params = _signature(self)
+    signature = ", ".join(p.name if p.default is None else f"{p.name}={p.default}" for p in params)
+    doc = (self.ex.top_doc if self.top else f"The spec's block `{self.frame.block}`.")
+    text = class_text("\u27e6name\u27e7", doc, init, methods, base=base, signature=signature)
+    return UnitText(self.path, self.frame.block, base, params, text, out_dims)
+
+
+def _child_init(self: UnitWriter, child: Child) -> list[str]:
+    """``__init__`` lines making one child (nothing for a function op)."""
+
+    written = child.written
+    if child.node is not None and not self.ex.has_module(child.node.path):
+        if self.ex.holds(child.node.path):
+            return held_lines(self, child.node, child.local)
+        chosen = chosen_op(self, child.node, written.copy if written is not None else None)
+        return [f"self.{child.local} = {chosen}"] if chosen is not None and child.local.isidentifier() else []
+    if child.skipped is not None and child.skipped.kind == "op" and not self.ex.template_has_module(child, self):
+        return []
+    cond = None
+    if written is not None and written.when is not None:
+        cond = self.try_translate(written.when, written, written.copy)
+        if cond is None and child.skipped is not None:
+            return []
+    try:
+        stmts, text = item_text(self, child, written.copy if written is not None else None)
+    except LookupError:
+        return []
+    target = f"self.{child.local}" if child.local.isidentifier() else None
+    assign = (lambda t: f"{target} = {t}") if target else (lambda t: f"self.add_module({child.local!r}, {t})")
+    if cond is None:
+        return stmts + [assign(text)]
+    if not stmts and len(text) + len(cond) < 70 and "\n" not in text:
+        return [assign(f"{text} if {cond} else None")]
+    return [f"if {cond}:"] + indent(stmts + [assign(text)], "    ") + ["else:", f"    {assign('None')}"]
+
+
+def _sequential_body(self: UnitWriter, children: list[Child]) -> bool | None:
+    """Whether the block is one inline seq: then it is an ``nn.Sequential`` of its items."""
+    if self.top or len(self.inputs) != 1 or not children:
+        return None
+    seqs = {id(c.written.seq) for c in children if c.written is not None}
+    first = children[0].written
+    if len(seqs) != 1 or first is None or first.seq is None or not first.seq.inline or first.seq.frame is not self.frame:
+        return None
+    if any(c.written is None or c.written.seq is not first.seq for c in children):
+        return None
+    if self.frame.outputs and len(self.frame.outputs) > 1:
+        return None
+    return True
+
+
+def _prelude(self: UnitWriter) -> list[str]:
+    """The `let:` values the class reads, and params whose default is an expression."""
+    lines = []
+    for d in self.frame.declared:
+        if d.default is not None and not d.default.is_literal and not self.top:
+            try:
+                text = self.translate(d.default, self.frame, {})
+            except Untranslatable:
+                text = literal(self.frame.values.get(d.name))
+            lines.append(f"{d.name} = {text} if {d.name} is None else {d.name}")
+    for name, e in self.frame.lets.items():
+        if name in self.lets_used:
+            lines.append(f"{name} = {self.translate(e, self.frame, {})}")
+    return lines + self.local_lines
+
+
+def _signature(self: UnitWriter) -> list[Param]:
+    params = [self.hoisted[k] for k in sorted(self.hoisted)]
+    for d in self.frame.declared:
+        value = self.frame.values.get(d.name)
+        if self.top:
+            default = literal(tuple(value) if isinstance(value, list) else value)
+        elif d.default is None:
+            default = None
+        elif d.default.is_literal:
+            v = d.default.value
+            default = literal(tuple(v) if isinstance(v, list) else v)
+        else:
+            default = "None"
+        params.append(Param(d.name, default, value))
+    return params
+
+
+def _out_dims(self: UnitWriter) -> dict[tuple[str, int], str]:
+    """The sizes of the outputs, in the constructor's arguments only (a `let` written out)."""
+    lets = {}
+    for name, e in self.frame.lets.items():
+        try:
+            lets[name] = self.translate(e, self.frame, {})
+        except (Untranslatable, SyntaxError):
+            pass
+    lets.update(self.local_texts)
+    dims = {}
+    outputs = self.s.outputs(self.scope).items() if self.scope is not None else ()
+    sizes = [d.name for d in self.frame.declared if _size_rank(d.name) < len(SIZE_PARAMS) and d.name in OUT_PARAMS]
+    for port, value in outputs:
+        for d in range(len(value.type.shape)):
+            size = value.type.shape[d]
+            named = next((n for n in sizes if _same(self.frame.values.get(n), size)), None)
+            text = named if named is not None and len(outputs) == 1 else self.dimexpr(value, d)
+            for _ in range(len(lets) + 1):
+                if text is None or not free_names(text) & set(lets):
+                    break
+                text = substitute(text, {k: f"({v})" for k, v in lets.items()})
+            if text is not None and not free_names(text) & set(lets):
+                dims[(port, d)] = text
+    return dims
+
+
+__all__ = ["write_unit"]
