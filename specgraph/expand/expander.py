@@ -118,7 +118,7 @@ class Expander:
         bound = params
         params = self.blocks.bind_let(doc.let, params, src, ("let",), None)
         self.diags.raise_if_errors()
-        self.g.frame = record.graph_frame(decls, bound, doc.let, params, doc.inputs)
+        self.g.frame = record.graph_frame(decls, bound, doc.let, params, doc.inputs, doc.doc)
         names: dict[str, Result | None] = {}
         for name, raw in doc.inputs.items():
             t = self.input_shapes.get(name) or self.boundary.input_type(name, raw, params)

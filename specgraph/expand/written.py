@@ -76,14 +76,15 @@ def block_frame(written: Written | None, name: str, block, decls: Mapping[str, P
     lets = {k: expr(v, values.get(k)) for k, v in block.let.items()}
     return Frame(block=name, declared=_declared(decls), given={k: expr(v, values.get(k)) for k, v in given.items()},
                  lets=lets, values=values, inputs=tuple(block.inputs), outputs=tuple(outputs),
-                 parent=ctx.frame, scope=scope, written=written)
+                 parent=ctx.frame, scope=scope, written=written, doc=block.doc)
 
 
 def graph_frame(decls: Mapping[str, ParamDecl], params: Mapping[str, Any], let: Mapping[str, Any],
-                values: Mapping[str, Any], inputs: Iterable[str]) -> Frame:
+                values: Mapping[str, Any], inputs: Iterable[str], doc: str | None = None) -> Frame:
     """The spec's graph as a frame: its params given as the values in force."""
     return Frame(block=None, declared=_declared(decls), given={k: Expr(repr(v), v) for k, v in params.items()},
-                 lets={k: expr(v, values.get(k)) for k, v in let.items()}, values=values, inputs=tuple(inputs))
+                 lets={k: expr(v, values.get(k)) for k, v in let.items()}, values=values, inputs=tuple(inputs),
+                 doc=doc)
 
 
 __all__ = ["expr", "tensors_read", "start", "finish", "block_frame", "graph_frame"]

@@ -92,6 +92,7 @@ class Frame(_Shared):
     parent: "Frame | None" = None
     scope: str | None = None
     written: "Written | None" = None  # the node that instantiated it
+    doc: str | None = None  # the block's (or the spec's) `doc:`
 
     def __post_init__(self) -> None:
         for name in ("given", "lets", "values"):

@@ -5,6 +5,9 @@ A block that is one inline seq is an ``nn.Sequential`` subclass of its items."""
 
 from __future__ import annotations
 
+import re
+import textwrap
+
 from .exprs import Untranslatable, free_names, literal, substitute
 from .forward import forward_method
 from .layers import chosen_op, held_lines, item_text, seq_items
@@ -33,9 +36,10 @@ def write_unit(self: UnitWriter) -> UnitText:
     self.new_sizes = False  # an output's size takes an input's channels or features, no other size
     out_dims = _out_dims(self)  # may need an input's size: before the signature is read
     init = _prelude(self) + body if seq is not None else body[:1] + _prelude(self) + body[1:]
-    params = _signature(self)
+    params = _signature(self, "\n".join(init + methods))
     signature = ", ".join(p.name if p.default is None else f"{p.name}={p.default}" for p in params)
-    doc = (self.ex.top_doc if self.top else f"The spec's block `{self.frame.block}`.")
+    doc = self.ex.top_doc if self.top else textwrap.fill(
+        f"Block `{self.frame.block}`" + (f": {' '.join(self.frame.doc.split())}" if self.frame.doc else "."), 96)
     text = class_text("\u27e6name\u27e7", doc, init, methods, base=base, signature=signature)
     return UnitText(self.path, self.frame.block, base, params, text, out_dims)
 
@@ -100,11 +104,16 @@ def _prelude(self: UnitWriter) -> list[str]:
     return lines + self.local_lines
 
 
-def _signature(self: UnitWriter) -> list[Param]:
+def _signature(self: UnitWriter, body: str) -> list[Param]:
+    """The constructor's arguments: the input sizes it needs, then the block's params (the spec's
+    params for the graph, defaulting to the values it was checked with; those it does not read left
+    out, as nodes switched off throughout are: no argument that does nothing)."""
     params = [self.hoisted[k] for k in sorted(self.hoisted)]
     for d in self.frame.declared:
         value = self.frame.values.get(d.name)
         if self.top:
+            if not re.search(rf"\b{re.escape(d.name)}\b", body):
+                continue
             default = literal(tuple(value) if isinstance(value, list) else value)
         elif d.default is None:
             default = None

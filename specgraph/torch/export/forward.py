@@ -134,7 +134,7 @@ class ForwardWriter:
             elif self.w.s.fx_value.get(n, (None,))[0] == node.path and len(ports) > 1:
                 mine[n] = self.fresh(f"{local}_{self.w.s.fx_value[n][1]}")
             else:
-                mine[n] = self.fresh(f"{local}_{re.sub(r'_[0-9]+$', '', n.name)}")
+                mine[n] = self.fresh(f"{local}_{re.sub(r'_[0-9]+$', '', n.name).lstrip('_')}")
 
         def name(a: fx.Node) -> str:
             if a in mine:

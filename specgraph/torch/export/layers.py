@@ -222,32 +222,66 @@ def seq_items(w: UnitWriter, items: list[Child], index: Any, *, base: str, name:
                                                                                             for c in items))]
     stmts: list[str] = []
     entries: list[tuple[str, str | None, str]] = []  # (kind, condition, text): one | many (a * list)
+    passed = None  # a switched-off item just before, written where it is on (for the sizes after it)
+    after = None
     for run in _runs(items):
         first = run[0]
-        wr = first.written
-        cond = None
-        if wr is not None and wr.when is not None:
-            cond = w.try_translate(wr.when, wr, wr.copy if index is None else index)
-            if cond is None:
-                if first.skipped is not None:
-                    continue
-                cond = None  # written the way it is here
-        if first.skipped is not None and cond is None:
-            continue
-        if wr is not None and wr.copy is not None and (len(run) > 1 or wr.count is not None):
-            entries += _loop(w, run, numbered, stmts, cond)
-            continue
-        before, text = item_text(w, first, index if index is not None else (wr.copy if wr else None))
-        stmts += before
-        entries.append(("one", cond, text if numbered else f"({_name_text(first.local)}, {text})"))
+        w.after_loop, after = after, None
+        if passed is not None and first.skipped is None:
+            read = _first_input(first)
+            if read is not None:
+                w.through[(read.node, read.port)] = passed
+        passed = None
+        if first.skipped is not None and first.written is not None and first.written.when is not None:
+            found = w.ex.template(first, w)
+            passed = (first.skipped, *found) if found is not None else None
+        try:
+            entry = _entry(w, run, index, numbered, stmts)
+        finally:
+            w.through.clear()
+            w.after_loop = None
+        if entry:
+            entries += entry
+        if any(kind == "many" for kind, _, _ in entry) and first.written is not None:
+            count = w.try_translate(first.written.count, first.written, None)
+            after = (first.written.identity, run[-1].written.copy, count) if count else None
     return _assemble(w, entries, stmts, numbered, base, name)
+
+
+def _first_input(child: Child):
+    if child.node is not None:
+        return child.node.inputs[0] if child.node.inputs else None
+    return child.scope.inputs[0] if child.scope is not None and child.scope.inputs else None
+
+
+def _entry(w: UnitWriter, run: list[Child], index: Any, numbered: bool, stmts: list[str]) -> list:
+    """The entries of one run of items: one, a loop, or none (switched off and written nowhere)."""
+    first = run[0]
+    wr = first.written
+    cond = None
+    if wr is not None and wr.when is not None:
+        cond = w.try_translate(wr.when, wr, wr.copy if index is None else index)
+    if first.skipped is not None and cond is None:
+        return []
+    if wr is not None and wr.copy is not None and (len(run) > 1 or wr.count is not None):
+        return _loop(w, run, numbered, stmts, cond)
+    try:
+        before, text = item_text(w, first, index if index is not None else (wr.copy if wr else None))
+    except LookupError:
+        return []
+    stmts += before
+    return [("one", cond, text if numbered else f"({_name_text(first.local)}, {text})")]
 
 
 def _loop(w: UnitWriter, run: list[Child], numbered: bool, stmts: list[str], cond: str | None):
     wr = run[0].written
     looped = []
     for c in run:
-        before, text = item_text(w, c, LOOP)
+        w.loop_copy = (c.written.identity, c.written.copy)
+        try:
+            before, text = item_text(w, c, LOOP)
+        finally:
+            w.loop_copy = None
         if before:
             looped = None
             break

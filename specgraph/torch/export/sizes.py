@@ -54,7 +54,10 @@ class Sizes:
 
     def dimexpr(self, value: Value, d: int) -> str | None:
         """The text of dim ``d`` of ``value`` (a tensor of this unit) in the class's names."""
-        key = (value.node, value.port, d)
+        through = self.through.get((value.node, value.port))
+        if through is not None:  # it passes a switched-off seq item: written as where that item is on
+            return self.switched(through, value, d)
+        key = (value.node, value.port, d, self.loop_copy, self.after_loop)
         if key not in self.dims:
             self.dims[key] = None  # a cycle (never expected) gives up
             self.dims[key] = self._dimexpr(value, d)
@@ -78,6 +81,16 @@ class Sizes:
         owner = self.owner(value.node)
         if owner is None:
             return None
+        written = owner.written
+        if written is not None and written.seq is not None and written.when is not None and not isinstance(owner, Scope):
+            return self.gated_dim(owner, value, d, size)
+        if isinstance(owner, Scope) and owner.frame.written is not None and owner.frame.written.seq is not None \
+                and owner.frame.written.when is not None:
+            return self.gated_dim(owner, value, d, size)
+        return self.owned_dim(owner, value, d, size)
+
+    def owned_dim(self, owner, value: Value, d: int, size: int) -> str | None:
+        shape = value.type.shape
         if isinstance(owner, Scope):
             unit = self.ex.unit(owner.path)
             port = next((p for p, v in owner.outputs.items() if v == value), None)
@@ -87,12 +100,47 @@ class Sizes:
             return self.substitute(owner, text, size)
         return self.node_dim(owner, value, d, size)
 
+    def gated_dim(self, owner, value: Value, d: int, size: int) -> str | None:
+        """A size out of a switched seq item: ``exp if exp != cin else in_channels`` — its own size
+        where it is on, its input's where it passes that on — the same text where it is off."""
+        written = owner.written if not isinstance(owner, Scope) else owner.frame.written
+        out = self.owned_dim(owner, value, d, size)
+        cond = self.try_translate(written.when, written, written.copy)
+        first = owner.inputs[0] if owner.inputs else None
+        inner = self.dimexpr(first, d) if first is not None and len(first.type.shape) == len(value.type.shape) else None
+        if out is None or cond is None or inner is None or out == inner:
+            return out
+        return f"{out} if {cond} else {inner}"
+
+    def switched(self, through, value: Value, d: int) -> str | None:
+        """Dim ``d`` of ``value``, which reaches its reader through a seq item switched off here:
+        written as :meth:`gated_dim` writes it where the item is on (its size there from another
+        instance, ``template``)."""
+        skipped, template, present = through
+        saved, self.through = self.through, {}
+        try:
+            inner = self.dimexpr(value, d)
+        finally:
+            self.through = saved
+        present_value = (next(iter(template.s.outputs(present.scope).values()), None) if present.scope is not None
+                         else Value(present.node.path, next(iter(present.node.outputs)), None))
+        if present_value is None:
+            return inner
+        owner = present.scope if present.scope is not None else present.node
+        out = template.owned_dim(owner, _typed(present_value, template), d, None)
+        cond = self.try_translate(skipped.when, skipped, skipped.copy)
+        if out is None or cond is None or inner is None or out == inner:
+            return inner
+        self.adopt(template)
+        return f"{out} if {cond} else {inner}"
+
     def node_dim(self, node: Node, value: Value, d: int, size: int) -> str | None:
         w = node.written
+        at = self.previous_copy(w) or (w.copy if w is not None else None)
         ranked = sorted(w.params.items() if w else (), key=lambda kv: _size_rank(kv[0]))
         for key, e in ranked:  # 1. the node's own expression for it
             if _same(e.value, size) and not e.is_literal:
-                text = self.try_translate(e, w, w.copy)
+                text = self.try_translate(e, w, at)
                 if text is not None:
                     return text
         for key, e in ranked:  # ... or the number it wrote as a size
@@ -101,7 +149,7 @@ class Sizes:
         for key, e in ranked:  # ... or the entry for this dim of a shape it wrote
             parts = elements(e)
             if parts is not None and len(parts) == len(value.type.shape) and _same(parts[d].value, size):
-                text = parts[d].text if parts[d].is_literal else self.try_translate(parts[d], w, w.copy)
+                text = parts[d].text if parts[d].is_literal else self.try_translate(parts[d], w, at)
                 if text is not None:
                     return text
         rank = len(value.type.shape)
@@ -129,7 +177,7 @@ class Sizes:
         """The constructor argument giving dim ``d`` of input ``i`` (``in_channels``)."""
         if (i, d) not in self.hoisted:
             name, t = self.inputs[i][0], self.inputs[i][1].type
-            if not self.new_sizes and d not in ((1,) if t.rank >= 4 else (1, t.rank - 1)):
+            if not self.new_sizes:  # no argument only an output's size would read
                 raise Untranslatable("an input size the layers do not need")
             base = "in" if len(self.inputs) == 1 else var_name(name)
             what = "channels" if d == 1 and t.rank >= 3 else "features" if d == t.rank - 1 else f"size{d}"
@@ -155,6 +203,12 @@ class Sizes:
                 return scope
         return node
 
+
+
+def _typed(value: Value, writer) -> Value:
+    """``value`` with its type (a Value made from a path and port has none)."""
+    node = writer.ex.graph.node(value.node)
+    return Value(value.node, value.port, node.outputs[value.port])
 
 
 def elements(e: Expr) -> list[Expr] | None:

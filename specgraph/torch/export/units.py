@@ -34,7 +34,7 @@ from .structure import Child
 if TYPE_CHECKING:  # pragma: no cover
     from .python import Exporter
 
-LOOP = "loop"  # an index binding: `index` stays the loop's variable
+LOOP = "index"  # an index binding: `index` stays the loop's variable (a text binds `index` to that text)
 
 
 
@@ -83,6 +83,9 @@ class UnitWriter(Sizes):
         self.local_lines: list[str] = []
         self.local_texts: dict[str, str] = {}
         self.new_sizes = True  # whether a size may become a new constructor argument
+        self.through: dict[tuple[str, str], tuple] = {}  # a value that passes a switched-off seq item
+        self.loop_copy: tuple | None = None  # writing copy i of a repeat as a loop: (identity, i)
+        self.after_loop: tuple | None = None  # just after a loop: (identity, last copy, count text)
 
     # ---- names and expressions ------------------------------------------------------------
     @property
@@ -109,8 +112,8 @@ class UnitWriter(Sizes):
 
         def name(n: str) -> str | None:
             if n == "index":
-                if index == LOOP:
-                    return "index"
+                if isinstance(index, str):  # in a loop: `index`, or `index - 1` for the copy before
+                    return index
                 if index is None:
                     raise Untranslatable("index")
                 return repr(index)
@@ -241,12 +244,26 @@ class UnitWriter(Sizes):
                 return f"BLOCKS[{text}]"
         return placeholder(unit.key)
 
+    def previous_copy(self, written: Written | None) -> str | None:
+        """``index - 1`` when ``written`` is the copy before the one being written as a loop."""
+        if written is None or written.copy is None:
+            return None
+        if self.after_loop is not None:  # the last copy of the loop just written
+            identity, last, count = self.after_loop
+            if written.identity == identity and written.copy == last:
+                return f"{count} - 1" if " " not in count else f"({count}) - 1"
+        if self.loop_copy is None:
+            return None
+        identity, i = self.loop_copy
+        return "index - 1" if written.identity == identity and written.copy == i - 1 else None
+
     def substitute(self, scope: Scope, text: str, size: int) -> str | None:
         """``text`` (in child ``scope``'s argument names) in this class's names."""
         from .exprs import substitute as sub
 
+        args = self.args(scope, self.previous_copy(scope.frame.written))
         try:
-            return fold(sub(text, {k: f"({v})" if " " in v else v for k, v in self.args(scope, None).items()}), size)
+            return fold(sub(text, {k: f"({v})" if " " in v else v for k, v in args.items()}), size)
         except (Untranslatable, SyntaxError):
             return None
 
