@@ -123,7 +123,8 @@ def _signature(self: UnitWriter, body: str) -> list[Param]:
         else:
             default = "None"
         params.append(Param(d.name, default, value))
-    return params
+    required = [p for p in params if p.default is None]  # Python wants them before those with defaults
+    return required + [p for p in params if p.default is not None]
 
 
 def _out_dims(self: UnitWriter) -> dict[tuple[str, int], str]:
