@@ -12,6 +12,7 @@ from .exprs import Untranslatable, free_names, literal, substitute
 from .forward import forward_method
 from .layers import chosen_op, held_lines, item_text, seq_items
 from .source_file import class_text, indent
+from ...ir.graph import Value
 from .structure import Child
 from .units import OUT_PARAMS, SIZE_PARAMS, Param, UnitText, UnitWriter, _same, _size_rank
 
@@ -74,18 +75,29 @@ def _child_init(self: UnitWriter, child: Child) -> list[str]:
 
 
 def _sequential_body(self: UnitWriter, children: list[Child]) -> bool | None:
-    """Whether the block is one inline seq: then it is an ``nn.Sequential`` of its items."""
-    if self.top or len(self.inputs) != 1 or not children:
+    """Whether the block is a chain of seq items numbered 0, 1, ... (one inline seq, maybe of
+    inline blocks that are seqs themselves): then it is an ``nn.Sequential`` of them."""
+    if self.top or len(self.inputs) != 1 or not children or len(self.frame.outputs) > 1:
         return None
-    seqs = {id(c.written.seq) for c in children if c.written is not None}
-    first = children[0].written
-    if len(seqs) != 1 or first is None or first.seq is None or not first.seq.inline or first.seq.frame is not self.frame:
+    if any(c.written is None or c.written.seq is None or not _inline_seq(c.written.seq) for c in children):
         return None
-    if any(c.written is None or c.written.seq is not first.seq for c in children):
+    present = [c for c in children if c.skipped is None]
+    if [c.local for c in present] != [str(i) for i in range(len(present))]:
         return None
-    if self.frame.outputs and len(self.frame.outputs) > 1:
-        return None
-    return True
+    value = self.inputs[0][1]
+    for child in present:  # each reads the one before, and gives one value
+        ins = child.node.inputs if child.node is not None else child.scope.inputs
+        outs = (list(child.node.outputs) if child.node is not None else list(self.s.outputs(child.scope)))
+        if len(ins) != 1 or ins[0] != value or len(outs) != 1:
+            return None
+        value = (Value(child.node.path, outs[0], child.node.outputs[outs[0]]) if child.node is not None
+                 else self.s.outputs(child.scope)[outs[0]])
+    outputs = list(self.s.outputs(self.scope).values())
+    return True if outputs == [value] else None
+
+
+def _inline_seq(seq) -> bool:
+    return seq.inline and (seq.seq is None or _inline_seq(seq.seq))
 
 
 def _prelude(self: UnitWriter) -> list[str]:

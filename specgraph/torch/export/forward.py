@@ -39,6 +39,7 @@ class ForwardWriter:
             self.vars.setdefault((value.node, value.port), v)
         self.children = w.s.children.get(w.path, [])
         self.gated = {c.local for c in self.children if c.written is not None and c.written.when is not None
+                      and c.written.frame is w.frame and c.written.seq is None
                       and (c.skipped is None or w.ex.template(c, w) is not None)}
         self.flags: dict[str, str] = {}  # gated function node -> the attribute switching it
         self.stored: dict[str, str] = {}  # attribute -> the text __init__ sets it to
@@ -203,8 +204,8 @@ class ForwardWriter:
         """A node switched off here, written as where it is on (the same `if`), if another
         instance of the block has it on."""
         found = self.w.ex.template(child, self.w)
-        if found is None:  # no instance has it on: it is written nowhere, its readers read its input
-            return []
+        if found is None or child.local not in self.gated:  # off everywhere, or not written in this
+            return []                                       # class's names: its readers read its input
         writer, present = found
         wr = child.skipped
         frame = wr.frame

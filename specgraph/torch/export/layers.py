@@ -261,6 +261,12 @@ def _entry(w: UnitWriter, run: list[Child], index: Any, numbered: bool, stmts: l
     cond = None
     if wr is not None and wr.when is not None:
         cond = w.try_translate(wr.when, wr, wr.copy if index is None else index)
+        if cond in ("True", "False"):  # decided by what the class was given: no `if`
+            if cond == "False" and first.skipped is not None:
+                return []
+            cond = None
+    if first.skipped is not None and wr is not None and wr.count is not None and wr.count.value == 0:
+        return _no_copies(w, first, numbered, cond)
     if first.skipped is not None and cond is None:
         return []
     if wr is not None and wr.copy is not None and (len(run) > 1 or wr.count is not None):
@@ -271,6 +277,24 @@ def _entry(w: UnitWriter, run: list[Child], index: Any, numbered: bool, stmts: l
         return []
     stmts += before
     return [("one", cond, text if numbered else f"({_name_text(first.local)}, {text})")]
+
+
+def _no_copies(w: UnitWriter, child: Child, numbered: bool, cond: str | None) -> list:
+    """A `repeat:` that made no copy here, written as the loop another instance has (over zero
+    copies here), or nothing when no instance has one."""
+    found = w.ex.template(child, w)
+    if found is None:
+        return []
+    writer, present = found
+    run = next(([c for c in kids if c.written is not None and c.written.identity == present.written.identity
+                 and c.written.frame is present.written.frame]
+                for kids in writer.s.children.values() if present in kids), [])
+    stmts: list[str] = []
+    entries = _loop(writer, run, numbered, stmts, cond) if run else []
+    if stmts or not entries or any(kind != "many" for kind, _, _ in entries):
+        return []  # the loop needs a first copy of its own: not a loop over nothing
+    w.adopt(writer)
+    return entries
 
 
 def _loop(w: UnitWriter, run: list[Child], numbered: bool, stmts: list[str], cond: str | None):
@@ -288,6 +312,16 @@ def _loop(w: UnitWriter, run: list[Child], numbered: bool, stmts: list[str], con
         looped.append(text if numbered else f"({_copy_name(w, c, LOOP)}, {text})")
     count = w.try_translate(wr.count, wr, None) if wr.count is not None else None
     entries = []
+    if looped and count is not None and len(run) == 1:
+        other = w.ex.longer_run(run[0], w)  # written as an instance with more copies writes it
+        if other is not None:
+            writer, longer = other
+            theirs = _loop(writer, longer, numbered, [], cond)
+            mine = item_text(w, run[0], 0)
+            if len(theirs) == 2 and theirs[1][0] == "many" and not mine[0] and theirs[0][2] == (
+                    mine[1] if numbered else f"({_copy_name(w, run[0], 0)}, {mine[1]})"):
+                w.adopt(writer)
+                return [("one", cond, theirs[0][2]), theirs[1]]
     if looped and count is not None and len(set(looped)) == 1 and len(run) == wr.count.value:
         return [("many", cond, f"[{looped[0]} for index in range({count})]")]
     if looped and count is not None and len(run) >= 2 and len(set(looped[1:])) == 1 and len(run) == wr.count.value:

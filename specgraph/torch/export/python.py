@@ -149,6 +149,21 @@ class Exporter:
             return self.writers[unit], present
         return None
 
+    def longer_run(self, child: Child, asking: UnitWriter) -> tuple[UnitWriter, list[Child]] | None:
+        """Another instance of the block where the repeat that made ``child`` (its only copy
+        here) made two copies or more: its writer and those copies."""
+        w = child.written
+        for unit, present in self._templates.get((w.frame.block if w.frame else None, w.identity), []):
+            if unit == asking.path or unit in self.working or not unit:
+                continue
+            run = next(([c for c in kids if c.written is not None and c.written.identity == w.identity
+                         and c.written.frame is present.written.frame]
+                        for kids in self.structure.children.values() if present in kids), [])
+            if len(run) >= 2:
+                self.unit(unit)
+                return self.writers[unit], run
+        return None
+
     def template_has_module(self, child: Child, asking: UnitWriter) -> bool:
         found = self.template(child, asking)
         if found is None:

@@ -52,9 +52,10 @@ class Sizes:
     def input_index(self, value: Value) -> int | None:
         return next((i for i, (_, v) in enumerate(self.inputs) if v == value), None)
 
-    def dimexpr(self, value: Value, d: int) -> str | None:
-        """The text of dim ``d`` of ``value`` (a tensor of this unit) in the class's names."""
-        through = self.through.get((value.node, value.port))
+    def dimexpr(self, value: Value, d: int, *, read: bool = True) -> str | None:
+        """The text of dim ``d`` of ``value`` (a tensor of this unit) in the class's names;
+        ``read``: the size a layer reads as its input's (not a tensor an expression names)."""
+        through = self.through.get((value.node, value.port)) if read else None
         if through is not None:  # it passes a switched-off seq item: written as where that item is on
             return self.switched(through, value, d)
         key = (value.node, value.port, d, self.loop_copy, self.after_loop)

@@ -137,7 +137,7 @@ class UnitWriter(Sizes):
 
         def dim(t: str, d: int) -> str | None:
             value = tensors.get(t)
-            return None if value is None else self.dimexpr(value, d)
+            return None if value is None else self.dimexpr(value, d, read=False)
 
         return fold(rewrite(e.text, name, dim), e.value)
 
