@@ -135,6 +135,7 @@ def test_python_export_is_standalone_and_equal(path, tmp_path):
         pytest.skip(PYTHON_EXCEPTIONS[name])
     graph, model = load_case(path)
     source = python_source(model, graph, docstring=f"{name} for the test")
+    assert "Written as one flat class" not in source
     imported = {a.name.split(".")[0] for node in ast.walk(ast.parse(source))
                 if isinstance(node, (ast.Import, ast.ImportFrom))
                 for a in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])}

@@ -123,3 +123,22 @@ def test_build_code_has_no_fx_releases():
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("def forward(self, image):") and "= None" not in r.stdout
     assert "    layer1_0_add = layer1_0_bn2 + maxpool\n" in r.stdout
+
+
+def test_a_file_whose_classes_come_out_wrong_is_written_flat(tmp_path, monkeypatch):
+    """The classes are checked (built on the meta device, their state_dict against the model's);
+    classes that came out wrong are never written: the flat form is, saying why."""
+    from specgraph.torch.export import python as export_python
+
+    graph = specgraph.check(SPECS / "lenet5.yaml")
+    model = specgraph.build(graph)
+    assert export_python.mismatch(python_source(model, graph), model) is None
+    monkeypatch.setattr(export_python, "mismatch", lambda text, m: "the state_dict differs (forced by the test)")
+    text = python_source(model, graph)
+    assert "Written as one flat class: the classes per block came out wrong (the state_dict differs" in text
+    namespace: dict = {}
+    exec(compile(text, "flat.py", "exec"), namespace)
+    flat = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, torch.nn.Module)][-1]()
+    flat.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 1, 28, 28)
+    torch.testing.assert_close(flat.eval()(x), model.eval()(x), atol=0, rtol=0)

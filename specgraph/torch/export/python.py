@@ -58,13 +58,43 @@ def python_source(model: nn.Module, graph: Graph | None = None, *, class_name: s
     if graph is None or graph.frame is None or "specgraph_passes" in getattr(eval_gm, "meta", {}):
         return flat_python_source(model, class_name=class_name, docstring=docstring)
     unregistered: set[str] = set()
-    while True:
-        exporter = Exporter(graph, model, class_name or camel_case(graph.name), docstring, unregistered)
-        text = exporter.run()
-        clash = exporter.ambiguous_blocks()
-        if not clash:
-            return text
-        unregistered |= clash  # a block chosen by name that became two classes: name its class instead
+    try:
+        while True:
+            exporter = Exporter(graph, model, class_name or camel_case(graph.name), docstring, unregistered)
+            text = exporter.run()
+            clash = exporter.ambiguous_blocks()
+            if not clash:
+                break
+            unregistered |= clash  # a block chosen by name that became two classes: name its class instead
+        problem = mismatch(text, model)
+    except PythonExportError as e:  # the flat form says so too when a module of the model cannot be copied
+        problem = str(e)
+    if problem is None:
+        return text
+    note = f"\n\nWritten as one flat class: the classes per block came out wrong ({problem}); please report it."
+    return flat_python_source(model, class_name=class_name, docstring=(docstring or graph.name) + note)
+
+
+def mismatch(text: str, model: nn.Module) -> str | None:
+    """What is wrong with a file's last class, built on the meta device (no memory), compared with
+    ``model``: its state_dict's keys, order, shapes and dtypes; None when nothing is."""
+    import torch
+
+    namespace: dict = {"__name__": "specgraph_export_check"}
+    try:
+        exec(compile(text, "<specgraph export --python>", "exec"), namespace)  # noqa: S102 - the code just written
+        classes = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, nn.Module)
+                   and v.__module__ == "specgraph_export_check"]
+        with torch.device("meta"):
+            made = classes[-1]()
+    except Exception as e:  # noqa: BLE001 - any failure is a wrong file
+        return f"{type(e).__name__}: {e}"
+    want = [(k, tuple(v.shape), v.dtype) for k, v in model.state_dict().items()]
+    have = [(k, tuple(v.shape), v.dtype) for k, v in made.state_dict().items()]
+    if want != have:
+        first = next((f"{a} != {b}" for a, b in zip(have, want) if a != b), f"{len(have)} != {len(want)} entries")
+        return f"the state_dict differs: {first}"
+    return None
 
 
 class Exporter:
