@@ -14,7 +14,8 @@ from .layers import chosen_op, held_lines, item_text, seq_items
 from .source_file import class_text, indent
 from ...ir.graph import Value
 from .structure import Child
-from .units import OUT_PARAMS, SIZE_PARAMS, Param, UnitText, UnitWriter, _same, _size_rank
+from .sizes import OUT_PARAMS, SIZE_PARAMS, Param, _same, _size_rank
+from .units import UnitText, UnitWriter
 
 
 def write_unit(self: UnitWriter) -> UnitText:

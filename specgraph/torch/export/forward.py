@@ -22,7 +22,8 @@ from .fx_code import Code, call_text
 from .layers import chosen_op
 from .module_source import PythonExportError
 from .structure import Child
-from .units import UnitWriter, attr, var_name
+from .sizes import var_name
+from .units import UnitWriter, attr
 
 
 class ForwardWriter:
@@ -336,4 +337,4 @@ def _returns(w: UnitWriter, f: ForwardWriter, training: list[str]) -> list[str]:
     return [f"return {', '.join(outs)}"]
 
 
-__all__ = ["forward_method", "ForwardWriter", "Any"]
+__all__ = ["forward_method", "ForwardWriter"]

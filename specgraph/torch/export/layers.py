@@ -19,7 +19,8 @@ from .fx_code import module_equivalent
 from .module_source import constructor_parts, verify_constructor
 from .source_file import indent
 from .structure import Child
-from .units import INPUT_SIZE_ARGS, LOOP, UnitWriter, _same, _size_rank
+from .sizes import INPUT_SIZE_ARGS, _same, _size_rank
+from .units import LOOP, UnitWriter
 
 _TEMPLATE_PART = re.compile(r"\{([^{}]*)\}")
 

@@ -45,7 +45,7 @@ from .fx_code import Code, call_text
 from .module_source import PythonExportError
 from .source_file import SourceFile, class_text, unique
 from .structure import Child, Structure
-from .units import UnitText, UnitWriter, var_name
+from .units import UnitText, UnitWriter
 
 
 def python_source(model: nn.Module, graph: Graph | None = None, *, class_name: str | None = None,
@@ -391,4 +391,4 @@ def _plain(v: Any) -> Any:
     return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
 
 
-__all__ = ["python_source", "PythonExportError", "Any"]
+__all__ = ["python_source", "mismatch", "PythonExportError"]

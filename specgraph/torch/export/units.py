@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from ...ir.graph import Node, Scope, Value
+from ...ir.graph import Scope
 from ...ir.written import Expr, Frame, Written
-from ..names import GENERATED_CODE_NAMES
 from .exprs import Untranslatable, fold, literal, rewrite
-from .sizes import INPUT_SIZE_ARGS, OUT_PARAMS, RESERVED, SIZE_PARAMS, Param, Sizes, _same, _size_rank, var_name
-from .structure import Child
+from .sizes import RESERVED, Param, Sizes, var_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from .python import Exporter
@@ -37,10 +35,10 @@ if TYPE_CHECKING:  # pragma: no cover
 LOOP = "index"  # an index binding: `index` stays the loop's variable (a text binds `index` to that text)
 
 
-
 @dataclass
 class UnitText:
-    """What a unit's class is: its text (the class name a placeholder) and how to call it."""
+    """What a unit's class is: its text (its own name ``⟦name⟧``, the classes it makes by their keys
+    ``⟦block#digest⟧``, named once every class is known) and how to call it (its params)."""
 
     path: str
     block: str | None
@@ -53,10 +51,6 @@ class UnitText:
     def __post_init__(self) -> None:
         digest = hashlib.sha1(self.text.encode()).hexdigest()[:10]
         self.key = f"\u27e6{self.block or 'top'}#{digest}\u27e7"
-
-
-def placeholder(key: str) -> str:
-    return key
 
 
 def attr(local: str) -> str:
@@ -242,7 +236,7 @@ class UnitWriter(Sizes):
             text = self.try_translate(w.ref, w, index if index is not None else w.copy)
             if text is not None and self.ex.register_block(unit.block, unit.key):
                 return f"BLOCKS[{text}]"
-        return placeholder(unit.key)
+        return unit.key  # the class's name once classes are named (python.py)
 
     def previous_copy(self, written: Written | None) -> str | None:
         """``index - 1`` when ``written`` is the copy before the one being written as a loop."""
@@ -268,4 +262,4 @@ class UnitWriter(Sizes):
             return None
 
 
-__all__ = ["LOOP", "Param", "UnitText", "UnitWriter", "attr", "var_name", "placeholder", "Callable", "Child"]
+__all__ = ["LOOP", "UnitText", "UnitWriter", "attr"]
