@@ -110,6 +110,12 @@ class SpecError(Exception):
         return f"<pre>{html.escape(self.format())}</pre>"
 
 
+class InputError(SpecError, ValueError):
+    """A built model was called with inputs its spec does not take: found by the model's input
+    check before any op runs, located at the input's declaration or at the node whose shape rule
+    needs the size (see specgraph/torch/input_check.py)."""
+
+
 def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     """Deduplicate (same code, location and message) and sort by location."""
     seen: dict[tuple, Diagnostic] = {}

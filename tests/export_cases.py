@@ -39,10 +39,11 @@ def spec_id(path: Path) -> str:
     return IDS[SPECS.index(path)]
 
 
-def load_case(path: Path, **params):
-    """(graph, model) for a spec at its test-sized params, batch-norm statistics randomised."""
+def load_case(path: Path, *, check_inputs: bool = True, **params):
+    """(graph, model) for a spec at its test-sized params, batch-norm statistics randomised
+    (``check_inputs=False``: for a test that runs it at sizes the spec does not declare)."""
     graph = specgraph.check(path, **{**SMALL.get(spec_id(path), {}), **params})
-    model = specgraph.build(graph)
+    model = specgraph.build(graph, check_inputs=check_inputs)
     randomize_norm_stats(model)
     return graph, model.eval()
 

@@ -79,6 +79,26 @@ def test_check_takes_many_files_and_globs_and_exits_with_the_worst(tmp_path):
     assert r.exit_code == 2 and "no file matches" in r.output  # a pattern that matches nothing: a usage error
 
 
+def test_check_of_many_files_shows_warnings_and_run_time_conditions_of_each(tmp_path):
+    """Each file's warnings (silenced by --no-warn) and the conditions its model checks when called."""
+    warned = tmp_path / "warned.yaml"
+    warned.write_text("specgraph: 1\nparams: {unused: 3}\ninputs: {x: [N, 4]}\ngraph:\n  fc: {op: linear, out: 3}\n")
+    conditional = tmp_path / "reflect.yaml"
+    conditional.write_text("specgraph: 1\ninputs: {x: [N, 2, S]}\ngraph:\n"
+                           "  c: {op: conv1d, out: 2, kernel: 3, padding: 4, padding_mode: reflect}\n")
+    shown = invoke("check", warned, conditional)
+    assert shown.exit_code == 0, shown.output
+    assert "warning[W303]: param 'unused' is never read" in shown.output
+    assert "  checked when the model is called: S - 4 >= 1 (c)" in shown.output
+    quiet = invoke("check", warned, conditional, "--no-warn")
+    assert quiet.exit_code == 0 and "warning[" not in quiet.output and "S - 4 >= 1 (c)" in quiet.output
+    report = json.loads(invoke("check", warned, conditional, "--no-warn", "--format", "json").stdout)
+    assert [f["diagnostics"] for f in report["files"]] == [[], []]
+    assert report["files"][1]["checked_when_called"] == [{"node": "c", "condition": "S - 4 >= 1", "code": "E404"}]
+    report = json.loads(invoke("check", warned, conditional, "--format", "json").stdout)
+    assert [d["code"] for d in report["files"][0]["diagnostics"]] == ["W303"]
+
+
 def test_check_json_of_many_files(tmp_path):
     (tmp_path / "a.yaml").write_text(TINY)
     (tmp_path / "bad.yaml").write_text(BAD)

@@ -19,7 +19,7 @@ import specgraph
 from conftest import ROOT, SPECS
 from export_cases import randomize_norm_stats
 from specgraph.torch.export.python import python_source
-from test_torchvision_parity import MOBILENET_V3_SMALL
+from test_torchvision_parity import MOBILENET_V3_SMALL, REGNET_X_400MF, _regnet_stages
 
 tv = torchvision.models
 
@@ -79,7 +79,10 @@ def test_resnet50_reads_like_torchvisions_resnet(tmp_path):
     ("vit_b_16.yaml", {"image_size": 32, "patch_size": 8, "num_layers": 3, "num_heads": 4, "hidden_dim": 64,
                        "mlp_dim": 96, "num_classes": 7},
      lambda: tv.vision_transformer.VisionTransformer(32, 8, 3, 4, 64, 96, num_classes=7), 32),
-], ids=["resnet50_dilated", "mobilenet_v3_small", "vit_small"])
+    # other stages (depths 1, 2, 7, 12), no squeeze-excitation: the loops over the named copies
+    ("regnet_y_400mf.yaml", {"stages": _regnet_stages(**REGNET_X_400MF), "se_ratio": 0.0, "num_classes": 10},
+     lambda: tv.regnet_x_400mf(num_classes=10), 64),
+], ids=["resnet50_dilated", "mobilenet_v3_small", "vit_small", "regnet_x_400mf"])
 def test_the_classes_take_other_params(spec, params, ref, size, tmp_path):
     """Exported at the spec's defaults, built with other params: torchvision's model of those."""
     module, _ = exported(spec, tmp_path)
@@ -114,6 +117,33 @@ def test_a_block_that_contains_itself_is_one_class(tmp_path):
     module, text = exported("unet_padded.yaml", tmp_path, base=8, size=64)
     assert "self.inner = Level(width, width * 2, depth - 1, up_mode) if depth > 0 else None" in text
     assert not hasattr(module, "Level2")
+
+
+def test_copies_named_by_a_template_are_one_loop(tmp_path):
+    """RegNet's stage: an inline repeat named "block{number}-{index}" is a loop making the copies
+    under those names, and a forward running through them — one Stage class for every stage."""
+    module, text = exported("regnet_y_400mf.yaml", tmp_path)
+    for line in ["        for index in range(1, cfg[2]):\n            self.add_module(f'block{number}-{index}', "
+                 "ResBottleneck(cfg[0], cfg[0], ",
+                 "self.blocks_names = [f'block{number}-{index}' for index in range(cfg[2])]",
+                 "        blocks = x\n        for name in self.blocks_names:\n"
+                 "            blocks = getattr(self, name)(blocks)\n        return blocks\n"]:
+        assert line in text, line
+    assert hasattr(module, "Stage") and not hasattr(module, "Stage2")
+    same_as(module.RegnetY400mf(), tv.regnet_y_400mf(), torch.randn(2, 3, 64, 64))
+
+
+def test_a_scan_torch_runs_fused_is_exported_fused(tmp_path):
+    """A scan whose cell is torch's LSTM step runs torch's kernel in the built model: the file runs
+    the same kernel (FusedScan copied with its Scan), so its outputs are the model's, bit for bit."""
+    module, text = exported("lstm_forecaster.yaml", tmp_path)
+    assert "class FusedScan(Scan):" in text and "kernel='torch.lstm'" in text
+    built = specgraph.build(SPECS / "lstm_forecaster.yaml")
+    ours = module.LstmForecaster()
+    ours.load_state_dict(built.state_dict(), strict=True)
+    x = torch.randn(3, 11, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), built.eval()(x), atol=0, rtol=0)
 
 
 def test_build_code_has_no_fx_releases():

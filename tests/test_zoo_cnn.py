@@ -70,6 +70,16 @@ def test_densenet_family_is_set_s_of_the_spec(name):
     assert total_params("densenet121", **DENSENET[name]) == weights.meta["num_params"]
 
 
+def test_densenet_refuses_a_fifth_dense_block():
+    # the spec lays out torchvision's four blocks: a longer block_config would silently drop a block
+    with pytest.raises(specgraph.SpecError) as info:
+        specgraph.check(SPECS / "densenet121.yaml", block_config=[6, 12, 24, 16, 8])
+    d = info.value.diagnostics[0]
+    assert (d.code, d.location.line, d.location.col) == ("E310", 20, 3)
+    assert d.message == "requirement not met: torchvision's DenseNets have four dense blocks (block_config: four numbers)"
+    assert d.details == ("len(block_config) == 4 is false with block_config = [6, 12, 24, 16, 8]",)
+
+
 # ---- MobileNetV2 ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("params,ctor,expected,size", [

@@ -31,18 +31,23 @@ def spec_arguments(specs: List[str], text: bool) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(found)), unmatched
 
 
-def check_report(spec: str, loaded, sets) -> dict[str, Any]:
-    """The report of one spec (raises SpecError): its inputs, outputs and warnings, or, for a
-    block library (blocks and no graph), its blocks: they are checked where a spec uses them."""
+def check_report(spec: str, loaded, sets, no_warn: bool = False) -> dict[str, Any]:
+    """The report of one spec (raises SpecError): its inputs, outputs, warnings (none with
+    ``no_warn``) and the conditions on symbolic sizes that only the input decides (checked by the
+    built model's input check); or, for a block library (blocks and no graph), its blocks: they
+    are checked where a spec uses them."""
     from .. import api
 
     doc = loaded.doc
     if not doc.graph and doc.blocks:
         return {"ok": True, "library": True, "blocks": list(doc.blocks), "diagnostics": []}
     graph = api.check(loaded, **overrides(sets))
-    return {"ok": True, "graph": graph, "diagnostics": [w.to_json() for w in graph.warnings],
+    warnings = () if no_warn else graph.warnings
+    return {"ok": True, "graph": graph, "diagnostics": [w.to_json() for w in warnings],
             "inputs": {k: str(v) for k, v in graph.inputs.items()},
-            "outputs": {o.name: str(o.value.type) for o in graph.outputs}}
+            "outputs": {o.name: str(o.value.type) for o in graph.outputs},
+            "checked_when_called": [{"node": node.path, "condition": req.condition, "code": req.code}
+                                    for node, req in graph.requirements()]}
 
 
 @app.command()
@@ -52,9 +57,11 @@ def check(specs: List[str] = typer.Argument(..., metavar="SPEC...",
           set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt,
           include_root: Optional[Path] = IncludeRootOpt, text: bool = TextOpt,
           format: OutputFormat = typer.Option("text", "--format", help="how to print the results",
-                                              parser=one_of(OutputFormat, "--format", "expected text or json"))):
-    """Validate and shape-check specs. Exit 0 when every one is correct, 1 when one has errors,
-    2 when a glob matches no file: the worst of them, for CI and pre-commit.
+                                              parser=one_of(OutputFormat, "--format", "expected text or json")),
+          no_warn: bool = typer.Option(False, "--no-warn", help="do not show warnings (W-codes: unused inputs, "
+                                                                 "params and `let` values, nodes that reach no output)")):
+    """Validate and shape-check specs. Exit 0 when every one is correct (warnings or not), 1 when
+    one has errors, 2 when a glob matches no file: the worst of them, for CI and pre-commit.
 
     A block library (a file of blocks without a graph) is read and validated; its blocks are
     shape-checked where a spec uses them."""
@@ -68,7 +75,7 @@ def check(specs: List[str] = typer.Argument(..., metavar="SPEC...",
         shown = "<text>" if text else STDIN if spec == "-" else spec
         failed: list[SpecError] = []
         try:
-            report = guarded(lambda: check_report(spec, load_spec(spec, limit, include_root, text), set_),
+            report = guarded(lambda: check_report(spec, load_spec(spec, limit, include_root, text), set_, no_warn),
                              report=failed.append if as_json else None)
         except typer.Exit as e:
             worst = max(worst, e.exit_code)
@@ -83,10 +90,16 @@ def check(specs: List[str] = typer.Argument(..., metavar="SPEC...",
             out.print(f"{shown}: ok — a block library of {len(report['blocks'])} blocks "
                       f"({', '.join(report['blocks'])}); each is checked where a spec uses it", markup=False)
             continue
-        print_warnings(graph)
+        if report["diagnostics"]:
+            print_warnings(graph)
         ins = ", ".join(f"{k} {v}" for k, v in graph.inputs.items())
         outs = ", ".join(f"{o.name} {o.value.type}" + (" (train only)" if o.train_only else "") for o in graph.outputs)
         out.print(f"{shown}: ok — {len(graph) - len(graph.inputs)} nodes; in: {ins}; out: {outs}", markup=False)
+        conditions = report["checked_when_called"]
+        if conditions:
+            listed = "; ".join(f"{c['condition']} ({c['node']})" for c in conditions[:8])
+            more = f"; and {len(conditions) - 8} more" if len(conditions) > 8 else ""
+            out.print(f"  checked when the model is called: {listed}{more}", markup=False)
     if as_json:
         if len(specs) == 1 and len(reports) == 1 and not unmatched:  # one spec: its report, as it always was
             report = reports[0]

@@ -10,7 +10,7 @@ parser that evaluated them.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 from ..ir.graph import Value
@@ -27,13 +27,19 @@ def expr(raw: Any, value: Any) -> Expr:
 def tensors_read(raws: Iterable[Any], ctx) -> dict[str, Value]:
     """The tensors in sight that the expressions ``raws`` read, by the names they read them by
     (params hide tensors of the same name, as in :class:`~specgraph.expand.scope.Env`)."""
-    read = referenced_names(list(raws)) - set(ctx.params) - {"index"}
     found = {}
-    for name in sorted(read):
-        result = ctx.names.get(name)
-        if result is not None and len(result) == 1:
-            found[name] = next(iter(result.values()))
-    return found
+    for raw in raws:
+        if not isinstance(raw, str):  # lists and mappings of expressions: rare
+            read = referenced_names(raw)
+        elif is_expression(raw):
+            read = referenced_names(raw)
+        else:
+            continue
+        for name in read:
+            result = ctx.names.get(name) if name not in ctx.params and name != "index" else None
+            if result is not None and len(result) == 1:
+                found[name] = next(iter(result.values()))
+    return dict(sorted(found.items()))
 
 
 def start(nd, ctx, key: str, *, when: Any = None, count: Any = None, copy: int | None = None,
@@ -60,7 +66,12 @@ def finish(written: Written | None, ctx, *, ref: Any = None, ref_value: Any = No
     tensors = {**written.tensors, **tensors_read(raw.values(), ctx)}
     if ref is not None:
         tensors.update(tensors_read([ref], ctx))
-    return replace(written, ref=expr(ref, ref_value) if ref is not None else None, params=params, tensors=tensors)
+    # completed in place: the record is the node's alone until the node is made (no copy: a
+    # hostile spec makes hundreds of thousands of them)
+    object.__setattr__(written, "ref", expr(ref, ref_value) if ref is not None else None)
+    object.__setattr__(written, "params", MappingProxyType(params))
+    object.__setattr__(written, "tensors", MappingProxyType(tensors))
+    return written
 
 
 def _declared(decls: Mapping[str, ParamDecl]) -> tuple[Declared, ...]:
@@ -70,13 +81,16 @@ def _declared(decls: Mapping[str, ParamDecl]) -> tuple[Declared, ...]:
 
 
 def block_frame(written: Written | None, name: str, block, decls: Mapping[str, ParamDecl], values: Mapping[str, Any],
-                given: Mapping[str, Any], ctx, scope: str | None, outputs: list[tuple[str, str]]) -> Frame:
+                given: Mapping[str, Any], ctx, scope: str | None, outputs: list[tuple[str, str]],
+                inputs: Mapping[str, Any]) -> Frame:
     """The frame of one instance of block ``name``: ``values`` its params and `let` values,
-    ``given`` the params as the node wrote them, ``scope`` its path (None when inline)."""
+    ``given`` the params as the node wrote them, ``scope`` its path (None when inline),
+    ``inputs`` its input Values by name (None: one that failed)."""
     lets = {k: expr(v, values.get(k)) for k, v in block.let.items()}
     return Frame(block=name, declared=_declared(decls), given={k: expr(v, values.get(k)) for k, v in given.items()},
                  lets=lets, values=values, inputs=tuple(block.inputs), outputs=tuple(outputs),
-                 parent=ctx.frame, scope=scope, written=written, doc=block.doc)
+                 parent=ctx.frame, scope=scope, written=written, doc=block.doc,
+                 tensors={k: v for k, v in inputs.items() if v is not None})
 
 
 def graph_frame(decls: Mapping[str, ParamDecl], params: Mapping[str, Any], let: Mapping[str, Any],

@@ -79,7 +79,8 @@ class Frame(_Shared):
     ``given``: the params as the caller wrote them, expressions in ``parent``; for the graph, the
     spec's params as literals of the values in force.  ``values``: every param and ``let`` value
     of this instance.  ``scope``: the path of the scope the instance made; None for the graph and
-    for an ``inline`` instance, whose nodes sit in the parent's scope.
+    for an ``inline`` instance, whose nodes sit in the parent's scope.  ``tensors``: its inputs by
+    name, the Values its ``let:`` expressions read the shapes of (``x.channels``).
     """
 
     block: str | None
@@ -93,9 +94,10 @@ class Frame(_Shared):
     scope: str | None = None
     written: "Written | None" = None  # the node that instantiated it
     doc: str | None = None  # the block's (or the spec's) `doc:`
+    tensors: Mapping[str, "Value"] = field(default_factory=dict)  # its inputs, which `let:` may read
 
     def __post_init__(self) -> None:
-        for name in ("given", "lets", "values"):
+        for name in ("given", "lets", "values", "tensors"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
 

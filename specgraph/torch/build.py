@@ -22,19 +22,21 @@ import torch
 from torch import fx, nn
 
 from ..ir.graph import Graph, OutputInfo
-from ..ops.base import ARG_TYPE
+from ..ops.base import ARG_TYPE, FLOAT_DTYPES
+from .input_check import CHECK_NAME, InputCheck
 from .names import class_name, identifier, value_name
 
 META_KEY = "specgraph"  # fx_node.meta[META_KEY]: the spec Node the fx node computes
 PART_KEY = "specgraph_part_of"  # fx_node.meta[PART_KEY]: the spec Node whose code the fx node is part of
 
 
-def build_module(graph: Graph, modules: nn.Module | None = None) -> nn.Module:
+def build_module(graph: Graph, modules: nn.Module | None = None, *, check_inputs: bool = True) -> nn.Module:
     """A trainable module computing ``graph``; inputs in declaration order, as positional args.
 
     Returns a tensor for one output, else a tuple in declaration order (in eval mode,
     training-only outputs are left out). ``modules``: take the submodules from this module
-    instead of building them.
+    instead of building them.  ``check_inputs``: check each call's inputs against the spec
+    first (torch/input_check.py); off for the graphs an op runs inside (a scan's cell).
     """
     root = modules if modules is not None else nn.Module()
     with_module: set[str] = set()
@@ -53,12 +55,18 @@ def build_module(graph: Graph, modules: nn.Module | None = None) -> nn.Module:
         elif module is not None:
             _set_submodule(root, node.path, module)
             with_module.add(node.path)
+    if check_inputs:
+        root.add_module(CHECK_NAME, InputCheck(graph))
     name = class_name(graph.name)
-    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held), name)
-    if not graph.has_train_only_outputs:
-        return eval_gm
-    train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held), name + "Train")
-    return TrainEvalModule(root, train_gm, eval_gm)
+    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, check_inputs), name)
+    model = eval_gm
+    if graph.has_train_only_outputs:
+        train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, check_inputs), name + "Train")
+        model = TrainEvalModule(root, train_gm, eval_gm)
+    # Weights in the floating dtype the inputs declare (a float64 spec computes in float64, as
+    # its inferred types say), where they declare one; float32 otherwise.
+    floats = {t.dtype for t in graph.inputs.values() if t.dtype in FLOAT_DTYPES}
+    return model.to(getattr(torch, floats.pop())) if len(floats) == 1 and floats != {"float32"} else model
 
 
 class Built(Mapping[str, "nn.Module | None"]):
@@ -85,11 +93,12 @@ def _build_node(node) -> nn.Module | None:
     if not subgraphs:
         return node.op.build(node.params, inputs)
     graphs = list(subgraphs.values())
-    full = build_module(graphs[0])  # builds every module once; the other graphs reuse them
+    full = build_module(graphs[0], check_inputs=False)  # builds every module once; the other graphs reuse them
     modules = nn.Module()
     for name, child in full.named_children():
         modules.add_module(name, child)
-    built = {name: None if g is None else build_module(g, modules=modules) for name, g in subgraphs.items()}
+    built = {name: None if g is None else build_module(g, modules=modules, check_inputs=False)
+             for name, g in subgraphs.items()}
     return node.op.build(node.params, inputs, subgraphs=Built(modules, built))
 
 
@@ -139,13 +148,17 @@ def spec_node(fx_node: fx.Node):
     return fx_node.meta.get(META_KEY)
 
 
-def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[str], held: set[str]) -> fx.Graph:
-    """The straight-line fx graph computing ``outputs`` (nodes they do not need are left out)."""
+def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[str], held: set[str],
+              check_inputs: bool = False) -> fx.Graph:
+    """The straight-line fx graph computing ``outputs`` (nodes they do not need are left out),
+    first checking its inputs (``self.input_check(...)``) with ``check_inputs``."""
     needed = graph.needed_by(outputs)
     g = fx.Graph()
     values: dict[tuple[str, str], fx.Node] = {}
     for name in graph.inputs:
         values[(name, "out")] = g.placeholder(identifier(name))
+    if check_inputs:
+        g.call_module(CHECK_NAME, tuple(values.values()))
     for node in graph.op_nodes():
         if node.path not in needed:
             continue

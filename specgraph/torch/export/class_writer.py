@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import textwrap
 
+from .copy_loops import copy_loops
 from .exprs import Untranslatable, free_names, literal, substitute
 from .forward import forward_method
 from .layers import chosen_op, held_lines, item_text, seq_items
@@ -30,9 +31,14 @@ def write_unit(self: UnitWriter) -> UnitText:
     else:
         base = "nn.Module"
         body = ["super().__init__()"]
+        self.copy_loops = copy_loops(self, children)
         forward, flags = forward_method(self)
         for child in children:
-            body += _child_init(self, child)
+            loop = self.copy_loops.get(id(child))
+            if loop is None:
+                body += _child_init(self, child)
+            elif child is loop.run[0]:
+                body += loop.init_lines()
         body += flags
         methods.append(forward)
     self.new_sizes = False  # an output's size takes an input's channels or features, no other size
@@ -107,13 +113,13 @@ def _prelude(self: UnitWriter) -> list[str]:
     for d in self.frame.declared:
         if d.default is not None and not d.default.is_literal and not self.top:
             try:
-                text = self.translate(d.default, self.frame, {})
+                text = self.translate(d.default, self.frame, self.frame.tensors)
             except Untranslatable:
                 text = literal(self.frame.values.get(d.name))
             lines.append(f"{d.name} = {text} if {d.name} is None else {d.name}")
     for name, e in self.frame.lets.items():
         if name in self.lets_used:
-            lines.append(f"{name} = {self.translate(e, self.frame, {})}")
+            lines.append(f"{name} = {self.translate(e, self.frame, self.frame.tensors)}")
     return lines + self.local_lines
 
 
@@ -145,7 +151,7 @@ def _out_dims(self: UnitWriter) -> dict[tuple[str, int], str]:
     lets = {}
     for name, e in self.frame.lets.items():
         try:
-            lets[name] = self.translate(e, self.frame, {})
+            lets[name] = self.translate(e, self.frame, self.frame.tensors)
         except (Untranslatable, SyntaxError):
             pass
     lets.update(self.local_texts)

@@ -18,6 +18,7 @@ from typing import Any
 from torch import fx
 
 from ...ir.graph import Value
+from .copy_loops import names_attribute
 from .fx_code import Code, call_text
 from .layers import chosen_op
 from .module_source import PythonExportError
@@ -75,6 +76,9 @@ class ForwardWriter:
 
     # ---- statements -------------------------------------------------------------------------
     def statements(self, child: Child) -> list[str]:
+        loop = self.w.copy_loops.get(id(child))
+        if loop is not None:
+            return self.copy_loop(loop) if child is loop.run[0] else []
         if child.skipped is not None:
             return self.skipped(child)
         if child.scope is not None:
@@ -97,6 +101,18 @@ class ForwardWriter:
             lines = [f"{names[0]} = {args[0]}", f"if {attr(local)} is not None:", f"    {lines[0]}"]
         for (port, value), name in zip(outs, names):
             self.vars[(value.node, value.port)] = name
+        return lines
+
+    def copy_loop(self, loop) -> list[str]:
+        """The copies of a repeat as the loop __init__ made them (copy_loops.py): one variable, the chain's."""
+        first = loop.run[0]
+        source = self.input_vars(first.written, first.scope.inputs)[0]
+        names = names_attribute(loop, {c.local for c in self.children} | set(self.flags.values()) | set(self.stored))
+        self.stored[names] = loop.names_text()
+        v, each = self.fresh(first.written.key), self.fresh("name")
+        lines = [f"{v} = {source}", f"for {each} in self.{names}:", f"    {v} = getattr(self, {each})({v})"]
+        for port, value in self.w.s.outputs(loop.run[-1].scope).items():
+            self.vars[(value.node, value.port)] = v
         return lines
 
     def node(self, child: Child) -> list[str]:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ...ir.graph import Node, Scope
+from ...ir.written import Expr
 from .exprs import Untranslatable, is_literal, literal, rewrite
 from .fx_code import module_equivalent
 from .module_source import constructor_parts, verify_constructor
@@ -337,23 +338,27 @@ def _loop(w: UnitWriter, run: list[Child], numbered: bool, stmts: list[str], con
     return entries
 
 
-def _copy_name(w: UnitWriter, child: Child, index: Any) -> str:
-    template = child.written.name_template if child.written is not None else None
+def _copy_name(w: UnitWriter, child: Child, index: Any, *, copy: str = "index") -> str:
+    """The name of a copy of a repeat: written in a loop (``index`` LOOP), the f-string of its
+    name template in the class's names, ``copy`` the copy's index there (``f'block{number}-{index}'``);
+    else the name itself."""
+    written = child.written
+    template = written.name_template if written is not None else None
     if template is None or index != LOOP:
         return _name_text(child.local)
-    parts = []
-    for part in _TEMPLATE_PART.split(template):
-        parts.append(part)
+
+    def part(m: re.Match) -> str:  # `index` is the copy's; every other name is the class's
+        text = w.translate(Expr(m.group(1), _ANY), written.frame, written.tensors, copy)
+        return text if text.isdigit() else "{" + text + "}"
+
     try:
-        body = _TEMPLATE_PART.sub(lambda m: "{" + rewrite(m.group(1), lambda n: n if n == "index" else _raise(n),
-                                                           lambda t, d: None) + "}", template)
+        body = _TEMPLATE_PART.sub(part, template)
     except (Untranslatable, SyntaxError):
         return _name_text(child.local)
-    return "f" + repr(body)
+    return "f" + repr(body) if "{" in body else repr(body)
 
 
-def _raise(n: str):
-    raise Untranslatable(n)
+_ANY = object()  # a value no text folds into a literal
 
 
 def _name_text(local: str) -> str:

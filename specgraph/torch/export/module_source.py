@@ -161,13 +161,16 @@ def _global_loads(code) -> list[str]:
     return names
 
 
-def class_source(cls: type, path: str) -> str:
-    """A class definition equal to ``cls``, assembled from its methods' sources."""
+def class_source(cls: type, path: str, bases: tuple[type, ...] = ()) -> str:
+    """A class definition equal to ``cls``, assembled from its methods' sources; ``bases``: classes
+    the file copies too, which it may derive from (by name)."""
     base = cls.__bases__[0] if len(cls.__bases__) == 1 else None
     if base is nn.Module:
         base_text = "nn.Module"
     elif base is not None and base.__module__.startswith("torch.nn") and getattr(nn, base.__name__, None) is base:
         base_text = "nn." + base.__name__
+    elif base is not None and base in bases:
+        base_text = base.__name__
     else:
         raise PythonExportError(f"module {path!r}: its class {cls.__qualname__} does not derive from one "
                                 f"torch.nn class; cannot copy it")

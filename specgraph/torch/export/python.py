@@ -36,6 +36,7 @@ from torch import fx, nn
 
 from ...ir.graph import Graph, Value
 from ..build import graph_modules
+from ..input_check import input_check_off
 from ..names import class_name as camel_case
 from .exprs import MAKE_DIVISIBLE
 from .flat import flat_python_source, refuse_prepacked
@@ -51,8 +52,13 @@ from .units import UnitText, UnitWriter
 def python_source(model: nn.Module, graph: Graph | None = None, *, class_name: str | None = None,
                   docstring: str = "") -> str:
     """The source text of a standalone module file equal to ``model``, a module built from
-    ``graph``: one class per block (see the module docstring).  Without ``graph``, or for a
-    module the passes rewrote, one flat class (flat.py)."""
+    ``graph``: one class per block (see the module docstring); without ``graph``, or for a module
+    the passes rewrote, one flat class (flat.py).  No input check (torch/input_check.py)."""
+    with input_check_off(model):
+        return _source(model, graph, class_name, docstring)
+
+
+def _source(model: nn.Module, graph: Graph | None, class_name: str | None, docstring: str) -> str:
     refuse_prepacked(model)
     eval_gm, _ = graph_modules(model)
     if graph is None or graph.frame is None or "specgraph_passes" in getattr(eval_gm, "meta", {}):

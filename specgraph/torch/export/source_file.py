@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...ops.torch_modules import Scan
+from ...ops.torch_modules import FusedScan, Scan
 from torch import fx
 
 from ..build import drop_releases
@@ -95,9 +95,13 @@ class SourceFile:
         doc = f"The cell of scan node {path!r}: its modules, and its code before the loop and per step."
         attrs = [f"hoisted = {pre is not None}", f"hoisted_once = {once is not None}"]
         self.helpers[cell_class] = class_text(cell_class, doc, init, [m for m in (pre, once, step) if m], attrs)
-        return (f"Scan({cell_class}(), sizes={list(scan.sizes)!r}, state_index={list(scan.state_index)!r}, "
-                f"emit_index={scan.emit_index!r}, reverse={scan.reverse!r}, init_index={list(scan.init_index)!r}, "
-                f"contexts={scan.contexts!r})")
+        common = (f"{cell_class}(), sizes={list(scan.sizes)!r}, state_index={list(scan.state_index)!r}, "
+                  f"emit_index={scan.emit_index!r}, reverse={scan.reverse!r}, init_index={list(scan.init_index)!r}")
+        if isinstance(scan, FusedScan) and scan.fused:  # torch's layer kernel, as the built model runs it
+            self.helpers.setdefault("FusedScan", class_source(FusedScan, path, bases=(Scan,)))
+            return (f"FusedScan({common}, kernel={scan.kernel!r}, weights={[tuple(w) for w in scan.weights]!r}, "
+                    f"torch_states={list(scan.torch_states)!r})")
+        return f"Scan({common}, contexts={scan.contexts!r})"
 
     def _copy_class(self, cls: type, path: str) -> str:
         name = cls.__name__

@@ -80,6 +80,7 @@ class UnitWriter(Sizes):
         self.through: dict[tuple[str, str], tuple] = {}  # a value that passes a switched-off seq item
         self.loop_copy: tuple | None = None  # writing copy i of a repeat as a loop: (identity, i)
         self.after_loop: tuple | None = None  # just after a loop: (identity, last copy, count text)
+        self.copy_loops: dict = {}  # the children written as loops, by id (copy_loops.py)
 
     # ---- names and expressions ------------------------------------------------------------
     @property
@@ -126,7 +127,7 @@ class UnitWriter(Sizes):
                 return self.inline_let(frame, n)
             default = next((d.default for d in frame.declared if d.name == n), None)
             if default is not None:
-                return self.translate(default, frame, {}, None)
+                return self.translate(default, frame, frame.tensors, None)
             raise Untranslatable(n)
 
         def dim(t: str, d: int) -> str | None:
@@ -139,7 +140,7 @@ class UnitWriter(Sizes):
         """A `let` value of an inline block, as a local of ``__init__`` (computed once, named as written)."""
         key = (id(frame), n)
         if key not in self.locals:
-            text = self.translate(frame.lets[n], frame, {}, None)
+            text = self.translate(frame.lets[n], frame, frame.tensors, None)
             if not any(ch.isalpha() for ch in text.replace("True", "").replace("False", "")):
                 return text  # a number: no local needed
             local = n
@@ -155,7 +156,7 @@ class UnitWriter(Sizes):
         if n in self.lets_used:
             return
         self.lets_used.add(n)
-        self.translate(self.frame.lets[n], self.frame, {})  # the lets it reads are used too
+        self.translate(self.frame.lets[n], self.frame, self.frame.tensors)  # the lets it reads are used too
 
     def try_translate(self, e: Expr | None, written: Written | None, index: Any = None) -> str | None:
         if e is None or written is None:
