@@ -32,6 +32,10 @@ SMALL = {
     "mobilenet_v2": {"settings": [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 1, 2], [6, 64, 1, 2], [6, 96, 1, 1],
                                   [6, 160, 1, 2], [6, 320, 1, 1]]},
     "mnasnet1_0": {"stacks": [[3, 2, 3, 2], [5, 2, 3, 1], [5, 2, 6, 1], [3, 1, 6, 1], [5, 2, 6, 1], [3, 1, 6, 1]]},
+    # by their own depth multiplier (ceil(n * depth_mult) blocks a stage): a half or a third of the
+    # blocks, every kind of unit kept (fused and not, strided, repeated with its skip edge)
+    "efficientnet_b0": {"depth_mult": 0.5},
+    "efficientnet_v2_s": {"depth_mult": 0.3},
 }
 
 

@@ -609,7 +609,9 @@ def test_unquoted_expression_in_a_flow_mapping():
     ("${open('/etc/passwd')}", "open("),
     ("${eval('1')}", "eval("),
     ("${(lambda: 1)()}", "lambda"),
-    ("${[c for c in 'abc']}", "[c for"),
+    ("${{c for c in 'abc'}}", "{c for"),
+    ("${[c.__class__ for c in 'abc']}", "__class__"),  # a comprehension's variable is a value like any other
+    ("${[c for c in 'abc' for d in c]}", "d in c"),
     ("$__class__", "__class__"),
 ])
 def test_expressions_cannot_reach_python(value, culprit, tmp_path, monkeypatch):

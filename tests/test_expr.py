@@ -248,12 +248,16 @@ def at(text: str) -> str:
     ("${1 | 2}", "| 2}"), ("${(width) << 3}", "<< 3}"), ("${1 + ~2}", "~2}"), ("${x.colour}", "colour}"),
     ("${x . colour + 1}", "colour + 1}"), ("${__import__('os').system(1)}", "system(1)}"),
     ("${(lambda: 1)()}", "lambda: 1)()}"), ("${1 + foo(2)}", "foo(2)}"), ("${width is None}", "is None}"),
-    ("${1 == 1 is not 2}", "is not 2}"), ("${max(1, **{})}", "**{})}"), ("${2 * [c for c in widths]}", "[c for c in widths]}"),
+    ("${1 == 1 is not 2}", "is not 2}"), ("${max(1, **{})}", "**{})}"), ("${2 * {c for c in widths}}", "{c for c in widths}}"),
+    ("${[a for a in widths for b in widths]}", "b in widths]}"), ("${[w for w.x in widths]}", "w.x in widths]}"),
+    ("${1 + (w for w in widths)}", "(w for w in widths)}"),
     ("${1 + x.shape.rank}", "rank}"), ("${width + __class__}", "__class__}"), ("$__class__", "__class__"),
     # E504: the operator that fails, the index out of range, the call given wrong arguments
     ("${width // 0}", "// 0}"), ("${1 + (64 % 0)}", "% 0)}"), ("${1 + 'a'}", "+ 'a'}"), ("${widths[1 + 2]}", "1 + 2]}"),
     ("${1 + abs(1, 2)}", "abs(1, 2)}"), ("${x.batch < 3}", "< 3}"), ("${1 if x else 2}", "x else 2}"),
     ("${1 + flat.height}", "height}"), ("${1 in 5}", "in 5}"), ("${1 + -'a'}", "-'a'}"),
+    ("${[c for c in width]}", "width]}"), ("${[a for a, b in widths]}", "a, b in widths]}"),
+    ("${[c // 0 for c in widths]}", "// 0 for c in widths]}"), ("${[c for c in widths if c / 0]}", "/ 0]}"),
     # E505: the operator whose result would be too large
     ("${1 + 2 ** 100}", "** 100}"),
 ])
@@ -291,8 +295,8 @@ def test_error_codes(text: str, code: str) -> None:
 @pytest.mark.parametrize(
     "text, words",
     [
-        ("${[i for i in widths]}", "list comprehension"), ("${{i for i in widths}}", "set comprehension"),
-        ("${{i: i for i in widths}}", "dict comprehension"), ("${sum(i for i in widths)}", "generator"),
+        ("${{i for i in widths}}", "set comprehension"),
+        ("${{i: i for i in widths}}", "dict comprehension"), ("${(i for i in widths)}", "generator"),
         ("${(lambda: 1)()}", "lambda"), ("${f'{width}'}", "f-string"), ("${[*widths]}", "starred"),
         ("${(y := 3)}", "assignment"), ("${{'a': 1}}", "dict literal"), ("${{1, 2}}", "set literal"),
         ("${().__class__}", "attribute '.__class__'"), ("${x.__class__}", "attribute '.__class__'"),
@@ -308,7 +312,7 @@ def test_error_codes(text: str, code: str) -> None:
         ("${x is None}", "'is'"), ("${x is not None}", "'is'"), ("${b'a'}", "bytes"), ("${1j}", "complex"),
         ("${...}", "ellipsis"), ("${await x}", "await"), ("${widths[0, 1:]}", "multi-dimensional"),
         ("${min}", "can only be called"), ("${width.shape}", "only allowed on tensors"),
-        ("${1 if 1 else [i for i in widths]}", "list comprehension"),  # found even if never evaluated
+        ("${1 if 1 else {i for i in widths}}", "set comprehension"),  # found even if never evaluated
     ],
 )
 def test_forbidden_constructs(text: str, words: str) -> None:
@@ -424,7 +428,8 @@ def test_no_python_object_is_reachable() -> None:
             assert error("${" + f"{receiver}.{attr}" + "}").code == "E503"
     assert "__" not in "".join(ShapeView.ATTRIBUTES)
     assert set(FUNCTIONS) == {"min", "max", "abs", "int", "float", "round", "ceil", "floor", "len", "sum",
-                              "bool", "make_divisible"}
+                              "bool", "make_divisible", "log", "exp", "sqrt", "range", "zip", "enumerate",
+                              "all", "any"}
 
 
 # ------------------------------------------------------------------ referenced_names
@@ -439,6 +444,10 @@ def test_referenced_names() -> None:
     assert referenced_names("${1 +}") == set() and referenced_names("$a b") == set()
     assert referenced_names("${" + "(" * 100_000 + "}") == set()
     assert referenced_names(7) == set()
+    # a comprehension's variables are bound by it, not read from the spec; what it iterates over is read
+    assert referenced_names("${[c[0] * w for c in stages if c[1] > k]}") == {"stages", "w", "k"}
+    assert referenced_names("${[a + b for a, b in zip(xs, ys)] + [a]}") == {"xs", "ys", "a"}
+    assert referenced_names("${all(d > m for d in depths)}") == {"depths", "m"}
 
 
 # ------------------------------------------------------------------ from the offset to the file's column

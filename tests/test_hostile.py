@@ -131,6 +131,11 @@ CASES = {
     "60 list-building expressions in a 100-repeat block": (HEADER + "blocks:\n  b:\n    nodes:\n" + "".join(
         f'      r{i}: {{op: dropout, p: "${{len([0] * 99999) * 0}}"}}\n' for i in range(60))
         + "graph:\n  s: {block: b, repeat: 100}\n", {"E505"}),
+    "a comprehension over a huge range": (HEADER + 'graph:\n  fc: {op: linear, out: "${len([i for i in range(10**12)])}"}\n',
+                                           {"E505"}),
+    "comprehensions in a 100-repeat block": (HEADER + "blocks:\n  b:\n    nodes:\n" + "".join(
+        f'      r{i}: {{op: dropout, p: "${{len([[j] for j in range(99999)]) * 0}}"}}\n' for i in range(20))
+        + "graph:\n  s: {block: b, repeat: 100}\n", {"E505"}),
     "a recursive block that doubles": (HEADER + "blocks:\n  b:\n    params: {d: int}\n    nodes:\n"
                                        "      r: {op: relu}\n"
                                        '      a: {block: b, d: "${d - 1}", when: "${d > 0}"}\n'

@@ -19,7 +19,7 @@ import specgraph
 from conftest import ROOT, SPECS
 from export_cases import randomize_norm_stats
 from specgraph.torch.export.python import python_source
-from test_torchvision_parity import MOBILENET_V3_SMALL, REGNET_X_400MF, _regnet_stages
+from test_torchvision_parity import MOBILENET_V3_SMALL
 
 tv = torchvision.models
 
@@ -79,8 +79,10 @@ def test_resnet50_reads_like_torchvisions_resnet(tmp_path):
     ("vit_b_16.yaml", {"image_size": 32, "patch_size": 8, "num_layers": 3, "num_heads": 4, "hidden_dim": 64,
                        "mlp_dim": 96, "num_classes": 7},
      lambda: tv.vision_transformer.VisionTransformer(32, 8, 3, 4, 64, 96, num_classes=7), 32),
-    # other stages (depths 1, 2, 7, 12), no squeeze-excitation: the loops over the named copies
-    ("regnet_y_400mf.yaml", {"stages": _regnet_stages(**REGNET_X_400MF), "se_ratio": 0.0, "num_classes": 10},
+    # torchvision's init params of another RegNet: its stage table derived in the constructor (the
+    # spec's `let:`), other depths per stage (the loops over the named copies), no squeeze-excitation
+    ("regnet_y_400mf.yaml", {"depth": 22, "w_0": 24, "w_a": 24.48, "w_m": 2.54, "group_width": 16, "se_ratio": 0.0,
+                             "num_classes": 10},
      lambda: tv.regnet_x_400mf(num_classes=10), 64),
 ], ids=["resnet50_dilated", "mobilenet_v3_small", "vit_small", "regnet_x_400mf"])
 def test_the_classes_take_other_params(spec, params, ref, size, tmp_path):

@@ -5,11 +5,14 @@ statistics in both."""
 from __future__ import annotations
 
 
+from unittest import mock
+
 import pytest
 import torch
 import torchvision
 
 import specgraph
+from specgraph import SpecError
 from conftest import SPECS
 
 tv = torchvision.models
@@ -197,41 +200,62 @@ def test_convnext_matches_torchvision_with_random_weights(params, ctor, expected
     torch.testing.assert_close(got, ref(x), atol=1e-5, rtol=1e-5)
 
 
-# torchvision's arguments to BlockParams.from_init_params (regnet.py's constructors)
-REGNET_Y_400MF = {"depth": 16, "w_0": 48, "w_a": 27.89, "w_m": 2.09, "group_width": 8, "se_ratio": 0.25}
-REGNET_X_400MF = {"depth": 22, "w_0": 24, "w_a": 24.48, "w_m": 2.54, "group_width": 16}
+# ---- RegNet: given by its init params; the stage table is derived in the spec's `let:`
+
+REGNET_INIT = ("depth", "w_0", "w_a", "w_m", "group_width", "bottleneck_multiplier")
 
 
-def _regnet_stages(**init) -> list[list]:
-    """torchvision's per-stage RegNet settings (its log-space quantisation of the init params) as
-    the spec's `stages` rows: [width, stride, depth, group_width, bottleneck_multiplier]."""
-    from torchvision.models.regnet import BlockParams
+def _torchvision_regnet(name: str) -> tuple[dict, list[list]]:
+    """What torchvision's constructor `name` gives BlockParams.from_init_params, as the spec's
+    params, and the stage table it derives from them -- without building the model."""
+    from torchvision.models import regnet
 
-    return [list(stage) for stage in BlockParams.from_init_params(**init)._get_expanded_params()]
+    seen: dict = {}
+    derive = regnet.BlockParams.from_init_params
+
+    def record(**init):
+        seen.update(init)
+        return derive(**init)
+
+    with mock.patch.object(regnet.BlockParams, "from_init_params", record), \
+            mock.patch.object(regnet, "_regnet", lambda block_params, weights, progress, **kwargs: block_params):
+        stages = [list(stage) for stage in getattr(regnet, name)()._get_expanded_params()]
+    params = {key: seen[key] for key in REGNET_INIT if key in seen}
+    params["se_ratio"] = seen.get("se_ratio") or 0.0  # torchvision's None: no squeeze-excitation
+    return params, stages
 
 
-def test_regnet_y_400mf_stages_are_torchvisions_block_params():
-    params = specgraph.check(SPECS / "regnet_y_400mf.yaml").params
-    assert params["stages"] == _regnet_stages(**REGNET_Y_400MF)
-    assert params["se_ratio"] == REGNET_Y_400MF["se_ratio"]
+REGNETS = sorted(name for name in tv.list_models(module=tv) if name.startswith("regnet_"))
 
 
-@pytest.mark.parametrize("params,ctor,expected,size", [
-    ({}, tv.regnet_y_400mf, 4_344_144, 224),
-    # the X family by --set's: its own stages (group width 16), no squeeze-excitation; another head
-    ({"stages": _regnet_stages(**REGNET_X_400MF), "se_ratio": 0.0, "num_classes": 10},
-     lambda: tv.regnet_x_400mf(num_classes=10), None, 64),
-], ids=["regnet_y_400mf", "regnet_x_400mf"])
-def test_regnet_matches_torchvision_with_random_weights_and_statistics(params, ctor, expected, size):
+def test_every_torchvision_regnet_is_its_init_params():
+    # the log-space quantisation, the stages by runs of equal widths and the group-width
+    # adjustment, in the spec's `let:`, against torchvision's BlockParams for all 15 RegNets
+    assert len(REGNETS) == 15
+    for name in REGNETS:
+        params, expected = _torchvision_regnet(name)
+        assert specgraph.check(SPECS / "regnet_y_400mf.yaml", **params).params["stages"] == expected, name
+    spec = specgraph.check(SPECS / "regnet_y_400mf.yaml").params
+    assert {k: spec[k] for k in _torchvision_regnet("regnet_y_400mf")[0]} == _torchvision_regnet("regnet_y_400mf")[0]
+
+
+@pytest.mark.parametrize("name,params,expected,size", [
+    ("regnet_y_400mf", {}, 4_344_144, 224),
+    # the X family: no squeeze-excitation, group width 16; another head
+    ("regnet_x_400mf", {"num_classes": 10}, None, 64),
+    ("regnet_y_800mf", {}, 6_432_512, 64),
+])
+def test_regnet_matches_torchvision_with_random_weights_and_statistics(name, params, expected, size):
     # grouped 3x3 (groups = inner width // group width), the SE squeeze from the block's input width,
     # the projection only where the shape changes; torchvision's block names (block2-1) from the
     # repeat's name template
     from export_cases import randomize_norm_stats
 
-    ref = _randomized(ctor(), seed=4)
+    init, _ = _torchvision_regnet(name)
+    ref = _randomized(getattr(tv, name)(**params), seed=4)
     randomize_norm_stats(ref, seed=5)
     theirs = ref.state_dict()
-    ours = specgraph.build(SPECS / "regnet_y_400mf.yaml", **params)
+    ours = specgraph.build(SPECS / "regnet_y_400mf.yaml", check_inputs=False, **init, **params)  # run at 64×64 too
     assert n_params(ours) == n_params(ref) and (expected is None or n_params(ref) == expected)
     assert list(ours.state_dict()) == list(theirs)
     ours.load_state_dict(theirs, strict=True)
@@ -241,47 +265,94 @@ def test_regnet_matches_torchvision_with_random_weights_and_statistics(params, c
         torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
-def _efficientnet_params(arch: str, **multipliers) -> dict:
-    """torchvision's stage table for `arch` (after its width/depth multipliers) as the spec's params."""
-    from torchvision.models.efficientnet import FusedMBConvConfig, _efficientnet_conf
-
-    table, last_channel = _efficientnet_conf(arch, **multipliers)
-    # the spec's stages read their input width from the stage before, as every torchvision table has it
-    assert [c.input_channels for c in table[1:]] == [c.out_channels for c in table[:-1]]
-    return {
-        "stem_width": table[0].input_channels,
-        "settings": [["fused_mbconv" if isinstance(c, FusedMBConvConfig) else "mbconv", c.expand_ratio, c.kernel,
-                      c.stride, c.out_channels] for c in table],
-        "depths": [c.num_layers for c in table],
-        "last_channel": 4 * table[-1].out_channels if last_channel is None else last_channel,
-    }
+def test_regnet_refuses_what_torchvision_refuses():
+    with pytest.raises(SpecError) as e:
+        specgraph.check(SPECS / "regnet_y_400mf.yaml", w_0=50)
+    assert e.value.codes == ["E310"] and "multiple of 8" in e.value.format()
 
 
-def test_efficientnet_v2_s_settings_are_torchvisions_table():
-    params = specgraph.check(SPECS / "efficientnet_v2_s.yaml").params
-    expected = _efficientnet_params("efficientnet_v2_s")
-    assert {name: params[name] for name in expected} == expected
+# ---- EfficientNet: B0 ... B7 by their multipliers over one base table, V2 by its tables
+
+def _torchvision_efficientnet(name: str) -> dict:
+    """What torchvision's constructor `name` builds from: its multipliers, stage table (after
+    them), dropout, last channel and batch-norm settings -- without building the model."""
+    from torchvision.models import efficientnet
+
+    seen: dict = {}
+    conf = efficientnet._efficientnet_conf
+
+    def record(arch, **multipliers):
+        seen.update(multipliers)
+        return conf(arch, **multipliers)
+
+    def capture(table, dropout, last_channel, weights, progress, **kwargs):
+        return table, dropout, last_channel, kwargs
+
+    with mock.patch.object(efficientnet, "_efficientnet_conf", record), \
+            mock.patch.object(efficientnet, "_efficientnet", capture):
+        table, dropout, last_channel, kwargs = getattr(efficientnet, name)()
+    norm = getattr(kwargs.get("norm_layer"), "keywords", {})
+    return {"multipliers": seen, "table": table, "dropout": dropout, "last_channel": last_channel,
+            "norm_eps": norm.get("eps", 1e-5), "norm_momentum": norm.get("momentum", 0.1)}
 
 
-EFFICIENTNET_B = {"norm_eps": 1e-5}  # V1's batch norms are torch's defaults
+def _efficientnet_spec(name: str) -> tuple[str, dict]:
+    """The spec and params that make torchvision's `name`: B's from their multipliers alone, V2's
+    from their tables."""
+    from torchvision.models.efficientnet import FusedMBConvConfig
+
+    tv_args = _torchvision_efficientnet(name)
+    params = {"dropout": tv_args["dropout"], "norm_eps": tv_args["norm_eps"], "norm_momentum": tv_args["norm_momentum"]}
+    if name.startswith("efficientnet_b"):
+        return "efficientnet_b0.yaml", {**params, **tv_args["multipliers"]}
+    table = tv_args["table"]
+    assert [c.input_channels for c in table[1:]] == [c.out_channels for c in table[:-1]]  # read from the stage before
+    settings = [["fused_mbconv" if isinstance(c, FusedMBConvConfig) else "mbconv", c.expand_ratio, c.kernel,
+                 c.stride, c.out_channels, c.num_layers] for c in table]
+    return "efficientnet_v2_s.yaml", {**params, "settings": settings, "stem_width": table[0].input_channels}
 
 
-@pytest.mark.parametrize("params,ctor,expected,size", [
-    ({}, tv.efficientnet_v2_s, 21_458_488, 224),
-    ({**_efficientnet_params("efficientnet_b0", width_mult=1.0, depth_mult=1.0), **EFFICIENTNET_B},
-     tv.efficientnet_b0, 5_288_548, 64),
-    # depth_mult 1.1 ceils every stage's depth, which moves each stage's first stochastic-depth index
-    ({**_efficientnet_params("efficientnet_b1", width_mult=1.0, depth_mult=1.1), **EFFICIENTNET_B, "num_classes": 10},
-     lambda: tv.efficientnet_b1(num_classes=10), None, 64),
-], ids=["efficientnet_v2_s", "efficientnet_b0", "efficientnet_b1"])
-def test_efficientnet_matches_torchvision_with_random_weights_and_statistics(params, ctor, expected, size):
+EFFICIENTNETS = sorted(name for name in tv.list_models(module=tv) if name.startswith("efficientnet_"))
+
+
+def test_every_torchvision_efficientnet_has_torchvisions_stages():
+    # widths make_divisible(c * width_mult, 8), depths ceil(n * depth_mult), the stem and the last
+    # conv, derived in specs/lib/efficientnet.yaml, against torchvision's adjusted tables
+    assert len(EFFICIENTNETS) == 11
+    for name in EFFICIENTNETS:
+        spec, params = _efficientnet_spec(name)
+        tv_args = _torchvision_efficientnet(name)
+        table = tv_args["table"]
+        graph = specgraph.check(SPECS / spec, **params)
+        features = graph.scopes["features"].params
+        assert features["widths"] == [c.out_channels for c in table], name
+        assert features["depths"] == [c.num_layers for c in table], name
+        assert graph.node_map["features.0.0"].outputs["out"].shape[1] == table[0].input_channels, name
+        last = tv_args["last_channel"] or 4 * table[-1].out_channels
+        assert graph.node_map["flatten"].outputs["out"].shape[1] == last, name
+    for name, spec in [("efficientnet_b0", "efficientnet_b0.yaml"), ("efficientnet_v2_s", "efficientnet_v2_s.yaml")]:
+        defaults = specgraph.check(SPECS / spec).params  # the spec's defaults are that model
+        assert {k: defaults[k] for k in _efficientnet_spec(name)[1]} == _efficientnet_spec(name)[1]
+
+
+@pytest.mark.parametrize("name,params,expected,size", [
+    ("efficientnet_v2_s", {}, 21_458_488, 224),
+    ("efficientnet_b0", {}, 5_288_548, 64),
+    # width 1.2 (make_divisible of every stage), depth 1.4 (ceil of every stage: each stage's first
+    # stochastic-depth index moves), dropout 0.3, from the multipliers alone; another head
+    ("efficientnet_b3", {"num_classes": 10}, None, 64),
+], ids=["efficientnet_v2_s", "efficientnet_b0", "efficientnet_b3"])
+def test_efficientnet_matches_torchvision_with_random_weights_and_statistics(name, params, expected, size):
     # FusedMBConv and MBConv from one table, SE squeeze max(1, input // 4), the residual (and its
     # stochastic depth) only where stride 1 keeps the width
     from export_cases import randomize_norm_stats
 
-    ref = _randomized(ctor(), seed=6)
+    spec, spec_params = _efficientnet_spec(name)
+    if name.startswith("efficientnet_b"):
+        assert set(spec_params) == {"width_mult", "depth_mult", "dropout", "norm_eps", "norm_momentum"}
+    ref = _randomized(getattr(tv, name)(**params), seed=6)
     randomize_norm_stats(ref, seed=7)
-    ours = specgraph.build(SPECS / "efficientnet_v2_s.yaml", check_inputs=False, **params)  # run at 64×64 too
+    ours = specgraph.build(SPECS / spec, check_inputs=False, **spec_params, **params)  # run at 64×64 too
     assert n_params(ours) == n_params(ref) and (expected is None or n_params(ref) == expected)
     assert list(ours.state_dict()) == list(ref.state_dict())
     ours.load_state_dict(ref.state_dict(), strict=True)
@@ -297,6 +368,13 @@ def test_efficientnet_matches_torchvision_with_random_weights_and_statistics(par
     got = ours(x)
     torch.manual_seed(7)
     torch.testing.assert_close(got, ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_efficientnet_refuses_a_row_of_the_wrong_length():
+    settings = [["mbconv", 1, 3, 1, 16, 1], ["mbconv", 6, 3, 2, 24]]  # the second row has no num_layers
+    with pytest.raises(SpecError) as e:
+        specgraph.check(SPECS / "efficientnet_b0.yaml", settings=settings)
+    assert e.value.codes == ["E310"] and "[block, expand_ratio, kernel, stride, out_channels, num_layers]" in e.value.format()
 
 
 # A small Swin of each kind, by the constructor's own settings (fast; every switch wired).

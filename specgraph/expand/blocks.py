@@ -25,7 +25,7 @@ from ..ops import get_op
 from .node_defs import node_def
 from .own_text import check_seq_items
 from .reporting import Poisoned
-from .requirements import check_requirements
+from .requirements import check_requirements, split_requirements
 from .scope import Ctx, Env, Namer, Result, numbered_namer, parent_scope
 from .symbolic import concrete_size_fix
 from . import written as record
@@ -152,10 +152,12 @@ class Blocks:
         path = None if nd.inline else ctx.namer.name(name)
         values = self.block_params(nd, block, bsrc, bpath, ctx, ypath, index, path or here)
         bound = self.bind_inputs(nd, block, inputs, src, ypath, path or here)
+        early, late = split_requirements(block.require, block.let)
+        if early:  # those that read no `let` value guard it: checked first
+            check_requirements(self.ex, early, Env(values, _views(bound), {}), bsrc, bpath + ("require",), path or here)
         values = self.bind_let(block.let, values, bsrc, bpath + ("let",), path or here, inputs=bound)
-        if block.require:
-            check_requirements(self.ex, block.require, Env(values, _views(bound), {}), bsrc, bpath + ("require",),
-                               path or here)
+        if late:
+            check_requirements(self.ex, late, Env(values, _views(bound), {}), bsrc, bpath + ("require",), path or here)
         location = src.location(ypath, key=True)
         made = record.finish(written, ctx, ref=written_block, ref_value=nd.block, raw=nd.extras, values=values)
         # a name the block `uses:` and the node does not give is given as the caller's same name

@@ -46,7 +46,7 @@ from .order import dependencies, dependency_order
 from .own_text import check_own_text
 from .references import References, refs
 from .reporting import POISONED, InstanceDiagnostics, Poisoned
-from .requirements import check_requirements
+from .requirements import check_requirements, split_requirements
 from .scope import Ctx, Namer, Result, copy_names, numbered_namer, parent_scope
 from . import written as record
 from .symbolic import concrete_size_fix, needs_a_number_hint
@@ -127,6 +127,9 @@ class Expander:
                              where=lambda n: src.location(declared + ((n,) if n in decls else ()), key=True)) or {}
         self.diags.raise_if_errors()
         bound = params
+        early, late = split_requirements(doc.require, (*doc.let, *doc.inputs))
+        if early:  # those that read no `let` value (nor an input) guard them: checked first
+            check_requirements(self, early, params, src, ("require",), None)
         params = self.blocks.bind_let(doc.let, params, src, ("let",), None)
         self.diags.raise_if_errors()
         self.g.frame = record.graph_frame(decls, bound, doc.let, params, doc.inputs, doc.doc)
@@ -146,8 +149,8 @@ class Expander:
             result = next(iter(names.values()))
             first = POISONED if result is None else result["out"]
         ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first, frame=self.g.frame)
-        if doc.require:  # a combination of params refused: what follows would build another model
-            check_requirements(self, doc.require, ctx.env(), src, ("require",), None)
+        if late:  # a combination of params refused: what follows would build another model
+            check_requirements(self, late, ctx.env(), src, ("require",), None)
             self.diags.raise_if_errors()
         self.expand_mapping(doc.graph, ctx)
         outputs = self.boundary.outputs(ctx)

@@ -10,6 +10,10 @@ Each key is a boolean expression, each value the message shown when it is false:
 key, with the values of the names it reads, so that no parameter combination silently builds
 a different model than the one the spec describes.  A spec's requirements see its params,
 `let` values and inputs; a block's, its params, `uses`, `let` values and inputs.
+
+A requirement that reads no `let` value (nor, at the top, an input) is checked before the `let:`
+values are evaluated, so that it guards them: "every row of settings has six entries" is told
+as written, not as the index error of a `let` that reads ``row[5]``.
 """
 
 from __future__ import annotations
@@ -52,9 +56,16 @@ def check_requirements(ex: "Expander", require: dict[str, Any], env: Mapping, sr
         raise Poisoned()
 
 
+def split_requirements(require: dict[str, Any], later: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``require`` as (those that read none of the names ``later``, to check before they are
+    bound; the rest).  A malformed condition goes first: its error needs nothing bound."""
+    early = {c: m for c, m in require.items() if not referenced_names(c) & set(later)}
+    return early, {c: m for c, m in require.items() if c not in early}
+
+
 def _value(env: Mapping, name: str) -> str:
     text = repr(env[name])
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-__all__ = ["check_requirements"]
+__all__ = ["check_requirements", "split_requirements"]

@@ -35,7 +35,7 @@ from ..ir.graph import Node, OutputInfo, Value
 from ..ir.tensor_type import TensorType
 from ..ops.cell_match import torch_cell
 from ..ops.scan import ScanOp, ScanParams
-from .requirements import check_requirements
+from .requirements import check_requirements, split_requirements
 from .scope import Env
 from . import written as record
 
@@ -69,10 +69,13 @@ def expand_scan(ex, name: str, nd, inputs: list[Value], ctx, ypath: tuple, index
     context = _context(ex, nd, block, block_name, ctx, ypath, path, seq)
     # The cell's `let` sees its step input and context tensors; the states are sized by it.
     step = {block.inputs[0]: Value(path, "step", TensorType((n, features), seq.dtype)), **context} if block.inputs else {}
+    seen = {k: {"out": v} for k, v in step.items()}
+    early, late = split_requirements(block.require, block.let)
+    if early:  # those that read no `let` value guard it: checked first
+        check_requirements(ex, early, Env(values, seen, {}), bsrc, bpath + ("require",), path)
     values = ex.blocks.bind_let(block.let, values, bsrc, bpath + ("let",), path, inputs=step)
-    if block.require:
-        check_requirements(ex, block.require, Env(values, {k: {"out": v} for k, v in step.items()}, {}), bsrc,
-                           bpath + ("require",), path)
+    if late:
+        check_requirements(ex, late, Env(values, seen, {}), bsrc, bpath + ("require",), path)
     sizes: dict[str, int] = {}
     for state, raw in block.states.items():
         size = ex.evaluate(raw, values, bsrc, bpath + ("states", state), path)

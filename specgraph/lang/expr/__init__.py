@@ -135,9 +135,29 @@ def _free_names(value: str, max_chars: int) -> frozenset[str]:
         tree = _parse(value, Limits(max_expr_chars=max_chars))[0]
     except ExprError:
         return frozenset()
-    nodes = list(ast.walk(tree))
-    called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
-    return frozenset(n.id for n in nodes if isinstance(n, ast.Name) and id(n) not in called)
+    free: set[str] = set()
+    stack: list[tuple[ast.AST, frozenset[str]]] = [(tree.body, frozenset())]
+    while stack:  # iterative: the tree has not been measured yet
+        node, bound = stack.pop()
+        if isinstance(node, ast.Name):
+            if node.id not in bound:
+                free.add(node.id)
+        elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp)):
+            # a comprehension's variables are its own: `c` of [c * 2 for c in stages] reads nothing
+            loops = node.generators
+            inner = bound | {n.id for loop in loops for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+            stack.append((loops[0].iter, bound))
+            stack.extend((part, inner) for loop in loops[1:] for part in (loop.iter,))
+            stack.extend((test, inner) for loop in loops for test in loop.ifs)
+            body = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+            stack.extend((part, inner) for part in body)
+        elif isinstance(node, ast.Call):  # a called name is a function, not a reference
+            stack.extend((part, bound) for part in (*node.args, *(k.value for k in node.keywords)))
+            if not isinstance(node.func, ast.Name):
+                stack.append((node.func, bound))
+        else:
+            stack.extend((child, bound) for child in ast.iter_child_nodes(node))
+    return frozenset(free)
 
 
 def expression_text(value: object, limits: Limits = DEFAULT_LIMITS) -> str:

@@ -16,6 +16,7 @@ from ...ir.tensor_type import TensorType
 from ..limits import Limits
 from .budget import NODE_WORK, WorkBudget
 from .functions import _SIGNATURES, FUNCTIONS, _type_name
+from .iteration import WALKING, evaluate_comprehension
 from .syntax import _BINOPS, _COMPARISONS, _OPERATOR_NODES, _ORDER, _SYMBOLIC, Culprit, _char_offset, _forbidden
 from .values import MAX_DEPTH, NEEDS_A_NUMBER, ExprError, ShapeView
 
@@ -97,9 +98,14 @@ class _Evaluator:
 
     def validate(self, tree: ast.Expression) -> None:
         """Reject forbidden constructs anywhere (even in branches never taken) and oversize trees."""
-        count, stack = 0, [(tree.body, 1)]
+        count, stack, arguments = 0, [(tree.body, 1)], set()
         while stack:  # iterative: a deep tree must not overflow the stack while being measured
             node, depth = stack.pop()
+            if isinstance(node, ast.Call):  # a generator expression is a call's argument: sum(d for d in ds)
+                arguments.update(id(a) for a in node.args if isinstance(a, ast.GeneratorExp))
+            elif isinstance(node, ast.GeneratorExp) and id(node) not in arguments:
+                raise ExprError("E503", "a generator expression is allowed only as a function's argument",
+                                hint="write a list comprehension: [f(c) for c in cs]", offset=self.offset(node))
             count += 1
             if count > self.limits.max_expr_nodes:
                 raise ExprError("E505", f"expression has more than {self.limits.max_expr_nodes} nodes", offset=0)
@@ -342,9 +348,14 @@ class _Evaluator:
             _SIGNATURES[name].bind(self, *args, **kwargs)  # a clean message for a wrong call
         except TypeError as e:
             raise ExprError("E504", f"{name}(): {e}") from None
-        if name in ("min", "max", "sum"):  # they walk a sequence argument: its length
+        if name in WALKING:  # they walk a sequence argument: its length
             self.budget.spend(sum(len(a) for a in args if isinstance(a, (list, tuple))))
         return FUNCTIONS[name](self, *args, **kwargs)
+
+    def eval_ListComp(self, node: ast.ListComp) -> list:
+        return evaluate_comprehension(self, node)
+
+    eval_GeneratorExp = eval_ListComp  # validate() let it through only as a call's argument
 
 
 # eval_<Node> by node type, looked up once; and the node types whose value needs no new check

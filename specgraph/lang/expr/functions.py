@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ...ir.dims import Sym
 from .budget import NODE_WORK
+from .iteration import SEQUENCE_FUNCTIONS
 from .values import NEEDS_A_NUMBER, ExprError, ShapeView
+from .values import type_name as _type_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluator import _Evaluator
-
-
-def _type_name(v: object) -> str:
-    return {Sym: "symbolic dim", ShapeView: "tensor", type(None): "None"}.get(type(v), type(v).__name__)
 
 
 _PLAIN = {int, float}
@@ -98,6 +96,35 @@ def _make_divisible(ev: _Evaluator, value: Any, divisor: Any = 8, min_value: Any
     return new + divisor if new < 0.9 * value else new
 
 
+def _positive(fn: str, x: Any, what: str = "a positive number") -> Any:
+    if _numbers(fn, x) <= 0:
+        raise ExprError("E504", f"{fn}() needs {what}, found {x}")
+    return x
+
+
+def _log(ev: _Evaluator, x: Any, base: Any = None) -> float:
+    """The natural logarithm, or to ``base`` (RegNet's widths are quantised in log space)."""
+    _positive("log", x)
+    if base is None:
+        return math.log(x)
+    if _positive("log", base, "a positive base") == 1:
+        raise ExprError("E504", "log() to base 1 is undefined")
+    return math.log(x, base)
+
+
+def _exp(ev: _Evaluator, x: Any) -> float:
+    try:
+        return math.exp(_numbers("exp", x))
+    except OverflowError:
+        raise ExprError("E504", f"exp({x}) overflows a float") from None
+
+
+def _sqrt(ev: _Evaluator, x: Any) -> float:
+    if _numbers("sqrt", x) < 0:
+        raise ExprError("E504", f"sqrt() of the negative number {x}")
+    return math.sqrt(x)
+
+
 #: The functions an expression may call: name -> implementation(evaluator, *args, **kwargs).
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": lambda ev, *args: _extremum("min", min, args),
@@ -106,5 +133,6 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "int": _convert("int", int), "float": _convert("float", float), "round": _round,
     "ceil": _convert("ceil", math.ceil), "floor": _convert("floor", math.floor),
     "len": _len, "sum": _sum, "bool": lambda ev, x: ev.truth(x), "make_divisible": _make_divisible,
+    "log": _log, "exp": _exp, "sqrt": _sqrt, **SEQUENCE_FUNCTIONS,
 }
 _SIGNATURES = {name: inspect.signature(fn) for name, fn in FUNCTIONS.items()}

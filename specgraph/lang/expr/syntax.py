@@ -12,6 +12,7 @@ from ...diagnostics import did_you_mean
 from ...ir import dims
 from ..limits import Limits
 from .functions import FUNCTIONS
+from .iteration import comprehension_problem
 from .values import ExprError, ShapeView
 
 
@@ -25,10 +26,10 @@ _COMPARISONS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.G
 _ORDER = {ast.Lt: ("<", operator.lt), ast.LtE: ("<=", operator.le), ast.Gt: (">", operator.gt),
           ast.GtE: (">=", operator.ge)}
 _ALLOWED = {ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp,
-            ast.List, ast.Tuple, ast.Subscript, ast.Slice, ast.Attribute, ast.Call, ast.keyword}
+            ast.List, ast.Tuple, ast.Subscript, ast.Slice, ast.Attribute, ast.Call, ast.keyword,
+            ast.ListComp, ast.GeneratorExp, ast.comprehension}
 _OPERATOR_NODES = (ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context)
-_CONSTRUCTS = {ast.ListComp: "a list comprehension", ast.SetComp: "a set comprehension",
-               ast.DictComp: "a dict comprehension", ast.GeneratorExp: "a generator expression",
+_CONSTRUCTS = {ast.SetComp: "a set comprehension", ast.DictComp: "a dict comprehension",
                ast.Lambda: "lambda", ast.JoinedStr: "an f-string", ast.FormattedValue: "an f-string",
                ast.Starred: "a starred expression (*x)", ast.NamedExpr: "an assignment (:=)",
                ast.Dict: "a dict literal", ast.Set: "a set literal", ast.Await: "await"}
@@ -61,6 +62,10 @@ def _forbidden(node: ast.AST) -> tuple[str, str | None, Culprit] | None:
         unpacked = [k for k in node.keywords if k.arg is None]
         if unpacked:
             return "'**' argument unpacking is not allowed in expressions", None, ("at", unpacked[0])
+    if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
+        problem = comprehension_problem(node)
+        if problem:
+            return problem[0], problem[1], ("at", problem[2])
     if isinstance(node, ast.BinOp) and type(node.op) in _BITOPS:
         symbol = _BITOPS[type(node.op)]
         return f"operator '{symbol}' is not allowed in expressions", None, ("between", node.left, node.right, symbol)

@@ -15,6 +15,11 @@ MAX_DEPTH = 200
 NEEDS_A_NUMBER = "its value depends on the input size: give the input a concrete size, or decide it with a param"
 
 
+def type_name(v: object) -> str:
+    """What a message calls a value's type: "symbolic dim", "tensor", "None", "list", ..."""
+    return {dims.Sym: "symbolic dim", ShapeView: "tensor", type(None): "None"}.get(type(v), type(v).__name__)
+
+
 class ExprError(Exception):
     """An expression that cannot be evaluated.
 

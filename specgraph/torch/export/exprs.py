@@ -23,7 +23,15 @@ MAKE_DIVISIBLE = '''def make_divisible(value, divisor=8, min_value=None):
     new = max(min_value, int(value + divisor / 2) // divisor * divisor)
     return new + divisor if new < 0.9 * value else new'''
 
-FUNCTION_IMPORTS = {"ceil": "math", "floor": "math"}  # spec function -> the module Python has it in
+# spec function -> the module Python has it in (the same function for every value the spec takes)
+FUNCTION_IMPORTS = {"ceil": "math", "floor": "math", "log": "math", "exp": "math", "sqrt": "math"}
+_COMPREHENSIONS = (ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp)
+
+
+def _own_names(tree: ast.AST) -> set[str]:
+    """The names comprehensions bind (``c`` of ``[c * 2 for c in stages]``): theirs, read nowhere else."""
+    return {n.id for comp in ast.walk(tree) if isinstance(comp, _COMPREHENSIONS)
+            for loop in comp.generators for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
 
 
 class Untranslatable(Exception):
@@ -38,7 +46,7 @@ def free_names(text: str) -> set[str]:
     """The names ``text`` reads (functions it calls are not names it reads)."""
     tree = parse(text)
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called} - _own_names(tree)
 
 
 def is_literal(text: str) -> bool:
@@ -78,6 +86,8 @@ def rewrite(text: str, name: Callable[[str], str | None], dim: Callable[[str, in
             return node
 
         def visit_Name(self, node: ast.Name):
+            if node.id in own:  # a comprehension's variable
+                return node
             replaced = name(node.id)
             return node if replaced is None else _paren(parse(replaced))
 
@@ -87,7 +97,9 @@ def rewrite(text: str, name: Callable[[str], str | None], dim: Callable[[str, in
             raise Untranslatable(f"{tensor} dim {d}")
         return _paren(parse(text))
 
-    tree = Rewriter().visit(parse(text))
+    tree = parse(text)
+    own = _own_names(tree)
+    tree = Rewriter().visit(tree)
     return ast.unparse(ast.fix_missing_locations(tree))
 
 

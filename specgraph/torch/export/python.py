@@ -38,7 +38,7 @@ from ...ir.graph import Graph, Value
 from ..build import graph_modules
 from ..input_check import input_check_off
 from ..names import class_name as camel_case
-from .exprs import MAKE_DIVISIBLE
+from .exprs import MAKE_DIVISIBLE, Untranslatable
 from .flat import flat_python_source, refuse_prepacked
 from .class_writer import write_unit
 from .forward import _Written
@@ -73,7 +73,7 @@ def _source(model: nn.Module, graph: Graph | None, class_name: str | None, docst
                 break
             unregistered |= clash  # a block chosen by name that became two classes: name its class instead
         problem = mismatch(text, model)
-    except PythonExportError as e:  # the flat form says so too when a module of the model cannot be copied
+    except (PythonExportError, Untranslatable) as e:  # the flat form says why (a module it cannot copy)
         problem = str(e)
     if problem is None:
         return text
