@@ -614,3 +614,16 @@ def test_importing_the_render_package_keeps_the_render_function():
 
     importlib.import_module("specgraph.render.files")
     assert callable(package.render) and package.render is package.api.render
+
+
+def test_a_table_param_is_shown_by_its_size_in_a_block_label():
+    # EfficientNet's stage settings reach its `features` block by uses:; written out whole they
+    # made the label (and the diagram) 25% wider than the network
+    from specgraph.render.style import short_value_text
+
+    assert short_value_text([[1, 2], [3, 4]]) == "[[1, 2], [3, 4]]"
+    assert short_value_text([[6, 3, 2, 24, 40, 2]] * 7) == "[7 rows × 6]"
+    assert short_value_text(list(range(40))) == "[40 items]"
+    assert short_value_text("a" * 80) == "a" * 80  # only lists are shortened
+    source = render(SPECS / "efficientnet_b0.yaml").source
+    assert "settings [7 rows × 6]" in source and "[[mbconv" not in source

@@ -26,7 +26,7 @@ from ..ir.graph import Graph
 from ..expand.partial import PartialGraph, expand_partial
 from .style import (CATEGORY_COLOURS, CLUSTER_FILLS, EDGE_COLOUR, ERROR_COLOUR, ERROR_FILL, FONT, MUTED, SKIP_COLOUR,
                     category_colour, esc, html, legend_label, params_text, round_numbers, shape_text, small,
-                    value_text, wrap)
+                    short_value_text, value_text, wrap)
 from .runs import varying_params
 from .view import Cluster, RenderOptionError, View, ViewOptions, VNode, build_view
 from ..lang.params import parse_param_decls
@@ -238,9 +238,9 @@ class _Drawer:
             used = [k for k in block.uses if k in scope.params and k not in varying]
             shown = {k: v for k, v in scope.params.items()
                      if k in varying or (k in decls and k not in used and (decls[k].required or decls[k].default != v))}
-        parts = [f"{k} {value_text(varying[k][0])} … {value_text(varying[k][1])}" if k in varying else
-                 f"{k} {value_text(v)}" for k, v in shown.items()]
-        parts += [("uses: " if i == 0 else "") + f"{k} {value_text(scope.params[k])}" for i, k in enumerate(used)]
+        parts = [f"{k} {short_value_text(varying[k][0])} … {short_value_text(varying[k][1])}" if k in varying else
+                 f"{k} {short_value_text(v)}" for k, v in shown.items()]
+        parts += [("uses: " if i == 0 else "") + f"{k} {short_value_text(scope.params[k])}" for i, k in enumerate(used)]
         return parts
 
     # ---- nodes ----------------------------------------------------------------------------------

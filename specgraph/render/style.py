@@ -98,6 +98,18 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+def short_value_text(value: Any, limit: int = 48) -> str:
+    """:func:`value_text`, or for a list too long to read in a label its size: a table given as a
+    param (EfficientNet's stage settings) is "[7 rows × 6]", any other long list "[40 items]"."""
+    text = value_text(value)
+    if len(text) <= limit or not isinstance(value, (list, tuple)):
+        return text
+    widths = {len(row) if isinstance(row, (list, tuple)) else None for row in value}
+    if len(widths) == 1 and None not in widths:
+        return f"[{len(value)} rows × {widths.pop()}]"
+    return f"[{len(value)} items]"
+
+
 _LONG_FLOAT = re.compile(r"(?<![\w.])\d+\.\d{7,}(?:e[-+]?\d+)?(?![\w.])")
 
 

@@ -27,6 +27,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from .lean import StateKeyOnce
+
 TEMP_MARK = ".tmp-"
 
 
@@ -94,13 +96,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_save(checkpoint, path)
 
 
+class RunCheckpoint(StateKeyOnce, ModelCheckpoint):
+    """ModelCheckpoint, with its state key worked out once (lean.py)."""
+
+    key_class = "ModelCheckpoint"
+
+
 def run_checkpoints(folder: Path, monitor: str, mode: str) -> tuple[ModelCheckpoint, ModelCheckpoint]:
     """(best, last): in this order in the Trainer's callbacks (see the module docstring)."""
     common = dict(dirpath=folder, save_top_k=1, save_on_train_epoch_end=True, auto_insert_metric_name=False,
                   enable_version_counter=False)
-    best = ModelCheckpoint(filename="best", monitor=monitor, mode=mode, **common)
-    last = ModelCheckpoint(filename="last", monitor=None, **common)
+    best = RunCheckpoint(filename="best", monitor=monitor, mode=mode, **common)
+    last = RunCheckpoint(filename="last", monitor=None, **common)
     return best, last
 
 
-__all__ = ["AtomicCheckpointIO", "atomic_save", "run_checkpoints", "remove_partial", "sigint_held"]
+__all__ = ["AtomicCheckpointIO", "RunCheckpoint", "atomic_save", "run_checkpoints", "remove_partial",
+           "sigint_held"]

@@ -52,10 +52,7 @@ class NonFiniteGuard(L.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         loss = getattr(pl_module, "step_loss", None)
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        flags = [torch.isfinite(loss).all()] if loss is not None else []
-        if self.check_gradients:
-            flags += [torch.isfinite(g).all() for g in grads]
-        if not flags or bool(torch.stack(flags).all()):  # one wait for the device per step
+        if all_finite(loss, grads if self.check_gradients else []):
             return
         if self.policy == "stop":
             raise NonFiniteStep(trainer.current_epoch + 1, trainer.global_step + 1, self._batch + 1,
@@ -90,9 +87,34 @@ class InterruptWatch(L.Callback):
         self.fitted = True
 
 
+def all_finite(loss: Optional[torch.Tensor], grads: list[torch.Tensor]) -> bool:
+    """Whether the loss and every gradient hold only finite numbers; one wait for the device.
+
+    Dense gradients are checked by the kernel torch's GradScaler uses to find overflows
+    (``_amp_foreach_non_finite_check_and_unscale_``, with a scale of 1: every value stays as it
+    is), one call per device and dtype; ``isfinite(g).all()`` per tensor took two kernels and an
+    allocation each, 0.2 ms a step for LeNet-5's ten tensors. Sparse gradients
+    (``sparse_embeddings``) are checked on their values."""
+    checks = [torch.isfinite(loss.detach()).all().reshape(1)] if loss is not None else []
+    dense: dict[tuple, list[torch.Tensor]] = {}
+    for g in grads:
+        if g.is_sparse:
+            checks.append(torch.isfinite(g._values()).all().reshape(1))
+        else:
+            dense.setdefault((g.device, g.dtype), []).append(g)
+    for (device, _), tensors in dense.items():
+        found = torch.zeros(1, device=device)
+        torch._amp_foreach_non_finite_check_and_unscale_(tensors, found, torch.ones(1, device=device))
+        checks.append(found == 0)
+    if not checks:
+        return True
+    first = checks[0].device
+    return bool(torch.cat([c.to(first) for c in checks]).all())
+
+
 def _batches(trainer) -> Optional[int]:
     n = trainer.num_training_batches
     return int(n) if isinstance(n, int) or (isinstance(n, float) and n != float("inf")) else None
 
 
-__all__ = ["NonFiniteGuard", "NonFiniteStep", "InterruptWatch"]
+__all__ = ["NonFiniteGuard", "NonFiniteStep", "InterruptWatch", "all_finite"]

@@ -104,6 +104,12 @@ class SpecModule(L.LightningModule):
         # submodules, so that they follow the model to its device; not a ModuleDict: "train" is taken
         self.train_metrics, self.val_metrics, self.test_metrics = (task.make_metrics() for _ in STAGES)
 
+    def __setattr__(self, name, value):
+        if name == "_current_fx_name":  # Lightning sets and resets it around every hook, some twenty times a
+            object.__setattr__(self, name, value)  # step: a name, never a tensor, so not nn.Module's slow path
+        else:
+            super().__setattr__(name, value)
+
     def forward(self, *inputs):
         return self.model(*inputs)
 
@@ -140,8 +146,18 @@ class SpecModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
-        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=_batch_len(batch))
+        if self._step_loss_is_read():
+            self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=_batch_len(batch))
         return loss
+
+    def _step_loss_is_read(self) -> bool:
+        """Whether this step's ``loss`` goes anywhere: to the progress bar (in a terminal), or to
+        the CSV logs on the steps Lightning writes them (every ``log_every_n_steps``). ``self.log``
+        costs more than a small model's step, so the other steps skip it."""
+        trainer = self._trainer
+        if trainer is None or trainer.progress_bar_callback is not None:
+            return True
+        return bool(getattr(getattr(trainer, "_logger_connector", None), "should_update_logs", True))
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
@@ -202,13 +218,24 @@ class SpecModule(L.LightningModule):
         if c.optimizer == "sgd":
             return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
-        return cls(params, lr=c.lr, weight_decay=c.weight_decay)
+        return cls(params, lr=c.lr, weight_decay=c.weight_decay, fused=_fused_adam(params, c.precision))
 
     def train(self, mode: bool = True):
         super().train(mode)
         if mode:
             keep_frozen_in_eval(self.model, self.frozen)
         return self
+
+
+def _fused_adam(params: list[torch.Tensor], precision: str) -> Optional[bool]:
+    """Adam's fused kernel (one pass over each tensor, the same update) where torch has it for
+    every parameter: on the CPU it took 0.6 ms a step for skipgram_ns's two 1,663 x 100 tables
+    against 1.6 ms for the default per-tensor loop. Not under 16-mixed, whose gradient scaler
+    Lightning will not let clip the gradients of a fused optimiser; None: torch's default."""
+    if precision == "16-mixed" or not params:
+        return None
+    fusable = all(p.is_floating_point() and not p.is_sparse and p.device.type in ("cpu", "cuda") for p in params)
+    return True if fusable and len({p.device for p in params}) == 1 else None
 
 
 def _batch_len(batch) -> int:

@@ -141,6 +141,7 @@ def _trainer(cfg: TrainConfig, run: RunPlan, monitor: str, metrics: tuple, extra
     from lightning.pytorch.loggers import CSVLogger
 
     from .checkpoints import AtomicCheckpointIO, run_checkpoints
+    from .lean import NoProfiler, StateKeyOnce
     from .guards import InterruptWatch, NonFiniteGuard
     from .runlog import EpochLines, progress_bar
 
@@ -152,7 +153,10 @@ def _trainer(cfg: TrainConfig, run: RunPlan, monitor: str, metrics: tuple, extra
     callbacks = list(extra) + [c for c in (guard, watch, lines) if c is not None] + [best, last]
     stopper = None
     if cfg.early_stop:
-        stopper = EarlyStopping(monitor=monitor, mode=cfg.monitor_mode, patience=cfg.early_stop)
+        class Stopper(StateKeyOnce, EarlyStopping):
+            key_class = "EarlyStopping"
+
+        stopper = Stopper(monitor=monitor, mode=cfg.monitor_mode, patience=cfg.early_stop)
         callbacks.append(stopper)
     bar = progress_bar(cfg.progress and not cfg.quiet)
     if bar is not None:
@@ -167,6 +171,7 @@ def _trainer(cfg: TrainConfig, run: RunPlan, monitor: str, metrics: tuple, extra
                             gradient_clip_val=cfg.grad_clip, callbacks=callbacks, default_root_dir=run.path,
                             logger=CSVLogger(run.path, name="logs"), enable_progress_bar=bar is not None,
                             enable_model_summary=False, num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
+                            profiler=NoProfiler(),
                             log_every_n_steps=max(1, min(50, n_batches)), **limits)
     except Exception as e:  # Lightning refuses a combination (16-mixed on CPU, no GPU, too many devices)
         raise SpecError(Diagnostic("E705", f"training settings refused: {e}".splitlines()[0],

@@ -138,8 +138,9 @@ def word2vec(req: DataRequest, docs: list[list[str]], name: str) -> DataBundle:
                         option="min_count" if "min_count" in req.given else None)
     sets = {}
     for part, split_docs in parts.items():
+        fresh = part == "train" and negatives is not None  # negatives drawn per batch: none drawn here
         try:
-            ds, _ = word2vec_dataset(split_docs, window=window, negatives=negatives or 0,
+            ds, _ = word2vec_dataset(split_docs, window=window, negatives=0 if fresh else negatives or 0,
                                      subsample_t=(sub or None) if part == "train" else None, seed=req.seed,
                                      mode=mode, vocab=vocab)
         except DataError as e:
@@ -148,9 +149,8 @@ def word2vec(req: DataRequest, docs: list[list[str]], name: str) -> DataBundle:
         if negatives is None:
             sets[part] = TensorPairs(query, words[:, 0].clone())
         else:
-            if part == "train":
-                words = words.clone()
-                words[:, 1:] = -1  # fresh negatives every batch (FreshNegatives)
+            if fresh:  # -1: a fresh negative every batch (FreshNegatives)
+                words = torch.cat([words[:, :1], torch.full((len(words), negatives), -1, dtype=torch.int64)], 1)
             sets[part] = NegativeSamplingPairs(query, words)
     probs = negative_table(vocab.counts)
     meta = {"objective": "softmax" if negatives is None else "negative_sampling", "mode": mode, "window": window,

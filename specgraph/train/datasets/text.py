@@ -44,7 +44,12 @@ class Vocabulary:
 
     @property
     def index(self) -> dict[str, int]:
-        return {w: i for i, w in enumerate(self.words)}
+        """Word -> id; made again only when the words changed (``encode`` runs once per document,
+        and building the dict was most of the time of encoding the lee corpus)."""
+        cached = self.__dict__.get("_index")
+        if cached is None or cached[0] != self.words:  # a list comparison in C: far cheaper than the dict
+            cached = self.__dict__["_index"] = (list(self.words), {w: i for i, w in enumerate(self.words)})
+        return cached[1]
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
         """Ids of the tokens in the vocabulary (unknown tokens are dropped, as word2vec does)."""
@@ -57,10 +62,14 @@ class Vocabulary:
 
 
 def skipgram_pairs(ids: Sequence[int], window: int) -> np.ndarray:
-    """(centre, context) id pairs for every context word within ``window``: [P, 2]."""
-    pairs = [(ids[i], ids[j]) for i in range(len(ids))
-             for j in range(max(0, i - window), min(len(ids), i + window + 1)) if j != i]
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    """(centre, context) id pairs for every context word within ``window``: [P, 2], centre by
+    centre, each centre's context words in text order."""
+    ids = np.asarray(ids, dtype=np.int64)
+    offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
+    where = np.arange(len(ids))[:, None] + offsets[None, :]  # [L, 2w] context positions
+    inside = (where >= 0) & (where < len(ids))
+    centres = np.broadcast_to(ids[:, None], where.shape)[inside]
+    return np.stack([centres, ids[where[inside]]], axis=1).reshape(-1, 2)
 
 
 def cbow_examples(ids: Sequence[int], window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +88,9 @@ def subsample(ids: Sequence[int], counts: Sequence[int], threshold: float = 1e-3
     total = float(sum(counts))
     freq = np.asarray(counts, dtype=np.float64) / total
     keep = np.minimum(1.0, np.sqrt(threshold / np.maximum(freq, 1e-12)) + threshold / np.maximum(freq, 1e-12))
+    ids = np.asarray(ids, dtype=np.int64)
     draws = rng.random(len(ids))
-    return [w for w, r in zip(ids, draws) if r < keep[w]]
+    return ids[draws < keep[ids]].tolist()
 
 
 def negative_table(counts: Sequence[int], power: float = 0.75) -> np.ndarray:

@@ -1,0 +1,144 @@
+"""What the training loop does without, or does once, per step (specgraph/train/lean.py, the
+non-finite check of guards.py, the step loss logged only when it is read): each against the
+plain behaviour it replaces."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("lightning")
+pytest.importorskip("sklearn")
+
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint  # noqa: E402
+
+from specgraph.train.checkpoints import RunCheckpoint, run_checkpoints  # noqa: E402
+from specgraph.train.guards import all_finite  # noqa: E402
+from specgraph.train.lean import NoProfiler, StateKeyOnce  # noqa: E402
+from specgraph.train.module import SpecModule  # noqa: E402
+from specgraph.train.runner import train  # noqa: E402
+
+
+def reference_all_finite(loss, grads) -> bool:
+    flags = [bool(torch.isfinite(loss).all())] if loss is not None else []
+    for g in grads:
+        flags.append(bool(torch.isfinite(g._values() if g.is_sparse else g).all()))
+    return all(flags)
+
+
+def test_all_finite_agrees_with_isfinite_and_leaves_the_gradients_alone():
+    gen = torch.Generator().manual_seed(0)
+    base = [torch.randn(5, 3, generator=gen), torch.randn(7, generator=gen, dtype=torch.float64),
+            torch.randn(2, 2, 2, generator=gen), torch.sparse_coo_tensor([[0, 2]], torch.randn(2, 4), (5, 4), check_invariants=True)]
+    loss = torch.tensor(0.7)
+    cases = [(loss, []), (None, []), (None, base), (loss, base), (torch.tensor(float("nan")), base),
+             (torch.tensor(float("inf")), [])]
+    for i, bad in enumerate([float("nan"), float("inf"), float("-inf")]):
+        for j in range(len(base)):
+            grads = [g.clone() for g in base]
+            if grads[j].is_sparse:
+                values = grads[j]._values().clone()
+                values[1, i] = bad
+                grads[j] = torch.sparse_coo_tensor(grads[j]._indices(), values, grads[j].shape, check_invariants=True)
+            else:
+                grads[j].view(-1)[i] = bad
+            cases.append((loss, grads))
+    for loss_, grads in cases:
+        before = [g.clone() for g in grads]
+        assert all_finite(loss_, grads) == reference_all_finite(loss_, grads), (loss_, grads)
+        for a, b in zip(before, grads):  # checked, not scaled: every value as it was, bit for bit
+            a, b = (a.to_dense(), b.to_dense()) if a.is_sparse else (a, b)
+            assert torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(a.isnan(), b.isnan())
+    assert sum(not all_finite(l_, g) for l_, g in cases) == 3 * len(base) + 2  # and the two non-finite losses
+
+
+def test_checkpoint_and_early_stopping_state_keys_are_lightnings(tmp_path):
+    """Checkpoints name a callback's state by its key: ours must be the plain class's, so that a
+    checkpoint of either resumes with the other."""
+    best, last = run_checkpoints(tmp_path, "val_loss", "min")
+    common = dict(dirpath=tmp_path, save_top_k=1, save_on_train_epoch_end=True, auto_insert_metric_name=False,
+                  enable_version_counter=False)
+    assert isinstance(best, RunCheckpoint)
+    assert best.state_key == ModelCheckpoint(filename="best", monitor="val_loss", mode="min", **common).state_key
+    assert last.state_key == ModelCheckpoint(filename="last", monitor=None, **common).state_key
+    assert best.state_key != last.state_key and best.state_key is best.state_key  # worked out once
+
+    class Stopper(StateKeyOnce, EarlyStopping):
+        key_class = "EarlyStopping"
+
+    assert Stopper(monitor="val_acc", mode="max", patience=3).state_key == \
+        EarlyStopping(monitor="val_acc", mode="max", patience=3).state_key
+
+
+def test_no_profiler_is_an_empty_context():
+    profiler = NoProfiler()
+    with profiler.profile("[Callback]ModelCheckpoint{...}.on_train_batch_end"):
+        pass
+    assert profiler.profile("a") is profiler.profile("b")
+
+
+TINY = """specgraph: 1
+name: tiny
+params: {num_classes: 10}
+inputs:
+  image: [N, 1, 8, 8]
+graph:
+  flatten: {op: flatten}
+  hidden: {op: linear, out: 16}
+  act: {op: relu}
+  out: {op: linear, out: $num_classes}
+"""
+
+
+def test_step_loss_logs_are_those_of_logging_every_step(tmp_path, monkeypatch):
+    """The step loss is logged only on the steps Lightning writes logs: metrics and CSV logs are
+    the same as when it is logged every step."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    quick = dict(batch_size=16, limit_val_batches=2, threads=1, progress=False, epochs=3, seed=3)  # 79 steps an epoch
+    lean = train("tiny.yaml", "digits", out="lean", **quick)
+    monkeypatch.setattr(SpecModule, "_step_loss_is_read", lambda self: True)
+    every = train("tiny.yaml", "digits", out="every", **quick)
+    assert lean.history == every.history
+
+    def logs(run):
+        [path] = (tmp_path / run / "logs").rglob("metrics.csv")
+        return path.read_text()
+
+    text = logs("lean")
+    assert text == logs("every")
+    header, *rows = text.splitlines()
+    col = header.split(",").index("loss")
+    steps = [int(r.split(",")[header.split(",").index("step")]) for r in rows if r.split(",")[col]]
+    assert steps == [49, 99, 149, 199]  # log_every_n_steps is 50
+
+
+def test_adam_is_fused_on_the_cpu_and_takes_torchs_default_steps():
+    """configure_optimizers picks Adam's fused kernel: ten steps land where the default loop's do."""
+    from types import SimpleNamespace
+
+    from specgraph.train.module import _fused_adam
+
+    gen = torch.Generator().manual_seed(1)
+    for cls, wd in ((torch.optim.Adam, 0.0), (torch.optim.Adam, 0.01), (torch.optim.AdamW, 0.01)):
+        start = [torch.randn(40, 7, generator=gen), torch.randn(7, generator=gen)]
+        grads = [[torch.randn(p.shape, generator=gen) for p in start] for _ in range(10)]
+        ends = []
+        for fused in (True, None):
+            params = [torch.nn.Parameter(p.clone()) for p in start]
+            opt = cls(params, lr=1e-2, weight_decay=wd, fused=fused)
+            for g in grads:
+                for p, gi in zip(params, g):
+                    p.grad = gi.clone()
+                opt.step()
+            ends.append(params)
+        for a, b in zip(*ends):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    p = [torch.nn.Parameter(torch.zeros(3))]
+    assert _fused_adam(p, "32") is True and _fused_adam(p, "bf16-mixed") is True
+    assert _fused_adam(p, "16-mixed") is None and _fused_adam([], "32") is None
+    assert _fused_adam([torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))], "32") is True
+    module = SimpleNamespace(model=torch.nn.Linear(3, 2), config=SimpleNamespace(
+        optimizer="adamw", lr=1e-3, weight_decay=0.0, momentum=0.9, precision="32"))
+    opt = SpecModule.configure_optimizers(module)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True

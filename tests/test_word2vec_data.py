@@ -1,0 +1,114 @@
+"""The vectorised skip-gram data path against plain reference implementations written here.
+
+The pair generation, subsampling and vocabulary lookups of specgraph/train/datasets/text.py
+were rewritten with numpy for speed (issue 18); the data the model sees must not change: these
+tests compare them, exactly (same seed: same arrays, same order), with the loops they replaced.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from specgraph.train.datasets.corpus_word2vec import word2vec_dataset
+from specgraph.train.datasets.text import Vocabulary, negative_table, skipgram_pairs, subsample, with_negatives
+
+
+def reference_pairs(ids, window):
+    """Every (centre, context) pair within ``window`` each side, centre by centre, in text order."""
+    return np.array([(ids[i], ids[j]) for i in range(len(ids))
+                     for j in range(max(0, i - window), min(len(ids), i + window + 1)) if j != i],
+                    dtype=np.int64).reshape(-1, 2)
+
+
+def reference_subsample(ids, counts, threshold, rng):
+    """Mikolov et al.'s subsampling, one draw per token in text order (the loop it replaced)."""
+    total = float(sum(counts))
+    keep = {}
+    for w, c in enumerate(counts):
+        f = c / total
+        keep[w] = min(1.0, (threshold / f) ** 0.5 + threshold / f)
+    draws = rng.random(len(ids))
+    return [w for w, r in zip(ids, draws) if r < keep[w]]
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, 9])
+def test_skipgram_pairs_equal_the_reference_loop(window):
+    rng = np.random.default_rng(window)
+    for length in [0, 1, 2, window, window + 1, 2 * window + 3, 57]:
+        ids = rng.integers(0, 30, size=length).tolist()
+        got = skipgram_pairs(ids, window)
+        want = reference_pairs(ids, window)
+        assert got.dtype == np.int64 and got.shape == want.shape == (len(want), 2)
+        np.testing.assert_array_equal(got, want)  # same pairs, same order
+    assert skipgram_pairs([4, 7, 9], 1).tolist() == [[4, 7], [7, 4], [7, 9], [9, 7]]
+
+
+def test_subsample_equals_the_reference_loop():
+    rng = np.random.default_rng(0)
+    counts = [5000, 900, 300, 40, 7, 5, 5, 1]
+    ids = rng.choice(len(counts), size=4000, p=np.array(counts) / sum(counts)).tolist()
+    for t in (1e-3, 1e-2, 1e-5):
+        got = subsample(ids, counts, t, np.random.default_rng(3))
+        want = reference_subsample(ids, counts, t, np.random.default_rng(3))
+        assert got == want and all(isinstance(w, int) for w in got)
+        assert 0 < len(got) < len(ids)
+    assert subsample([], counts, 1e-3, np.random.default_rng(0)) == []
+
+
+def test_vocabulary_index_follows_its_words():
+    vocab = Vocabulary(["a", "b", "c"], [3, 2, 1])
+    assert vocab.encode(["c", "x", "a"]) == [2, 0]
+    vocab.words.append("x")  # changed in place: the cached index must not go stale
+    assert vocab.encode(["c", "x", "a"]) == [2, 3, 0]
+    vocab.words[0] = "z"
+    assert vocab.index == {"z": 0, "b": 1, "c": 2, "x": 3}
+    vocab.words = ["q"]
+    assert vocab.encode(["q", "z"]) == [0]
+
+
+def reference_dataset(docs, window, negatives, subsample_t, seed):
+    """word2vec_dataset's skip-gram tensors by the loops above (vocabulary by its own rule)."""
+    vocab = Vocabulary.build((t for d in docs for t in d), min_count=5)
+    index = {w: i for i, w in enumerate(vocab.words)}
+    rng = np.random.default_rng(seed)
+    encoded = [[index[t] for t in d if t in index] for d in docs]
+    encoded = [reference_subsample(ids, vocab.counts, subsample_t, rng) for ids in encoded]
+    pairs = np.concatenate([reference_pairs(ids, window) for ids in encoded])
+    words = with_negatives(pairs, negative_table(vocab.counts), negatives, rng)
+    return pairs[:, 0], words
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gensim") is None, reason="the lee corpus ships with gensim")
+def test_lee_skipgram_examples_equal_the_reference():
+    """The whole lee corpus, subsampled, seed 4: the same centres, context words and negatives."""
+    from specgraph.train.datasets.corpus import lee_corpus
+
+    docs = lee_corpus()
+    ds, vocab = word2vec_dataset(docs, window=5, min_count=5, negatives=5, subsample_t=1e-3, seed=4)
+    centre, words = reference_dataset(docs, 5, 5, 1e-3, 4)
+    assert len(centre) > 300_000
+    np.testing.assert_array_equal(ds.tensors[0].numpy(), centre)
+    assert torch.equal(ds.tensors[1], torch.from_numpy(words))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gensim") is None, reason="the lee corpus ships with gensim")
+def test_lee_bundle_train_split_is_the_reference_pairs_with_fresh_negatives():
+    """The lee bundle draws no negatives for its training split (they are drawn per batch):
+    its pairs are still the reference's, subsampled with the same draws."""
+    import specgraph
+    from specgraph.train.datasets import load_dataset
+    from specgraph.train.datasets.corpus_word2vec import _split_documents
+    from specgraph.train.datasets.corpus import lee_corpus
+
+    graph = specgraph.check(Path(__file__).parent.parent / "specs" / "skipgram_ns.yaml")
+    bundle = load_dataset("lee", graph.inputs, 2)
+    train_docs = _split_documents(lee_corpus(), 2)["train"]
+    centre, words = reference_dataset(train_docs, 5, 5, 1e-3, 2)
+    np.testing.assert_array_equal(bundle.train.query.numpy(), centre)
+    np.testing.assert_array_equal(bundle.train.words[:, 0].numpy(), words[:, 0])
+    assert bundle.train.words.shape == (len(centre), 6) and bool((bundle.train.words[:, 1:] == -1).all())
