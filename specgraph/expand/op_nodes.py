@@ -17,6 +17,7 @@ from ..diagnostics import Diagnostic, Location, did_you_mean
 from ..ir.graph import Node, Value
 from ..ir.tensor_type import TensorType
 from ..ir.traits import Trait
+from ..ir.written import Written
 from ..lang.expr import is_expression
 from ..lang.document import NodeDef
 from ..lang.validation import pydantic_diagnostics
@@ -28,6 +29,7 @@ from .hints import shape_error_hint
 from .reporting import Poisoned
 from .scope import Ctx, Result
 from .symbolic import op_param_fix
+from . import written as record
 
 if TYPE_CHECKING:  # pragma: no cover
     from .expander import Expander
@@ -59,8 +61,10 @@ class OpNodes:
     def __init__(self, ex: "Expander"):
         self.ex = ex
 
-    def expand_op(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+    def expand_op(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None,
+                  written: Written | None = None) -> Result:
         ex, src = self.ex, ctx.source
+        written_op = nd.op
         env = ctx.env({"index": index} if index is not None else None)
         here = ctx.namer.peek(name)
         op = self.lookup(nd, env, src, ypath, here)
@@ -101,8 +105,9 @@ class OpNodes:
             if isinstance(weights, int) and weights > ex.limits.max_numel:
                 raise ex.error("E602", f"its weights have {weights} elements, over the limit {ex.limits.max_numel}",
                                None, path=path, location=location, hint="raise it with --limit max_numel=N")
+        made = record.finish(written, ctx, ref=written_op, ref_value=op.name, raw=nd.extras, values=values)
         node = Node(path, op, params, tuple(inputs), dict(zip(ports, out_types)), location, ctx.scope,
-                    op.node_traits(params, in_types), requires)
+                    op.node_traits(params, in_types), requires, written=made)
         ex.add_node(node)
         return {port: Value(path, port, t) for port, t in node.outputs.items()}
 
