@@ -104,7 +104,7 @@ def test_window_partition_is_exact_where_the_window_divides_the_size():
     # 15 is no multiple of 7: the spec's shapes do not hold, and the call says which dim and why,
     # where: the model's input check, at the reshape's line (and, without it, the reshape itself)
     with pytest.raises(specgraph.InputError, match=r"error\[E403\] node 'parts': reshape to \[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4\] "
-                                                   r"needs H divisible by 7\n  needs H divisible by 7; this call gives H = 15"):
+                                                   r"needs H divisible by 7\n  this call gives H = 15"):
         model(torch.randn(1, 15, 14, 4))
     with pytest.raises(ValueError, match=r"reshape to \[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4\] needs H divisible by 7, "
                                          r"but this input has H = 15"):
@@ -125,7 +125,7 @@ outputs: [y]
 """
     model = specgraph.build(text)
     assert model(torch.randn(1, 1, 8, 4)).shape == (1, 2, 2, 2, 2)
-    with pytest.raises(specgraph.InputError, match="needs ⌈H/2⌉ divisible by 2; this call gives ⌈H/2⌉ = 3"):
+    with pytest.raises(specgraph.InputError, match=r"needs ⌈H/2⌉ divisible by 2\n  this call gives ⌈H/2⌉ = 3"):
         model(torch.randn(1, 1, 6, 4))
     with pytest.raises(ValueError, match="needs ⌈H/2⌉ divisible by 2, but this input has ⌈H/2⌉ = 3"):
         specgraph.build(text, check_inputs=False)(torch.randn(1, 1, 6, 4))
@@ -212,7 +212,7 @@ def test_a_minus_one_that_is_a_floored_quotient_is_checked_like_an_entry_written
     torch.testing.assert_close(model(x), window_partition(x))
     # the input check says so first, at the reshape's line; without it, the reshape itself
     with pytest.raises(specgraph.InputError, match=r"error\[E403\] node 'parts': reshape to \[N, -1, 7, ⌊W/7⌋, 7, 4\] "
-                                                   r"needs H divisible by 7\n  needs H divisible by 7; this call gives H = 15"):
+                                                   r"needs H divisible by 7\n  this call gives H = 15"):
         model(torch.randn(1, 15, 14, 4))
     with pytest.raises(ValueError, match=r"reshape to \[N, -1, 7, ⌊W/7⌋, 7, 4\] needs H divisible by 7, "
                                          r"but this input has H = 15"):
