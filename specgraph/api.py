@@ -80,10 +80,14 @@ def viewer(spec: SpecLike | Graph, **params: Any) -> str:
     return viewer_html(expand_partial(loaded), loaded)
 
 
-def summary(spec: SpecLike, **params: Any) -> Summary:
-    """Per-node output shapes, parameter counts and MACs, with totals."""
+def summary(spec: SpecLike | Graph, *, batch_size: int | None = None, dims: Mapping[str, int] | None = None,
+            **params: Any) -> Summary:
+    """Per-node output shapes, parameter counts and MACs, with totals, and the memory columns
+    and predicted inference peak at batch ``batch_size`` (the dim N; default 1) with the other
+    symbolic dims sized by ``dims`` (``{"T": 128}``), as ``specgraph summary`` prints them.
+    In a notebook the result shows as a table; ``str()`` gives the text one."""
     graph = spec if isinstance(spec, Graph) else check(spec, **params)
-    return summarize(graph)
+    return summarize(graph, batch_size, dims)
 
 
 def training_memory(spec: SpecLike | Graph, batch_size: int = 1, *, dims: Mapping[str, int] | None = None,

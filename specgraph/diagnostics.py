@@ -97,6 +97,18 @@ class SpecError(Exception):
     def format(self) -> str:
         return "\n".join(d.format() for d in self.diagnostics)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{d.code} at {d.location}" if d.location else d.code for d in self.diagnostics[:3])
+        more = f", +{len(self.diagnostics) - 3} more" if len(self.diagnostics) > 3 else ""
+        n = len(self.errors)
+        return f"SpecError({n} error{'s' if n != 1 else ''}: {shown}{more})"
+
+    def _repr_html_(self) -> str:
+        """The diagnostics in a notebook, as the command line prints them."""
+        import html
+
+        return f"<pre>{html.escape(self.format())}</pre>"
+
 
 class InputError(SpecError, ValueError):
     """A built model was called with inputs its spec does not take: found by the model's input

@@ -32,6 +32,12 @@ SMALL = {
     "mobilenet_v2": {"settings": [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 1, 2], [6, 64, 1, 2], [6, 96, 1, 1],
                                   [6, 160, 1, 2], [6, 320, 1, 1]]},
     "mnasnet1_0": {"stacks": [[3, 2, 3, 2], [5, 2, 3, 1], [5, 2, 6, 1], [3, 1, 6, 1], [5, 2, 6, 1], [3, 1, 6, 1]]},
+    # every kind of block kept (shifted and not, each stage, merging): fewer of them
+    "swin_t": {"depths": [2, 2, 2, 2]},
+    "swin_v2_t": {"depths": [2, 2, 2, 2]},
+    # the image fixes the windows: 64 -> 32 after the stem, blocks at 16, 8, 4, 2 in 2x2 windows
+    "maxvit_t": {"image_size": 64, "partition_size": 2, "stem_channels": 16, "block_channels": [16, 32, 48, 64],
+                 "block_layers": [1, 2, 1, 1], "head_dim": 8},
     # by their own depth multiplier (ceil(n * depth_mult) blocks a stage): a half or a third of the
     # blocks, every kind of unit kept (fused and not, strided, repeated with its skip edge)
     "efficientnet_b0": {"depth_mult": 0.5},
@@ -98,11 +104,18 @@ RECURRENT_FIXED_DIMS: dict[str, dict[str, str]] = {
 SEQ_DIMS = {"T": 8, "S": 8}
 
 
+# Specs traced at other sizes, and why. torch.export guards on a dim being 1 and on which views
+# need copies: a Swin at 32x32 has a 1x1 last stage, and an export traced there holds only for
+# inputs whose stages are 1x1 too. At 40 and at alternate_inputs' 48 every stage pads to the
+# same windows (two per side in the first, one after), so the one export serves both.
+TRACE_DIMS = {"swin_t": {"H": 40, "W": 40}, "swin_v2_t": {"H": 40, "W": 40}}
+
+
 def trace_inputs(graph, model):
     """The example inputs exports are traced with in these tests (batch 2, sequences of 8)."""
     from specgraph.torch.export.formats import example_inputs
 
-    return example_inputs(graph, model, dims=SEQ_DIMS)
+    return example_inputs(graph, model, dims={**SEQ_DIMS, **TRACE_DIMS.get(graph.name, {})})
 
 
 def alternate_inputs(graph, model):

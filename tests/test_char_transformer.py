@@ -52,7 +52,7 @@ def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
 def test_char_transformer_equals_a_plain_pytorch_gpt():
     seq_len = 24
     ref = randomized(ReferenceCharTransformer(**SMALL, dropout=0.0))
-    ours = specgraph.build(SPEC, **SMALL, seq_len=seq_len, dropout=0.0)
+    ours = specgraph.build(SPEC, **SMALL, dropout=0.0)
     assert set(ours.state_dict()) == set(ref.state_dict())
     ours.load_state_dict(ref.state_dict(), strict=True)
     tokens = torch.randint(0, SMALL["vocab"], (3, seq_len), generator=torch.Generator().manual_seed(1))
@@ -67,7 +67,7 @@ def test_char_transformer_is_causal(mode):
     # changing the tokens after position t leaves the logits at 0..t exactly as they were;
     # changing token t itself changes them (so the comparison can fail)
     seq_len = 16
-    model = specgraph.build(SPEC, **SMALL, seq_len=seq_len, dropout=0.0).train(mode == "train")
+    model = specgraph.build(SPEC, **SMALL, dropout=0.0).train(mode == "train")
     randomized(model)
     gen = torch.Generator().manual_seed(2)
     tokens = torch.randint(0, SMALL["vocab"], (4, seq_len), generator=gen)
@@ -85,20 +85,30 @@ def test_char_transformer_is_causal(mode):
             assert (model(here)[:, t] - base[:, t]).abs().amax() > 1e-3
 
 
-def test_char_transformer_weights_serve_every_sequence_length_up_to_max_len():
-    # the position embedding is [1, max_len, d] whatever seq_len is: weights trained at 32 load at
-    # 12, and (causal) the short model's logits are the first 12 of the long one's
-    long = randomized(specgraph.build(SPEC, **SMALL, seq_len=32)).eval()
-    short = specgraph.build(SPEC, **SMALL, seq_len=12).eval()
-    short.load_state_dict(long.state_dict(), strict=True)
-    tokens = torch.randint(0, SMALL["vocab"], (2, 32), generator=torch.Generator().manual_seed(3))
+def test_one_model_serves_every_sequence_length_up_to_max_len():
+    # the input is [N, T]: the position embedding [1, max_len, d] is sliced to T on each call, so
+    # (causal) the logits of a 12-token prefix are the first 12 of the 32-token sequence's
+    graph = specgraph.check(SPEC, **SMALL)
+    assert str(graph.inputs["tokens"]) == "[N, T]" and str(graph.node("positions").out) == f"[1, T, {SMALL['d_model']}]"
+    model = randomized(specgraph.build(graph)).eval()
+    tokens = torch.randint(0, SMALL["vocab"], (2, SMALL["max_len"]), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        torch.testing.assert_close(short(tokens[:, :12]), long(tokens)[:, :12], atol=1e-5, rtol=1e-5)
+        full = model(tokens)
+        for t in (1, 12, 32):
+            torch.testing.assert_close(model(tokens[:, :t]), full[:, :t], atol=1e-5, rtol=1e-5)
 
 
-def test_a_sequence_longer_than_the_position_embedding_is_a_located_error():
-    with pytest.raises(specgraph.SpecError) as e:
-        specgraph.check(SPEC, seq_len=300)  # max_len is 256
+def test_a_sequence_longer_than_the_position_embedding_is_refused_on_the_call():
+    # T is known only on the call: the input check tells it before any op runs, at the slice's
+    # line, naming both sizes (torch would clip the table and fail later, at the add, with neither
+    # name); without the input check the slice itself refuses it
+    model = specgraph.build(SPEC, **SMALL)
+    tokens = torch.zeros(2, SMALL["max_len"] + 1, dtype=torch.long)
+    with pytest.raises(specgraph.InputError) as e:
+        model(tokens)
     text = str(e.value)
-    assert "error[E402] node 'embedded'" in text and "char_transformer.yaml:" in text
-    assert "[N, 300, 64]" in text and "[1, 256, 64]" in text
+    assert "char_transformer.yaml:" in text and "error[E405] node 'positions'" in text
+    assert f"it needs 0 <= 0 < T <= {SMALL['max_len']}" in text and f"T = {SMALL['max_len'] + 1}" in text
+    with pytest.raises(ValueError, match=rf"slice \[0:T\] of dim 1 needs 0 <= 0 < T <= {SMALL['max_len']}, but "
+                                         rf"this input has T = {SMALL['max_len'] + 1}"):
+        specgraph.build(SPEC, check_inputs=False, **SMALL)(tokens)

@@ -46,6 +46,8 @@ NAMES = [p.stem for p in FILES]
 NOT_FROM_A_SPEC_FILE = {
     "E108": "the spec file itself cannot be read (missing, a directory): there is no file to hold the "
             "expectations; an include that cannot be read is E306 (see e306_include_missing)",
+    "E109": "an output path of the command line (render -o, build --save, export, train --out) that cannot be "
+            "written: no spec file holds it (tests/test_cli_files.py)",
     "E401": "the generic ShapeError code, used only by user ops registered in Python; every built-in op "
             "raises a specific E4xx code",
     "E605": "the command line's last resort when Python runs out of stack or memory despite the limits; "

@@ -16,6 +16,7 @@ import specgraph
 from specgraph.torch.export.formats import (eval_module, example_inputs, fixed_dims, onnx_output_names, to_onnx,
                                             to_torchscript)
 from specgraph.torch.export.python import PythonExportError, python_source
+from specgraph.torch.names import class_name
 from specgraph.torch.input_check import input_check_off
 from export_cases import (IDS, RECURRENT_FIXED_DIMS, SEQ_DIMS, SPECS, alternate_inputs, as_tuple,
                           assert_outputs_close, load_case, spec_id, trace_inputs)
@@ -128,26 +129,37 @@ def generated_class(module):
 
 @pytest.mark.parametrize("path", SPECS, ids=IDS)
 def test_python_export_is_standalone_and_equal(path, tmp_path):
+    """Every spec of the folder: one class per block, needing only torch; the built module's
+    state_dict loads strictly (same keys, same order) and the outputs are bit for bit the same."""
     name = spec_id(path)
     if name in PYTHON_EXCEPTIONS:
         pytest.skip(PYTHON_EXCEPTIONS[name])
     graph, model = load_case(path)
-    source = python_source(model, docstring=f"{name} for the test")
+    source = python_source(model, graph, docstring=f"{name} for the test")
+    assert "Written as one flat class" not in source
     imported = {a.name.split(".")[0] for node in ast.walk(ast.parse(source))
                 if isinstance(node, (ast.Import, ast.ImportFrom))
                 for a in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])}
-    assert imported <= {"torch", "math"}, imported
+    assert imported <= {"torch", "math", "collections"}, imported
 
-    generated = generated_class(import_source(source, tmp_path, name.replace("/", "_").replace(".", "_")))()
+    module = import_source(source, tmp_path, name.replace("/", "_").replace(".", "_"))
+    blocks = {s.name for s in graph.scopes.values() if s.kind == "block"}
+    made = {v.__name__ for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__}
+    for block in blocks:  # each block is one class: no instance needed a class of its own
+        cls = class_name(block)
+        cls = cls + "Block" if cls == class_name(graph.name) else cls
+        assert cls in made and not {m for m in made if m[len(cls):].isdigit() and m != cls and m.startswith(cls)}, made
+    generated = generated_class(module)()
     assert list(generated.state_dict()) == list(model.state_dict())  # same keys, same order
     generated.load_state_dict(model.state_dict(), strict=True)
     generated.eval()
     inputs = example_inputs(graph, model, dims={**SEQ_DIMS, "N": 1})
     with torch.no_grad():
-        assert_outputs_close(generated(*inputs), model(*inputs), atol=1e-6, rtol=1e-6)
+        assert_outputs_close(generated(*inputs), model(*inputs), atol=0, rtol=0)
 
 
-def test_python_export_keeps_training_outputs_and_train_mode(tmp_path):
+@pytest.mark.parametrize("structured", [True, False], ids=["classes", "flat"])
+def test_python_export_keeps_training_outputs_and_train_mode(structured, tmp_path):
     # vgg16's dropout and googlenet's auxiliary heads together, in a small spec of the same kind
     spec = """
     specgraph: 1
@@ -162,8 +174,8 @@ def test_python_export_keeps_training_outputs_and_train_mode(tmp_path):
     """
     graph = specgraph.check(spec)
     model = specgraph.build(graph)
-    source = python_source(model)
-    assert "def forward_train(" in source and "def forward_eval(" in source
+    source = python_source(model, graph if structured else None)
+    assert ("if self.training:" in source) if structured else ("def forward_train(" in source)
     generated = generated_class(import_source(source, tmp_path, "train_eval"))()
     generated.load_state_dict(model.state_dict(), strict=True)
     x = torch.randn(5, 8)

@@ -39,7 +39,7 @@ RECURRENT = [("lstm_forecaster", {}, {"T": 48}), ("bigru_classifier", {}, {"T": 
 ATTENTION_AND_UPSAMPLING = [
     ("vit_b_16", {"image_size": 64, "num_layers": 2}, {}), ("transformer_encoder", {}, {"T": 64}),
     ("transformer_encoder", {"causal": True, "norm_first": True, "num_layers": 2}, {"T": 100}),
-    ("char_transformer", {}, {}), ("unet", {"size": 188}, {}), ("fcn_vgg16", {}, {"H": 64, "W": 64})]
+    ("char_transformer", {}, {"T": 64}), ("unet", {"size": 188}, {}), ("fcn_vgg16", {}, {"H": 64, "W": 64})]
 TOLERANCE = 0.20  # oneDNN's scratch depends on the CPU's kernels; the model follows the ISA they run (AVX2, AVX-512)
 
 
@@ -127,12 +127,24 @@ def test_activation_bytes_equal_the_real_outputs(built, name, params, dims):
     assert checked >= len(report.nodes) // 2
 
 
-INDEXING_SPECS = {  # ops whose scratch model is the bulk of the peak: Swin's window mask, an int32 gather
+INDEXING_SPECS = {  # ops whose scratch model is the bulk of the peak: Swin's window mask and shift, an int32 gather
     "shifted_window_mask": """
 specgraph: 1
 inputs: {x: [N, 56, 56, 4]}
 graph:
   mask: {op: shifted_window_mask, window: 7, shift: 3}
+""",
+    "cyclic_shift": """
+specgraph: 1
+inputs: {x: [N, 56, 56, 4]}
+graph:
+  rolled: {op: cyclic_shift, window: 7, shift: 3}
+""",
+    "normalize": """
+specgraph: 1
+inputs: {x: [N, 64, 32, 8]}
+graph:
+  unit: {op: normalize, dim: -1}
 """,
     "gather_int32": """
 specgraph: 1

@@ -38,8 +38,9 @@ graph:
   third:       {op: div, by: 3.0, from: x}
   less:        {op: sub, from: [x, relu6]}
   halved:      {op: mul, by: 0.5, from: x}
+  unit:        {op: normalize, dim: 1, from: x}
   all:         {op: concat, dim: 1, from: [relu6, hardtanh, hardswish, hardsigmoid, softplus, mish, prelu, neg, square,
-                                           sqrt, rsqrt, log, exp, clamp, third, less, halved]}
+                                           sqrt, rsqrt, log, exp, clamp, third, less, halved, unit]}
   gated:       {op: glu, dim: 1, from: x}
 outputs: [all, gated]
 """
@@ -49,7 +50,7 @@ def reference(model, x):
     m = x.abs() + 1
     parts = [F.relu6(x), F.hardtanh(x, -0.5, 0.5), F.hardswish(x), F.hardsigmoid(x), F.softplus(x, beta=2.0),
              F.mish(x), F.prelu(x, model.prelu.weight), -x, x ** 2, m.sqrt(), m.rsqrt(), m.log(),
-             F.hardtanh(x, -0.5, 0.5).exp(), x.clamp(-1, 1), x / 3, x - F.relu6(x), x * 0.5]
+             F.hardtanh(x, -0.5, 0.5).exp(), x.clamp(-1, 1), x / 3, x - F.relu6(x), x * 0.5, F.normalize(x, dim=1)]
     return torch.cat(parts, 1), F.glu(x, 1)
 
 
@@ -63,7 +64,7 @@ def built():
 
 def test_every_pointwise_op_equals_torch():
     graph, model = built()
-    assert [str(o.value.type) for o in graph.outputs] == ["[N, 136, T]", "[N, 4, T]"]
+    assert [str(o.value.type) for o in graph.outputs] == ["[N, 144, T]", "[N, 4, T]"]
     x = torch.randn(3, 8, 11) * 4
     with torch.no_grad():
         for got, want in zip(model(x), reference(model, x)):

@@ -55,6 +55,23 @@ graph:
 outputs: [y]
 """
 
+# A position table sized by a param, sliced to the length of another tensor (T, from the spec's
+# input), a stop the shapes prove (the padded map cropped back) and one checked on every call.
+SLICE = """
+specgraph: 1
+name: positions
+inputs:
+  tokens: {shape: [N, T, 4]}
+graph:
+  table:     {op: parameter, shape: [1, 16, 4], initializer: normal}
+  positions: {op: slice, dim: 1, stop: "${tokens.shape[1]}", from: table}
+  placed:    {op: add, from: [tokens, positions]}
+  padded:    {op: pad, pads: [0, 0, 0, "${5 * ((tokens.shape[1] + 4) // 5) - tokens.shape[1]}"]}
+  cropped:   {op: slice, dim: 1, stop: "${tokens.shape[1]}"}
+  shifted:   {op: slice, dim: 1, start: 1}
+outputs: [shifted]
+"""
+
 
 def channel_shuffle(model, x):
     s = model.s(x)
@@ -87,7 +104,7 @@ def test_window_partition_is_exact_where_the_window_divides_the_size():
     # 15 is no multiple of 7: the spec's shapes do not hold, and the call says which dim and why,
     # where: the model's input check, at the reshape's line (and, without it, the reshape itself)
     with pytest.raises(specgraph.InputError, match=r"error\[E403\] node 'parts': reshape to \[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4\] "
-                                                   r"needs H divisible by 7\n  needs H divisible by 7; this call gives H = 15"):
+                                                   r"needs H divisible by 7\n  this call gives H = 15"):
         model(torch.randn(1, 15, 14, 4))
     with pytest.raises(ValueError, match=r"reshape to \[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4\] needs H divisible by 7, "
                                          r"but this input has H = 15"):
@@ -108,7 +125,7 @@ outputs: [y]
 """
     model = specgraph.build(text)
     assert model(torch.randn(1, 1, 8, 4)).shape == (1, 2, 2, 2, 2)
-    with pytest.raises(specgraph.InputError, match="needs ⌈H/2⌉ divisible by 2; this call gives ⌈H/2⌉ = 3"):
+    with pytest.raises(specgraph.InputError, match=r"needs ⌈H/2⌉ divisible by 2\n  this call gives ⌈H/2⌉ = 3"):
         model(torch.randn(1, 1, 6, 4))
     with pytest.raises(ValueError, match="needs ⌈H/2⌉ divisible by 2, but this input has ⌈H/2⌉ = 3"):
         specgraph.build(text, check_inputs=False)(torch.randn(1, 1, 6, 4))
@@ -143,7 +160,7 @@ outputs: [y]
     x = torch.randn(2, 3, 5)
     b = torch.cat([torch.cat([x, x], 1)] * 2, 2)
     torch.testing.assert_close(model(x), b.reshape(2, 2, 3, 2, 5))
-    # [N, H*W] hides them: no two of them can be computed, so check refuses what would not run
+    # [N, H*W] hides them, but the spec's input x shows them: the run reads them there
     hidden = """
 specgraph: 1
 name: hidden
@@ -154,12 +171,113 @@ graph:
   y: {op: reshape, shape: [N, "${x.shape[1]}", "${x.shape[2]}"]}
 outputs: [y]
 """
+    model = specgraph.build(hidden)
+    assert "x.size(1)" in model.code and "x.size(2)" in model.code
+    x = torch.randn(2, 3, 5)
+    torch.testing.assert_close(model(x), x)
+    # inside a scan's cell only the op's own input is read (the cell's graphs take other inputs):
+    # [N, K*S] hides S and K, so check refuses what would not run
+    in_cell = """
+specgraph: 1
+name: hidden_in_cell
+inputs:
+  y: [N, T, 4]
+  enc: [N, S, K]
+blocks:
+  step:
+    states: {h: 4}
+    context: [enc]
+    inputs: [y, h, enc]
+    nodes:
+      flat:   {op: flatten, from: enc}
+      back:   {op: reshape, shape: [N, "${enc.shape[1]}", "${enc.shape[2]}"]}
+      pooled: {op: mean, dim: [1, 2]}
+      h_new:  {op: add, from: [pooled, h]}
+graph:
+  run: {scan: step, from: y, context: {enc: enc}}
+outputs: [run.h]
+"""
     with pytest.raises(SpecError) as e:
-        specgraph.check(hidden)
-    assert e.value.codes == ["E406"] and "cannot compute H, W from the input [N, H*W]" in e.value.format()
+        specgraph.check(in_cell)
+    assert e.value.codes == ["E406"] and "cannot compute S, K from the input [N, K*S]" in e.value.format()
+
+
+def test_a_minus_one_that_is_a_floored_quotient_is_checked_like_an_entry_written_so():
+    # [N, H, W, 4] -> [N, -1, 7, W/7, 7, 4]: the -1 is H/7, which fits only where 7 divides H
+    text = WINDOWS.replace('shape: [N, "${x.shape[1] // 7}", 7,', 'shape: [N, -1, 7,')
+    graph = specgraph.check(text)
+    assert str(graph.node("parts").outputs["out"]) == "[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4]"
+    model = specgraph.build(graph)
+    x = torch.randn(2, 14, 21, 4)
+    torch.testing.assert_close(model(x), window_partition(x))
+    # the input check says so first, at the reshape's line; without it, the reshape itself
+    with pytest.raises(specgraph.InputError, match=r"error\[E403\] node 'parts': reshape to \[N, -1, 7, ⌊W/7⌋, 7, 4\] "
+                                                   r"needs H divisible by 7\n  this call gives H = 15"):
+        model(torch.randn(1, 15, 14, 4))
+    with pytest.raises(ValueError, match=r"reshape to \[N, -1, 7, ⌊W/7⌋, 7, 4\] needs H divisible by 7, "
+                                         r"but this input has H = 15"):
+        specgraph.build(graph, check_inputs=False)(torch.randn(1, 15, 14, 4))
+    # a -1 that would be no quotient of the input's dims (2500·N / 2401) is a mismatch, as before
+    with pytest.raises(SpecError) as e:
+        specgraph.check("specgraph: 1\ninputs: {x: [N, 50, 50]}\ngraph:\n  y: {op: reshape, shape: [-1, 7, 7, 7, 7]}\n")
+    assert e.value.codes == ["E403"]
+
+
+def test_a_slice_stops_at_another_tensors_length():
+    graph = specgraph.check(SLICE)
+    assert [str(graph.node(n).out) for n in ("positions", "padded", "cropped", "shifted")] == [
+        "[1, T, 4]", "[N, 5*⌈T/5⌉, 4]", "[N, T, 4]", "[N, T - 1, 4]"]
+    model = specgraph.build(graph)
+    # T is read from the spec's input; only the bounds the shapes cannot prove are checked on the call
+    assert "tokens.size(1)" in model.code and model.code.count("slice_stop(") == 2  # positions', shifted's
+    for t in (2, 5, 16):
+        x = torch.randn(3, t, 4)
+        torch.testing.assert_close(model(x), (x + model.table[:, :t])[:, 1:])
+    # the input check tells it first, at the slice's line; without it, the slice itself
+    with pytest.raises(specgraph.InputError, match=r"error\[E405\] node 'positions': slice \[0:T\] of dim 1 of "
+                                                   r"\[1, 16, 4\] stops past the end of the dim: it needs 0 <= 0 < T <= 16"):
+        model(torch.randn(1, 17, 4))
+    with pytest.raises(specgraph.InputError, match=r"error\[E404\] node 'shifted': slice \[1:\] of dim 1 of "
+                                                   r"\[N, T, 4\] is empty: it needs 0 <= 1 < T <= T"):
+        model(torch.randn(1, 1, 4))  # nothing would be left: torch would give an empty tensor
+    unchecked = specgraph.build(graph, check_inputs=False)
+    with pytest.raises(ValueError, match=r"slice \[0:T\] of dim 1 needs 0 <= 0 < T <= 16, but this input has T = 17$"):
+        unchecked(torch.randn(1, 17, 4))
+    with pytest.raises(ValueError, match=r"slice \[1:\] of dim 1 needs 0 <= 1 < T <= T, but this input has T = 1$"):
+        unchecked(torch.randn(1, 1, 4))
+
+
+def test_slice_bounds_the_shapes_refute_or_cannot_compute_are_located_errors():
+    refuted = "specgraph: 1\ninputs: {x: [N, T, 4]}\ngraph:\n  y: {op: slice, dim: 2, start: \"${x.shape[1]}\", stop: 2}\n"
+    with pytest.raises(SpecError) as e:
+        specgraph.check(refuted.replace('stop: 2', 'stop: "${x.shape[1]}"'))
+    assert e.value.codes == ["E404"] and "slice [T:T] of dim 2 (4) of [N, T, 4] is empty" in e.value.format()
+    # inside a scan's cell only the op's own input is read: a bound from a hidden dim is refused
+    in_cell = """
+specgraph: 1
+inputs:
+  y: [N, T, 4]
+  enc: [N, S, K]
+blocks:
+  step:
+    states: {h: 4}
+    context: [enc]
+    inputs: [y, h, enc]
+    nodes:
+      flat:  {op: flatten, from: enc}
+      first: {op: slice, dim: 1, stop: "${enc.shape[1]}"}
+      h_new: {op: add, from: [y, h]}
+graph:
+  run: {scan: step, from: y, context: {enc: enc}}
+outputs: [run.h]
+"""
+    with pytest.raises(SpecError) as e:
+        specgraph.check(in_cell)
+    assert e.value.codes == ["E406"] and "the bound S cannot be computed at run time" in e.value.format()
 
 
 @pytest.mark.parametrize("text,sizes", [(WINDOWS, [(2, 14, 21, 4), (1, 7, 7, 4)]),
+                                        (SLICE, [(2, 8, 4), (1, 13, 4)]),
                                         (SHUFFLE, [(2, 3, 8, 8), (1, 3, 11, 5)]),
                                         (PAD, [(2, 2, 9, 15), (1, 2, 14, 3)])])
 def test_exports_compute_the_sizes_from_their_inputs(text, sizes, tmp_path):
@@ -169,7 +287,7 @@ def test_exports_compute_the_sizes_from_their_inputs(text, sizes, tmp_path):
     with torch.no_grad():
         want = model(other)
     # ONNX keeps N, H and W dynamic: the sizes are computed in the graph
-    file = to_onnx(model, graph, tmp_path / "m.onnx", example_inputs(graph, model, dims=dict(zip("NHW", (2, 14, 14)))))
+    file = to_onnx(model, graph, tmp_path / "m.onnx", example_inputs(graph, model, dims={"N": 2, "H": 14, "W": 14, "T": 8}))
     session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {session.get_inputs()[0].name: other.numpy()})
     torch.testing.assert_close(torch.from_numpy(np.asarray(got)), want, atol=1e-5, rtol=1e-5)

@@ -101,7 +101,7 @@ def test_char_transformer_matches_char_lstm_in_the_same_budget(tmp_path, capsys)
     text.write_text(lee_text()[:240_000], encoding="utf-8")
     budget = dict(epochs=6, lr=0.01, batch_size=32, seed=0, data_options={"seq_len": 64}, **QUICK)
     runs = {name: train(SPECS / f"{name}.yaml", f"text:{text}", params=params, out=str(tmp_path / name), **budget)
-            for name, params in (("char_transformer", dict(seq_len=64, dropout=0.0)),
+            for name, params in (("char_transformer", dict(dropout=0.0)),
                                  ("char_lstm", dict(embed=32, hidden=64, layers=1, dropout=0.0)))}
     transformer, lstm = runs["char_transformer"], runs["char_lstm"]
     assert transformer.data.task == lstm.data.task == "language_model"

@@ -10,6 +10,9 @@ import torch
 import torchvision
 
 import specgraph
+from specgraph.expand.expander import expand
+from specgraph.ir.dims import symbol
+from specgraph.ir.tensor_type import TensorType
 from conftest import SPECS
 from export_cases import randomize_norm_stats
 from test_torchvision_parity import _randomized, n_params
@@ -23,7 +26,10 @@ def assert_matches_torchvision(spec: str, params: dict, ref: torch.nn.Module, si
     outputs on a [2, 3, size, size] input; returns (ours, ref), both in eval mode."""
     ref = _randomized(ref, seed=seed)
     randomize_norm_stats(ref, seed=seed + 1)  # a fresh batch norm is the identity: it would hide a misplaced one
-    ours = specgraph.build(SPECS / f"{spec}.yaml", **params)
+    # the spec declares [N, 3, 224, 224] (299 for inception_v3), which its built model checks each
+    # call against: at another size, the graph is inferred at that size (as `--input` would)
+    image = TensorType((symbol("N"), 3, size, size))
+    ours = specgraph.build(expand(specgraph.load(SPECS / f"{spec}.yaml", **params), input_shapes={"image": image}))
     assert n_params(ours) == n_params(ref) and (expected is None or n_params(ref) == expected)
     assert list(ours.state_dict()) == list(ref.state_dict())
     ours.load_state_dict(ref.state_dict(), strict=True)
@@ -159,7 +165,7 @@ def test_mnasnet_matches_torchvision(params, ctor, expected, size):
     # (1 - 0.9997); dropout draws the same mask from the same seed
     ours.train()
     ref.train()
-    x = torch.randn(4, 3, 64, 64)
+    x = torch.randn(4, 3, size, size)  # the size `ours` was inferred at
     torch.manual_seed(7)
     got = ours(x)
     torch.manual_seed(7)

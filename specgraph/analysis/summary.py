@@ -17,6 +17,7 @@ torchinfo's ``depth`` does.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -161,6 +162,21 @@ class Summary:
         fmt = lambda row: "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
         rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
         return "\n".join([f"{self.name}", fmt(head), rule, *map(fmt, body), rule, fmt(foot), *self.memory_lines()])
+
+    def __repr__(self) -> str:
+        macs = _macs(self.total_macs) or "0"
+        return f"<Summary {self.name}: {len(self.nodes)} nodes, {self.total_params:,} params, {macs} MACs>"
+
+    def _repr_html_(self) -> str:
+        """The table in a notebook (Jupyter calls this): the same cells as ``str(summary)``."""
+        def row(cells, tag="td"):
+            return "<tr>" + "".join(f'<{tag} style="text-align:{"right" if i >= 3 else "left"}">{html.escape(c)}</{tag}>'
+                                    for i, c in enumerate(cells)) + "</tr>"
+
+        lines = "".join(f"<br>{html.escape(line)}" for line in self.memory_lines())
+        return (f"<div><b>{html.escape(self.name)}</b><table><thead>{row(self.columns(), 'th')}</thead><tbody>"
+                + "".join(row(self.cells(r)) for r in self.rows)
+                + f"</tbody><tfoot>{row(self.total_cells(), 'th')}</tfoot></table>{lines}</div>")
 
 
 def _macs(m: int | None) -> str:

@@ -7,6 +7,10 @@ imports the package first) has every command.
 Exit codes: 0 success, 1 the spec has errors (printed compiler-style), 2 usage error.
 A Python traceback reaching the user is a bug: unexpected exceptions are reported as an
 internal error with a request to file it, and exit 3.
+
+The SPEC argument of every command is a file path, whatever its suffix; it is YAML text only
+when asked: ``-`` reads the text from stdin, ``--text`` takes the argument itself as the text.
+A folder or a FIFO named as SPEC is an E108 error, never read (see :func:`spec_source`).
 """
 
 from __future__ import annotations
@@ -20,18 +24,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..diagnostics import SpecError
+from ..diagnostics import Diagnostic, Location, SpecError
 from ..lang.limits import DEFAULT_LIMITS, Limits
+from ..lang.spec import YamlText
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Compile YAML graph specs of neural networks: check, summarize, build, render.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SetOpt = typer.Option(None, "--set", "-s", help="override a spec param: KEY=VALUE (VALUE read as YAML)")
 LimitOpt = typer.Option(None, "--limit", help="raise a resource limit: NAME=VALUE (see docs/errors.md)")
 IncludeRootOpt = typer.Option(None, "--include-root", help="folder that includes may reach (default: the spec's folder)")
-SpecArg = typer.Argument(..., help="the spec file")
+SpecArg = typer.Argument(..., metavar="SPEC", help="the spec file (any suffix); '-' reads the YAML from stdin")
+TextOpt = typer.Option(False, "--text", help="SPEC is the YAML text itself, not a file path")
 
 OutputFormat = Literal["text", "json"]
 Optimize = Literal["inference"]
@@ -125,12 +130,17 @@ def error_count(n: int) -> str:
     return f"{n} error{'s' if n != 1 else ''}"
 
 
-def guarded(action: Callable[[], Any], json_errors: bool = False) -> Any:
-    """Run a command body, turning SpecError into exit code 1 and any other exception into 3."""
+def guarded(action: Callable[[], Any], json_errors: bool = False,
+            report: Optional[Callable[[SpecError], None]] = None) -> Any:
+    """Run a command body, turning SpecError into exit code 1 and any other exception into 3.
+
+    A SpecError is printed (as JSON with ``json_errors``), or handed to ``report`` when given."""
     try:
         return action()
     except SpecError as e:
-        if json_errors:
+        if report is not None:
+            report(e)
+        elif json_errors:
             print(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in e.diagnostics]}, indent=2))
         else:
             err.print(e.format(), markup=False)
@@ -150,12 +160,45 @@ def guarded(action: Callable[[], Any], json_errors: bool = False) -> Any:
         raise typer.Exit(3)
 
 
-def check_spec(spec: Path | str, sets, limit, include_root: Optional[Path] = None):
-    """Load and check ``spec`` with the --set, --limit and --include-root options (raises SpecError)."""
+STDIN = "<stdin>"
+
+
+def spec_source(spec: str | Path, text: bool = False, limit=None) -> Path | YamlText:
+    """What a command's SPEC argument names: a file path, unless ``--text`` (the argument is the
+    YAML) or ``-`` (the YAML is read from stdin, at most the max_file_bytes limit: E104 beyond)."""
+    if text:
+        return YamlText(str(spec), "<text>")
+    if str(spec) != "-":
+        if "\n" in str(spec) and not Path(spec).exists():  # text where a path belongs: say how to pass text
+            first = str(spec).strip().splitlines()[0][:60] if str(spec).strip() else ""
+            raise SpecError(Diagnostic("E108", "file not found; SPEC is a file path, and this looks like YAML text",
+                                       Location(first, 1, 1), hint="pass the text with --text, or '-' to read stdin"))
+        return Path(spec)
+    most = limits(limit).max_file_bytes
+    data = sys.stdin.buffer.read(most + 1)
+    if len(data) > most:
+        raise SpecError(Diagnostic("E104", f"stdin holds more than {most} bytes", Location(STDIN, 1, 1),
+                                   hint="raise it with --limit max_file_bytes=N"))
+    try:
+        return YamlText(data.decode("utf-8").removeprefix("\ufeff"), STDIN)
+    except UnicodeDecodeError as e:
+        raise SpecError(Diagnostic("E105", f"stdin is not valid UTF-8 (byte 0x{data[e.start]:02X})",
+                                   Location(STDIN, 1, 1), hint="send UTF-8 text")) from None
+
+
+def load_spec(spec: str | Path, limit, include_root: Optional[Path] = None, text: bool = False):
+    """Load ``spec`` (see :func:`spec_source`) with the --limit and --include-root options (raises SpecError)."""
     from .. import api
 
-    loaded = api.load(str(spec), limits=limits(limit), include_root=str(include_root) if include_root else None)
-    return api.check(loaded, **overrides(sets))
+    return api.load(spec_source(spec, text, limit), limits=limits(limit),
+                    include_root=str(include_root) if include_root else None)
+
+
+def check_spec(spec: str | Path, sets, limit, include_root: Optional[Path] = None, text: bool = False):
+    """Load and check ``spec`` with the --set, --limit, --include-root and --text options (raises SpecError)."""
+    from .. import api
+
+    return api.check(load_spec(spec, limit, include_root, text), **overrides(sets))
 
 
 def print_warnings(graph) -> None:
@@ -177,6 +220,33 @@ def print_summary(s) -> None:
     out.print(table)
     for line in s.memory_lines():
         out.print(line, markup=False)
+
+
+# ---------------------------------------------------------------- what every command shares
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        out.print(f"specgraph {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def common(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                        help="print specgraph's version and exit"),
+           plugin: Optional[List[str]] = typer.Option(
+               None, "--plugin", "-p", metavar="MODULE",
+               help="import this module of user ops first (repeatable; also $SPECGRAPH_PLUGINS, comma-separated). "
+                    "It is found in the current folder or the installed packages")) -> None:
+    """Compile YAML graph specs of neural networks: check, summarize, build, render, export, train."""
+    from .plugins import PluginError, load_plugins, plugin_names
+
+    try:
+        load_plugins(plugin_names(plugin))
+    except PluginError as e:
+        err.print(f"error: {e}", markup=False)
+        raise typer.Exit(2)
 
 
 def main() -> None:

@@ -9,13 +9,14 @@ from typing import List, Literal, Optional
 import typer
 
 from ..diagnostics import SpecError
-from .app import LimitOpt, SetOpt, SpecArg, app, err, error_count, guarded, limits, one_of, out, overrides
+from .app import LimitOpt, SetOpt, SpecArg, TextOpt, app, err, error_count, guarded, load_spec, one_of, out, overrides
+from .paths import writable_file, writable_folder, write_failed
 
 RankDir = Literal["TB", "LR", "BT", "RL"]
 
 
 @app.command()
-def render(spec: Path = SpecArg,
+def render(spec: str = SpecArg,
            output: Optional[Path] = typer.Option(None, "-o", "--output",
                                                  help="file to write (default: <spec name>.<format>; '-' for stdout)"),
            format: Optional[str] = typer.Option(None, "--format", "-f",
@@ -29,13 +30,12 @@ def render(spec: Path = SpecArg,
                                                          case_sensitive=False)),
            no_shapes: bool = typer.Option(False, "--no-shapes", help="leave the tensor shapes off the edges"),
            rolled: bool = typer.Option(False, "--rolled", help="draw a run of identical blocks once, marked ×N"),
-           set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt):
+           set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt, text: bool = TextOpt):
     """Draw the spec: a Graphviz diagram (clusters per block, a shape on every edge), or with
     -o NAME.html the interactive viewer (pan, zoom, open blocks, search, a panel per node).
 
     A spec with errors is drawn up to the failure, failing nodes in red; exit code 1.
     """
-    from .. import api
     from ..render.dot import render_partial
     import graphviz
 
@@ -48,7 +48,11 @@ def render(spec: Path = SpecArg,
     if fmt not in FORMATS + ("html",):
         raise typer.BadParameter(f"expected one of {', '.join(FORMATS + ('html',))}, found {fmt!r}",
                                  param_hint="--format")
-    loaded = guarded(lambda: api.load(str(spec), limits=limits(limit)).with_params(**overrides(set_)))
+    if output is not None and str(output) != "-":  # a path that cannot be written: said before the work
+        guarded(lambda: writable_file(output, "-o"))
+    loaded = guarded(lambda: load_spec(spec, limit, text=text).with_params(**overrides(set_)))
+    if output is None:  # the default name, known now
+        guarded(lambda: writable_file(Path(f"{loaded.name}.{fmt}"), "-o"))
     if fmt == "html":
         static = [name for name, given in (("--depth", depth is not None), ("--collapse", collapse),
                                            ("--only", only), ("--rolled", rolled), ("--no-shapes", no_shapes),
@@ -92,7 +96,14 @@ def _write(data: bytes, output: Optional[Path], name: str, fmt: str) -> None:
         sys.stdout.flush()
     else:
         target = output or Path(f"{name}.{fmt}")
-        target.write_bytes(data)
+
+        def write():
+            try:
+                target.write_bytes(data)
+            except OSError as e:
+                raise write_failed(e, target, "-o") from None
+
+        guarded(write)
         out.print(f"wrote {target}", markup=False)
 
 
@@ -112,6 +123,9 @@ def render_all(spec_dir: Path = typer.Argument(Path("specs"), help="folder of sp
     """Render every spec to OUT_DIR/<name>.svg, and its interactive viewer to OUT_DIR/<name>.html
     (what `make render` runs; --check compares the SVGs only: the pages are not versioned)."""
     from ..render.files import GraphvizMissing, render_all as run_all, stale
+
+    if not check:
+        guarded(lambda: writable_folder(out_dir, "OUT_DIR"))
 
     def go():
         try:

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from .app import app, guarded, out
+from .paths import writable_file, write_failed
 
 
 @app.command()
@@ -20,9 +21,17 @@ def schema(output: Optional[Path] = typer.Option(None, "-o", "--output", help="f
     """
     from ..api import schema_text
 
+    if output is not None:
+        guarded(lambda: writable_file(output, "-o"))
     text = guarded(schema_text)
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        def write():
+            try:
+                output.write_text(text, encoding="utf-8")
+            except OSError as e:
+                raise write_failed(e, output, "-o") from None
+
+        guarded(write)
         out.print(f"wrote {output}", markup=False)

@@ -9,7 +9,7 @@ from typing import List, Literal, Optional
 
 import typer
 
-from .app import (LimitOpt, OutputFormat, SetOpt, SpecArg, app, check_spec, dims, err, guarded, known_dims, one_of,
+from .app import (LimitOpt, OutputFormat, SetOpt, SpecArg, TextOpt, app, check_spec, dims, err, guarded, known_dims, one_of,
                   print_summary)
 
 Optimizer = Literal["adam", "adamw", "sgd"]
@@ -28,8 +28,8 @@ def _budget(text: Optional[str]) -> Optional[int]:
 
 
 @app.command()
-def summary(spec: Path = SpecArg,
-            set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt,
+def summary(spec: str = SpecArg,
+            set_: Optional[List[str]] = SetOpt, limit: Optional[List[str]] = LimitOpt, text: bool = TextOpt,
             batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
                                                      help="batch size (the dim N) for the memory columns, the "
                                                           "shapes and the training step [default: 1]"),
@@ -68,7 +68,7 @@ def summary(spec: Path = SpecArg,
     for given, option in ((optimizer, "--optimizer"), (precision, "--precision")):
         if given is not None and not train and budget is None:  # an option that would change nothing
             raise typer.BadParameter("applies to the training step: give --train or --fit too", param_hint=option)
-    graph = guarded(lambda: check_spec(spec, set_, limit), json_errors=format == "json")
+    graph = guarded(lambda: check_spec(spec, set_, limit, text=text), json_errors=format == "json")
     known_dims(sizes, graph)
 
     def go():

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Callable, List, Literal, Optional, Union, get_args, get_origin
 
 import typer
+from pydantic_core import PydanticUndefined
 
 from ..train.config import TrainConfig
-from .app import SetOpt, SpecArg, app, err, guarded, key_values, overrides, yaml_value
+from .app import SetOpt, SpecArg, TextOpt, app, err, guarded, key_values, overrides, spec_source, yaml_value
 
 _DESCRIPTION: Any = object()  # CliSays.help's default: the field's own description
 
@@ -42,7 +43,6 @@ class CliSays:
     metavar: Optional[str] = None
 
 
-NO_HELP = CliSays(help=None)
 CLI_SAYS: dict[str, CliSays] = {
     "data": CliSays(short="-d", help="dataset: fashion-mnist, digits, imagefolder:PATH, sunspots, co2, csv:PATH, "
                                      "lee, text:PATH, nuclei, segfolder:PATH"),
@@ -52,17 +52,10 @@ CLI_SAYS: dict[str, CliSays] = {
              "0.8,0.1,0.1). lee, text: min_count, subsample, window (word2vec), seq_len (LM), split; "
              "sunspots, co2, csv: window, horizon, split; nuclei, segfolder: size, stride, split; "
              "digits, imagefolder: split. See docs/training.md"),
-    "epochs": NO_HELP, "batch_size": NO_HELP, "lr": NO_HELP, "weight_decay": NO_HELP, "num_nodes": NO_HELP,
-    "seed": NO_HELP,
-    "optimizer": CliSays(help="sgd | adam | adamw"),
-    "lr_schedule": CliSays(help="constant | linear | cosine: the lr over the run's steps (linear: down to 0)"),
     "early_stop": CliSays(help="patience: validation checks without improvement"),
     "monitor": CliSays(help="metric for early stopping and the best checkpoint (val_loss)"),
     "grad_clip": CliSays(help="clip the gradient norm to this"),
-    "precision": CliSays(help="32 | bf16-mixed | 16-mixed"),
-    "accelerator": CliSays(help="cpu | gpu | auto"),
     "devices": CliSays(help="devices per node (a number, or auto)"),
-    "strategy": CliSays(help="auto | ddp | fsdp"),
     "init_from": CliSays(path=True, help="checkpoint or state_dict to start from (partial, by name)"),
     "freeze": CliSays(help="glob of parameter/module names to freeze (repeatable)"),
     "augment": CliSays(help="flip, vflip, crop[:PAD], rotation[:DEG], brightness[:F], contrast[:F] (repeatable)"),
@@ -147,6 +140,8 @@ def config_option(name: str, field: Any) -> ConfigOption:
     flags = (flag,) + ((says.short,) if says.short else ())
     help_text = (field.description or None) if says.help is _DESCRIPTION else says.help
     extra.setdefault("metavar", says.metavar)
+    if help_text and kind is not bool and field.default not in (None, PydanticUndefined):
+        help_text += f" \\[default: {field.default}]"  # TrainConfig's (the option itself defaults to "not given")
     info = typer.Option(False if kind is bool else None, *flags, help=help_text, **extra)
 
     def setting(value: Any) -> Any:
@@ -174,17 +169,18 @@ _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 def _signature(options: list[ConfigOption]) -> inspect.Signature:
     """What typer reads the options from: spec, the fields' options (--config after CONFIG_AFTER), --set."""
-    own = {"spec", "config", "set_"}
+    own = {"spec", "config", "set_", "text"}
     clash = own & {o.param for o in options}
     if clash:
         raise TypeError(f"TrainConfig fields {sorted(clash)} clash with the train command's own options")
-    params = [inspect.Parameter("spec", _KEYWORD, default=SpecArg, annotation=Path)]
+    params = [inspect.Parameter("spec", _KEYWORD, default=SpecArg, annotation=str)]
     for o in options:
         params.append(inspect.Parameter(o.param, _KEYWORD, default=o.info, annotation=o.annotation))
         if o.field == CONFIG_AFTER:
             params.append(inspect.Parameter("config", _KEYWORD, annotation=Optional[Path], default=typer.Option(
                 None, "--config", "-c", help="YAML file of training settings")))
     params.append(inspect.Parameter("set_", _KEYWORD, default=SetOpt, annotation=Optional[List[str]]))
+    params.append(inspect.Parameter("text", _KEYWORD, default=TextOpt, annotation=bool))
     return inspect.Signature(params)
 
 
@@ -219,7 +215,8 @@ def train(**given: Any) -> None:
     def go():
         from ..train import train as run
 
-        return run(str(given["spec"]), config=str(config) if config else None, params=params, **settings)
+        return run(spec_source(given["spec"], given["text"]), config=str(config) if config else None, params=params,
+                   **settings)
 
     from ..train.rundir import TrainingInterrupted
 

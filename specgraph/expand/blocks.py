@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..diagnostics import SpecError, did_you_mean
 from ..ir.graph import Graph, GraphBuilder, OutputInfo, Scope, Value
 from ..ir.tensor_type import TensorType
+from ..ir.written import Written
 from ..lang.expr import is_expression
 from ..lang.marked_yaml import Source
 from ..lang.document import NODE_KEYS, BlockDef, NodeDef
@@ -27,6 +28,7 @@ from .reporting import Poisoned
 from .requirements import check_requirements, split_requirements
 from .scope import Ctx, Env, Namer, Result, numbered_namer, parent_scope
 from .symbolic import concrete_size_fix
+from . import written as record
 
 if TYPE_CHECKING:  # pragma: no cover
     from .expander import Expander
@@ -140,9 +142,11 @@ class Blocks:
                                      f"declare {names} in the params or `uses:` of {caller}")
         return {n: ctx.params[n] for n in wanted if n in ctx.params}
 
-    def expand_block(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+    def expand_block(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None,
+                     written: Written | None = None) -> Result:
         src = ctx.source
         here = ctx.namer.peek(name)
+        written_block = nd.block
         block_name, block, bsrc, bpath = self.lookup_block(nd, ctx, ypath, index, here)
         nd = nd.model_copy(update={"block": block_name})
         path = None if nd.inline else ctx.namer.name(name)
@@ -155,12 +159,19 @@ class Blocks:
         if late:
             check_requirements(self.ex, late, Env(values, _views(bound), {}), bsrc, bpath + ("require",), path or here)
         location = src.location(ypath, key=True)
+        made = record.finish(written, ctx, ref=written_block, ref_value=nd.block, raw=nd.extras, values=values)
+        # a name the block `uses:` and the node does not give is given as the caller's same name
+        used = {n: f"${n}" for n in block.uses if n not in nd.extras and n in ctx.params}
+        frame = record.block_frame(made, nd.block, block, self.decl_cache[id(block)], values, {**used, **nd.extras},
+                                   ctx, path,
+                                   [(port, ref) for port, ref, _ in block_outputs(block, bpath)], bound)
         if path is not None:
-            self.ex.g.add_scope(Scope(path, "block", nd.block, values, location, inputs, parent=parent_scope(ctx)))
+            self.ex.g.add_scope(Scope(path, "block", nd.block, values, location, inputs, parent=parent_scope(ctx),
+                                      frame=frame))
         inner = Ctx(bsrc, bpath + ("nodes",), values, _views(bound),
                     ctx.namer if path is None else Namer(path, False),
                     ctx.scope if path is None else ctx.scope + (path,), ctx.blocks + (nd.block,),
-                    first_input=next(iter(bound.values()), None))
+                    first_input=next(iter(bound.values()), None), frame=frame)
         self.ex.expand_mapping(block.nodes, inner)
         result: Result = {}
         for port, ref, opath in block_outputs(block, bpath):
@@ -232,16 +243,17 @@ class Blocks:
                              src, ypath + (("from",) if nd.from_ is not None else ()), key=nd.from_ is None, path=path)
         return dict(zip(names, inputs))
 
-    def expand_seq(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+    def expand_seq(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None,
+                   written: Written | None = None) -> Result:
         src = ctx.source
         path = ctx.namer.peek(name)
         if nd.inline:
-            inner = replace(ctx, namer=numbered_namer(ctx.namer))
+            inner = replace(ctx, namer=numbered_namer(ctx.namer), seq=written)
         else:
             path = ctx.namer.name(name)
             self.ex.g.add_scope(Scope(path, "seq", "seq", location=src.location(ypath, key=True), parent=parent_scope(ctx),
-                                      inputs=inputs))
-            inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,))
+                                      inputs=inputs, written=written))
+            inner = replace(ctx, namer=Namer(path, True), scope=ctx.scope + (path,), seq=written)
         result: Result | None = None
         if len(inputs) > 1:
             raise self.ex.error("E408", f"a seq takes one input, found {len(inputs)}", src, ypath + ("from",), path=path)
@@ -258,7 +270,8 @@ class Blocks:
                     raise self.ex.error("E204", "a seq item takes the previous item's output; `from` is not allowed "
                                         "here", src, ipath + ("from",), key=True, path=inner.namer.peek(str(i)),
                                         hint="use a mapping of named nodes for branching")
-                result = self.ex.expand_node(str(i), item, inputs, inner, ipath, in_seq=True, index=index)
+                result = self.ex.expand_node(str(i), item, inputs, inner, ipath, in_seq=True, index=index,
+                                             reads=(str(i - 1) if i else None,))
             except Poisoned:  # the items after it read what failed: only their own text is checked
                 check_seq_items(self.ex, nd, i + 1, ctx, ypath, Namer(path, False), index)
                 raise

@@ -28,6 +28,7 @@ from typing import Any, Mapping
 from ..diagnostics import Diagnostic, Location, SpecError
 from ..ir.dims import Sym
 from ..ir.graph import Graph, GraphBuilder, Node, Scope, Value
+from ..ir.written import Written
 from ..ir.tensor_type import TensorType
 from ..lang.document import NodeDef
 from ..lang.expr import ExprError, evaluate, is_expression, referenced_names, spending, value_location
@@ -43,10 +44,11 @@ from .observer import Attempt, ExpansionObserver
 from .op_nodes import OpNodes, reads_nothing
 from .order import dependencies, dependency_order
 from .own_text import check_own_text
-from .references import References
+from .references import References, refs
 from .reporting import POISONED, InstanceDiagnostics, Poisoned
 from .requirements import check_requirements, split_requirements
 from .scope import Ctx, Namer, Result, copy_names, numbered_namer, parent_scope
+from . import written as record
 from .symbolic import concrete_size_fix, needs_a_number_hint
 from .unused import unused_names
 
@@ -87,6 +89,7 @@ class Expander:
         self.observer = observer or ExpansionObserver()
         self.diags = InstanceDiagnostics(self.observer.diagnostic_reported)
         self.g = GraphBuilder()  # the graph being made (a scan's cell swaps in its own)
+        self.top = self.g  # the spec's own graph, whose inputs sizes may be read from (op_nodes.size_sources)
         self.blocks = Blocks(self)
         self.boundary = Boundary(self)
         self.op_nodes = OpNodes(self)
@@ -124,11 +127,13 @@ class Expander:
                              report=self.diags.add, given_as="given as an override",
                              where=lambda n: src.location(declared + ((n,) if n in decls else ()), key=True)) or {}
         self.diags.raise_if_errors()
+        bound = params
         early, late = split_requirements(doc.require, (*doc.let, *doc.inputs))
         if early:  # those that read no `let` value (nor an input) guard them: checked first
             check_requirements(self, early, params, src, ("require",), None)
         params = self.blocks.bind_let(doc.let, params, src, ("let",), None)
         self.diags.raise_if_errors()
+        self.g.frame = record.graph_frame(decls, bound, doc.let, params, doc.inputs, doc.doc)
         names: dict[str, Result | None] = {}
         for name, raw in doc.inputs.items():
             t = self.input_shapes.get(name) or self.boundary.input_type(name, raw, params)
@@ -144,7 +149,7 @@ class Expander:
         if names:  # a node without `from` at the top of the graph reads the first input
             result = next(iter(names.values()))
             first = POISONED if result is None else result["out"]
-        ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first)
+        ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first, frame=self.g.frame)
         if late:  # a combination of params refused: what follows would build another model
             check_requirements(self, late, ctx.env(), src, ("require",), None)
             self.diags.raise_if_errors()
@@ -187,6 +192,10 @@ class Expander:
             ypath = ctx.base + (name,)
             nd = defs[name]
             path = ctx.namer.peek(name)
+            i = position[name]
+            # the names its inputs are written as (a `from:` expression: the names it chose)
+            reads = (tuple(refs(froms[name])) if froms[name] is not None else () if reads_nothing(nd) else
+                     (written[i - 1],) if i else (None,))
             try:
                 inputs = self.inputs_of(nd, froms[name], position[name], written, ctx, ypath, path)
             except Poisoned:  # an input failed: only the mistakes of the node's own text are told
@@ -194,7 +203,7 @@ class Expander:
                 ctx.names[name] = None
                 continue
             try:
-                ctx.names[name] = self.expand_node(name, nd, inputs, ctx, ypath, in_seq=False)
+                ctx.names[name] = self.expand_node(name, nd, inputs, ctx, ypath, in_seq=False, reads=reads)
             except Poisoned:
                 ctx.names[name] = None
         return {n: ctx.names.get(n) for n in written}
@@ -233,8 +242,9 @@ class Expander:
 
     # ---- nodes ---------------------------------------------------------------------------
     def expand_node(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
-                    in_seq: bool, index: int | None = None) -> Result:
-        """Expand one node definition (with its `when` and `repeat`) and return its outputs."""
+                    in_seq: bool, index: int | None = None, reads: tuple = ()) -> Result:
+        """Expand one node definition (with its `when` and `repeat`) and return its outputs;
+        ``reads``: the names its inputs are written as (recorded, ir/written.py)."""
         src = ctx.source
         extra = {"index": index} if index is not None else {}
         here = ctx.namer.peek(name)  # the node's path, for errors found before it is named
@@ -249,6 +259,7 @@ class Expander:
         # A repeated node whose `when:` reads `index` decides copy by copy; any other `when:`, once.
         per_copy = nd.repeat is not None and "index" in referenced_names(nd.when)
         if nd.when is not None and not per_copy and not self.keep(nd.when, ctx.env(extra), src, ypath, here):
+            self.g.skip(record.start(nd, ctx, name, when=False, reads=reads))
             return self.pass_through(inputs, src, ypath, here)
         if nd.repeat is not None:
             count = self.evaluate(nd.repeat, ctx.env(extra), src, ypath + ("repeat",), here)
@@ -263,6 +274,7 @@ class Expander:
                 raise self.error("E603", f"repeat {count} exceeds the limit of {self.limits.max_repeat}", src, ypath + ("repeat",),
                                  path=here, hint="raise it with --limit max_repeat=N")
             if count == 0:
+                self.g.skip(record.start(nd, ctx, name, when=nd.when is not None or None, count=0, reads=reads))
                 return self.pass_through(inputs, src, ypath, here)
             single = nd.model_copy(update={"repeat": None, "when": None, "name": None})
             if nd.name is not None and (in_seq or nd.inline and ctx.namer.numbered):
@@ -278,7 +290,8 @@ class Expander:
             else:
                 path = ctx.namer.name(name)
                 self.g.add_scope(Scope(path, "seq", "repeat", location=src.location(ypath, key=True),
-                                       parent=parent_scope(ctx), inputs=inputs))
+                                       parent=parent_scope(ctx), inputs=inputs,
+                                       written=record.start(nd, ctx, name, when=True, count=count, reads=reads)))
                 inner = replace(ctx, namer=Namer(path, nd.name is None), scope=ctx.scope + (path,))
             names = copy_names(self, nd.name, count, ctx, extra, ypath, here) if nd.name is not None else None
             result: Result | None = None
@@ -286,14 +299,18 @@ class Expander:
                 if result is not None:  # only a copy followed by another must have one output
                     inputs = [single_output(result, src, ypath, self)]
                 if per_copy and not self.keep(nd.when, ctx.env({**extra, "index": i}), src, ypath, here):
+                    self.g.skip(record.start(nd, ctx, name, when=False, count=count, copy=i, reads=reads))
                     result = self.pass_through(inputs, src, ypath, here)
                     continue
-                result = self.expand_single(names[i] if names else name, single, inputs, inner, ypath, index=i)
+                made = record.start(nd, ctx, name, when=nd.when is not None or None, count=count, copy=i, reads=reads)
+                result = self.expand_single(names[i] if names else name, single, inputs, inner, ypath, index=i,
+                                            written=made)
             return result  # type: ignore[return-value]
         if nd.name is not None:
             raise self.error("E204", "`name` names the copies of a `repeat`; this node is not repeated", src,
                              ypath + ("name",), key=True, path=here, hint="rename the node itself instead")
-        return self.expand_single(name, nd, inputs, ctx, ypath, index=index)
+        made = record.start(nd, ctx, name, when=nd.when is not None or None, reads=reads)
+        return self.expand_single(name, nd, inputs, ctx, ypath, index=index, written=made)
 
     def keep(self, when: Any, env: Mapping, src: Source, ypath: tuple, here: str) -> bool:
         """The value of a `when:`, which must be true or false."""
@@ -310,22 +327,22 @@ class Expander:
         return {"out": inputs[0]}
 
     def expand_single(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
-                      index: int | None = None) -> Result:
+                      index: int | None = None, written: Written | None = None) -> Result:
         kind = next(k for k in ("op", "block", "scan", "seq") if getattr(nd, k) is not None)
         what = {"op": nd.op, "block": f"block {nd.block}", "scan": f"scan {nd.scan}", "seq": "seq"}[kind]
         attempt = Attempt(ctx.namer.peek(name), kind, str(what), tuple(inputs), tuple(ctx.scope))
         self.observer.node_begun(attempt)
         try:
             if nd.op is not None:
-                result = self.op_nodes.expand_op(name, nd, inputs, ctx, ypath, index)
+                result = self.op_nodes.expand_op(name, nd, inputs, ctx, ypath, index, written)
             elif nd.block is not None:
-                result = self.blocks.expand_block(name, nd, inputs, ctx, ypath, index)
+                result = self.blocks.expand_block(name, nd, inputs, ctx, ypath, index, written)
             elif nd.scan is not None:
                 from .scan import expand_scan
 
-                result = expand_scan(self, name, nd, inputs, ctx, ypath, index)
+                result = expand_scan(self, name, nd, inputs, ctx, ypath, index, written)
             else:
-                result = self.blocks.expand_seq(name, nd, inputs, ctx, ypath, index)
+                result = self.blocks.expand_seq(name, nd, inputs, ctx, ypath, index, written)
         except Poisoned:
             self.observer.node_ended(attempt, failed=True)
             raise

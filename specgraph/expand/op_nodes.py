@@ -17,16 +17,19 @@ from ..diagnostics import Diagnostic, Location, did_you_mean
 from ..ir.graph import Node, Value
 from ..ir.tensor_type import TensorType
 from ..ir.traits import Trait
+from ..ir.written import Written
 from ..lang.expr import is_expression
 from ..lang.document import NodeDef
 from ..lang.validation import pydantic_diagnostics
 from ..ops import REGISTRY, Op, ShapeError, get_op, op_names
 from ..ops.base import param_meaning
+from ..ops.runtime_sizes import reading_sizes_from
 from ..ops.rules import InputDetail
 from .hints import shape_error_hint
 from .reporting import Poisoned
 from .scope import Ctx, Result
 from .symbolic import op_param_fix
+from . import written as record
 
 if TYPE_CHECKING:  # pragma: no cover
     from .expander import Expander
@@ -48,12 +51,20 @@ def op_keys(op: Op) -> tuple[str, ...]:
     return tuple(op.Params.model_fields) + OP_NODE_KEYS
 
 
+def size_sources(ex: "Expander") -> list[tuple]:
+    """The shapes a run reads sizes from besides an op's own inputs: the spec's inputs, in order
+    (ops/runtime_sizes.py); none inside a scan's cell, whose split graphs take other inputs."""
+    return [t.shape for t in ex.input_types.values()] if ex.g is ex.top else []
+
+
 class OpNodes:
     def __init__(self, ex: "Expander"):
         self.ex = ex
 
-    def expand_op(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None) -> Result:
+    def expand_op(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple, index: int | None,
+                  written: Written | None = None) -> Result:
         ex, src = self.ex, ctx.source
+        written_op = nd.op
         env = ctx.env({"index": index} if index is not None else None)
         here = ctx.namer.peek(name)
         op = self.lookup(nd, env, src, ypath, here)
@@ -74,7 +85,8 @@ class OpNodes:
         in_types = [v.type for v in inputs]
         try:
             op.check_dtypes(in_types)
-            out_types, requires = op.infer_with_requirements(params, in_types)
+            with reading_sizes_from(size_sources(ex)):  # a size may be read from the spec's inputs
+                out_types, requires = op.infer_with_requirements(params, in_types)
             ports = op.output_ports(params)
         except ShapeError as e:
             details = tuple(_relabel(d, inputs) for d in e.details) or tuple(f"{v.ref} -> {v.type}" for v in inputs)
@@ -93,8 +105,9 @@ class OpNodes:
             if isinstance(weights, int) and weights > ex.limits.max_numel:
                 raise ex.error("E602", f"its weights have {weights} elements, over the limit {ex.limits.max_numel}",
                                None, path=path, location=location, hint="raise it with --limit max_numel=N")
+        made = record.finish(written, ctx, ref=written_op, ref_value=op.name, raw=nd.extras, values=values)
         node = Node(path, op, params, tuple(inputs), dict(zip(ports, out_types)), location, ctx.scope,
-                    op.node_traits(params, in_types), requires)
+                    op.node_traits(params, in_types), requires, written=made)
         ex.add_node(node)
         return {port: Value(path, port, t) for port, t in node.outputs.items()}
 

@@ -37,13 +37,17 @@ from ..ops.cell_match import torch_cell
 from ..ops.scan import ScanOp, ScanParams
 from .requirements import check_requirements, split_requirements
 from .scope import Env
+from . import written as record
 
 _SCAN = ScanOp()
 
 
-def expand_scan(ex, name: str, nd, inputs: list[Value], ctx, ypath: tuple, index: int | None) -> dict[str, Value]:
-    """Expand a `scan:` node (see the module docstring); ``ex`` is the running expander."""
+def expand_scan(ex, name: str, nd, inputs: list[Value], ctx, ypath: tuple, index: int | None,
+                written=None) -> dict[str, Value]:
+    """Expand a `scan:` node (see the module docstring); ``ex`` is the running expander, ``written``
+    the node's record (ir/written.py)."""
     src = ctx.source
+    written_cell = nd.scan
     here = ctx.namer.peek(name)
     block_name, block, bsrc, bpath = ex.blocks.lookup_block(nd, ctx, ypath, index, here, key="scan")
     nd = nd.model_copy(update={"block": block_name})
@@ -108,8 +112,9 @@ def expand_scan(ex, name: str, nd, inputs: list[Value], ctx, ypath: tuple, index
                         not_fused=fused if isinstance(fused, str) else "")
     outputs = {"out": TensorType((n, steps, emitted.shape[1]), seq.dtype), **state_types}
     node_inputs = (inputs[0], *init, *context.values())
+    made = record.finish(written, ctx, ref=written_cell, ref_value=block_name, raw=nd.extras, values=values)
     node = Node(path, _SCAN, params, node_inputs, outputs, src.location(ypath, key=True), ctx.scope,
-                _SCAN.node_traits(params, [v.type for v in node_inputs]))
+                _SCAN.node_traits(params, [v.type for v in node_inputs]), written=made)
     ex.add_node(node)
     return {port: Value(path, port, t) for port, t in outputs.items()}
 

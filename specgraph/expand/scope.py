@@ -14,6 +14,7 @@ from typing import Any, Iterator, Mapping
 
 from ..lang.expr import ShapeView
 from ..ir.graph import Value
+from ..ir.written import Frame, Written
 from ..lang.marked_yaml import Source
 from ..lang.names import COPY_NAME_RE, RESERVED_NAMES, TEMPLATE_PART_RE
 from .reporting import Poisoned
@@ -52,6 +53,8 @@ class Ctx:
     scope: tuple[str, ...] = ()  # enclosing scope paths
     blocks: tuple[str, ...] = ()  # block names being instantiated (recursion guard)
     first_input: Value | None = None  # or POISONED
+    frame: Frame | None = None  # the block instance (or graph) as written: ir/written.py
+    seq: Written | None = None  # inside a seq: the seq node, whose items these are
 
     def env(self, extra: dict[str, Any] | None = None) -> "Env":
         return Env(self.params, self.names, extra or {})

@@ -14,6 +14,7 @@ compared by its text: still exact, only less simplifiable.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Union
@@ -238,3 +239,60 @@ def evaluate(d: Dim, sizes: dict[str, int]) -> int:
     for term, coef in d.terms:
         total += coef * (sizes[term] if isinstance(term, str) else evaluate(term, sizes))
     return total // d.div
+
+
+def lower_bound(d: Dim) -> Fraction | None:
+    """A lower bound of ``d`` over every size its symbols may take (each at least 1), or None
+    where none is found.
+
+    Each floor is relaxed to its quotient less what it may cut off — floor(v/k) = v/k - e with
+    e in [0, (k-1)/k] — so that a sum of them is a linear form over the symbols plus an interval,
+    in which terms cancel: 7*⌈W/7⌉ - W is 0*W + [0, 6], at least 0 (padding to a multiple of the
+    window never crops).  A product of dims is a variable of its own, at least the product of its
+    factors' bounds.  The bound is found only where no symbol is left with a negative coefficient.
+    """
+    relaxed = _relaxed(d)
+    if relaxed is None:
+        return None
+    coefs, low, _ = relaxed
+    bound = low
+    for var, coef in coefs.items():
+        if coef < 0:
+            return None
+        if coef > 0:
+            least = Fraction(1) if isinstance(var, str) else _product_bound(var)
+            if least is None:
+                return None
+            bound += coef * least
+    return bound
+
+
+def known_nonnegative(d: Dim) -> bool:
+    """Whether ``d`` >= 0 for every size of its symbols (an integer above -1 is at least 0)."""
+    bound = lower_bound(d)
+    return bound is not None and bound > -1
+
+
+def _product_bound(d: Sym) -> Fraction | None:
+    a, b = lower_bound(d.tree[1]), lower_bound(d.tree[2])
+    return a * b if a is not None and b is not None and a >= 0 and b >= 0 else None
+
+
+def _relaxed(d: Dim) -> tuple[dict, Fraction, Fraction] | None:
+    """``d`` as (coefficients of its variables, low, high): d = sum(c * var) + e, e in [low, high]."""
+    if isinstance(d, int):
+        return {}, Fraction(d), Fraction(d)
+    if d.opaque is not None:
+        return ({d: Fraction(1)}, Fraction(0), Fraction(0)) if d.tree is not None else None
+    coefs: dict = {}
+    low = high = Fraction(d.const)
+    for term, coef in d.terms:
+        inner = ({term: Fraction(1)}, Fraction(0), Fraction(0)) if isinstance(term, str) else _relaxed(term)
+        if inner is None:
+            return None
+        for var, c in inner[0].items():
+            coefs[var] = coefs.get(var, 0) + coef * c
+        ends = (coef * inner[1], coef * inner[2])
+        low, high = low + min(ends), high + max(ends)
+    k = d.div
+    return ({var: c / k for var, c in coefs.items() if c}, low / k - Fraction(k - 1, k), high / k)

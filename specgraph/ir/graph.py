@@ -21,6 +21,7 @@ from ..diagnostics import Diagnostic, Location
 from .requirements import Requirement
 from .tensor_type import TensorType
 from .traits import Trait
+from .written import Frame, Written
 
 
 class _Shared:
@@ -54,7 +55,8 @@ class Node(_Shared):
     ``op`` is the Op instance (specgraph.ops) that computes it, ``params`` its validated params,
     ``outputs`` port -> type in the op's port order, ``traits`` what the op promises for these
     params and inputs (``Op.node_traits``), ``requires`` what its shape rule needs of symbolic
-    sizes that only the input decides (checked when the built module is called).
+    sizes that only the input decides (checked when the built module is called), ``written`` how
+    the spec wrote it (ir/written.py).
     """
 
     path: str
@@ -66,6 +68,7 @@ class Node(_Shared):
     scope: tuple[str, ...] = ()  # enclosing scope paths, outermost first
     traits: frozenset[Trait] = frozenset()
     requires: tuple[Requirement, ...] = ()
+    written: Written | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -75,7 +78,7 @@ class Node(_Shared):
 
     def __reduce__(self):
         return (_node, (self.path, self.op, self.params, self.inputs, dict(self.outputs), self.location, self.scope,
-                        self.traits, self.requires))
+                        self.traits, self.requires, self.written))
 
     @property
     def is_input(self) -> bool:
@@ -101,7 +104,10 @@ def _node(*args: Any) -> Node:
 
 @dataclass(frozen=True)
 class Scope(_Shared):
-    """A block or seq instance: a named group of nodes (a cluster in diagrams)."""
+    """A block or seq instance: a named group of nodes (a cluster in diagrams).
+
+    ``frame``: a block instance's frame (its params as written, its ``let``), ``written``: the
+    node that made a seq or repeat scope (see ir/written.py)."""
 
     path: str
     kind: str  # "block" | "seq"
@@ -111,6 +117,8 @@ class Scope(_Shared):
     inputs: tuple[Value, ...] = ()
     outputs: Mapping[str, Value] = field(default_factory=dict)
     parent: str | None = None
+    frame: Frame | None = None
+    written: Written | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -128,7 +136,10 @@ class OutputInfo:
 @dataclass(frozen=True, eq=False)
 class Graph(_Shared):
     """The compiled network: nodes in creation (= topological) order, scopes, inputs, outputs and
-    the resolved params.  Made by :meth:`GraphBuilder.build`; never changed afterwards."""
+    the resolved params.  Made by :meth:`GraphBuilder.build`; never changed afterwards.
+
+    ``frame`` is the graph as written (its params and ``let``), ``skipped`` the node definitions
+    that ``when: false`` or ``repeat: 0`` switched off (ir/written.py)."""
 
     name: str
     node_map: Mapping[str, Node]
@@ -138,6 +149,8 @@ class Graph(_Shared):
     params: Mapping[str, Any]
     warnings: tuple[Diagnostic, ...] = ()
     dag: Any = field(default=None, repr=False)  # the networkx DiGraph of paths, frozen
+    frame: Frame | None = field(default=None, repr=False)
+    skipped: tuple[Written, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_map", MappingProxyType(dict(self.node_map)))
@@ -146,6 +159,7 @@ class Graph(_Shared):
         object.__setattr__(self, "scopes", MappingProxyType(dict(self.scopes)))
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "skipped", tuple(self.skipped))
         self._validate()
         dag = self.dag if self.dag is not None else _dag(self.node_map.values())
         object.__setattr__(self, "dag", nx.freeze(dag))
@@ -175,7 +189,31 @@ class Graph(_Shared):
 
     def __reduce__(self):
         return (Graph, (self.name, dict(self.node_map), dict(self.inputs), self.outputs, dict(self.scopes),
-                        dict(self.params), self.warnings))
+                        dict(self.params), self.warnings, None, self.frame, self.skipped))
+
+    def __repr__(self) -> str:  # the dataclass's would print every node
+        ins = ", ".join(f"{k} {v}" for k, v in self.inputs.items())
+        outs = ", ".join(f"{o.name} {o.value.type}" for o in self.outputs)
+        return f"<Graph {self.name}: {len(self._op_nodes)} nodes; in: {ins}; out: {outs}>"
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: inputs, outputs, params and the nodes (``specgraph.render(graph)``
+        draws it, ``specgraph.summary(graph)`` counts it)."""
+        import html
+
+        def table(rows) -> str:
+            return "<table>" + "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                                       for r in rows) + "</table>"
+
+        nodes = [(n.path, n.op_name, ", ".join(str(t) for t in n.outputs.values())) for n in self._op_nodes]
+        shown = nodes if len(nodes) <= 60 else nodes[:30] + [("...", f"{len(nodes) - 60} more", "")] + nodes[-30:]
+        return (f"<div><b>Graph {html.escape(self.name)}</b>: {len(nodes)} nodes"
+                + (f", {len(self.warnings)} warnings" if self.warnings else "")
+                + table([("input", k, v) for k, v in self.inputs.items()]
+                        + [("output" + (" (train only)" if o.train_only else ""), o.name, o.value.type)
+                           for o in self.outputs]
+                        + [("param", k, repr(v)) for k, v in self.params.items()])
+                + table(shown) + "</div>")
 
     # ---- reading ----------------------------------------------------------------------------
     @property
@@ -270,6 +308,8 @@ class GraphBuilder:
         self.nodes: dict[str, Node] = {}
         self.scopes: dict[str, Scope] = {}
         self.dag = nx.DiGraph()
+        self.skipped: list[Written] = []
+        self.frame: Frame | None = None
 
     def __contains__(self, path: object) -> bool:
         return path in self.nodes
@@ -301,10 +341,16 @@ class GraphBuilder:
     def finish_scope(self, path: str, outputs: Mapping[str, Value]) -> None:
         self.scopes[path] = replace(self.scopes[path], outputs=dict(outputs))
 
+    def skip(self, written: Written) -> None:
+        """Record a node definition that `when: false` or `repeat: 0` switched off (where it stands
+        among the nodes made: after the ones made so far)."""
+        self.skipped.append(replace(written, position=len(self.nodes)))
+
     def build(self, name: str, outputs: Iterable[OutputInfo], params: Mapping[str, Any],
               warnings: Iterable[Diagnostic] = ()) -> Graph:
         inputs = {n.path: n.out for n in self.nodes.values() if n.is_input}
-        return Graph(name, self.nodes, inputs, tuple(outputs), self.scopes, params, tuple(warnings), self.dag)
+        return Graph(name, self.nodes, inputs, tuple(outputs), self.scopes, params, tuple(warnings), self.dag,
+                     self.frame, tuple(self.skipped))
 
 
 __all__ = ["Value", "Node", "Scope", "OutputInfo", "Graph", "GraphBuilder"]

@@ -15,9 +15,10 @@ Symbols are positive integers (a declared dim is at least 1): :func:`bounds` wor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from .dims import Dim, Sym, evaluate
+from .dims import Dim, Sym, evaluate, lower_bound
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class Requirement:
         if self.multiple_of is not None:
             return _divisibility(self.size, self.multiple_of)
         low, high = bounds(self.size)
-        if low >= self.at_least:
+        proven = lower_bound(self.size)  # floors relaxed, so that terms cancel: 7*⌈W/7⌉ - W >= 0
+        if low >= self.at_least or (proven is not None and math.ceil(proven) >= self.at_least):
             return True
         if high is not None and high < self.at_least:
             return False

@@ -35,9 +35,24 @@ class Spec:
         return Spec(self.doc, self.source, self.library, {**self.overrides, **overrides}, self.limits)
 
 
+class YamlText(str):
+    """A str that is YAML text, whatever it looks like (``specgraph check --text``, stdin):
+    :func:`is_path` never takes it for a file name.  ``name`` is what its diagnostics call it."""
+
+    name: str
+
+    def __new__(cls, text: str, name: str = "<string>") -> "YamlText":
+        made = super().__new__(cls, text)
+        made.name = name
+        return made
+
+
 def is_path(target: object) -> bool:
     """Whether a spec argument names a file — a PathLike, or one line of text ending in .yaml
-    or .yml — rather than being the YAML text itself (the one rule, for every entry point)."""
+    or .yml — rather than being the YAML text itself (the one rule, for every entry point).
+    :class:`YamlText` is text."""
+    if isinstance(target, YamlText):
+        return False
     return isinstance(target, os.PathLike) or (isinstance(target, str) and "\n" not in target
                                                and target.strip().endswith((".yaml", ".yml")))
 
@@ -49,7 +64,8 @@ def load_spec(target: Union[str, os.PathLike], *, limits: Limits = DEFAULT_LIMIT
     if is_path(target):
         data, source = load_yaml_file(target, limits)
     else:
-        data, source = load_yaml_text(target, limits=limits)
+        name = target.name if isinstance(target, YamlText) else "<string>"
+        data, source = load_yaml_text(target, name, limits=limits)
     doc = load_document(data, source, diags)
     diags.raise_if_errors()
     assert doc is not None
@@ -61,4 +77,4 @@ def load_spec(target: Union[str, os.PathLike], *, limits: Limits = DEFAULT_LIMIT
     return Spec(doc, source, library, {}, limits)
 
 
-__all__ = ["Spec", "Library", "is_path", "load_spec"]
+__all__ = ["Spec", "Library", "YamlText", "is_path", "load_spec"]

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Optional
+from typing import Optional, Union
 
 from pydantic import Field
 
-from ..ir.dims import floordiv, is_concrete, mul
+from ..ir.dims import Dim, add, floordiv, is_concrete, known_nonnegative, mul, sub
 from ..ir.traits import Trait
-from .base import Int, Op, OpParams, PositiveInt, ShapeError, normalize_dim
+from .base import Int, Op, OpParams, PositiveInt, ShapeError, arg_type, normalize_dim
 from .registry import register_op
 from .rules import expect_rank, known_dim, require, unless_along_batch
+from .runtime_sizes import emit_size, size_program
+from .shape import SymbolicEntry
 
 
 @register_op
@@ -103,8 +105,16 @@ class Unflatten(Op):
 
 @register_op
 class Slice(Op):
-    """x[start:stop:step] along ``dim`` (Python's rule; negative start/stop count from the end).
-    The dim must be concrete: how much a slice leaves depends on the size."""
+    """x[start:stop:step] along ``dim`` (Python's rule; a negative number counts from the end).
+    start and stop may be expressions over the dims of any tensor in sight: ``stop:
+    "${tokens.shape[1]}"`` keeps the first T rows of a [1, max_len, E] position table. Shape:
+    [.., D, ..] -> [.., ⌈(stop - start)/step⌉, ..].
+
+    The slice must lie inside the dim, 0 <= start < stop <= D (torch would clip a bound past
+    either end silently): what the shapes prove holds is taken, what they refute is an error, and
+    where a bound or the dim is symbolic the rest is checked on every call, the message naming
+    the bounds.
+    """
 
     name = "slice"
     category = "reshape"
@@ -112,27 +122,53 @@ class Slice(Op):
 
     class Params(OpParams):
         dim: Int
-        start: Int = 0
-        stop: Optional[Int] = None
+        start: Union[Int, SymbolicEntry] = 0
+        stop: Optional[Union[Int, SymbolicEntry]] = None
         step: PositiveInt = 1
 
     def node_traits(self, p, inputs):
         return unless_along_batch(self.traits, [p.dim], inputs[0].rank)
 
+    def _shown(self, p) -> str:
+        stop = "" if p.stop is None else p.stop
+        return f"slice [{p.start}:{stop}" + (f":{p.step}]" if p.step != 1 else "]")
+
+    def _bounds(self, p, t) -> tuple[Dim, Dim, bool]:
+        """(start, stop) as positions from the dim's start, and whether the run must check them."""
+        size = t.shape[normalize_dim(p.dim, t.rank)]
+        start = add(size, p.start) if isinstance(p.start, int) and p.start < 0 else p.start
+        stop = size if p.stop is None else add(size, p.stop) if isinstance(p.stop, int) and p.stop < 0 else p.stop
+        unproven = False
+        for gap, fault, code in ((start, "starts before the dim", "E405"), (sub(sub(stop, start), 1), "is empty", "E404"),
+                                 (sub(size, stop), "stops past the end of the dim", "E405")):
+            hint = "keep the bounds inside the dim (torch would clip them silently)"
+            if is_concrete(gap) and gap < 0:
+                raise ShapeError(f"{self._shown(p)} of dim {p.dim} ({size}) of {t} {fault}", code=code, hint=hint)
+            # the input check tells it first, at the node's line (also computed on each call)
+            require(gap, at_least=0, code=code, hint=hint, message=f"{self._shown(p)} of dim {p.dim} of {t} {fault}: "
+                                                                   f"it needs 0 <= {start} < {stop} <= {size}")
+            unproven = unproven or not known_nonnegative(gap)
+        return start, stop, unproven
+
+    def _programs(self, p, t, start, stop) -> list:
+        programs = [size_program(d, t.shape) for d in (start, stop)]
+        for d, program in zip((start, stop), programs):
+            if program is None:
+                raise ShapeError(f"{self._shown(p)}: the bound {d} cannot be computed at run time from the input {t} "
+                                 f"or the spec's inputs", code="E406",
+                                 hint="write the bound from the dims of a tensor in sight (${x.shape[1]})")
+        return programs
+
     def infer(self, p, inputs):
         t = inputs[0]
         axis = normalize_dim(p.dim, t.rank)
         size = t.shape[axis]
-        if is_concrete(size):
-            n = len(range(*slice(p.start, p.stop, p.step).indices(size)))
-        elif (p.start, p.stop, p.step) == (0, None, 1):
-            n = size
-        else:  # how much is left depends on the size (torch gives an empty tensor where it runs out)
-            raise ShapeError(f"slice {p.start}:{'' if p.stop is None else p.stop}:{p.step} of the symbolic dim "
-                             f"{size} of {t} depends on its size", code="E406",
-                             hint="give that input dim a number, not a symbol")
-        if n == 0:
-            raise ShapeError(f"slice {p.start}:{p.stop}:{p.step} of dim {p.dim} ({size}) of {t} is empty", code="E404")
+        # one rule at every size, concrete or not (what checks at a size runs there): the bounds
+        # lie inside the dim, where Python would clip them silently
+        start, stop, _ = self._bounds(p, t)
+        if not all(isinstance(v, int) for v in (size, p.start, 0 if p.stop is None else p.stop)):
+            self._programs(p, t, start, stop)
+        n = floordiv(add(sub(stop, start), p.step - 1), p.step)
         return [t.with_shape((*t.shape[:axis], n, *t.shape[axis + 1:]))]
 
     def view_strides(self, p, shape, strides, out_shape):
@@ -140,7 +176,18 @@ class Slice(Op):
         return tuple(s * p.step if i == axis else s for i, s in enumerate(strides))
 
     def emit(self, p, graph, args):
-        cut = slice(p.start, p.stop, p.step)
+        t = arg_type(args[0])
+        start_v, stop_v = p.start, p.stop
+        if not all(isinstance(v, int) for v in (t.shape[normalize_dim(p.dim, t.rank)], p.start, p.stop or 0)):
+            start, stop, unproven = self._bounds(p, t)
+            positions = [emit_size(graph, args[0], prog) for prog in self._programs(p, t, start, stop)]
+            start_v = start_v if isinstance(start_v, int) else positions[0]
+            stop_v = stop_v if stop_v is None or isinstance(stop_v, int) else positions[1]
+            if unproven:  # what the shapes could not prove, checked on every call
+                size = graph.call_method("size", (args[0], p.dim))
+                texts = (str(start), str(stop), str(t.shape[normalize_dim(p.dim, t.rank)]))
+                stop_v = graph.call_function(slice_stop, (*positions, size, f"{self._shown(p)} of dim {p.dim}", texts))
+        cut = slice(start_v, stop_v, p.step)
         if p.dim >= 0:
             index = (slice(None),) * p.dim + (cut,)
         else:  # counted from the end: an Ellipsis, then the dims after it
@@ -148,8 +195,20 @@ class Slice(Op):
         return graph.call_function(operator.getitem, (args[0], index))
 
     def describe(self, p):
-        stop = "" if p.stop is None else p.stop
-        return f"dim {p.dim} [{p.start}:{stop}" + (f":{p.step}]" if p.step != 1 else "]")
+        return f"dim {p.dim} " + self._shown(p).removeprefix("slice ")
+
+
+def slice_stop(start: int, stop: int, size: int, shown: str, texts: tuple[str, str, str]) -> int:
+    """``stop``, refusing bounds outside 0 <= start < stop <= size: the spec's ``shown`` slice was
+    stated for such sizes only (torch would clip the stop, or give an empty tensor).  ``texts``
+    are the three as the spec's shapes write them."""
+    if not 0 <= start < stop <= size:
+        values = ""  # the symbolic ones, with what they are on this call (plain strings: TorchScript takes them)
+        for text, value in ((texts[0], start), (texts[1], stop), (texts[2], size)):
+            if text != str(value) and (text + " = ") not in values:  # each symbolic one once ([1:T] of T)
+                values += (", " if values else "") + text + " = " + str(value)
+        raise ValueError(f"{shown} needs 0 <= {texts[0]} < {texts[1]} <= {texts[2]}, but this input has " + values)
+    return stop
 
 
 @register_op
@@ -268,4 +327,4 @@ class PixelUnshuffle(_Pixels):
         return graph.call_function(torch.pixel_unshuffle, (args[0], p.factor))
 
 
-__all__ = ["Transpose", "Unflatten", "Slice", "Roll", "ChannelShuffle", "PixelShuffle", "PixelUnshuffle"]
+__all__ = ["Transpose", "Unflatten", "Slice", "slice_stop", "Roll", "ChannelShuffle", "PixelShuffle", "PixelUnshuffle"]

@@ -1,4 +1,4 @@
-"""Normalization: batch, layer, group, instance and local response norm.
+"""Normalization: batch, layer, group, instance, local response and Lp (normalize) norm.
 
 Those with weights or running statistics (train/eval behaviour) build torch modules;
 the feature counts they need are read from the input and must be concrete.
@@ -13,9 +13,9 @@ from pydantic import Field, model_validator
 from ..ir.dims import Dim, product
 from ..ir.tensor_type import TensorType
 from ..ir.traits import Trait
-from .base import FLOAT_DTYPES, Bool, Float, Op, OpParams, PositiveInt, Probability, ShapeError
+from .base import FLOAT_DTYPES, Bool, Float, Int, Op, OpParams, PositiveInt, Probability, ShapeError, normalize_dim
 from .registry import register_op
-from .rules import expect_rank, known_dim, require
+from .rules import expect_rank, known_dim, require, unless_along_batch
 
 Eps = Annotated[Float, Field(gt=0)]
 
@@ -311,3 +311,35 @@ class LocalResponseNorm(Op):
 
     def describe(self, p):
         return f"size {p.size}"
+
+
+@register_op
+class Normalize(Op):
+    """x / max(‖x‖_p, eps) along ``dim`` (torch.nn.functional.normalize; p 2: unit vectors, as
+    Swin V2's cosine attention takes of its queries and keys). Shape: [*] -> [*]."""
+
+    name = "normalize"
+    aliases = ('l2_normalize', 'l2norm', 'unit_norm')
+    category = "norm"
+    input_dtypes = FLOAT_DTYPES
+    traits = frozenset({Trait.ROW_WISE})
+
+    class Params(OpParams):
+        dim: Int = 1  # torch's default
+        p: Annotated[Float, Field(gt=0)] = 2.0
+        eps: Eps = 1e-12
+
+    def node_traits(self, p, inputs):
+        return unless_along_batch(self.traits, [p.dim], inputs[0].rank)
+
+    def infer(self, p, inputs):
+        normalize_dim(p.dim, inputs[0].rank)
+        return [inputs[0]]
+
+    def emit(self, p, graph, args):
+        import torch.nn.functional as F
+
+        return graph.call_function(F.normalize, (args[0],), {"p": float(p.p), "dim": p.dim, "eps": float(p.eps)})
+
+    def describe(self, p):
+        return f"L{p.p:g} along {p.dim}"

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal, Optional, Union
 
 from pydantic import model_validator
 
-from ..ir.dims import add, is_concrete, mul, sub
+from ..ir.dims import add, is_concrete, known_nonnegative, mul, sub
 from .base import FLOAT_DTYPES, Bool, Float, IntPair, NonNegativeInt, Op, OpParams, PositiveInt, ShapeError, arg_type, pair
 from ..ir.traits import Trait
 from .base import input_details, size_text
@@ -275,14 +275,16 @@ class CenterCrop(Op):
 @register_op
 class Pad(Op):
     """Pad the last dims. ``pads`` is [left, right], [left, right, top, bottom] or one more pair
-    (front, back) per dim further in, as in torch.nn.functional.pad. Shape: [.., H, W] ->
-    [.., H + top + bottom, W + left + right].
+    (front, back) per dim further in, as in torch.nn.functional.pad ([0, 0, 0, right, 0, bottom]
+    pads W and H of a channels-last [N, H, W, C]). Shape: [.., H, W] -> [.., H + top + bottom,
+    W + left + right].
 
     An amount may be an expression over the input's dims (``${7 * ((x.width + 6) // 7) - x.width}``
-    pads W to a multiple of 7): computed from the input on every call, which refuses a negative
-    amount (torch would crop) naming it. Modes reflect, replicate and circular pad 1, 2 or 3
-    dims of an input of one or two dims more ([C, *] or [N, C, *]); reflect pads less than the
-    dim's size, circular at most its size (on symbolic sizes: checked when the model is called).
+    pads W to a multiple of 7) or the spec's inputs: computed on every call, which refuses a
+    negative amount (torch would crop) naming it, unless the shapes prove it never is (7*⌈W/7⌉ - W).
+    Modes reflect, replicate and circular pad 1, 2 or 3 dims of an input of one or two dims more
+    ([C, *] or [N, C, *]); reflect pads less than the dim's size, circular at most its size (on
+    symbolic sizes: checked when the model is called).
     """
 
     name = "pad"
@@ -305,8 +307,8 @@ class Pad(Op):
         for amount in p.pads:
             program = size_program(amount, t.shape)
             if program is None:
-                raise ShapeError(f"pad amount {amount} cannot be computed from the input {t} at run time",
-                                 code="E406", hint="write the amount from the input's own dims")
+                raise ShapeError(f"pad amount {amount} cannot be computed at run time from the input {t} or the "
+                                 f"spec's inputs", code="E406", hint="write the amount from the input's own dims")
             programs.append(program)
         return programs
 
@@ -342,7 +344,7 @@ class Pad(Op):
         amounts = []
         for amount, program in zip(p.pads, self._programs(p, arg_type(args[0]))):
             size = emit_size(graph, args[0], program)
-            if not isinstance(size, int):
+            if not isinstance(size, int) and not known_nonnegative(amount):  # what the shapes do not prove
                 size = graph.call_function(non_negative, (size, str(amount), "pad"))
             amounts.append(size)
         return graph.call_function(F.pad, (args[0], tuple(amounts)), kwargs)

@@ -14,24 +14,54 @@ the Python export can write as literals:
 * ``("exact", a, k, text, where)``  a // k where the spec holds only when k divides a: checked
   on every call, the message naming the dim (``text``) and the op (``where``).
 
+* ``("source", k, i)``       dim i of the spec's k-th input (see below).
+
 A symbol is found in the input where one of its dims is that symbol, or c * symbol + k (then
-solved for it); a dim that needs a symbol the input does not show cannot be computed, and
+solved for it), else in the spec's inputs — every symbol is born in one of them, and the
+forward holds them all, so ``slice: {stop: "${tokens.shape[1]}"}`` of a position table sized
+by a param reads T from ``tokens``.  Those inputs are the *size sources* (:func:`reading_sizes_from`),
+set by the compiler around a shape rule and around the fx emission: none inside a scan's cell,
+whose split graphs take other inputs.  A dim no source shows cannot be computed, and
 :func:`size_program` returns None.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+
 from ..ir.dims import Dim, Sym, floordiv
 
 SizeProgram = tuple
 
+# The shapes of the spec's inputs while a shape rule or an emission runs (see the module doc).
+_SOURCES: ContextVar[tuple[tuple[Dim, ...], ...]] = ContextVar("specgraph_size_sources", default=())
+SIZE_SOURCE = "specgraph.size_source"  # fx meta key of the stand-in for the spec's k-th input
+
+
+@contextmanager
+def reading_sizes_from(shapes) -> Iterator[None]:
+    """Within: sizes the op's input does not show may be read from tensors of these ``shapes``
+    (the spec's inputs, in order)."""
+    token = _SOURCES.set(tuple(tuple(s) for s in shapes))
+    try:
+        yield
+    finally:
+        _SOURCES.reset(token)
+
 
 def size_program(d: Dim, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
-    """How to compute ``d`` from a tensor of shape ``input_shape``; None when it cannot be."""
+    """How to compute ``d`` from a tensor of shape ``input_shape`` (or the size sources);
+    None when it cannot be."""
     if isinstance(d, int):
         return ("size", d)
     if d in input_shape:
         return ("dim", input_shape.index(d))
+    for i, dim in enumerate(input_shape):  # a dim that is c*d: the windows of a map padded to whole windows
+        if isinstance(dim, Sym) and dim.opaque is None and (dim.const, dim.div) == (0, 1) and len(dim.terms) == 1 \
+                and dim.terms[0][0] == d and dim.terms[0][1] > 1:
+            return ("floordiv", ("dim", i), dim.terms[0][1])
     if d.opaque is not None:
         if d.tree is None:
             return None
@@ -51,15 +81,25 @@ def size_program(d: Dim, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
 
 
 def _symbol_program(name: str, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
-    """The symbol ``name`` from a dim that is it, or that is c*name + k (solved: (dim - k) / c)."""
-    for i, dim in enumerate(input_shape):
+    """The symbol ``name`` from the input, else from a size source."""
+    found = _solved(name, input_shape, lambda i: ("dim", i))
+    for k, shape in enumerate(_SOURCES.get()):
+        if found is not None:
+            break
+        found = _solved(name, shape, lambda i, k=k: ("source", k, i))
+    return found
+
+
+def _solved(name: str, shape: tuple[Dim, ...], at) -> SizeProgram | None:
+    """``name`` from a dim of ``shape`` that is it, or that is c*name + k (solved: (dim - k) / c)."""
+    for i, dim in enumerate(shape):
         if isinstance(dim, Sym) and dim.opaque is None and dim.div == 1 and len(dim.terms) == 1 \
                 and dim.terms[0][0] == name:
             coef = dim.terms[0][1]
             if (coef, dim.const) == (1, 0):
-                return ("dim", i)
+                return at(i)
             if coef > 0:
-                return ("affine", ((("dim", i), 1),), -dim.const, coef)
+                return ("affine", ((at(i), 1),), -dim.const, coef)
     return None
 
 
@@ -78,6 +118,9 @@ def emit_size(graph, x, program: SizeProgram):
         return program[1]
     if kind == "dim":
         return graph.call_method("size", (x, program[1]))
+    if kind == "source":
+        source = next(n for n in graph.nodes if n.op == "placeholder" and n.meta.get(SIZE_SOURCE) == program[1])
+        return graph.call_method("size", (source, program[2]))
     if kind == "affine":
         _, terms, const, div = program
         total = None
@@ -121,4 +164,5 @@ def exact_division(d: Sym, input_shape: tuple[Dim, ...]) -> tuple[Dim, int]:
     return (Sym(terms=d.terms, const=d.const) if d.terms else d.const), d.div
 
 
-__all__ = ["SizeProgram", "size_program", "emit_size", "exact_quotient", "non_negative", "exact_division"]
+__all__ = ["SizeProgram", "SIZE_SOURCE", "reading_sizes_from", "size_program", "emit_size", "exact_quotient",
+           "non_negative", "exact_division"]

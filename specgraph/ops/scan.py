@@ -204,7 +204,7 @@ def split_cell(cell: Graph, context: tuple[str, ...] = ()) -> ScanSplit:
 
     for n in per_step:
         step.add(Node(n.path, n.op, n.params, tuple(rewire(v) for v in n.inputs), n.outputs, n.location, n.scope,
-                      n.traits, n.requires))
+                      n.traits, n.requires, n.written))
     outputs = [OutputInfo(o.name, rewire(o.value)) for o in cell.outputs]
     return ScanSplit(pre, step.build(cell.name + "_step", outputs, cell.params), frozenset(hoisted), fixed,
                      frozenset(once))

@@ -125,7 +125,8 @@ class Reshape(Op):
     Element counts are compared symbolically: each side is factored into a concrete product
     and a multiset of symbolic factors, so [N, 64, H, W] -> [N, -1] gives [N, 64*H*W]. An
     entry floor(e / k) that only fits when k divides e ([N, H, W, C] -> [N, H/7, 7, W/7, 7, C])
-    is accepted with that condition checked on every call, the message naming the dim.
+    is accepted with that condition checked on every call, the message naming the dim; so is a -1
+    that stands for such an entry ([N, H, W, C] -> [N, -1, 7, W/7, 7, C]: the -1 is H/7).
     Symbolic entries are computed at run time from the input's dims; an entry needing a symbol
     the input does not show may be the one the run infers (-1).
     """
@@ -171,9 +172,16 @@ class Reshape(Op):
                     return target, divisions
                 continue
             rest, ratio = have_s - want_s, have_c / want_c
-            if want_s - have_s or ratio.denominator != 1:
+            if want_s - have_s:
                 continue
-            inferred = mul(int(ratio), product(sorted(rest.elements(), key=str)))
+            whole = mul(ratio.numerator, product(sorted(rest.elements(), key=str)))
+            if ratio.denominator == 1:
+                inferred = whole
+            elif is_concrete(whole) or ratio.numerator != 1:  # no quotient of the input's dims: sizes that differ
+                continue
+            else:  # the -1 is floor(whole / k), fitting where k divides whole: checked as an entry written so
+                inferred = floordiv(whole, ratio.denominator)
+                divisions = {**divisions, inferred: (whole, ratio.denominator)}
             return [inferred if d is None else d for d in target], divisions
         raise mismatch
 
@@ -182,7 +190,7 @@ class Reshape(Op):
         target, divisions = self._plan(p, t)
         programs = []
         for entry, d in zip(self._target(p), target):
-            if entry is None:
+            if entry is None and d not in divisions:
                 programs.append(None)
             elif d in divisions:  # floor(e / k), stated where k divides e: checked on every call
                 e, k = divisions[d]

@@ -43,25 +43,39 @@ class _HeldParams(OpParams):
 
 class _BufferParams(_HeldParams):
     initializer: Literal["zeros", "ones", "constant", "normal", "trunc_normal", "uniform",
-                         "relative_position_index"] = "zeros"
+                         "relative_position_index", "relative_coords_table"] = "zeros"
     window: Optional[list[PositiveInt]] = Field(default=None, min_length=2, max_length=2)  # [Wh, Ww]
 
     @model_validator(mode="after")
-    def _index_fits_its_window(self):
-        if self.initializer != "relative_position_index":
+    def _table_fits_its_window(self):
+        if self.initializer not in WINDOW_TABLES:
             if self.window is not None:
-                raise ValueError("`window` is read only by initializer relative_position_index")
+                raise ValueError(f"`window` is read only by the initializers {' and '.join(WINDOW_TABLES)}")
             return self
         if self.window is None:
-            raise ValueError("initializer relative_position_index needs the attention window: `window: [7, 7]`")
-        tokens = self.window[0] * self.window[1]
+            raise ValueError(f"initializer {self.initializer} needs the attention window: `window: [7, 7]`")
+        wh, ww = self.window
+        if self.initializer == "relative_coords_table":
+            want = [1, 2 * wh - 1, 2 * ww - 1, 2]
+            if self.shape != want:
+                raise ValueError(f"the relative coordinates table of a {wh}×{ww} window is [1, 2·{wh} - 1, 2·{ww} - 1, "
+                                 f"2] = {want} (torchvision's shape), not {self.shape}")
+            if self.dtype not in ("float32", "float64", "float16", "bfloat16"):
+                raise ValueError(f"relative coordinates are fractions: a floating dtype, not {self.dtype}")
+            if min(self.window) < 2:
+                raise ValueError("the relative coordinates table divides by window - 1: each side at least 2")
+            return self
+        tokens = wh * ww
         if math.prod(self.shape) != tokens ** 2:
-            raise ValueError(f"the relative position index of a {self.window[0]}×{self.window[1]} window has "
+            raise ValueError(f"the relative position index of a {wh}×{ww} window has "
                              f"{tokens}² = {tokens ** 2} entries (Swin's shape is [{tokens ** 2}]), but shape "
                              f"{self.shape} holds {math.prod(self.shape)}")
         if self.dtype not in ("int64", "int32"):
             raise ValueError(f"a relative position index is an integer index: write `dtype: int64`, not {self.dtype}")
         return self
+
+
+WINDOW_TABLES = ("relative_position_index", "relative_coords_table")  # the initializers computed from a window
 
 
 def relative_position_index(window: list[int]) -> "object":
@@ -78,11 +92,30 @@ def relative_position_index(window: list[int]) -> "object":
     return ((offsets[0] + wh - 1) * (2 * ww - 1) + offsets[1] + ww - 1).flatten()
 
 
+def relative_coords_table(window: list[int]) -> "object":
+    """Swin V2's log-spaced relative coordinates of a ``window`` [Wh, Ww] (torchvision's
+    ``ShiftedWindowAttentionV2.define_relative_position_bias_table``), shape [1, 2·Wh - 1,
+    2·Ww - 1, 2], float32: each offset (dh, dw) scaled to [-8, 8] by 8 / (W - 1), then
+    sign(v)·log2(|v| + 1) / 3 — the input of the continuous position bias MLP."""
+    import torch
+
+    wh, ww = window
+    h = torch.arange(-(wh - 1), wh, dtype=torch.float32)
+    w = torch.arange(-(ww - 1), ww, dtype=torch.float32)
+    table = torch.stack(torch.meshgrid([h, w], indexing="ij")).permute(1, 2, 0).contiguous().unsqueeze(0)
+    table[:, :, :, 0] /= wh - 1  # torchvision's order of operations, for the same float32 values
+    table[:, :, :, 1] /= ww - 1
+    table *= 8
+    return torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / 3.0
+
+
 def _initial(p) -> "object":
     import torch
 
     if p.initializer == "relative_position_index":
         return relative_position_index(p.window).reshape(p.shape).to(getattr(torch, p.dtype))
+    if p.initializer == "relative_coords_table":
+        return relative_coords_table(p.window).to(getattr(torch, p.dtype))
     t = torch.empty(p.shape, dtype=getattr(torch, p.dtype))
     with torch.no_grad():
         if p.initializer == "zeros":
@@ -147,11 +180,12 @@ class Parameter(_Held):
 @register_op
 class Buffer(_Held):
     """A fixed tensor of ``shape`` saved with the model (state_dict) but not learnt: a mask, a
-    relative position index.  Its values come from ``initializer`` (parameter's, or
+    relative position index.  Its values come from ``initializer`` (parameter's;
     ``relative_position_index`` of an attention ``window`` [Wh, Ww]: Swin's index, shape
-    [(Wh·Ww)²], dtype int64) or from loaded weights.
+    [(Wh·Ww)²] or [Wh·Ww, Wh·Ww] (MaxViT's), dtype int64; ``relative_coords_table`` of a window:
+    Swin V2's log-spaced offsets, shape [1, 2·Wh - 1, 2·Ww - 1, 2]) or from loaded weights.
 
-    Why a named initializer for Swin's index: torchvision computes that buffer from the window
+    Why a named initializer for Swin's tables: torchvision computes those buffers from the window
     size, so a freshly built model must hold the same values without loading any; the spec names
     the rule and its two ints and specgraph computes it (nothing written in a spec is executed).
     Spelling the index out with general ops (arange, meshgrid, integer arithmetic) would recompute
@@ -178,4 +212,4 @@ class Buffer(_Held):
         return super().describe(p) + window
 
 
-__all__ = ["Parameter", "Buffer", "relative_position_index"]
+__all__ = ["Parameter", "Buffer", "relative_position_index", "relative_coords_table"]

@@ -15,6 +15,7 @@ eval graph does not compute the auxiliary heads at all.
 from __future__ import annotations
 
 import operator
+import re
 from typing import Any, Iterator, Mapping
 
 import torch
@@ -22,10 +23,12 @@ from torch import fx, nn
 
 from ..ir.graph import Graph, OutputInfo
 from ..ops.base import ARG_TYPE, FLOAT_DTYPES
+from ..ops.runtime_sizes import SIZE_SOURCE, reading_sizes_from
 from .input_check import CHECK_NAME, InputCheck
 from .names import class_name, identifier, value_name
 
 META_KEY = "specgraph"  # fx_node.meta[META_KEY]: the spec Node the fx node computes
+PART_KEY = "specgraph_part_of"  # fx_node.meta[PART_KEY]: the spec Node whose code the fx node is part of
 
 
 def build_module(graph: Graph, modules: nn.Module | None = None, *, check_inputs: bool = True) -> nn.Module:
@@ -121,6 +124,18 @@ class TrainEvalModule(nn.Module):
         return ("# train mode\n" + self.train_graph_module.code + "\n# eval mode\n" + self.eval_graph_module.code)
 
 
+def readable_code(model: nn.Module) -> str:
+    """The forward code of a built model (``model.code``) as a reader wants it: without fx's
+    ``;  x = None`` early releases (noise to a reader; Python frees the tensors at return) and
+    the blank lines fx puts before it."""
+    return drop_releases(model.code).strip("\n") + "\n"
+
+
+def drop_releases(src: str) -> str:
+    """``src`` without fx's ``;  a = b = None`` line endings."""
+    return re.sub(r";  (?:[A-Za-z_]\w* = )+None$", "", src, flags=re.MULTILINE)
+
+
 def graph_modules(model: nn.Module) -> tuple[fx.GraphModule, fx.GraphModule | None]:
     """(the eval-mode GraphModule, the train-mode one or None) of a built model: the one way
     the passes and exports reach a :class:`TrainEvalModule`'s graphs."""
@@ -152,9 +167,10 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
         if node.path in with_module or node.path in held:  # named as emitted values are: never `self`
             kind, call_args = ("call_module", tuple(args)) if node.path in with_module else ("get_attr", ())
             result = g.create_node(kind, node.path, call_args, name=value_name(node.path))
-            result.meta[META_KEY] = node
+            result.meta[META_KEY] = result.meta[PART_KEY] = node
         else:
-            result = _emit(g, node, args)
+            sources = [(values[(name, "out")], t) for name, t in graph.inputs.items()]
+            result = _emit(g, node, args, sources)
         ports = list(node.outputs)
         if len(ports) == 1:
             values[(node.path, ports[0])] = result
@@ -162,27 +178,37 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
             for i, port in enumerate(ports):
                 values[(node.path, port)] = g.create_node("call_function", operator.getitem, (result, i),
                                                           name=value_name(node.path, port))
+                values[(node.path, port)].meta[PART_KEY] = node
     outs = [values[(o.value.node, o.value.port)] for o in outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     g.lint()
     return g
 
 
-def _emit(g: fx.Graph, node, args: list[fx.Node]) -> fx.Node:
+def _emit(g: fx.Graph, node, args: list[fx.Node], sources: list[tuple[fx.Node, Any]]) -> fx.Node:
     """The fx value of an op that emits function calls (``Op.emit``).
 
     The op emits into a scratch graph; its nodes are copied into ``g``, the last one under the
     spec node's name (``layer1_0_relu``, not ``relu_17``) and carrying the spec node in its
-    meta.  An op that hands its input back (identity) adds nothing.
+    meta.  An op that hands its input back (identity) adds nothing.  ``sources`` are the
+    graph's inputs (placeholder, type), which a size the op's own inputs do not show is read
+    from (ops/runtime_sizes.py).
     """
     scratch = fx.Graph()
     stand_ins = [scratch.placeholder(f"input{i}") for i in range(len(args))]
     for stand_in, value in zip(stand_ins, node.inputs):
         stand_in.meta[ARG_TYPE] = value.type
-    result = node.op.emit(node.params, scratch, stand_ins)
+    source_stand_ins = []
+    for k, (_, t) in enumerate(sources):
+        stand_in = scratch.placeholder(f"source{k}")
+        stand_in.meta.update({ARG_TYPE: t, SIZE_SOURCE: k})
+        source_stand_ins.append(stand_in)
+    with reading_sizes_from(t.shape for _, t in sources):
+        result = node.op.emit(node.params, scratch, stand_ins)
     if result in stand_ins:
         return args[stand_ins.index(result)]
     copies: dict[fx.Node, fx.Node] = dict(zip(stand_ins, args))
+    copies.update(zip(source_stand_ins, (placeholder for placeholder, _ in sources)))
     for made in scratch.nodes:
         if made.op == "placeholder":
             continue
@@ -190,6 +216,7 @@ def _emit(g: fx.Graph, node, args: list[fx.Node]) -> fx.Node:
                              fx.map_arg(made.kwargs, copies.__getitem__),
                              name=value_name(node.path) if made is result else made.name)
         copy.meta.update(made.meta)
+        copy.meta[PART_KEY] = node
         copies[made] = copy
     copies[result].meta[META_KEY] = node
     return copies[result]
@@ -238,4 +265,5 @@ def _holds(root: nn.Module, path: str) -> bool:
     return leaf in parent._parameters or leaf in parent._buffers
 
 
-__all__ = ["build_module", "Built", "TrainEvalModule", "graph_modules", "spec_node", "META_KEY"]
+__all__ = ["build_module", "Built", "TrainEvalModule", "graph_modules", "readable_code", "drop_releases", "spec_node",
+           "META_KEY", "PART_KEY"]

@@ -179,7 +179,8 @@ class InputCheck(nn.Module):
     def _refuse_rule(self, stated: _Stated, value: int, values: list, sizes: dict[str, int]):
         req = stated.req
         involved = getattr(req.size, "symbols", frozenset())
-        details = [f"needs {req.condition}; this call gives {req.size} = {value}"]
+        given = f"this call gives {req.size} = {value}"
+        details = [given if req.condition in req.message else f"needs {req.condition}; {given}"]  # said once
         for i, (inp, tensor) in enumerate(zip(self.declared, values)):
             shown = sorted(s for s in involved if self.binding[s][0] == i)
             if shown:

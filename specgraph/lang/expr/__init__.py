@@ -35,8 +35,8 @@ from .functions import FUNCTIONS
 from .syntax import _parse
 from .values import ExprError, ShapeView
 
-__all__ = ["FUNCTIONS", "ExprError", "ShapeView", "evaluate", "is_expression", "referenced_names", "value_location",
-           "work_budget", "spending"]
+__all__ = ["FUNCTIONS", "ExprError", "ShapeView", "evaluate", "expression_text", "is_expression", "referenced_names",
+           "value_location", "work_budget", "spending"]
 
 
 def is_expression(value: object) -> bool:
@@ -158,3 +158,28 @@ def _free_names(value: str, max_chars: int) -> frozenset[str]:
         else:
             stack.extend((child, bound) for child in ast.iter_child_nodes(node))
     return frozenset(free)
+
+
+def expression_text(value: object, limits: Limits = DEFAULT_LIMITS) -> str:
+    """``value`` as a Python expression: ``$width`` -> ``width``, ``${width * 4}`` -> ``width * 4``,
+    ``$$text`` -> ``'$text'``, lists and dicts element-wise, anything else its ``repr``.
+
+    The text means in Python what the value means in a spec (the whitelist is Python's syntax;
+    ``ceil``, ``floor`` and ``make_divisible`` are the spec's functions).  A malformed
+    expression raises :class:`ExprError`, as :func:`evaluate` does.
+    """
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(expression_text(v, limits) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {expression_text(v, limits)}" for k, v in value.items()) + "}"
+    if not is_expression(value):
+        return repr(value[1:] if isinstance(value, str) and value.startswith("$$") else value)
+    assert isinstance(value, str)
+    if not value.startswith("${"):
+        return value[1:]
+    return _unparsed(value, limits.max_expr_chars)
+
+
+@lru_cache(maxsize=4096)  # every instance of a block records its expressions' texts
+def _unparsed(value: str, max_chars: int) -> str:
+    return ast.unparse(_parse(value, Limits(max_expr_chars=max_chars))[0].body)

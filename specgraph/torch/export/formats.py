@@ -50,7 +50,7 @@ def to_python(model: nn.Module, graph: Graph, path: PathLike, *, source: str | N
     doc = (f"{graph.name}, written by specgraph export{f' from {source}' if source else ''}; needs only torch.\n\n"
            f"params: {params or 'none'}\ninputs: {ins}\noutputs: {outs}\n\n"
            f"The state_dict keys are the spec's node paths, as in the module specgraph builds.")
-    Path(path).write_text(python_source(model, docstring=doc), encoding="utf-8")
+    Path(path).write_text(python_source(model, graph, docstring=doc), encoding="utf-8")
     return Path(path)
 
 
@@ -85,7 +85,7 @@ def export(graph: Graph, *, onnx: PathLike | None = None, torchscript: PathLike 
             continue
         try:
             written[fmt] = writers[fmt](path)
-        except ExportError:
+        except (ExportError, OSError):  # a write that failed is not the format's limit
             raise
         except Exception as e:  # torch's exporters: say which format failed and why, not a traceback
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""

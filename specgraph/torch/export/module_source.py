@@ -32,19 +32,34 @@ def docstring_literal(doc: str) -> str:
 
 def constructor_args(module: nn.Module, path: str, cls: type | None = None) -> tuple[list, dict]:
     """Positional and keyword arguments rebuilding ``module``, read from its attributes."""
+    named, kwargs = constructor_named_args(module, path, cls)
+    return [v for _, v in named], kwargs
+
+
+def constructor_named_args(module: nn.Module, path: str, cls: type | None = None) -> tuple[list[tuple[str, Any]], dict]:
+    """Like :func:`constructor_args`, the positional arguments with their parameter names."""
+    args, kwargs, _ = constructor_parts(module, path, cls)
+    return args, kwargs
+
+
+def constructor_parts(module: nn.Module, path: str, cls: type | None = None) -> tuple[list, dict, dict]:
+    """(positional (name, value) pairs, keyword arguments, the arguments left out because the
+    module has them at their defaults)."""
     cls = cls or type(module)
+    at_default: dict = {}
     if isinstance(module, nn.RNNBase):
         names = _RNN_ARGS + next((extra for base, extra in _RNN_EXTRA.items() if isinstance(module, base)), ())
         defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0, "bidirectional": False,
                     "proj_size": 0, "nonlinearity": "tanh"}
-        args = [getattr(module, n) for n in names[:2]]
+        args = [(n, getattr(module, n)) for n in names[:2]]
         kwargs = {n: getattr(module, n) for n in names[2:] if getattr(module, n) != defaults.get(n, object())}
-        return args, kwargs
+        at_default = {n: getattr(module, n) for n in names[2:] if n not in kwargs}
+        return args, kwargs, at_default
     try:
         signature = inspect.signature(cls.__init__)
     except (TypeError, ValueError) as e:
         raise PythonExportError(f"module {path!r} ({cls.__name__}): cannot read its constructor") from e
-    args: list = []
+    args: list[tuple[str, Any]] = []
     kwargs: dict = {}
     conv = isinstance(module, nn.modules.conv._ConvNd)
     for i, (name, param) in enumerate(list(signature.parameters.items())[1:]):
@@ -61,10 +76,12 @@ def constructor_args(module: nn.Module, path: str, cls: type | None = None) -> t
         if conv and isinstance(value, tuple) and value and len(set(value)) == 1 and isinstance(value[0], int):
             value = value[0]  # kernel_size=(3, 3) -> 3
         if param.default is param.empty and i < 2:
-            args.append(value)
+            args.append((name, value))
         elif param.default is param.empty or not _same(value, param.default):
             kwargs[name] = value
-    return args, kwargs
+        else:
+            at_default[name] = value
+    return args, kwargs, at_default
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -144,13 +161,16 @@ def _global_loads(code) -> list[str]:
     return names
 
 
-def class_source(cls: type, path: str) -> str:
-    """A class definition equal to ``cls``, assembled from its methods' sources."""
+def class_source(cls: type, path: str, bases: tuple[type, ...] = ()) -> str:
+    """A class definition equal to ``cls``, assembled from its methods' sources; ``bases``: classes
+    the file copies too, which it may derive from (by name)."""
     base = cls.__bases__[0] if len(cls.__bases__) == 1 else None
     if base is nn.Module:
         base_text = "nn.Module"
     elif base is not None and base.__module__.startswith("torch.nn") and getattr(nn, base.__name__, None) is base:
         base_text = "nn." + base.__name__
+    elif base is not None and base in bases:
+        base_text = base.__name__
     else:
         raise PythonExportError(f"module {path!r}: its class {cls.__qualname__} does not derive from one "
                                 f"torch.nn class; cannot copy it")

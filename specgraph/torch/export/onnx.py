@@ -36,16 +36,31 @@ def to_onnx(model: nn.Module, graph: Graph, path: PathLike, inputs: tuple[torch.
     shapes = dynamic_shapes(graph) if dynamic and any(dynamic_shapes(graph)) else None
     with warnings.catch_warnings(), input_check_off(module):  # an ONNX graph cannot raise it
         warnings.simplefilter("ignore")
-        # From the module, not from an ExportedProgram: only then do the named dims (N, H)
-        # become the ONNX dim names.
-        try:
-            onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=shapes, **kwargs)
-        except Exception:  # noqa: BLE001 - a constraint the named dims do not meet: let torch.export choose
-            if shapes is None:
-                raise
-            onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=auto_shapes(shapes), **kwargs)
+        # torch.export chooses which dims stay dynamic (Dim.AUTO): named dims (N, H) it would fix,
+        # silently, wherever their guards cannot be stated (a Swin's window count is 1 at some
+        # sizes); the dims it keeps are then named after the spec's symbols.
+        onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=auto_shapes(shapes) if shapes else None,
+                                         **kwargs)
+        if shapes:
+            _name_dims(onnx_program, graph)
     onnx_program.save(str(path), external_data=size > EXTERNAL_DATA_BYTES if external_data is None else external_data)
     return Path(path)
+
+
+def _name_dims(onnx_program, graph: Graph) -> None:
+    """Rename the dims torch.export made up (s40) after the spec's symbols they stand for, in
+    the graph's inputs and outputs (what a user of the file sees)."""
+    import onnx_ir as ir
+
+    names: dict[str, str] = {}
+    for value, t in zip(onnx_program.model.graph.inputs, graph.inputs.values()):
+        for have, want in zip(value.shape, t.shape):
+            if isinstance(have, ir.SymbolicDim) and not isinstance(want, int):
+                names.setdefault(have.value, str(want))
+    for value in (*onnx_program.model.graph.inputs, *onnx_program.model.graph.outputs):
+        if value.shape is not None:
+            value.shape = ir.Shape([ir.SymbolicDim(names.get(d.value, d.value)) if isinstance(d, ir.SymbolicDim) else d
+                                    for d in value.shape])
 
 
 def onnx_output_names(graph: Graph) -> list[str]:

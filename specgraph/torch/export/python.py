@@ -1,281 +1,400 @@
-"""Export to Python: a standalone, readable ``nn.Module`` source file that needs only torch.
+"""Export to Python: the spec as the PyTorch source a person would write and a reviewer accept.
 
-The file holds one class named after the spec.  Its ``__init__`` creates the submodules at
-the spec's node paths (plain ``nn.Module`` containers for the middle levels, as the builder
-makes them), so the state_dict keys are the built module's, in the same order, and weights
-saved from one load into the other with ``strict=True``.  Its ``forward`` is the straight-line
-code torch.fx generated for the built module (``model.code``), with fx's early ``x = None``
-releases left out for readability.
+One ``nn.Module`` class per block of the spec, its params the constructor's arguments (after the
+sizes of its inputs that its layers need, ``in_channels``), its ``let:`` values locals::
 
-What the code calls is made available in the file:
+    class Bottleneck(nn.Module):
+        def __init__(self, in_channels, width, stride=1, dilation=1, groups=1, base_width=64):
+            super().__init__()
+            inner = int(width * (base_width / 64.0)) * groups
+            self.conv1 = nn.Conv2d(in_channels, inner, kernel_size=1, bias=False)
+            ...
+            if stride != 1 or in_channels != width * 4:
+                self.downsample = nn.Sequential(...)
+            else:
+                self.downsample = None
 
-* torch's modules are constructed from their attributes (``nn.Conv2d(3, 64, kernel_size=7,
-  ...)``), arguments equal to the defaults left out; each constructor call is checked by
-  building it (on the meta device) and comparing it with the original;
-* modules of other classes (specgraph's ``SpecLSTM``, ``VariationalDropout``, ``Zoneout``, or a
-  user op's) are copied as class definitions, method by method, when their methods need only
-  torch; ``Scan`` (a ``scan:`` node) becomes a small loop class plus one class per cell holding
-  the cell's modules and its hoisted (``pre``, ``once``) and per-step (``step``) code;
-* plain functions the code calls (``center_crop``) are copied in as helper functions.
+A seq is an ``nn.Sequential`` (its repeats a loop over ``index``, its switched items an
+``if``), a block that is one inline seq an ``nn.Sequential`` subclass, the graph the last class,
+its constructor taking the spec's params (``num_classes=1000``).  Each forward is one statement
+per node, named as the spec names it.  Submodules sit where the built module has them, so the
+state_dict keys are the same, in the same order, and weights load with ``strict=True``.
 
-A spec with training-only outputs gets ``forward_train`` and ``forward_eval`` and a ``forward``
-choosing by ``self.training``, as the built module does.  Anything that cannot be reproduced
-this way raises :class:`PythonExportError` naming the module or function.
+How the values are written: units.py.  Instances of a block whose classes come out as the same
+text are one class; an instance the text of another cannot express (a structure its params do
+not decide, a size the spec wrote nowhere) gets a class of its own (``Bottleneck2``): always
+correct, never a guess.  A scan runs its cell in a loop module (flat.py's); a training-only output
+is computed under ``if self.training``.  A module the graph passes rewrote (``--optimize``) has
+no blocks left to write: :func:`python_source` writes it flat (flat.py).
 """
 
 from __future__ import annotations
 
-import builtins
-import inspect
-import keyword
-import re
-import textwrap
 from typing import Any
 
-import torch
 from torch import fx, nn
 
-from ...ops.torch_modules import Scan
+from ...ir.graph import Graph, Value
 from ..build import graph_modules
 from ..input_check import input_check_off
-from ..passes.prepack import PrepackedConv2d
 from ..names import class_name as camel_case
-
-from .module_source import (PythonExportError, class_source, constructor_args, docstring_literal, function_source,
-                            literal, qualified, verify_constructor)
-
-_CONTAINER_HELPER = '''
-def _container(parent: nn.Module, name: str) -> nn.Module:
-    """An empty module registered as ``parent.<name>``: a middle level of the node paths."""
-    child = nn.Module()
-    parent.add_module(name, child)
-    return child
-'''
-# fx puts these in every generated function's globals; only those the code uses are emitted.
-_FX_GLOBALS = {"inf": "from math import inf", "nan": "from math import nan", "NoneType": "NoneType = type(None)",
-               "device": "from torch import device", "torch": None}
+from .exprs import MAKE_DIVISIBLE, Untranslatable
+from .flat import flat_python_source, refuse_prepacked
+from .class_writer import write_unit
+from .forward import _Written
+from .fx_code import Code, call_text
+from .module_source import PythonExportError
+from .source_file import SourceFile, class_text, unique
+from .structure import Child, Structure
+from .units import UnitText, UnitWriter
 
 
-def python_source(model: nn.Module, *, class_name: str | None = None, docstring: str = "") -> str:
-    """The source text of a standalone module equal to ``model`` (a module specgraph built);
-    without the built module's input check, which needs specgraph (torch/input_check.py)."""
+def python_source(model: nn.Module, graph: Graph | None = None, *, class_name: str | None = None,
+                  docstring: str = "") -> str:
+    """The source text of a standalone module file equal to ``model``, a module built from
+    ``graph``: one class per block (see the module docstring); without ``graph``, or for a module
+    the passes rewrote, one flat class (flat.py).  No input check (torch/input_check.py)."""
     with input_check_off(model):
-        return _source(model, class_name, docstring)
+        return _source(model, graph, class_name, docstring)
 
 
-def _source(model: nn.Module, class_name: str | None, docstring: str) -> str:
-    writer = _Writer()
-    eval_gm, train_gm = graph_modules(model)
-    if train_gm is not None:  # TrainEvalModule: one forward per mode
-        name = class_name or type(eval_gm).__name__
-        methods = [_dispatch_forward(eval_gm),
-                   writer.method(train_gm, "forward_train"),
-                   writer.method(eval_gm, "forward_eval")]
-    elif isinstance(model, fx.GraphModule):
-        name = class_name or type(model).__name__
-        methods = [writer.method(model, "forward")]
-    else:
-        raise PythonExportError(f"expected a module built by specgraph (a torch.fx.GraphModule), "
-                                f"found {type(model).__name__}")
-    packed = next((path for path, m in model.named_modules() if isinstance(m, PrepackedConv2d)), None)
-    if packed is not None:  # oneDNN's packed weights live in this process only
-        raise PythonExportError(f"module {packed!r} is a prepacked oneDNN convolution, which only this process can "
-                                f"run: optimise with prepack=False for export (specgraph.export does)")
-    init = writer.init_body(model)
-    body = _class_text(name, docstring, init, methods)
-    return writer.file_text(body)
+def _source(model: nn.Module, graph: Graph | None, class_name: str | None, docstring: str) -> str:
+    refuse_prepacked(model)
+    eval_gm, _ = graph_modules(model)
+    if graph is None or graph.frame is None or "specgraph_passes" in getattr(eval_gm, "meta", {}):
+        return flat_python_source(model, class_name=class_name, docstring=docstring)
+    unregistered: set[str] = set()
+    try:
+        while True:
+            exporter = Exporter(graph, model, class_name or camel_case(graph.name), docstring, unregistered)
+            text = exporter.run()
+            clash = exporter.ambiguous_blocks()
+            if not clash:
+                break
+            unregistered |= clash  # a block chosen by name that became two classes: name its class instead
+        problem = mismatch(text, model)
+    except (PythonExportError, Untranslatable) as e:  # the flat form says why (a module it cannot copy)
+        problem = str(e)
+    if problem is None:
+        return text
+    note = f"\n\nWritten as one flat class: the classes per block came out wrong ({problem}); please report it."
+    return flat_python_source(model, class_name=class_name, docstring=(docstring or graph.name) + note)
 
 
-class _Writer:
-    """Collects what the generated classes need: imports, helper functions, extra classes."""
+def mismatch(text: str, model: nn.Module) -> str | None:
+    """What is wrong with a file's last class, built on the meta device (no memory), compared with
+    ``model``: its state_dict's keys, order, shapes and dtypes; None when nothing is."""
+    import torch
 
-    def __init__(self) -> None:
-        self.imports: dict[str, None] = {"import torch": None, "from torch import nn": None}
-        self.helpers: dict[str, str] = {}  # name -> source (functions, classes), in first-use order
-        self.used_container = False
+    namespace: dict = {"__name__": "specgraph_export_check"}
+    try:
+        exec(compile(text, "<specgraph export --python>", "exec"), namespace)  # noqa: S102 - the code just written
+        classes = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, nn.Module)
+                   and v.__module__ == "specgraph_export_check"]
+        with torch.device("meta"):
+            made = classes[-1]()
+    except Exception as e:  # noqa: BLE001 - any failure is a wrong file
+        return f"{type(e).__name__}: {e}"
+    want = [(k, tuple(v.shape), v.dtype) for k, v in model.state_dict().items()]
+    have = [(k, tuple(v.shape), v.dtype) for k, v in made.state_dict().items()]
+    if want != have:
+        first = next((f"{a} != {b}" for a, b in zip(have, want) if a != b), f"{len(have)} != {len(want)} entries")
+        return f"the state_dict differs: {first}"
+    return None
 
-    # ---- __init__: the module tree ----------------------------------------------------------
-    def init_body(self, root: nn.Module) -> list[str]:
-        lines = ["super().__init__()"]
-        self._children(root, "self", "", lines, set())
-        return lines
 
-    def _children(self, module: nn.Module, parent: str, prefix: str, lines: list[str], names: set[str]) -> None:
-        # tensors held at a node's own path (parameter and buffer nodes): their values come
-        # with the state_dict, so an empty tensor of the right shape and dtype is enough
-        for name, t in module._parameters.items():
-            if t is not None:
-                lines.append(f"{parent}.register_parameter({name!r}, nn.Parameter({_empty(t)}))")
-        for name, t in module._buffers.items():
-            if t is not None:
-                lines.append(f"{parent}.register_buffer({name!r}, {_empty(t)})")
-        for name, child in module._modules.items():
-            if child is None:
+class Exporter:
+    """One file being written: the units' classes, shared layer classes and registries."""
+
+    def __init__(self, graph: Graph, model: nn.Module, name: str, doc: str, unregistered: set[str]):
+        self.graph, self.model, self.name = graph, model, name
+        self.top_doc = doc or f"{graph.name}, written by specgraph export."
+        eval_gm, train_gm = graph_modules(model)
+        self.structure = Structure.read(graph, (train_gm or eval_gm).graph)
+        self.train_only = (graph.needed_by() - graph.needed_by(graph.eval_outputs)) if train_gm is not None else set()
+        self.source = SourceFile()
+        self.units: dict[str, UnitText] = {}
+        self.writers: dict[str, UnitWriter] = {}
+        self.working: set[str] = set()
+        self.unregistered = unregistered
+        self.blocks_used: dict[str, set[str]] = {}  # block -> keys written as BLOCKS[...]
+        self.op_modules: dict[str, str] = {}
+        self.layer_classes: dict[str, str] = {}  # text -> key
+        self.fx_by_value = {v: n for n, v in self.structure.fx_value.items()}
+        self.module_paths = {name for name, _ in model.named_modules()}
+        self._templates = self._index_templates()
+        self.self_reference: str | None = None  # a block written as making itself (see _unify)
+
+    # ---- the graph and the model --------------------------------------------------------------
+    def module(self, path: str) -> nn.Module:
+        return self.model.get_submodule(path)
+
+    def has_module(self, path: str) -> bool:
+        return path in self.module_paths and path not in self.graph.scopes
+
+    def holds(self, path: str) -> bool:
+        parent, _, leaf = path.rpartition(".")
+        owner = self.model.get_submodule(parent) if parent else self.model
+        return leaf in owner._parameters or leaf in owner._buffers
+
+    def fx_of(self, value: Value) -> fx.Node | None:
+        found = self.fx_by_value.get((value.node, value.port))
+        if found is None and value.node in self.graph and not self.graph.node(value.node).is_input:
+            node = self.graph.node(value.node)
+            if not self.structure.fx_nodes.get(node.path) and node.inputs:  # an identity: its input's node
+                return self.fx_of(node.inputs[0])
+        return found
+
+    # ---- units ---------------------------------------------------------------------------------
+    def unit(self, path: str) -> UnitText:
+        if path not in self.units:
+            if path in self.working:
+                raise PythonExportError(f"block instance {path!r} contains itself")
+            self.working.add(path)
+            writer = UnitWriter(self, path)
+            self.writers[path] = writer
+            self.units[path] = write_unit(writer)
+            self.working.discard(path)
+        return self.units[path]
+
+    def _index_templates(self) -> dict[tuple, list[tuple[str, Child]]]:
+        index: dict[tuple, list[tuple[str, Child]]] = {}
+        for container, children in self.structure.children.items():
+            unit = self._unit_of(container)
+            for child in children:
+                w = child.written
+                if child.skipped is None and w is not None and w.frame is not None:
+                    index.setdefault((w.frame.block, w.identity), []).append((unit, child))
+        return index
+
+    def _unit_of(self, path: str) -> str:
+        while path and self.graph.scopes[path].kind != "block":
+            path = self.graph.scopes[path].parent or ""
+        return path
+
+    def template(self, child: Child, asking: UnitWriter) -> tuple[UnitWriter, Child] | None:
+        """Another instance of the block where the switched-off ``child`` is on, written (its
+        writer and that child), or None."""
+        w = child.skipped
+        if w is None or w.frame is None:
+            return None
+        for unit, present in self._templates.get((w.frame.block, w.identity), []):
+            if unit == asking.path or unit in self.working or not unit:
                 continue
-            path = prefix + name
-            if type(child) is nn.Module:
-                var = _unique(_local_name(path), names)
-                names.add(var)
-                self.used_container = True
-                lines.append(f"{var} = _container({parent}, {name!r})")
-                self._children(child, var, path + ".", lines, names)
+            self.unit(unit)
+            return self.writers[unit], present
+        return None
+
+    def longer_run(self, child: Child, asking: UnitWriter) -> tuple[UnitWriter, list[Child]] | None:
+        """Another instance of the block where the repeat that made ``child`` (its only copy
+        here) made two copies or more: its writer and those copies."""
+        w = child.written
+        for unit, present in self._templates.get((w.frame.block if w.frame else None, w.identity), []):
+            if unit == asking.path or unit in self.working or not unit:
                 continue
-            call = self.constructor(child, path)
-            if name.isidentifier() and not keyword.iskeyword(name):
-                lines.append(f"{parent}.{name} = {call}")
-            else:
-                lines.append(f"{parent}.add_module({name!r}, {call})")
+            run = next(([c for c in kids if c.written is not None and c.written.identity == w.identity
+                         and c.written.frame is present.written.frame]
+                        for kids in self.structure.children.values() if present in kids), [])
+            if len(run) >= 2:
+                self.unit(unit)
+                return self.writers[unit], run
+        return None
 
-    def constructor(self, module: nn.Module, path: str) -> str:
-        """Python text constructing a module equal to ``module`` (without its weights)."""
-        cls = type(module)
-        if isinstance(module, Scan):  # its cell's graphs become methods of a class of their own
-            return self._scan(module, path)
-        if torch.nn.utils.parametrize.is_parametrized(module):
-            return self._parametrized(module, path)
-        args, kwargs = constructor_args(module, path)
-        verify_constructor(module, cls, args, kwargs, path)
-        if cls.__module__.startswith("torch.nn"):
-            callee = "nn." + cls.__name__ if getattr(nn, cls.__name__, None) is cls else qualified(cls)
-        else:
-            callee = self._copy_class(cls, path)
-        parts = [literal(a) for a in args] + [f"{k}={literal(v)}" for k, v in kwargs.items()]
-        return f"{callee}({', '.join(parts)})"
+    def template_has_module(self, child: Child, asking: UnitWriter) -> bool:
+        found = self.template(child, asking)
+        if found is None:
+            return False
+        _, present = found
+        return present.scope is not None or self.has_module(present.node.path)
 
-    def _parametrized(self, module: nn.Module, path: str) -> str:
-        from torch.nn.utils.parametrizations import _WeightNorm
+    # ---- registries -----------------------------------------------------------------------------
+    def register_block(self, block: str | None, key: str) -> bool:
+        """Record that ``block``'s class is reached by name (``BLOCKS[unit]``); False when it may not be."""
+        if block is None or block in self.unregistered:
+            return False
+        self.blocks_used.setdefault(block, set()).add(key)
+        return True
 
-        plist = module.parametrizations
-        if set(plist.keys()) != {"weight"} or len(plist["weight"]) != 1 or not isinstance(plist["weight"][0], _WeightNorm):
-            raise PythonExportError(f"module {path!r}: only weight_norm parametrizations can be exported to Python")
-        base = type(module).__bases__[0]
-        args, kwargs = constructor_args(module, path, cls=base)
-        parts = [literal(a) for a in args] + [f"{k}={literal(v)}" for k, v in kwargs.items()]
-        dim = plist["weight"][0].dim
-        return f"nn.utils.parametrizations.weight_norm(nn.{base.__name__}({', '.join(parts)}), dim={dim})"
+    def ambiguous_blocks(self) -> set[str]:
+        keys: dict[str, set[str]] = {}
+        for unit in self.units.values():
+            if unit.block is not None:
+                keys.setdefault(unit.block, set()).add(unit.key)
+        return {b for b in self.blocks_used if len(keys.get(b, ())) > 1}
 
-    def _scan(self, scan: nn.Module, path: str) -> str:
-        self.helpers.setdefault("Scan", class_source(Scan, path))
-        cell_class = _unique(_class_name(path) + "Cell", self.helpers)
-        init = ["super().__init__()"]
-        self._children(scan.cell, "self", "", init, set())
-        step = self.method(scan.cell.step, "step")
-        pre = self.method(scan.cell.pre, "pre") if scan.cell.hoisted else None
-        once = self.method(scan.cell.once, "once") if scan.cell.hoisted_once else None
-        doc = f"The cell of scan node {path!r}: its modules, and its code before the loop and per step."
-        attrs = [f"hoisted = {pre is not None}", f"hoisted_once = {once is not None}"]
-        self.helpers[cell_class] = _class_text(cell_class, doc, init, [m for m in (pre, once, step) if m], attrs)
-        return (f"Scan({cell_class}(), sizes={list(scan.sizes)!r}, state_index={list(scan.state_index)!r}, "
-                f"emit_index={scan.emit_index!r}, reverse={scan.reverse!r}, init_index={list(scan.init_index)!r}, "
-                f"contexts={scan.contexts!r})")
+    def register_op(self, op: str, module: str) -> None:
+        self.op_modules[op] = module
 
-    def _copy_class(self, cls: type, path: str) -> str:
-        name = cls.__name__
-        existing = self.helpers.get(name)
-        text = class_source(cls, path)
-        if existing is not None and existing != text:
-            raise PythonExportError(f"module {path!r}: two different classes named {name!r}")
-        self.helpers[name] = text
-        return name
+    def layer_class(self, w: UnitWriter, node) -> str:
+        """A small module class computing function node ``node`` (a function op inside a seq), and
+        its constructor call: ``Permute(dims=[0, 2, 3, 1])``, its constants the op's params."""
+        fx_nodes = self.structure.fx_nodes[node.path]
+        first = self.fx_of(node.inputs[0]) if node.inputs else None
+        names = {first: "x"} if first is not None else {}
+        params: dict[str, Any] = {}  # the op's params its code reads, by name
+        written = node.written
 
-    # ---- forward code ---------------------------------------------------------------------
-    def method(self, gm: fx.GraphModule, name: str) -> str:
-        """``gm``'s generated forward as a method called ``name``, its globals made available."""
-        code = gm.graph.python_code(root_module="self")
-        src = textwrap.dedent(code.src).strip("\n")
-        src = re.sub(r"^def forward\(", f"def {name}(", src, count=1)
-        src = _drop_releases(src)
-        for ident, value in code.globals.items():
-            if not re.search(rf"\b{re.escape(ident)}\b", src):
+        def constant(a: Any) -> Any:
+            if written is None or isinstance(a, fx.Node) or a is None or isinstance(a, str):
+                return a
+            key = next((k for k, e in written.params.items() if _plain(e.value) == _plain(a)), None)
+            if key is None or not key.isidentifier():
+                return a
+            params[key] = a
+            return Code(f"self.{key}")
+
+        lines = []
+        for i, n in enumerate(fx_nodes):
+            names[n] = "y" if n is fx_nodes[-1] else f"y{i}"
+            call = _Written(n, tuple(constant(a) for a in n.args), {k: constant(v) for k, v in n.kwargs.items()})
+            lines.append(f"{names[n]} = {call_text(call, lambda a: names[a], self.source.callee, lambda a: 'self')}")
+        lines.append(f"return {names[fx_nodes[-1]]}")
+        forward = "def forward(self, x):\n" + "\n".join(f"    {line}" for line in lines)
+        init = ["super().__init__()"] + [f"self.{k} = {k}" for k in params]
+        text = class_text("\u27e6name\u27e7", f"The spec's op `{node.op.name}`, as a layer.", init, [forward],
+                          signature=", ".join(params))
+        if text not in self.layer_classes:
+            unit = UnitText(node.path, f"op:{node.op.name}", "nn.Module", [], text)
+            self.layer_classes[text] = unit.key
+            self.units[f"~layer:{unit.key}"] = unit
+        from .layers import value_text
+
+        args = ", ".join(f"{k}={value_text(w, node, k, v, None)}" for k, v in params.items())
+        return f"{self.layer_classes[text]}({args})"
+
+    # ---- the file -------------------------------------------------------------------------------
+    def run(self) -> str:
+        self.unit("")
+        for path, scope in self.graph.scopes.items():  # every instance written, so classes are complete
+            if scope.kind == "block":
+                self.unit(path)
+        for block in self._recursive_blocks():
+            self._unify(block)
+        top = self.units[""]
+        names = self._class_names(top)
+        order = self._order(top)
+        classes = []
+        for key in order:
+            unit = next(u for u in self.units.values() if u.key == key)
+            classes.append(self._resolve(unit.text.replace("\u27e6name\u27e7", names[key]), names))
+        extra = []
+        if self.op_modules:
+            extra.append("# The spec's ops chosen by a param, as the torch modules that compute them.\n"
+                         "OP_MODULES = {" + ", ".join(f"{k!r}: {v}" for k, v in sorted(self.op_modules.items())) + "}")
+        if self.blocks_used:
+            blocks = {b: names[next(iter(self._keys_of(b)))] for b in sorted(self.blocks_used)}
+            extra.append("# The spec's blocks chosen by a param, by their names.\n"
+                         "BLOCKS = {" + ", ".join(f"{k!r}: {v}" for k, v in blocks.items()) + "}")
+        body = "\n\n\n".join(classes[:-1] + extra + classes[-1:])
+        if "make_divisible(" in body:
+            self.source.helpers.setdefault("make_divisible", MAKE_DIVISIBLE)
+        if "math." in body:
+            self.source.need("import math")
+        return self.source.file_text(body)
+
+    def _recursive_blocks(self) -> list[str]:
+        """Blocks with an instance inside another instance of themselves (U-Net's levels)."""
+        found = []
+        for scope in self.graph.scopes.values():
+            parent = scope.parent
+            while scope.kind == "block" and parent is not None:
+                outer = self.graph.scopes[parent]
+                if outer.kind == "block" and outer.name == scope.name and scope.name not in found:
+                    found.append(scope.name)
+                parent = outer.parent
+        return found
+
+    def _unify(self, block: str) -> None:
+        """Write the instances of a block that contains itself as one class, each making its inner
+        instance as that same class (``self.inner = Level(...) if depth > 0 else None``): written
+        again now that every instance is (an instance's switched-off parts are written as its
+        outer instances have them), kept when every instance comes out as the same text."""
+        paths = [p for p, u in self.units.items() if u.block == block and not p.startswith("~")]
+        if len({self.units[p].key for p in paths}) <= 1:
+            return
+        self.self_reference = block
+        try:
+            made = {}
+            for path in paths:
+                writer = UnitWriter(self, path)
+                made[path] = (writer, write_unit(writer))
+        finally:
+            self.self_reference = None
+        old = {self.units[p].key for p in paths}
+        for path, (writer, unit) in made.items():  # a part written from another instance names its class
+            text = unit.text
+            for key in old:
+                text = text.replace(key, f"\u27e6{block}#self\u27e7")
+            made[path] = (writer, UnitText(unit.path, unit.block, unit.base, unit.params, text, unit.out_dims))
+        if len({unit.text for _, unit in made.values()}) != 1:
+            return
+        renamed = {self.units[p].key: made[p][1].key for p in paths}
+        for path, (writer, unit) in made.items():
+            self.units[path], self.writers[path] = unit, writer
+        self._rekey(renamed)
+
+    def _rekey(self, renamed: dict[str, str]) -> None:
+        """Replace class keys in every text; a text that changes gets a new key, replaced in turn."""
+        while renamed:
+            changed = {}
+            for path, unit in list(self.units.items()):
+                text = unit.text
+                for old, new in renamed.items():
+                    text = text.replace(old, new)
+                if text != unit.text:
+                    made = UnitText(unit.path, unit.block, unit.base, unit.params, text, unit.out_dims)
+                    changed[unit.key] = made.key
+                    self.units[path] = made
+            renamed = {old: new for old, new in changed.items() if old != new}
+
+    def _keys_of(self, block: str) -> set[str]:
+        return {u.key for u in self.units.values() if u.block == block}
+
+    def _class_names(self, top: UnitText) -> dict[str, str]:
+        names: dict[str, str] = {}
+        taken = set(self.source.helpers) | {"OrderedDict", "BLOCKS", "OP_MODULES", self.name}
+        for unit in self.units.values():
+            if unit.key in names or unit is top:
                 continue
-            src = self._provide(ident, value, src)
-        return src
+            block = unit.block.removeprefix("op:") if unit.block else "Module"
+            base = camel_case(block, default="Block", digit_prefix="Block")
+            names[unit.key] = unique(base + "Block" if base == self.name else base, taken)
+            taken.add(names[unit.key])
+        names[top.key] = self.name
+        return names
 
-    def _provide(self, ident: str, value: Any, src: str) -> str:
-        """Make the global ``ident`` of fx's code available; returns ``src`` (maybe renamed)."""
-        if ident in _FX_GLOBALS:
-            if _FX_GLOBALS[ident]:
-                self.imports[_FX_GLOBALS[ident]] = None
-            return src
-        if getattr(builtins, ident, None) is value:
-            return src
-        if inspect.ismodule(value):
-            self.imports[f"import {value.__name__}" if value.__name__ == ident
-                         else f"import {value.__name__} as {ident}"] = None
-            return src
-        if inspect.isfunction(value):
-            name = value.__name__
-            # Readable: call it by its own name, unless a local variable of the code has it.
-            if name != ident and (re.search(rf"\b{re.escape(name)}\b", src) or name in self.helpers):
-                name = ident
-            text = function_source(value, name)
-            if self.helpers.get(name, text) != text:
-                raise PythonExportError(f"two different functions named {name!r}")
-            self.helpers[name] = text
-            return re.sub(rf"\b{re.escape(ident)}\b", name, src)
-        raise PythonExportError(f"the generated code uses {ident!r} ({type(value).__name__}), which cannot be "
-                                f"written into a standalone file")
+    def _order(self, top: UnitText) -> list[str]:
+        """Keys of the classes in the order they are written: each after the classes it makes."""
+        order: list[str] = []
+        visiting: set[str] = set()
+        by_key = {u.key: u for u in self.units.values()}
 
-    def file_text(self, body: str) -> str:
-        parts = ["\n".join(self.imports)]
-        helpers = list(self.helpers.values())
-        if self.used_container:
-            helpers.insert(0, _CONTAINER_HELPER)
-        parts += [h.strip("\n") for h in helpers]
-        parts.append(body)
-        return "\n\n\n".join(parts) + "\n"
+        def visit(key: str) -> None:
+            if key in order or key in visiting:
+                return
+            visiting.add(key)
+            for other in by_key:
+                if other != key and other in by_key[key].text:
+                    visit(other)
+            visiting.discard(key)
+            order.append(key)
 
+        for key in by_key:
+            if key != top.key:
+                visit(key)
+        order = [k for k in order if k != top.key] + [top.key]
+        return order
 
-def _empty(t: torch.Tensor) -> str:
-    return f"torch.empty({list(t.shape)!r}, dtype=torch.{str(t.dtype).removeprefix('torch.')})"
+    def _resolve(self, text: str, names: dict[str, str]) -> str:
+        for key, name in names.items():
+            text = text.replace(key, name)
+            block = key[1:].split("#", 1)[0]
+            text = text.replace(f"\u27e6{block}#self\u27e7", name)
+        return text
 
 
-def _dispatch_forward(eval_gm: fx.GraphModule) -> str:
-    params = [n.target for n in eval_gm.graph.nodes if n.op == "placeholder"]
-    args = ", ".join(params)
-    return (f"def forward(self, {args}):\n"
-            f"    # training-only outputs are computed in train mode only\n"
-            f"    if self.training:\n"
-            f"        return self.forward_train({args})\n"
-            f"    return self.forward_eval({args})")
+def _plain(v: Any) -> Any:
+    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
 
 
-def _class_text(name: str, doc: str, init: list[str], methods: list[str], attrs: list[str] = ()) -> str:
-    lines = [f"class {name}(nn.Module):"]
-    if doc:
-        lines.append(textwrap.indent(docstring_literal(doc), "    "))
-        lines.append("")
-    for attr in attrs:
-        lines.append(f"    {attr}")
-    if attrs:
-        lines.append("")
-    lines.append("    def __init__(self):")
-    lines += [f"        {line}" for line in init]
-    for m in methods:
-        lines.append("")
-        lines.append(textwrap.indent(m, "    "))
-    return "\n".join(lines)
-
-
-def _drop_releases(src: str) -> str:
-    # fx ends lines with `;  a = b = None` to free tensors early; only noise to a reader.
-    return re.sub(r";  (?:[A-Za-z_]\w* = )+None$", "", src, flags=re.MULTILINE)
-
-
-# ---- names ------------------------------------------------------------------------------------
-
-def _local_name(path: str) -> str:
-    ident = re.sub(r"\W", "_", path)
-    ident = ident if not ident[0].isdigit() else "m_" + ident
-    return ident + "_" if keyword.iskeyword(ident) or ident == "self" else ident
-
-
-def _class_name(path: str) -> str:
-    return camel_case(path, default="Module", digit_prefix="M")
-
-
-def _unique(name: str, taken) -> str:
-    candidate, i = name, 2
-    while candidate in taken:
-        candidate, i = f"{name}{i}", i + 1
-    return candidate
+__all__ = ["python_source", "mismatch", "PythonExportError"]

@@ -1,4 +1,4 @@
-"""Indexing: torch.gather's index conversion, and Swin's shifted-window mask."""
+"""Indexing: torch.gather's index conversion, and Swin's shifted windows (the mask, the cyclic shift)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,16 @@ def shifted_window_mask(op, p, inputs, outputs, ctx) -> int:
     _, h, w, _ = inputs[0].shape
     windows_, tokens = outputs[0].shape[0], outputs[0].shape[1]
     return (h + w) * 8 + 2 * h * w * 8 + windows_ * tokens * tokens
+
+
+@register_scratch(windows.CyclicShift)
+def cyclic_shift(op, p, inputs, outputs, ctx) -> int:
+    """Replays ops/windows.py's ``cyclic_shift``: a gather along H, then along W, so the map
+    rolled along H is held while the output is made, with each dim's int64 positions, source
+    index (two ``where`` copies) and bool comparisons."""
+    x = inputs[0]
+    _, h, w, _ = x.shape
+    return x.nbytes + 4 * (h + w) * 8
 
 
 @register_scratch(indexing.Gather)

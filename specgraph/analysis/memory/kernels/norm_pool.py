@@ -1,5 +1,5 @@
-"""Normalisation and pooling: rms_norm and local_response_norm (composites of temporaries),
-and the indices max pooling computes and drops."""
+"""Normalisation and pooling: rms_norm, normalize and local_response_norm (composites of
+temporaries), and the indices max pooling computes and drops."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ def rms_norm(op, p, inputs, outputs, ctx) -> int:
     x = inputs[0]
     rows = math.prod(x.shape[:len(x.shape) - p.dims])
     return x.nbytes + rows * x.itemsize
+
+
+@register_scratch(norm.Normalize)
+def normalize(op, p, inputs, outputs, ctx) -> int:
+    """torch.nn.functional.normalize: the norms along ``dim`` (one per row), clamped into a second
+    tensor of that size, then a division into the output."""
+    x = inputs[0]
+    return 2 * math.prod(x.shape) // x.shape[p.dim % len(x.shape)] * x.itemsize
 
 
 
