@@ -10,6 +10,11 @@ Training-only outputs (GoogLeNet's auxiliary heads) need a forward that differs 
 train and eval.  fx graphs are straight-line, so such a spec gets two graphs over the same
 submodules, and :class:`TrainEvalModule` calls the one that fits ``self.training``; the
 eval graph does not compute the auxiliary heads at all.
+
+Activations and adds whose input nothing else reads run in place (``torch.relu_``,
+``a.add_(b)``), as in torchvision's models, in training as in eval: ``ir/in_place.py`` says
+which, and the memory walk follows the same rule.  The fx nodes made so carry
+``meta[IN_PLACE_KEY]``.
 """
 
 from __future__ import annotations
@@ -21,18 +26,20 @@ import torch
 from torch import fx, nn
 
 from ..ir.graph import Graph, OutputInfo
+from ..ir.in_place import in_place_nodes
 from ..ops.base import ARG_TYPE
 from .names import class_name, identifier, value_name
 
 META_KEY = "specgraph"  # fx_node.meta[META_KEY]: the spec Node the fx node computes
+IN_PLACE_KEY = "specgraph_in_place"  # fx_node.meta[IN_PLACE_KEY]: True when built in place
 
 
-def build_module(graph: Graph, modules: nn.Module | None = None) -> nn.Module:
+def build_module(graph: Graph, modules: nn.Module | None = None, *, in_place: bool = True) -> nn.Module:
     """A trainable module computing ``graph``; inputs in declaration order, as positional args.
 
     Returns a tensor for one output, else a tuple in declaration order (in eval mode,
     training-only outputs are left out). ``modules``: take the submodules from this module
-    instead of building them.
+    instead of building them.  ``in_place``: run the nodes ``ir/in_place.py`` allows in place.
     """
     root = modules if modules is not None else nn.Module()
     with_module: set[str] = set()
@@ -52,10 +59,10 @@ def build_module(graph: Graph, modules: nn.Module | None = None) -> nn.Module:
             _set_submodule(root, node.path, module)
             with_module.add(node.path)
     name = class_name(graph.name)
-    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held), name)
+    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, in_place), name)
     if not graph.has_train_only_outputs:
         return eval_gm
-    train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held), name + "Train")
+    train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, in_place), name + "Train")
     return TrainEvalModule(root, train_gm, eval_gm)
 
 
@@ -83,11 +90,13 @@ def _build_node(node) -> nn.Module | None:
     if not subgraphs:
         return node.op.build(node.params, inputs)
     graphs = list(subgraphs.values())
-    full = build_module(graphs[0])  # builds every module once; the other graphs reuse them
+    # Out of place: a scan runs its cell's nodes on slices of values computed before its loop.
+    full = build_module(graphs[0], in_place=False)  # builds every module once; the other graphs reuse them
     modules = nn.Module()
     for name, child in full.named_children():
         modules.add_module(name, child)
-    built = {name: None if g is None else build_module(g, modules=modules) for name, g in subgraphs.items()}
+    built = {name: None if g is None else build_module(g, modules=modules, in_place=False)
+             for name, g in subgraphs.items()}
     return node.op.build(node.params, inputs, subgraphs=Built(modules, built))
 
 
@@ -125,9 +134,11 @@ def spec_node(fx_node: fx.Node):
     return fx_node.meta.get(META_KEY)
 
 
-def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[str], held: set[str]) -> fx.Graph:
+def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[str], held: set[str],
+              in_place: bool) -> fx.Graph:
     """The straight-line fx graph computing ``outputs`` (nodes they do not need are left out)."""
     needed = graph.needed_by(outputs)
+    overwriting = in_place_nodes(graph, outputs) if in_place else frozenset()
     g = fx.Graph()
     values: dict[tuple[str, str], fx.Node] = {}
     for name in graph.inputs:
@@ -142,6 +153,8 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
             result.meta[META_KEY] = node
         else:
             result = _emit(g, node, args)
+            if node.path in overwriting and result.meta.get(META_KEY) is node and node.op.make_in_place(result):
+                result.meta[IN_PLACE_KEY] = True
         ports = list(node.outputs)
         if len(ports) == 1:
             values[(node.path, ports[0])] = result
@@ -225,4 +238,4 @@ def _holds(root: nn.Module, path: str) -> bool:
     return leaf in parent._parameters or leaf in parent._buffers
 
 
-__all__ = ["build_module", "Built", "TrainEvalModule", "graph_modules", "spec_node", "META_KEY"]
+__all__ = ["build_module", "Built", "TrainEvalModule", "graph_modules", "spec_node", "META_KEY", "IN_PLACE_KEY"]
