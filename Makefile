@@ -37,12 +37,16 @@ test: setup
 bench: setup
 	$(PY) benchmarks/run.py
 
-# The long fuzz profile (tests/fuzzing.py): 100,000 examples over test_fuzz.py, 5,000 random
-# valid networks in test_soundness.py. `make fuzz FUZZ_EXAMPLES=N` sets the fuzz total.
+# The long fuzz profile (tests/fuzzing.py): 100,000 examples over test_fuzz.py; 50,000 random
+# valid networks in test_soundness.py and 50,000 random op applications (every op's parameter
+# space, tiny and odd sizes, symbolic and concrete) in test_op_soundness.py.
+# `make fuzz FUZZ_EXAMPLES=N NETWORKS=M` sets the fuzz total and the soundness counts.
 FUZZ_EXAMPLES ?= 100000
+NETWORKS ?= 50000
 fuzz: setup
-	SPECGRAPH_FUZZ=long SPECGRAPH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
-	  --hypothesis-show-statistics tests/test_fuzz.py tests/test_soundness.py
+	SPECGRAPH_FUZZ=long SPECGRAPH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SPECGRAPH_SOUNDNESS_EXAMPLES=$(NETWORKS) \
+	  $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+	  tests/test_fuzz.py tests/test_soundness.py tests/test_op_soundness.py
 
 render: setup
 	$(SPECGRAPH) render-all specs render

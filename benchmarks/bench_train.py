@@ -7,13 +7,10 @@
    (same vector size, window, min count, negatives, subsampling, epochs; one thread each):
    training time and nearest-neighbour agreement (overlap@10), with two gensim seeds and two of
    ours as the baseline that says what a number means, and analogy accuracy.
-3. On a CUDA GPU: resnet18 (specs/resnet18.yaml) training throughput against
-   torchvision.models.resnet18 in the same plain loop, synthetic data on the GPU, interleaved
-   medians. Without a GPU the section says how to measure it.
+Training on a GPU is bench_train_gpu.py.
 
-    .venv/bin/python benchmarks/run.py --only train          # all three, into BENCHMARKS.md
-    .venv/bin/python benchmarks/bench_train.py --only gpu    # just the GPU section, printed
-    .venv/bin/python benchmarks/bench_train.py --self-check  # the GPU code path on CPU, tiny batch
+    .venv/bin/python benchmarks/run.py --only train               # both, into BENCHMARKS.md
+    .venv/bin/python benchmarks/bench_train.py --only skipgram    # one section, printed
 """
 
 from __future__ import annotations
@@ -378,99 +375,7 @@ def skipgram_section(cfg: Config) -> Section:
     return Section("Training: skipgram on lee against gensim's Word2Vec (CPU)", table1, notes)
 
 
-# ---- 3. resnet18 throughput on a GPU ---------------------------------------------------------
-GPU_BATCH, GPU_STEPS = 128, 20
-GPU_COMMAND = ".venv/bin/python benchmarks/bench_train.py --only gpu"
-
-
-def resnet_pair(device: str, batch: int):
-    """(spec model, torchvision model, images, labels): the same weights, on ``device``."""
-    import torchvision
-
-    torch.manual_seed(0)
-    spec_model = specgraph.build(str(SPECS / "resnet18.yaml"))
-    tv = torchvision.models.resnet18()
-    tv.load_state_dict(spec_model.state_dict(), strict=True)
-    x = torch.randn(batch, 3, 224, 224, device=device)
-    y = torch.randint(0, 1000, (batch,), device=device)
-    return spec_model.to(device), tv.to(device), x, y
-
-
-def _train_steps(model, x, y, steps: int, device: str, amp: bool):
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    losses = []
-
-    def run():
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
-                                enabled=amp):
-                loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            losses.append(loss.detach())
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    return run, losses
-
-
-def resnet_throughput(device: str, batch: int, steps: int, repeats: int, warmup: int, amp: bool,
-                      cfg: Config | None = None) -> dict:
-    spec_model, tv, x, y = resnet_pair(device, batch)
-    spec_model.train(), tv.train()
-    fn_spec, l_spec = _train_steps(spec_model, x, y, steps, device, amp)
-    fn_tv, l_tv = _train_steps(tv, x, y, steps, device, amp)
-    samples = interleaved({"specgraph": fn_spec, "torchvision": fn_tv}, repeats=repeats, warmup=warmup,
-                          progress=cfg.progress if cfg else None, label=f"resnet18 {'bf16' if amp else 'fp32'}")
-    return {"samples": samples, "first_loss": (float(l_spec[0]), float(l_tv[0])), "images": batch * steps,
-            "finite": all(torch.isfinite(t).item() for t in l_spec + l_tv)}
-
-
-def gpu_section(cfg: Config) -> Section:
-    title = "Training: resnet18 throughput on a GPU, against torchvision"
-    if not torch.cuda.is_available():
-        return Section(title, "no CUDA GPU on this machine: not measured.\n",
-                       [f"To measure it on a machine with a CUDA GPU: `{GPU_COMMAND}` (prints this section; "
-                        "`.venv/bin/python benchmarks/run.py --only train` writes all three sections, the first two "
-                        "still on the CPU). It times training steps (forward, cross-entropy, backward, SGD with "
-                        f"momentum) of specs/resnet18.yaml built by specgraph.build and of torchvision.models.resnet18 "
-                        f"with the same weights, batch {GPU_BATCH} of synthetic 224×224 images already on the GPU, "
-                        f"{GPU_STEPS} steps per sample, interleaved medians, in fp32 and under bf16 autocast."])
-    torch.backends.cudnn.benchmark = True
-    repeats = cfg.repeats(7, minimum=5, quick=1)
-    rows = []
-    for amp in (False, True):
-        r = resnet_throughput("cuda", GPU_BATCH, 2 if cfg.quick else GPU_STEPS, repeats, 1 if cfg.quick else 2, amp,
-                              cfg)
-        s = r["samples"]
-        ips = {k: r["images"] / v.median for k, v in s.items()}
-        rows.append([("bf16 autocast" if amp else "fp32"), f"{ips['specgraph']:,.0f}", f"{ips['torchvision']:,.0f}",
-                     f"**{ratio(s['specgraph'], s['torchvision']):.3f}**",
-                     f"{fmt_time(s['specgraph'].median / (r['images'] / GPU_BATCH))}"])
-    table = markdown_table(["precision", "specgraph images/s", "torchvision images/s", "time ratio (spec / tv)",
-                            "step time (spec)"], rows, align="lrrrr")
-    notes = [f"{torch.cuda.get_device_name(0)}; batch {GPU_BATCH}, synthetic 224×224 images on the GPU, "
-             f"{GPU_STEPS} training steps (forward, cross-entropy, backward, SGD momentum 0.9) per sample, "
-             f"medians of {repeats} interleaved samples, `cudnn.benchmark` on. Both models hold the same weights "
-             "(specs/resnet18.yaml has torchvision's module names, so its state_dict loads with strict=True)."]
-    return Section(title, table, notes)
-
-
-def self_check() -> None:
-    """The GPU section's code path on CPU with a tiny batch: same weights give the same first loss."""
-    for amp in (False, True):
-        r = resnet_throughput("cpu", 2, 1, 1, 0, amp)
-        a, b = r["first_loss"]
-        assert r["finite"], r
-        assert abs(a - b) <= (5e-2 if amp else 1e-4) * max(1.0, abs(b)), (amp, a, b)
-        s = r["samples"]
-        print(f"ok ({'bf16' if amp else 'fp32'}): first loss specgraph {a:.5f}, torchvision {b:.5f}; "
-              f"one step {fmt_time(s['specgraph'].median)} vs {fmt_time(s['torchvision'].median)}")
-    print("gpu section without CUDA:", gpu_section(Config()).markdown().splitlines()[2])
-
-
-PARTS = {"lenet": lenet_section, "skipgram": skipgram_section, "gpu": gpu_section}
+PARTS = {"lenet": lenet_section, "skipgram": skipgram_section}
 
 
 def run(cfg: Config | None = None, parts: list[str] | None = None) -> list[Section]:
@@ -480,15 +385,12 @@ def run(cfg: Config | None = None, parts: list[str] | None = None) -> list[Secti
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     names = parts or list(PARTS)
     if cfg.quick and parts is None:
-        names = ["gpu"]  # the training runs take minutes: a smoke run checks the cheap path only
+        names = []  # the training runs take minutes: a smoke run leaves them out
     return [PARTS[n](cfg) for n in names]
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if "--self-check" in args:
-        self_check()
-        sys.exit(0)
     only = args[args.index("--only") + 1].split(",") if "--only" in args else None
     for section in run(Config(quick="--quick" in args), only):
         print(section.markdown())

@@ -35,12 +35,16 @@ def check(spec: SpecLike, **params: Any) -> Graph:
 
 
 @gc_paused
-def build(spec: SpecLike, **params: Any):
-    """A trainable ``torch.nn.Module`` (a ``torch.fx.GraphModule``) computing the spec."""
+def build(spec: SpecLike, *, check_inputs: bool = True, **params: Any):
+    """A trainable ``torch.nn.Module`` (a ``torch.fx.GraphModule``) computing the spec.
+
+    ``check_inputs``: each call first checks its inputs against the spec (their shapes and
+    dtypes, and the sizes the spec's shape rules need), raising a located
+    :class:`~specgraph.diagnostics.InputError`; False leaves the check out."""
     from .torch.build import build_module  # torch is imported only when a module is wanted
 
     graph = spec if isinstance(spec, Graph) else check(spec, **params)
-    return build_module(graph)
+    return build_module(graph, check_inputs=check_inputs)
 
 
 def render(spec: SpecLike | Graph, **options: Any):

@@ -98,6 +98,12 @@ class SpecError(Exception):
         return "\n".join(d.format() for d in self.diagnostics)
 
 
+class InputError(SpecError, ValueError):
+    """A built model was called with inputs its spec does not take: found by the model's input
+    check before any op runs, located at the input's declaration or at the node whose shape rule
+    needs the size (see specgraph/torch/input_check.py)."""
+
+
 def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     """Deduplicate (same code, location and message) and sort by location."""
     seen: dict[tuple, Diagnostic] = {}

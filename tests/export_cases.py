@@ -1,8 +1,9 @@
 """Shared by the export, passes and compile tests: every spec of the folder, at test-sized params.
 
-Params that only scale a spec up (vocabularies, widths, tile sizes) are set small where the
-spec has them, to keep the suite fast on 2 cores; the torchvision classifiers (resnet50,
-googlenet, vgg16 ...) run at full size.
+Params that only scale a spec up (vocabularies, widths, depths, tile sizes) are set small where
+the spec has them, to keep the suite fast on 2 cores; most torchvision classifiers (resnet50,
+googlenet, vgg16 ...) run at full size, and every one at full size in test_torchvision_parity.py
+and test_zoo_cnn.py.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ SMALL = {
     "unet_padded": {"base": 8, "size": 64},
     "seq2seq": {"src_vocab": 100, "tgt_vocab": 100, "embed": 16, "hidden": 32},
     "seq2seq_luong": {"src_vocab": 100, "tgt_vocab": 100, "embed": 16, "hidden": 32},
+    # Depths cut to what still holds every kind of unit (a stage's first, strided one and a
+    # repeated one with its skip edge): exporting costs time per node, not per pixel.
+    "densenet121": {"block_config": [2, 2, 2, 2]},
+    "shufflenet_v2_x1_0": {"stages_repeats": [1, 2, 1]},
+    "mobilenet_v2": {"settings": [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 1, 2], [6, 64, 1, 2], [6, 96, 1, 1],
+                                  [6, 160, 1, 2], [6, 320, 1, 1]]},
+    "mnasnet1_0": {"stacks": [[3, 2, 3, 2], [5, 2, 3, 1], [5, 2, 6, 1], [3, 1, 6, 1], [5, 2, 6, 1], [3, 1, 6, 1]]},
 }
 
 
@@ -31,10 +39,11 @@ def spec_id(path: Path) -> str:
     return IDS[SPECS.index(path)]
 
 
-def load_case(path: Path, **params):
-    """(graph, model) for a spec at its test-sized params, batch-norm statistics randomised."""
+def load_case(path: Path, *, check_inputs: bool = True, **params):
+    """(graph, model) for a spec at its test-sized params, batch-norm statistics randomised
+    (``check_inputs=False``: for a test that runs it at sizes the spec does not declare)."""
     graph = specgraph.check(path, **{**SMALL.get(spec_id(path), {}), **params})
-    model = specgraph.build(graph)
+    model = specgraph.build(graph, check_inputs=check_inputs)
     randomize_norm_stats(model)
     return graph, model.eval()
 

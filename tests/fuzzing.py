@@ -3,7 +3,9 @@ structure-aware mutation of the specs in specs/.
 
 Profiles (``SPECGRAPH_FUZZ``): ``ci`` (the default; derandomized, a few thousand examples in
 all, no example database) and ``long`` (random, 100,000+ examples; ``make fuzz``).
-``SPECGRAPH_FUZZ_EXAMPLES=N`` sets the total number of examples of the fuzz tests directly.
+``SPECGRAPH_FUZZ_EXAMPLES=N`` sets the total number of examples of the fuzz tests directly, and
+``SPECGRAPH_SOUNDNESS_EXAMPLES=N`` the number of random networks (test_soundness.py) and of
+random op applications (test_op_soundness.py), each.
 Every test takes a fixed share of the total, so the total is what the profile says.
 """
 
@@ -35,7 +37,7 @@ SPECS = ROOT / "specs"
 
 PROFILE = os.environ.get("SPECGRAPH_FUZZ", "ci")
 TOTALS = {"ci": 3_000, "long": 100_000}  # examples of the fuzz tests (test_fuzz.py), all together
-SOUNDNESS = {"ci": 300, "long": 5_000}  # random valid specs built and run (test_soundness.py)
+SOUNDNESS = {"ci": 300, "long": 50_000}  # random valid specs built and run (test_soundness.py, test_op_soundness.py)
 # The promise: every input is answered within 2 s.  It is asserted on the CPU time of the
 # checking thread, which other processes on a shared CI machine cannot inflate; hypothesis's
 # wall-clock deadline (which also covers building and running the checked graph) guards hangs.
@@ -65,7 +67,7 @@ def fuzz_settings(share: float | dict[str, float], total: int | None = None) -> 
 
 
 def soundness_settings(share: float) -> settings:
-    return fuzz_settings(share, SOUNDNESS[PROFILE])
+    return fuzz_settings(share, int(os.environ.get("SPECGRAPH_SOUNDNESS_EXAMPLES", SOUNDNESS[PROFILE])))
 
 
 # ---- the outcome every input must have ------------------------------------------------------------
@@ -567,12 +569,12 @@ def live_nodes(graph) -> set[str]:
     return {p for p in graph.needed_by(graph.eval_outputs) if not graph.node(p).is_input}
 
 
-def build_naming(graph):
+def build_naming(graph, check_inputs: bool = True):
     """``specgraph.build(graph)`` (and None: the built module's fx nodes carry their spec nodes
     in ``meta["specgraph"]``, so no names need recording; kept for the callers' signature)."""
     import specgraph
 
-    return specgraph.build(graph), None
+    return specgraph.build(graph, check_inputs=check_inputs), None
 
 
 def observed_shapes(graph, model, args, asked=None) -> dict[tuple[str, str], tuple[int, ...]]:

@@ -17,6 +17,9 @@ A W-code expectation is a warning of a spec that otherwise compiles.
 test_schema.py): ``reject`` -- a mistake an editor shows as you type; ``accept`` -- one that
 needs the compiler (names, shapes, expressions); ``no-yaml`` -- the text is not YAML data a
 schema could validate.  ``limits:`` lowers a resource limit so a limit error stays small.
+``call: x=[2, 3, 33, 33] ids=int64[2, 7]`` says the spec checks, and its built model (in eval
+mode) called with zeros of those shapes and dtypes (default: the declared one) gives the
+expected diagnostics: the run-time input check's (torch/input_check.py).
 Files under lib/ are included by the corpus specs and are not corpus entries themselves.
 """
 
@@ -55,6 +58,8 @@ EXPECT = re.compile(r'# expect: (?P<code>[EW]\d{3}) at (?P<line>\d+):(?P<col>\d+
                     r' path=(?P<path>\S+)(?: message~(?P<message>"(?:[^"\\]|\\.)*"))?(?: hint~(?P<hint>"(?:[^"\\]|\\.)*"))?$')
 SCHEMA = re.compile(r"# schema: (reject|accept|no-yaml)$")
 LIMITS = re.compile(r"# limits: ((?:\w+=\d+ ?)+)$")
+CALL = re.compile(r"# call: (.+)$")
+CALL_ARG = re.compile(r"(\w+)=(\w*)(\[[^\]]*\])")
 
 
 @dataclass(frozen=True)
@@ -77,11 +82,12 @@ class CorpusFile:
     schema: str
     limits: dict[str, int]
     expected: tuple[Expected, ...]
+    call: dict[str, tuple[str, list[int]]] | None = None  # input -> (dtype or "", shape)
 
 
 def read_corpus_file(path: Path) -> CorpusFile:
     """The expectations in the leading comments of one corpus file (refusing malformed ones)."""
-    schema, limits, expected = None, {}, []
+    schema, limits, expected, call = None, {}, [], None
     text = path.read_bytes().decode("utf-8", "replace")  # a corpus file may be invalid UTF-8 on purpose
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -95,21 +101,38 @@ def read_corpus_file(path: Path) -> CorpusFile:
             schema = m[1]
         elif m := LIMITS.match(line):
             limits = {k: int(v) for k, v in (kv.split("=") for kv in m[1].split())}
+        elif m := CALL.match(line):
+            call = {name: (dtype, json.loads(shape)) for name, dtype, shape in CALL_ARG.findall(m[1])}
+            assert call, f"{path.name}: malformed: {line}"
         else:
-            assert not line.startswith(("# expect", "# schema", "# limits")), f"{path.name}: malformed: {line}"
+            assert not line.startswith(("# expect", "# schema", "# limits", "# call")), f"{path.name}: malformed: {line}"
     assert schema, f"{path.name}: no `# schema: reject|accept|no-yaml` line"
     assert expected, f"{path.name}: no `# expect:` line"
-    return CorpusFile(path, schema, limits, tuple(expected))
+    return CorpusFile(path, schema, limits, tuple(expected), call)
 
 
 def diagnostics_of(case: CorpusFile) -> list:
-    """The errors of the spec, or the warnings of a spec that compiles."""
+    """The errors of the spec, or the warnings of a spec that compiles; for a ``call:`` file,
+    the input check's error when its built model is called so."""
     try:
         spec = specgraph.load(case.path, limits=Limits(**case.limits)) if case.limits else specgraph.load(case.path)
         graph = specgraph.check(spec)
     except SpecError as e:
+        assert case.call is None, f"{case.path.name} does not check:\n{e.format()}"
         return e.diagnostics
-    return graph.warnings
+    if case.call is None:
+        return graph.warnings
+    import torch
+
+    model = specgraph.build(graph).eval()
+    args = [torch.zeros(case.call[name][1], dtype=getattr(torch, case.call[name][0] or t.dtype))
+            for name, t in graph.inputs.items()]
+    try:
+        with torch.no_grad():
+            model(*args)
+    except specgraph.InputError as e:
+        return e.diagnostics
+    raise AssertionError(f"{case.path.name}: the call ran")
 
 
 def relative(file: str | None) -> str | None:

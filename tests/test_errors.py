@@ -352,7 +352,32 @@ def test_spatial_mismatch_at_concat_names_the_pool_upstream():
     d = only(text, "E402", pos(text, "out: {"), "out")
     assert "disagree on dim 2" in d.message
     assert d.details == ("branch1 -> [N, 8, 32, 32]", "branch2.1 -> [N, 8, 30, 30]")
-    assert d.hint == "branch2.0 (maxpool2d) uses ceil_mode: false and padding: 0; its siblings keep 32x32"
+    # the cause is the missing padding, and only it is named (ceil_mode changes nothing here)
+    assert d.hint == "branch2.0 (maxpool2d) gives 30x30; with padding: 1 it gives 32x32, as its siblings"
+
+
+def test_spatial_mismatch_hint_names_ceil_mode_where_it_is_the_cause():
+    # GoogLeNet's pools: 3x3 stride 2 on 28x28 gives 13x13, 14x14 only with ceil_mode
+    text = spec("""        graph:
+          a: {op: maxpool2d, kernel: 2, stride: 2, from: x}
+          b: {op: maxpool2d, kernel: 3, stride: 2, from: x}
+          c: {op: maxpool2d, kernel: 3, stride: 2, from: x}
+          out: {op: concat, dim: 1, from: [a, b, c]}
+        """, header="specgraph: 1\ninputs:\n  x: [N, 3, 28, 28]\n")
+    d = errors_of(text)[0]
+    assert d.hint.startswith("b (maxpool2d) gives 13x13; with ceil_mode: true it gives 14x14, as a")
+
+
+def test_spatial_mismatch_hint_names_no_param_when_none_is_the_cause():
+    # a 5x5 and a 3x3 conv, both unpadded: no one param of the one makes it the other's size
+    text = spec("""        graph:
+          a: {op: conv2d, out: 4, kernel: 3, padding: 1, stride: 2, from: x}
+          b: {op: conv2d, out: 4, kernel: 1, stride: 3, from: x}
+          out: {op: concat, dim: 1, from: [a, b]}
+        """)
+    d = errors_of(text)[0]
+    assert d.hint.startswith("a (conv2d) gives 16x16, its siblings 11x11"), d.hint
+    assert "padding" not in d.hint and "ceil_mode" not in d.hint
 
 
 def test_linear_after_a_4d_tensor_without_flatten():
@@ -556,8 +581,9 @@ def test_expression_syntax_error():
 
 def test_ordering_a_symbolic_dim():
     text = spec("graph:\n  relu: {op: relu, when: \"${x.batch > 1}\"}\n")
-    d = only(text, "E504", pos(text, "> 1"), "relu")
+    d = only(text, "E406", pos(text, "> 1"), "relu")
     assert "depends on the input size" in d.message
+    assert d.hint == "compare with == or !=, or give input 'x' [N, 3, 32, 32] a concrete N, or decide it with a param"
 
 
 def test_integer_past_the_limit():

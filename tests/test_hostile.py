@@ -127,9 +127,26 @@ CASES = {
                                     + "graph:\n  s: {block: b, repeat: 100000}\n", {"E601"}),
     "200k nodes by repeat": (HEADER + "blocks:\n  b:\n    nodes:\n      r: {op: relu, repeat: 1000}\n"
                              "graph:\n  s: {block: b, repeat: 200}\n", {"E601"}),
+    # Issue 14: cheap to write, costly to evaluate; the work of all evaluations is one budget
+    "60 list-building expressions in a 100-repeat block": (HEADER + "blocks:\n  b:\n    nodes:\n" + "".join(
+        f'      r{i}: {{op: dropout, p: "${{len([0] * 99999) * 0}}"}}\n' for i in range(60))
+        + "graph:\n  s: {block: b, repeat: 100}\n", {"E505"}),
+    "a recursive block that doubles": (HEADER + "blocks:\n  b:\n    params: {d: int}\n    nodes:\n"
+                                       "      r: {op: relu}\n"
+                                       '      a: {block: b, d: "${d - 1}", when: "${d > 0}"}\n'
+                                       '      c: {block: b, d: "${d - 1}", when: "${d > 0}"}\n'
+                                       "graph:\n  s: {block: b, d: 40}\n", {"E601"}),
     "blocks 100 levels deep": (HEADER + "blocks:\n" + "".join(
         f"  b{i}:\n    nodes:\n      inner: {{block: b{i + 1}}}\n" for i in range(100))
         + "  b100:\n    nodes:\n      r: {op: relu}\n" + "graph:\n  top: {block: b0}\n", {"E604"}),
+    # a recursion without end through a block that uses the other six times (inception_v3's
+    # conv_bn with a Mixed block moved into it): refused at the first E604, not after expanding
+    # every sibling down to the depth limit
+    "wide recursion without end": (HEADER + "blocks:\n  unit:\n    nodes:\n      fc: {op: linear, out: 8}\n"
+                                   "      mixed: {block: wide}\n  wide:\n    nodes:\n"
+                                   + "".join(f"      b{i}: {{block: unit, from: x}}\n" for i in range(6))
+                                   + "      out: {op: concat, from: [b0, b1, b2, b3, b4, b5]}\n"
+                                   "graph:\n  top: {block: unit}\n", {"E604"}),
 }
 
 

@@ -172,7 +172,7 @@ CASES = [
     case("glu", {}, (2, 3, 8)),
     case("glu", {"dim": 1}, (2, 6, 4, 4)),
     case("prelu", {}, IMG),
-    case("prelu", {"channelwise": True, "init": 0.1}, (2, 3, 5, 5)),
+    case("prelu", {"channelwise": True, "init_slope": 0.1}, (2, 3, 5, 5)),
     case("prelu", {"channelwise": True}, (4, 6)),
     # elementwise math on one tensor
     case("neg", {}, IMG),

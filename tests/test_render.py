@@ -167,7 +167,7 @@ graph:
     d = dot_of(spec)
     assert d.edge("x", "conv")["label"] == "N×3×H×W"
     assert d.edge("conv", "pool")["label"] == "N×8×⌈H/2⌉×⌈W/2⌉"
-    assert d.edge("pool", "@out/pool")["label"] == "N×8×⌊(H+1)/4⌋×⌊(W+1)/4⌋"  # floor(ceil(H/2)/2)
+    assert d.edge("pool", "@out/pool")["label"] == "N×8×⌊(H + 1)/4⌋×⌊(W + 1)/4⌋"  # floor(ceil(H/2)/2)
 
 
 def test_block_instances_are_clusters_with_name_params_and_count():

@@ -46,11 +46,14 @@ def test_cell_equals_torch_cell(cell, reference):
         torch.testing.assert_close(ours(x, h), ref(x, h), atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
 @pytest.mark.parametrize("cell,reference", [
     ("rnn_tanh_cell", torch.nn.RNN), ("lstm_cell", torch.nn.LSTM), ("gru_cell", torch.nn.GRU)])
-def test_scan_equals_torch_layer(cell, reference):
+def test_scan_equals_torch_layer(cell, reference, fused):
+    """Both ways a scan of these cells runs: torch's kernel (fused, the default) and the loop."""
     torch.manual_seed(0)
     model = specgraph.build(scan_spec(cell, hidden=16, features=7))
+    model.rnn.fused = fused
     ref = reference(7, 16, batch_first=True)
     model.load_state_dict(from_torch(ref.state_dict(), prefix="rnn.cell.", layer=0), strict=True)
     x = torch.randn(3, 11, 7)

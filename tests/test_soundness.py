@@ -1,7 +1,8 @@
 """Shape soundness: for random valid networks, the shape specgraph infers for every node is the
 shape the built module really produces, node by node.
 
-A network is grown one node at a time from conv2d, maxpool2d, avgpool2d, adaptive_avgpool2d,
+A network is grown one node at a time from conv2d (every padding mode, `same` and `valid`),
+conv_transpose2d (with output_padding), pad (every mode), maxpool2d, avgpool2d, adaptive_avgpool2d,
 batchnorm2d, relu, concat, add (with broadcasting), flatten and linear, wired into a DAG with
 branches and merges, sometimes grouped into a `seq`, a block instance, a repeated block or a
 node switched off by `when: false`.  While growing it, the real shape of each tensor is
@@ -205,6 +206,34 @@ def draw_pool(draw, kind: str) -> dict:
     return p
 
 
+def draw_pad(draw) -> dict:
+    pairs = draw(st.sampled_from([1, 2]), label="pad pairs")
+    return {"op": "pad", "pads": [draw(st.integers(0, 3), label="pad") for _ in range(2 * pairs)],
+            "mode": draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]), label="pad mode")}
+
+
+def draw_conv_transpose(draw, c_in: int) -> dict:
+    groups = draw(st.sampled_from([g for g in (1, 2) if c_in % g == 0]), label="groups")
+    stride = draw(st.integers(1, 3), label="stride")
+    dilation = draw(st.integers(1, 2), label="dilation")
+    p: dict[str, Any] = {"op": "conv_transpose2d", "out": groups * draw(st.integers(1, 3), label="out"),
+                         "kernel": window(draw, 4), "stride": stride, "dilation": dilation}
+    if draw(st.booleans(), label="padding?"):
+        p["padding"] = draw(st.integers(0, 2), label="padding")
+    if max(stride, dilation) > 1 and draw(st.booleans(), label="output_padding?"):
+        p["output_padding"] = draw(st.integers(0, max(stride, dilation) - 1), label="output_padding")
+    if groups > 1:
+        p["groups"] = groups
+    return p
+
+
+def torch_conv_transpose(p: dict, x: torch.Tensor) -> torch.Tensor:
+    conv = torch.nn.ConvTranspose2d(x.shape[1], p["out"], _pair(p["kernel"]), p["stride"], p.get("padding", 0),
+                                    p.get("output_padding", 0), p.get("groups", 1), dilation=p["dilation"],
+                                    device="meta")
+    return conv(x)
+
+
 def apply(node: dict, inputs: list[list[torch.Tensor]], blocks: dict) -> list[torch.Tensor]:
     """torch's result for a node (op, block or seq), per probe; raises when torch refuses it."""
     per_probe = list(zip(*inputs))
@@ -231,6 +260,12 @@ def apply(node: dict, inputs: list[list[torch.Tensor]], blocks: dict) -> list[to
             y = torch_pool(op, node, x)
         elif op == "adaptive_avgpool2d":
             y = F.adaptive_avg_pool2d(x, _pair(node["size"]))
+        elif op == "pad":
+            # Real tensors, not meta: the meta kernels of reflect/circular padding check less than
+            # the CPU ones (an amount as large as the dim passes on meta).
+            y = F.pad(torch.zeros(x.shape), node["pads"], mode=node["mode"]).to("meta")
+        elif op == "conv_transpose2d":
+            y = torch_conv_transpose(node, x)
         elif op in ("batchnorm2d", "relu"):
             y = x
         elif op == "concat":
@@ -272,7 +307,8 @@ def grow(draw, net: Net) -> None:
     rank4 = [t for t in net.tensors if len(t.shapes[0]) == 4]
     rank2 = [t for t in net.tensors if len(t.shapes[0]) == 2]
     kinds = ["conv2d"] * 3 + ["maxpool2d", "avgpool2d", "batchnorm2d", "relu", "seq", "branch_merge", "flatten",
-                              "adaptive_avgpool2d", "when_false"] + (["block"] * 2 if net.blocks else [])
+                              "adaptive_avgpool2d", "when_false", "pad", "conv_transpose2d"] \
+        + (["block"] * 2 if net.blocks else [])
     kinds = [k for k in kinds if rank4] + (["linear", "relu2", "merge2"] if rank2 else [])
     if not kinds:
         return
@@ -284,6 +320,10 @@ def grow(draw, net: Net) -> None:
     name = f"n{len(net.nodes)}"
     if kind in ("conv2d", "maxpool2d", "avgpool2d"):
         node = draw_conv(draw, c) if kind == "conv2d" else draw_pool(draw, kind)
+    elif kind == "pad":
+        node = draw_pad(draw)
+    elif kind == "conv_transpose2d":
+        node = draw_conv_transpose(draw, c)
     elif kind in ("batchnorm2d", "relu", "relu2"):
         node = {"op": kind.rstrip("2")}
     elif kind == "adaptive_avgpool2d":
@@ -425,8 +465,8 @@ def test_inferred_shapes_are_the_real_shapes(net):
     for probe, (h, w) in enumerate(net.probes):
         shapes = {"x": TensorType((N, net.channels, h, w))}
         graph = expand(spec, input_shapes=shapes, suggest_sizes=False)  # torch ran it: it must check
-        if model is None:  # weights do not depend on H and W
-            model = build_naming(graph)
+        if model is None:  # weights do not depend on H and W (the model built at the first size runs
+            model = build_naming(graph, check_inputs=False)  # at the others: its input check would refuse them)
             model[0].eval()
         with torch.no_grad():
             compare(graph, model, net, h, w, probe, symbolic=False)
@@ -459,12 +499,14 @@ def test_generated_nets_cover_the_ops(net):
     (checked on the last example, once all of them have been seen)."""
     text = yaml.safe_dump(net.spec())
     COVERED.update(re.findall(r"op: (\w+)", text))
-    COVERED.update(k for k in ("block: unit", "seq:", "repeat:", "when: false", "dim: -3") if k in text)
+    COVERED.update(k for k in ("block: unit", "seq:", "repeat:", "when: false", "dim: -3", "mode: reflect",
+                               "mode: circular", "padding_mode: reflect", "output_padding") if k in text)
 
 
 def test_coverage_of_the_generator():
     if not COVERED:
         pytest.skip("run with test_generated_nets_cover_the_ops")
     want = {"conv2d", "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "batchnorm2d", "relu", "concat", "add",
-            "flatten", "linear", "block: unit", "seq:", "repeat:", "when: false", "dim: -3"}
+            "flatten", "linear", "pad", "conv_transpose2d", "block: unit", "seq:", "repeat:", "when: false", "dim: -3",
+            "mode: reflect", "mode: circular", "padding_mode: reflect", "output_padding"}
     assert want <= COVERED, want - COVERED

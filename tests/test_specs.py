@@ -9,6 +9,7 @@ import torch
 import specgraph
 from specgraph.ir.tensor_type import TensorType
 from conftest import spec_files
+from export_cases import SMALL, spec_id
 
 SPECS = spec_files()
 IDS = [str(p.relative_to(p.parents[1])) if p.parent.name != "specs" else p.stem for p in SPECS]
@@ -62,7 +63,7 @@ def test_spec_state_dict_keys_are_node_paths(path):
 def test_fullgraph_capture(path):
     """Dynamo captures each model as one graph (backend='eager' checks the capture without the
     minute-long inductor compile; test_inductor_compile runs the real compiler once)."""
-    graph = specgraph.check(path)
+    graph = specgraph.check(path, **SMALL.get(spec_id(path), {}))  # capture costs time per node: test-sized
     model = specgraph.build(graph).eval()
     inputs = example_inputs(graph)
     torch._dynamo.reset()

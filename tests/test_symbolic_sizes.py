@@ -78,16 +78,20 @@ def window_partition(x, w=7):
 
 def test_window_partition_is_exact_where_the_window_divides_the_size():
     graph = specgraph.check(WINDOWS)
-    assert str(graph.node("parts").outputs["out"]) == "[N, H/7, 7, W/7, 7, 4]"
-    assert str(graph.outputs[0].value.type) == "[(H/7)*(W/7)*N, 7, 7, 4]"
+    assert str(graph.node("parts").outputs["out"]) == "[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4]"
+    assert str(graph.outputs[0].value.type) == "[N*⌊H/7⌋*⌊W/7⌋, 7, 7, 4]"
     model = specgraph.build(WINDOWS)
     for h, w in ((7, 14), (21, 7)):
         x = torch.randn(2, h, w, 4)
         torch.testing.assert_close(model(x), window_partition(x))
-    # 15 is no multiple of 7: the spec's shapes do not hold, and the call says which dim and why
-    with pytest.raises(ValueError, match=r"reshape to \[N, H/7, 7, W/7, 7, 4\] needs H divisible by 7, "
-                                         r"but this input has H = 15"):
+    # 15 is no multiple of 7: the spec's shapes do not hold, and the call says which dim and why,
+    # where: the model's input check, at the reshape's line (and, without it, the reshape itself)
+    with pytest.raises(specgraph.InputError, match=r"error\[E403\] node 'parts': reshape to \[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4\] "
+                                                   r"needs H divisible by 7\n  needs H divisible by 7; this call gives H = 15"):
         model(torch.randn(1, 15, 14, 4))
+    with pytest.raises(ValueError, match=r"reshape to \[N, ⌊H/7⌋, 7, ⌊W/7⌋, 7, 4\] needs H divisible by 7, "
+                                         r"but this input has H = 15"):
+        specgraph.build(WINDOWS, check_inputs=False)(torch.randn(1, 15, 14, 4))
 
 
 def test_exact_division_is_checked_on_the_dim_the_spec_divides():
@@ -104,8 +108,10 @@ outputs: [y]
 """
     model = specgraph.build(text)
     assert model(torch.randn(1, 1, 8, 4)).shape == (1, 2, 2, 2, 2)
-    with pytest.raises(ValueError, match="needs ⌈H/2⌉ divisible by 2, but this input has ⌈H/2⌉ = 3"):
+    with pytest.raises(specgraph.InputError, match="needs ⌈H/2⌉ divisible by 2; this call gives ⌈H/2⌉ = 3"):
         model(torch.randn(1, 1, 6, 4))
+    with pytest.raises(ValueError, match="needs ⌈H/2⌉ divisible by 2, but this input has ⌈H/2⌉ = 3"):
+        specgraph.build(text, check_inputs=False)(torch.randn(1, 1, 6, 4))
 
 
 def test_pad_to_a_multiple_of_the_window():

@@ -52,6 +52,7 @@ class Summary:
     training: Any = None  # an analysis.training.TrainingMemory
     fit: tuple[int, int] | None = None  # (budget bytes, the largest batch whose training step fits)
     rows: list[SummaryRow] = field(default_factory=list)  # what the table shows (nodes, or blocks to `depth`)
+    runs_as: dict[str, str] = field(default_factory=dict)  # node -> how it runs, where the compiler chose (Op.runs_as)
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -99,7 +100,8 @@ class Summary:
         return (*base, format_bytes(self.memory.param_bytes), format_bytes(self.memory.activation_bytes))
 
     def memory_lines(self) -> list[str]:
-        """The lines under the table: parameters, MACs at the batch, memory, training."""
+        """The lines under the table: parameters, MACs at the batch, memory, training, and how
+        nodes run where the compiler chose (a scan fused into torch's layer kernel, or not and why)."""
         lines = [f"parameters: {self.total_params:,} trainable, {self.total_buffers:,} non-trainable (buffers)"]
         if self.batch_macs is not None and self.memory is not None:
             lines.append(f"MACs at N={self.memory.batch_size}: {_macs(self.batch_macs)} ({self.batch_macs:,})")
@@ -123,7 +125,7 @@ class Summary:
             how = f" ({t.optimizer}, precision {t.precision})" if t is not None else ""
             lines.append(f"largest batch whose training step fits in {format_bytes(budget)}{how}: "
                          + (str(batch) if batch else "none (a batch of 1 is over)"))
-        return lines
+        return lines + [f"{path}: {how}" for path, how in self.runs_as.items()]
 
     def to_json(self) -> dict:
         def row(r: SummaryRow) -> dict:
@@ -148,6 +150,8 @@ class Summary:
             data["training"] = self.training.to_json()
         if self.fit is not None:
             data["fit"] = {"budget_bytes": self.fit[0], "largest_batch": self.fit[1]}
+        if self.runs_as:
+            data["runs_as"] = self.runs_as
         return data
 
     def __str__(self) -> str:
@@ -220,9 +224,12 @@ def summarize(graph: Graph, batch_size: int | None = None, dims: Mapping[str, in
             raise
         note = str(e)
     sizes = memory.sizes if memory is not None else None
-    rows = []
+    rows, runs_as = [], {}
     for node in graph.op_nodes():
         op = node.op
+        how = op.runs_as(node.params)
+        if how:
+            runs_as[node.path] = how
         in_types = [v.type for v in node.inputs]
         out_types = list(node.outputs.values())
         macs = _node_macs(node, in_types, out_types, sizes)
@@ -234,7 +241,7 @@ def summarize(graph: Graph, batch_size: int | None = None, dims: Mapping[str, in
                                bool(m and m.activation_bytes and not m.new_bytes), op.num_buffers(node.params, in_types)))
     return Summary(graph.name, rows, {k: str(_at(v, sizes) if asked and sizes else v) for k, v in graph.inputs.items()},
                    {o.name: str(_at(o.value.type, sizes) if asked and sizes else o.value.type) for o in graph.outputs},
-                   memory, note, depth)
+                   memory, note, depth, runs_as=runs_as)
 
 
 def _at(t: TensorType, sizes: Mapping[str, int]) -> TensorType:

@@ -104,7 +104,7 @@ class Boundary:
                     entry, train_only, ypath = od.from_, od.train_only, ypath + ("from",)
                 if not isinstance(entry, str):
                     raise self.ex.error("E203", f"output '{name}' names a node, found {entry!r}", src, ypath)
-                value = self.ex.resolve(entry, ctx, ypath, None)
+                value = self.ex.refs.resolve(entry, ctx, ypath, None)
                 result.append(OutputInfo(name, value, train_only))
             except Poisoned:
                 continue

@@ -11,10 +11,12 @@ are numbered.  An `inline: true` block or seq adds no level: its nodes take thei
 (or, inside a seq, their numbers) directly in the parent, which is how a spec matches the
 flat module names of a hand-written model.
 
-This module holds the node-level machinery (mappings of nodes, `when`/`repeat`, references);
-its collaborators: op_nodes.py (`op:` nodes), blocks.py (blocks, seqs, a scan's cell),
-scan.py (`scan:` nodes), boundary.py (the spec's inputs and outputs), lint.py (warnings of
-the finished graph).  An :class:`~specgraph.expand.observer.ExpansionObserver` sees it work.
+This module holds the node-level machinery (mappings of nodes, `when`/`repeat`); its
+collaborators: node_defs.py (a node's structural keys), order.py (the order of a scope's
+nodes, cycles), references.py (`from:`), op_nodes.py (`op:` nodes), blocks.py (blocks, seqs,
+a scan's cell), scan.py (`scan:` nodes), boundary.py (the spec's inputs and outputs),
+requirements.py (`require:`), own_text.py (the checks of a node whose input failed), lint.py
+and unused.py (warnings).  An :class:`~specgraph.expand.observer.ExpansionObserver` sees it work.
 """
 
 from __future__ import annotations
@@ -23,27 +25,30 @@ import keyword
 from dataclasses import replace
 from typing import Any, Mapping
 
-import networkx as nx
-from pydantic import ValidationError
-
-from ..diagnostics import Diagnostic, Location, SpecError, did_you_mean
+from ..diagnostics import Diagnostic, Location, SpecError
+from ..ir.dims import Sym
 from ..ir.graph import Graph, GraphBuilder, Node, Scope, Value
 from ..ir.tensor_type import TensorType
-from ..lang.expr import ExprError, evaluate, referenced_names, value_location
+from ..lang.document import NodeDef
+from ..lang.expr import ExprError, evaluate, is_expression, referenced_names, spending, value_location
 from ..lang.marked_yaml import Source
-from ..lang.params import bind_params
-from ..lang.document import NODE_KEYS, NodeDef
 from ..lang.names import NAME_RE, RESERVED_NAMES
-from ..lang.params import parse_param_decls
+from ..lang.params import bind_params, parse_param_decls
 from ..lang.spec import Spec
-from ..lang.validation import pydantic_diagnostics
 from .blocks import Blocks, single_output
 from .boundary import Boundary
 from .lint import lint
+from .node_defs import node_def
 from .observer import Attempt, ExpansionObserver
 from .op_nodes import OpNodes, reads_nothing
+from .order import dependencies, dependency_order
+from .own_text import check_own_text
+from .references import References
 from .reporting import POISONED, InstanceDiagnostics, Poisoned
+from .requirements import check_requirements
 from .scope import Ctx, Namer, Result, copy_names, numbered_namer, parent_scope
+from .symbolic import concrete_size_fix, needs_a_number_hint
+from .unused import unused_names
 
 __all__ = ["expand", "Expander"]
 
@@ -85,6 +90,7 @@ class Expander:
         self.blocks = Blocks(self)
         self.boundary = Boundary(self)
         self.op_nodes = OpNodes(self)
+        self.refs = References(self)
         self.expanded = 0  # node definitions expanded, those a `when:` switches off included
 
     # ---- reporting -------------------------------------------------------------------
@@ -99,10 +105,15 @@ class Expander:
         try:
             return evaluate(value, env, self.limits)
         except ExprError as e:
-            raise self.error(e.code, e.message, source, path=path, hint=e.hint,
-                             location=value_location(source.location(ypath), source.lines, e.value, e.offset))
+            hint = needs_a_number_hint(e.hint, e.dim, self.input_types) if e.code == "E406" else e.hint
+            poisoned = self.error(e.code, e.message, source, path=path, hint=hint,
+                                  location=value_location(source.location(ypath), source.lines, e.value, e.offset))
+            if e.code == "E505":  # the check's budget is spent: every later expression would say so again
+                raise SpecError(self.diags.items)
+            raise poisoned
 
     # ---- top level -------------------------------------------------------------------
+    @spending  # one work budget for all the expressions of the check
     def run(self) -> Graph:
         spec, doc, src = self.spec, self.spec.doc, self.spec.source
         decls = parse_param_decls(doc.params, src, ("params",), self.diags)
@@ -131,12 +142,15 @@ class Expander:
             result = next(iter(names.values()))
             first = POISONED if result is None else result["out"]
         ctx = Ctx(src, ("graph",), params, names, Namer("", False), first_input=first)
+        if doc.require:  # a combination of params refused: what follows would build another model
+            check_requirements(self, doc.require, ctx.env(), src, ("require",), None)
+            self.diags.raise_if_errors()
         self.expand_mapping(doc.graph, ctx)
         outputs = self.boundary.outputs(ctx)
         self.observer.outputs_resolved(outputs)
         self.diags.raise_if_errors()
         graph = self.g.build(spec.name, outputs, params)
-        return graph.with_warnings(lint(graph))
+        return graph.with_warnings(lint(graph) + unused_names(spec, self.blocks.instantiated))
 
     # ---- scopes --------------------------------------------------------------------------
     def expand_mapping(self, nodes: dict[str, Any], ctx: Ctx) -> dict[str, Result | None]:
@@ -144,38 +158,25 @@ class Expander:
         src = ctx.source
         written = list(nodes)
         defs: dict[str, NodeDef] = {}
+        froms: dict[str, Any] = {}  # `from:` with its expressions evaluated
         deps: dict[str, set[str]] = {}
+        implicit: dict[str, str | None] = {}
         for i, name in enumerate(written):
             ypath = ctx.base + (name,)
             path = ctx.namer.peek(name)
-            if not NAME_RE.match(name):
-                self.error("E204", f"node name '{name}' must be letters, digits and _ only", src, ypath, key=True)
+            if not self.valid_name(name, ctx, ypath, path):
                 continue
-            if keyword.iskeyword(name):  # `self.from(...)` cannot be written in the generated forward
-                self.error("E204", f"node name '{name}' is a Python keyword, which a module attribute cannot be", src,
-                           ypath, key=True, path=path, hint=f"rename the node, e.g. '{name}_'")
-                continue
-            if name in RESERVED_NAMES:
-                self.error("E204", f"node name '{name}' is taken by torch's Module (model.{name})", src, ypath,
-                           key=True, path=path, hint=f"rename the node, e.g. '{name}_'")
-                continue
-            if name in ctx.names:
-                self.error("E305", f"node '{name}' has the same name as an input of this scope", src, ypath, key=True,
-                           path=path)
-                continue
-            nd = self.node_def(nodes[name], src, ypath, path)
+            nd = node_def(self, nodes[name], src, ypath, path)
             if nd is None:
                 continue
+            try:
+                froms[name] = None if nd.from_ is None else self.refs.evaluate_from(nd.from_, ctx, ypath + ("from",), path)
+            except Poisoned:
+                continue
             defs[name] = nd
-            refs = _refs(nd.from_) if nd.from_ is not None else ([written[i - 1]] if i else [])
-            # Expressions may read a sibling's shape (${conv1.channels}): that is a dependency
-            # too, unless the name is a param, which expressions see first.
-            read = referenced_names(nd.when) | referenced_names(nd.repeat) | referenced_names(nd.extras)
-            # a scan's initial states (0: zeros) and context tensors
-            refs = refs + [r for r in (nd.init or {}).values() if isinstance(r, str)] + list((nd.context or {}).values())
-            used = {r.split(".", 1)[0] for r in refs} | (read - set(ctx.params))
-            deps[name] = {u for u in used if u in nodes}
-        order = self.dependency_order(defs, deps, written, ctx)
+            previous = written[i - 1] if i and not reads_nothing(nd) else None
+            deps[name], implicit[name] = dependencies(nd, froms[name], previous, ctx, nodes)
+        order = dependency_order(self, deps, implicit, written, ctx)
         position = {name: i for i, name in enumerate(written)}
         for name in written:  # names that failed validation are poisoned
             ctx.names.setdefault(name, None) if name not in defs else None
@@ -184,83 +185,48 @@ class Expander:
             nd = defs[name]
             path = ctx.namer.peek(name)
             try:
-                if nd.from_ is not None:
-                    inputs = self.resolve_from(nd.from_, ctx, ypath + ("from",), path)
-                elif reads_nothing(nd):  # a parameter: no implicit input, so none that failed silences it
-                    inputs = []
-                else:
-                    i = position[name]
-                    if i:
-                        inputs = [self.resolve(written[i - 1], ctx, ypath, path, implicit=True)]
-                    elif ctx.first_input is POISONED:  # the scope's first input failed: stay silent
-                        raise Poisoned()
-                    elif ctx.first_input is not None:
-                        inputs = [ctx.first_input]
-                    else:
-                        inputs = []
+                inputs = self.inputs_of(nd, froms[name], position[name], written, ctx, ypath, path)
+            except Poisoned:  # an input failed: only the mistakes of the node's own text are told
+                check_own_text(self, name, nd, ctx, ypath)
+                ctx.names[name] = None
+                continue
+            try:
                 ctx.names[name] = self.expand_node(name, nd, inputs, ctx, ypath, in_seq=False)
             except Poisoned:
                 ctx.names[name] = None
         return {n: ctx.names.get(n) for n in written}
 
-    def dependency_order(self, defs: dict[str, NodeDef], deps: dict[str, set[str]], written: list[str], ctx: Ctx) -> list[str]:
-        index = {n: i for i, n in enumerate(written)}
-        if all(index[d] < index[n] for n, ds in deps.items() for d in ds if d in defs):
-            return [n for n in written if n in defs]  # the usual case: written in dependency order
-        dg = nx.DiGraph()
-        dg.add_nodes_from(defs)
-        dg.add_edges_from((d, n) for n, ds in deps.items() for d in ds if d in defs)
-        try:
-            return list(nx.lexicographical_topological_sort(dg, key=index.__getitem__))
-        except nx.NetworkXUnfeasible:
-            pass
-        bad: set[str] = set()
-        for comp in nx.strongly_connected_components(dg):
-            if len(comp) > 1 or any(dg.has_edge(n, n) for n in comp):
-                cycle = sorted(comp, key=index.__getitem__)
-                first = cycle[0]
-                loop = [e[0] for e in nx.find_cycle(dg.subgraph(comp), source=first)]
-                self.error("E304", f"cycle: {' -> '.join(loop + [loop[0]])}", ctx.source, ctx.base + (first,), key=True,
-                           path=ctx.namer.peek(first), hint="a node cannot depend on itself; remove one `from` on the cycle")
-                bad |= comp
-        bad |= {d for n in bad for d in nx.descendants(dg, n)}
-        for n in bad:
-            ctx.names[n] = None
-        dg.remove_nodes_from(bad)
-        return list(nx.lexicographical_topological_sort(dg, key=index.__getitem__))
+    def inputs_of(self, nd: NodeDef, from_: Any, i: int, written: list[str], ctx: Ctx, ypath: tuple,
+                  path: str) -> list[Value]:
+        """What a node of a mapping reads: its `from:`, else the node written before it, else the
+        scope's first input.  Raises Poisoned when one of them failed."""
+        if from_ is not None:
+            whole = isinstance(nd.from_, str) and is_expression(nd.from_)
+            return self.refs.resolve_from(from_, ctx, ypath + ("from",), path, at_once=whole)
+        if reads_nothing(nd):  # a parameter: no implicit input, so none that failed silences it
+            return []
+        if i:
+            return [self.refs.resolve(written[i - 1], ctx, ypath, path, implicit=True)]
+        if ctx.first_input is POISONED:  # the scope's first input failed: stay silent
+            raise Poisoned()
+        return [] if ctx.first_input is None else [ctx.first_input]
 
-    def node_def(self, raw: Any, source: Source, ypath: tuple, path: str | None = None) -> NodeDef | None:
-        if not isinstance(raw, dict):
-            self.error("E203", f"a node is a mapping like {{op: relu}}, found {type(raw).__name__} {raw!r}"[:200], source, ypath,
+    def valid_name(self, name: str, ctx: Ctx, ypath: tuple, path: str) -> bool:
+        src = ctx.source
+        if not NAME_RE.match(name):
+            self.error("E204", f"node name '{name}' must be letters, digits and _ only", src, ypath, key=True)
+        elif keyword.iskeyword(name):  # `self.from(...)` cannot be written in the generated forward
+            self.error("E204", f"node name '{name}' is a Python keyword, which a module attribute cannot be", src,
+                       ypath, key=True, path=path, hint=f"rename the node, e.g. '{name}_'")
+        elif name in RESERVED_NAMES:
+            self.error("E204", f"node name '{name}' is taken by torch's Module (model.{name})", src, ypath,
+                       key=True, path=path, hint=f"rename the node, e.g. '{name}_'")
+        elif name in ctx.names:
+            self.error("E305", f"node '{name}' has the same name as an input of this scope", src, ypath, key=True,
                        path=path)
-            return None
-        try:
-            nd = NodeDef.model_validate(raw)
-        except ValidationError as e:
-            self.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(e, raw, source, ypath, "node", allowed=NODE_KEYS))
-            return None
-        kinds = [k for k in ("op", "block", "seq", "scan") if getattr(nd, k) is not None]
-        if len(kinds) != 1:
-            found = " and ".join(kinds) if kinds else "none of them"
-            hint = None
-            if not kinds:
-                guess = next((did_you_mean(k, ("op", "block", "seq", "scan")) for k in nd.extras
-                              if did_you_mean(k, ("op", "block", "seq", "scan"))), None)
-                hint = guess and f"{guess} (a node is `op:`, `block:` or `seq:`)"
-            self.error("E202", f"a node needs exactly one of `op`, `block`, `seq`, `scan`; found {found}", source, ypath, key=True,
-                       hint=hint, path=path)
-            return None
-        scan_only = [k for k in ("init", "context", "reverse") if k in nd.model_fields_set]
-        if nd.scan is None and scan_only:
-            self.error("E204", f"`{scan_only[0]}` applies to `scan:` nodes only", source, ypath + (scan_only[0],),
-                       key=True, path=path)
-            return None
-        if nd.seq is not None and nd.extras:
-            key = next(iter(nd.extras))
-            self.error("E201", f"unknown key '{key}' in a seq node", source, ypath + (key,), key=True, path=path,
-                       hint=did_you_mean(key, NODE_KEYS) or f"a seq node takes: {', '.join(NODE_KEYS)}")
-            return None
-        return nd
+        else:
+            return True
+        return False
 
     # ---- nodes ---------------------------------------------------------------------------
     def expand_node(self, name: str, nd: NodeDef, inputs: list[Value], ctx: Ctx, ypath: tuple,
@@ -277,15 +243,16 @@ class Expander:
                                       "(those switched off by `when` included)", src.location(ypath, key=True),
                                       path=here, hint="raise it with --limit max_graph_nodes=N"))
             raise SpecError(self.diags.items)
-        if nd.when is not None:
-            keep = self.evaluate(nd.when, ctx.env(extra), src, ypath + ("when",), here)
-            if not isinstance(keep, bool):
-                raise self.error("E204", f"`when` must be true or false, found {keep!r}", src, ypath + ("when",), path=here,
-                                 hint="compare explicitly, e.g. `when: \"${stride != 1}\"`")
-            if not keep:
-                return self.pass_through(inputs, src, ypath, here)
+        # A repeated node whose `when:` reads `index` decides copy by copy; any other `when:`, once.
+        per_copy = nd.repeat is not None and "index" in referenced_names(nd.when)
+        if nd.when is not None and not per_copy and not self.keep(nd.when, ctx.env(extra), src, ypath, here):
+            return self.pass_through(inputs, src, ypath, here)
         if nd.repeat is not None:
             count = self.evaluate(nd.repeat, ctx.env(extra), src, ypath + ("repeat",), here)
+            if isinstance(count, Sym):
+                raise self.error("E406", f"`repeat` needs a number, found the symbolic dim {count}", src,
+                                 ypath + ("repeat",), path=here, hint=f"{concrete_size_fix(count, self.input_types)}, "
+                                                                      "or count with a param")
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                 raise self.error("E204", f"`repeat` must be a non-negative integer, found {count!r}", src, ypath + ("repeat",),
                                  path=here, hint="`repeat: 0` removes the node (its input passes through)")
@@ -295,11 +262,14 @@ class Expander:
             if count == 0:
                 return self.pass_through(inputs, src, ypath, here)
             single = nd.model_copy(update={"repeat": None, "when": None, "name": None})
-            if nd.name is not None and (in_seq or nd.inline):
-                raise self.error("E204", "`name` names the copies of a repeat in their own scope: not inside a seq "
-                                 "or with `inline`", src, ypath + ("name",), key=True, path=here)
+            if nd.name is not None and (in_seq or nd.inline and ctx.namer.numbered):
+                raise self.error("E204", "`name` names the copies of a repeat by name: not inside a seq, whose items "
+                                 "are numbered", src, ypath + ("name",), key=True, path=here)
             if in_seq:
                 inner = ctx
+            elif nd.inline and nd.name is not None:  # the copies, each a level of its own, named beside their siblings
+                inner = ctx
+                single = single.model_copy(update={"inline": False})
             elif nd.inline:
                 inner = replace(ctx, namer=numbered_namer(ctx.namer))
             else:
@@ -312,12 +282,23 @@ class Expander:
             for i in range(count):
                 if result is not None:  # only a copy followed by another must have one output
                     inputs = [single_output(result, src, ypath, self)]
+                if per_copy and not self.keep(nd.when, ctx.env({**extra, "index": i}), src, ypath, here):
+                    result = self.pass_through(inputs, src, ypath, here)
+                    continue
                 result = self.expand_single(names[i] if names else name, single, inputs, inner, ypath, index=i)
             return result  # type: ignore[return-value]
         if nd.name is not None:
             raise self.error("E204", "`name` names the copies of a `repeat`; this node is not repeated", src,
                              ypath + ("name",), key=True, path=here, hint="rename the node itself instead")
         return self.expand_single(name, nd, inputs, ctx, ypath, index=index)
+
+    def keep(self, when: Any, env: Mapping, src: Source, ypath: tuple, here: str) -> bool:
+        """The value of a `when:`, which must be true or false."""
+        keep = self.evaluate(when, env, src, ypath + ("when",), here)
+        if not isinstance(keep, bool):
+            raise self.error("E204", f"`when` must be true or false, found {keep!r}", src, ypath + ("when",), path=here,
+                             hint="compare explicitly, e.g. `when: \"${stride != 1}\"`")
+        return keep
 
     def pass_through(self, inputs: list[Value], src: Source, ypath: tuple, path: str | None = None) -> Result:
         if not inputs:
@@ -357,42 +338,3 @@ class Expander:
                                       path=node.path, hint="raise it with --limit max_graph_nodes=N"))
             raise SpecError(self.diags.items)
         self.g.add(node)
-
-    # ---- references --------------------------------------------------------------------------
-    def resolve_from(self, raw: Any, ctx: Ctx, ypath: tuple, path: str | None) -> list[Value]:
-        if isinstance(raw, str):
-            return [self.resolve(raw, ctx, ypath, path)]
-        if isinstance(raw, list):
-            return [self.resolve(r, ctx, ypath + (i,), path) for i, r in enumerate(raw)]
-        return [self.resolve(r, ctx, ypath + (k,), path) for k, r in raw.items()]
-
-    def resolve(self, ref: str, ctx: Ctx, ypath: tuple, path: str | None, *, implicit: bool = False,
-                source: Source | None = None) -> Value:
-        src = source or ctx.source
-        head, _, port = ref.partition(".")
-        if head not in ctx.names:
-            raise self.error("E301", f"undefined reference '{ref}'", src, ypath, path=path,
-                             hint=did_you_mean(head, ctx.names) or f"names in sight: {', '.join(list(ctx.names)[:12]) or 'none'}")
-        result = ctx.names[head]
-        if result is None:
-            raise Poisoned()
-        if not port:
-            if len(result) == 1:
-                return next(iter(result.values()))
-            raise self.error("E311", f"'{head}' has several outputs ({', '.join(result)}); name one, e.g. '{head}.{next(iter(result))}'",
-                             src, ypath, key=implicit, path=path,
-                             hint="an implicit input (the previous node) must have one output" if implicit else None)
-        if port in result:
-            return result[port]
-        raise self.error("E311", f"'{head}' has no output '{port}'", src, ypath, path=path,
-                         hint=did_you_mean(port, result) or f"its outputs: {', '.join(result)}")
-
-
-def _refs(raw: Any) -> list[str]:
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list):
-        return [r for r in raw if isinstance(r, str)]
-    if isinstance(raw, dict):
-        return [r for r in raw.values() if isinstance(r, str)]
-    return []

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from pydantic import ValidationError
 
-from ..diagnostics import Location, did_you_mean
+from ..diagnostics import Diagnostic, Location, did_you_mean
 from ..ir.graph import Node, Value
 from ..ir.tensor_type import TensorType
 from ..ir.traits import Trait
 from ..lang.expr import is_expression
-from ..lang.document import NODE_KEYS, NodeDef
+from ..lang.document import NodeDef
 from ..lang.validation import pydantic_diagnostics
 from ..ops import REGISTRY, Op, ShapeError, get_op, op_names
 from ..ops.base import param_meaning
@@ -26,6 +26,7 @@ from ..ops.rules import InputDetail
 from .hints import shape_error_hint
 from .reporting import Poisoned
 from .scope import Ctx, Result
+from .symbolic import op_param_fix
 
 if TYPE_CHECKING:  # pragma: no cover
     from .expander import Expander
@@ -37,6 +38,16 @@ def reads_nothing(nd: NodeDef) -> bool:
     return op is not None and op.max_inputs == 0
 
 
+# The structural keys an op node may carry (a scan's `init`, a block's `inline` are not among them).
+OP_NODE_KEYS = ("op", "from", "when", "repeat", "name", "doc")
+
+
+def op_keys(op: Op) -> tuple[str, ...]:
+    """The keys an `op:` node of ``op`` takes, for "did you mean": its params, then the node keys
+    that apply to an op (so a misspelt param is never answered with a scan's `init`)."""
+    return tuple(op.Params.model_fields) + OP_NODE_KEYS
+
+
 class OpNodes:
     def __init__(self, ex: "Expander"):
         self.ex = ex
@@ -45,42 +56,12 @@ class OpNodes:
         ex, src = self.ex, ctx.source
         env = ctx.env({"index": index} if index is not None else None)
         here = ctx.namer.peek(name)
-        if is_expression(nd.op):
-            op_name = ex.evaluate(nd.op, env, src, ypath + ("op",), here)
-            if not isinstance(op_name, str):
-                raise ex.error("E204", f"`op` must name an op, found {op_name!r}", src, ypath + ("op",), path=here)
-            nd = nd.model_copy(update={"op": op_name})
-        op = get_op(nd.op)
-        if op is not None and Trait.COMPILER_MADE in op.traits:
-            raise ex.error("E302", f"`op: {nd.op}` is made by the compiler; write `scan: <cell block>`", src,
-                           ypath + ("op",), hint="e.g. {scan: lstm_cell, hidden: 128} (docs/language.md, Recurrence)")
-        if op is None:
-            meant = REGISTRY.meaning(nd.op)
-            hint = f"did you mean '{meant}'? (what '{nd.op}' is called here)" if meant else did_you_mean(nd.op, op_names())
-            if ex.spec.library.blocks.get(nd.op) is not None:
-                hint = f"'{nd.op}' is a block: write `block: {nd.op}`"
-            raise ex.error("E302", f"unknown op '{nd.op}'", src, ypath + ("op",), path=here,
-                           hint=hint or "see `specgraph ops` for the list")
+        op = self.lookup(nd, env, src, ypath, here)
         if nd.inline:
             raise ex.error("E204", "`inline` applies to block and seq nodes, not ops", src, ypath + ("inline",), key=True,
                            path=here)
         path = ctx.namer.name(name)
-        values = {}
-        failed = False
-        for key, raw in nd.extras.items():
-            try:
-                values[key] = ex.evaluate(raw, env, src, ypath + (key,), path)
-            except Poisoned:
-                failed = True
-        if failed:
-            raise Poisoned()
-        try:
-            params = op.Params.model_validate(values)
-        except ValidationError as e:
-            ex.diags.extend(replace(d, path=path) for d in pydantic_diagnostics(
-                e, values, src, ypath, f"op {op.name}", allowed=tuple(op.Params.model_fields) + NODE_KEYS,
-                meaning=lambda key: param_meaning(key, op.Params.model_fields)))
-            raise Poisoned()
+        values, params = self.params(op, nd, env, src, ypath, path)
         location = src.location(ypath, key=True)
         least, most = op.input_range(params)
         if most == 0 and nd.from_ is None:  # a node that reads nothing (a parameter) takes no implicit input
@@ -93,7 +74,7 @@ class OpNodes:
         in_types = [v.type for v in inputs]
         try:
             op.check_dtypes(in_types)
-            out_types = op.infer(params, in_types)
+            out_types, requires = op.infer_with_requirements(params, in_types)
             ports = op.output_ports(params)
         except ShapeError as e:
             details = tuple(_relabel(d, inputs) for d in e.details) or tuple(f"{v.ref} -> {v.type}" for v in inputs)
@@ -113,9 +94,67 @@ class OpNodes:
                 raise ex.error("E602", f"its weights have {weights} elements, over the limit {ex.limits.max_numel}",
                                None, path=path, location=location, hint="raise it with --limit max_numel=N")
         node = Node(path, op, params, tuple(inputs), dict(zip(ports, out_types)), location, ctx.scope,
-                    op.node_traits(params, in_types))
+                    op.node_traits(params, in_types), requires)
         ex.add_node(node)
         return {port: Value(path, port, t) for port, t in node.outputs.items()}
+
+    def lookup(self, nd: NodeDef, env, src, ypath: tuple, here: str) -> Op:
+        """The op an `op:` node names (its name evaluated if it is an expression)."""
+        ex = self.ex
+        name = nd.op
+        if is_expression(name):
+            name = ex.evaluate(name, env, src, ypath + ("op",), here)
+            if not isinstance(name, str):
+                raise ex.error("E204", f"`op` must name an op, found {name!r}", src, ypath + ("op",), path=here)
+        op = get_op(name)
+        if op is not None and Trait.COMPILER_MADE in op.traits:
+            raise ex.error("E302", f"`op: {name}` is made by the compiler; write `scan: <cell block>`", src,
+                           ypath + ("op",), hint="e.g. {scan: lstm_cell, hidden: 128} (docs/language.md, Recurrence)")
+        if op is None:
+            meant = REGISTRY.meaning(name)
+            hint = f"did you mean '{meant}'? (what '{name}' is called here)" if meant else did_you_mean(name, op_names())
+            if ex.spec.library.blocks.get(name) is not None:
+                hint = f"'{name}' is a block: write `block: {name}`"
+            raise ex.error("E302", f"unknown op '{name}'", src, ypath + ("op",), path=here,
+                           hint=hint or "see `specgraph ops` for the list")
+        return op
+
+    def params(self, op: Op, nd: NodeDef, env, src, ypath: tuple, path: str, *,
+               lenient: bool = False) -> tuple[dict[str, Any], Any]:
+        """(the evaluated values, the op's validated Params) of an op node; raises Poisoned.
+
+        ``lenient``: the node's input failed, so values that read a failed tensor are unknown and
+        left out, and so are the errors about them (its own text is checked all the same)."""
+        ex = self.ex
+        values = {}
+        failed = False
+        unknown: set[str] = set()
+        for key, raw in nd.extras.items():
+            errors = len(ex.diags.items)
+            try:
+                values[key] = ex.evaluate(raw, env, src, ypath + (key,), path)
+            except Poisoned:
+                failed = failed or len(ex.diags.items) > errors
+                unknown.add(key)
+        if failed or unknown and not lenient:
+            raise Poisoned()
+        try:
+            return values, op.Params.model_validate(values)
+        except ValidationError as e:
+            ex.diags.extend(replace(d, path=path) for d in self.param_diagnostics(e, op, values, src, ypath, unknown))
+            raise Poisoned()
+
+    def param_diagnostics(self, e: ValidationError, op: Op, values: dict, src, ypath: tuple,
+                          unknown: set[str] = frozenset()) -> list[Diagnostic]:
+        """An op's params refused: located, unknown keys answered among the op's own params."""
+        def symbolic(loc: tuple, dim, location) -> Diagnostic:
+            key = ".".join(map(str, loc))
+            return Diagnostic("E406", f"op {op.name}: '{key}' needs a number, found the symbolic dim {dim}", location,
+                              hint=op_param_fix(op, str(loc[0]), dim, self.ex.input_types))
+
+        return pydantic_diagnostics(e, values, src, ypath, f"op {op.name}", allowed=op_keys(op),
+                                    meaning=lambda key: param_meaning(key, op.Params.model_fields), symbolic=symbolic,
+                                    unknown=unknown)
 
     def check_dims(self, types: list[TensorType], path: str, location: Location) -> None:
         ex = self.ex

@@ -23,6 +23,7 @@ tensor at its full shape, e.g. [N, S, H] with S kept symbolic), into a graph of 
 scan is one node of the outer graph (op ``scan``) whose module loops over time, its inputs
 the sequence, the given initial states, then the context tensors.  States start at zeros
 unless ``init`` names nodes that give them (``0`` starts one state at zeros explicitly).
+A cell that is exactly one step of torch's rnn, gru or lstm is fused (ops/cell_match.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from dataclasses import replace
 from ..diagnostics import did_you_mean
 from ..ir.graph import Node, OutputInfo, Value
 from ..ir.tensor_type import TensorType
+from ..ops.cell_match import torch_cell
 from ..ops.scan import ScanOp, ScanParams
+from .requirements import check_requirements
+from .scope import Env
 
 _SCAN = ScanOp()
 
@@ -58,6 +62,13 @@ def expand_scan(ex, name: str, nd, inputs: list[Value], ctx, ypath: tuple, index
     path = ctx.namer.name(name)
     values = ex.blocks.block_params(nd, block, bsrc, bpath, ctx, ypath, index, path)
     n, steps, features = seq.shape
+    context = _context(ex, nd, block, block_name, ctx, ypath, path, seq)
+    # The cell's `let` sees its step input and context tensors; the states are sized by it.
+    step = {block.inputs[0]: Value(path, "step", TensorType((n, features), seq.dtype)), **context} if block.inputs else {}
+    values = ex.blocks.bind_let(block.let, values, bsrc, bpath + ("let",), path, inputs=step)
+    if block.require:
+        check_requirements(ex, block.require, Env(values, {k: {"out": v} for k, v in step.items()}, {}), bsrc,
+                           bpath + ("require",), path)
     sizes: dict[str, int] = {}
     for state, raw in block.states.items():
         size = ex.evaluate(raw, values, bsrc, bpath + ("states", state), path)
@@ -68,7 +79,6 @@ def expand_scan(ex, name: str, nd, inputs: list[Value], ctx, ypath: tuple, index
     _check_cell_inputs(ex, block, bsrc, bpath, sizes, path)
     state_types = {s: TensorType((n, size), seq.dtype) for s, size in sizes.items()}
     given, init = _initial_states(ex, nd, ctx, ypath, path, state_types)
-    context = _context(ex, nd, block, block_name, ctx, ypath, path, seq)
     step_inputs = {block.inputs[0]: TensorType((n, features), seq.dtype), **state_types,
                    **{c: v.type for c, v in context.items()}}
     cell = ex.blocks.expand_cell(block, bsrc, bpath, values, step_inputs, path, block_name)
@@ -89,8 +99,10 @@ def expand_scan(ex, name: str, nd, inputs: list[Value], ctx, ypath: tuple, index
     if emitted.rank != 2:
         raise ex.error("E410", f"the per-step output of cell '{block_name}' must be [N, F], found {emitted}", bsrc,
                        bpath + ("outputs",), path=path)
+    fused = torch_cell(cell, tuple(sizes), emit, tuple(context))  # or why not
     params = ScanParams(cell=cell, block=block_name, states=tuple(sizes), reverse=nd.reverse, emit=emit,
-                        init=tuple(given), context=tuple(context))
+                        init=tuple(given), context=tuple(context), fused=None if isinstance(fused, str) else fused,
+                        not_fused=fused if isinstance(fused, str) else "")
     outputs = {"out": TensorType((n, steps, emitted.shape[1]), seq.dtype), **state_types}
     node_inputs = (inputs[0], *init, *context.values())
     node = Node(path, _SCAN, params, node_inputs, outputs, src.location(ypath, key=True), ctx.scope,
@@ -138,7 +150,7 @@ def _initial_states(ex, nd, ctx, ypath: tuple, path: str,
                 raise ex.error("E204", f"the initial state '{state}' is a node or 0 (zeros), found {ref!r}", ctx.source,
                                ypath + ("init", state), path=path)
             continue
-        value = ex.resolve(ref, ctx, ypath + ("init", state), path)
+        value = ex.refs.resolve(ref, ctx, ypath + ("init", state), path)
         if value.type.shape != t.shape:
             raise ex.error("E402", f"initial state '{state}' has shape {value.type}, the cell's state is {t}",
                            ctx.source, ypath + ("init", state), path=path)
@@ -166,7 +178,7 @@ def _context(ex, nd, block, block_name: str, ctx, ypath: tuple, path: str, seq: 
                        hint=f"context: {{{', '.join(f'{c}: <node>' for c in declared)}}}")
     values: dict[str, Value] = {}
     for name in declared:
-        value = ex.resolve(bound[name], ctx, ypath + ("context", name), path)
+        value = ex.refs.resolve(bound[name], ctx, ypath + ("context", name), path)
         t = value.type
         if t.rank == 0:
             raise ex.error("E410", f"context '{name}' is a scalar; a context tensor has the batch dim first, like "

@@ -16,6 +16,7 @@ from ..lang.expr import ShapeView
 from ..ir.graph import Value
 from ..lang.marked_yaml import Source
 from ..lang.names import COPY_NAME_RE, RESERVED_NAMES, TEMPLATE_PART_RE
+from .reporting import Poisoned
 
 Result = dict[str, Value]  # port -> value
 
@@ -70,6 +71,8 @@ class Env(Mapping):
         result = self._names.get(key)
         if result is not None and len(result) == 1:
             return ShapeView(next(iter(result.values())).type)
+        if key in self._names and result is None:
+            raise Poisoned()  # a tensor that failed: what reads it stays silent, like its `from`
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:

@@ -38,23 +38,24 @@ class Sym:
     tree: tuple | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
+        """As a user would write it: ``⌊H/8⌋``, ``⌈H/4⌉``, ``⌊(W - 16)/16⌋``, ``2*H + 1``; every
+        floored quotient in ⌊⌋ (a bare ``H/8`` would read as exact), sums spaced."""
         if self.opaque is not None:
             return self.opaque
         numerator = _affine_text(self.terms, self.const)
         if self.div == 1:
             return numerator
-        simple = _affine_text(self.terms, 0)
         single = len(self.terms) == 1 and self.terms[0][1] == 1
-        if single and not isinstance(self.terms[0][0], str):
-            simple = _wrap(self.terms[0][0])
-        if self.const == 0:
-            return f"{simple}/{self.div}" if single else f"({simple})/{self.div}"
-        if self.const == self.div - 1:
-            return f"⌈{simple}/{self.div}⌉" if single else f"⌈({simple})/{self.div}⌉"
+        if self.const == self.div - 1:  # ceil(x/d) is floor((x + d - 1)/d)
+            simple = _term_text(self.terms[0][0]) if single else f"({_affine_text(self.terms, 0)})"
+            return f"⌈{simple}/{self.div}⌉"
+        if self.const == 0 and single:
+            return f"⌊{_term_text(self.terms[0][0])}/{self.div}⌋"
         return f"⌊({numerator})/{self.div}⌋"
 
     def __repr__(self) -> str:
-        return f"Sym({self})"
+        # What messages show (a list of dims, an f-string's !r): the user's notation, never internals.
+        return str(self)
 
     @property
     def symbols(self) -> frozenset[str]:
@@ -71,21 +72,16 @@ def _term_text(term: Union[str, Sym]) -> str:
 
 
 def _affine_text(terms: tuple, const: int) -> str:
-    parts: list[str] = []
+    """``2*H + W - 3``: terms in order, then the constant; minus signs as subtraction."""
+    text = ""
     for term, coef in terms:
         name = _term_text(term)
-        if coef == 1:
-            text = name
-        elif coef == -1:
-            text = f"-{name}"
-        else:
-            text = f"{coef}*{name}"
-        if parts and not text.startswith("-"):
-            text = "+" + text
-        parts.append(text)
-    if const or not parts:
-        parts.append(f"{const:+d}" if parts else str(const))
-    return "".join(parts)
+        size = abs(coef)
+        part = name if size == 1 else f"{size}*{name}"
+        text += (part if coef > 0 else f"-{part}") if not text else (f" + {part}" if coef > 0 else f" - {part}")
+    if const or not text:
+        text += str(const) if not text else (f" + {const}" if const > 0 else f" - {-const}")
+    return text
 
 
 def symbol(name: str) -> Sym:
@@ -191,6 +187,14 @@ def floordiv(a: Dim, k: int) -> Dim:
         return a
     if a.opaque is not None:
         return _make({a: 1}, 0, k)
+    if a.div == 1:
+        # floor((k*B + R)/k) == B + floor(R/k) for integer B: the terms k divides leave the
+        # quotient, so ⌊(⌊W/8⌋ - 2*⌊(W - 16)/16⌋ - 2)/2⌋ is 0 and not a nest of brackets.  The
+        # constant stays inside (add() folds constants into a quotient), one form per value.
+        whole = {t: c // k for t, c in a.terms if c % k == 0}
+        if whole:
+            rest = _make({t: c for t, c in a.terms if c % k}, 0, 1)
+            return add(_make(whole, 0, 1), floordiv(add(rest, a.const), k))
     # floor(floor(x/d)/k) == floor(x/(d*k)) for integer x and positive d, k
     return _make(dict(a.terms), a.const, a.div * k)
 

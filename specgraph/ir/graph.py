@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 
 from ..diagnostics import Diagnostic, Location
+from .requirements import Requirement
 from .tensor_type import TensorType
 from .traits import Trait
 
@@ -52,7 +53,8 @@ class Node(_Shared):
 
     ``op`` is the Op instance (specgraph.ops) that computes it, ``params`` its validated params,
     ``outputs`` port -> type in the op's port order, ``traits`` what the op promises for these
-    params and inputs (``Op.node_traits``).
+    params and inputs (``Op.node_traits``), ``requires`` what its shape rule needs of symbolic
+    sizes that only the input decides (checked when the built module is called).
     """
 
     path: str
@@ -63,15 +65,17 @@ class Node(_Shared):
     location: Location | None = None
     scope: tuple[str, ...] = ()  # enclosing scope paths, outermost first
     traits: frozenset[Trait] = frozenset()
+    requires: tuple[Requirement, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "requires", tuple(self.requires))
         object.__setattr__(self, "outputs", MappingProxyType(dict(self.outputs)))
         object.__setattr__(self, "scope", tuple(self.scope))
 
     def __reduce__(self):
         return (_node, (self.path, self.op, self.params, self.inputs, dict(self.outputs), self.location, self.scope,
-                        self.traits))
+                        self.traits, self.requires))
 
     @property
     def is_input(self) -> bool:
@@ -225,6 +229,22 @@ class Graph(_Shared):
                 needed.add(o.value.node)
                 needed |= nx.ancestors(self.dag, o.value.node)
         return needed
+
+    def requirements(self, outputs: Iterable[OutputInfo] | None = None) -> list[tuple[Node, Requirement]]:
+        """(node, requirement) for each condition on input sizes the nodes ``outputs`` need
+        (default: every output) state, those of the graphs an op runs (a scan's cell) included;
+        each condition once, with the first node that states it."""
+        found: dict[tuple, tuple[Node, Requirement]] = {}
+        needed = self.needed_by(outputs)
+        for node in self.op_nodes():
+            if node.path not in needed:
+                continue
+            for req in node.requires:
+                found.setdefault(req.key, (node, req))
+            for sub in node.op.subgraphs(node.params).values():
+                for inner, req in ([] if sub is None else sub.requirements()):
+                    found.setdefault(req.key, (inner, req))
+        return list(found.values())
 
     def with_warnings(self, warnings: Iterable[Diagnostic]) -> "Graph":
         return replace(self, warnings=tuple(warnings))

@@ -12,6 +12,7 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from ..diagnostics import Diagnostic, Diagnostics
+from .identifiers import non_ascii_names
 from .marked_yaml import Source
 from .validation import pydantic_diagnostics
 
@@ -32,7 +33,9 @@ class BlockDef(_Strict):
 
     doc: Optional[StrictStr] = None
     params: dict[StrictStr, Any] = Field(default_factory=dict)
-    let: dict[StrictStr, Any] = Field(default_factory=dict)  # derived values, in order
+    uses: list[StrictStr] = Field(default_factory=list)  # the caller's values it reads, by name
+    let: dict[StrictStr, Any] = Field(default_factory=dict)  # derived values (over params and inputs), in order
+    require: dict[StrictStr, Any] = Field(default_factory=dict)  # "${condition}": message
     states: dict[StrictStr, Any] = Field(default_factory=dict)  # a cell's recurrent states: name -> features
     context: list[StrictStr] = Field(default_factory=list)  # a cell's read-only inputs, the same at every step
     inputs: list[StrictStr] = Field(default_factory=lambda: ["x"])
@@ -49,6 +52,7 @@ class SpecDoc(_Strict):
     include: list[StrictStr] = Field(default_factory=list)
     params: dict[StrictStr, Any] = Field(default_factory=dict)
     let: dict[StrictStr, Any] = Field(default_factory=dict)  # derived values, in order
+    require: dict[StrictStr, Any] = Field(default_factory=dict)  # "${condition}": message
     inputs: dict[StrictStr, Any] = Field(default_factory=dict)
     blocks: dict[StrictStr, BlockDef] = Field(default_factory=dict)
     graph: dict[StrictStr, Any] = Field(default_factory=dict)
@@ -100,7 +104,7 @@ def load_document(data: Any, source: Source, diags: Diagnostics) -> SpecDoc | No
                              source.location(("specgraph",)), hint=f"this specgraph reads `specgraph: {FORMAT_VERSION}`"))
         return None
     try:
-        return SpecDoc.model_validate(data)
+        doc = SpecDoc.model_validate(data)
     except ValidationError as e:
         extra = pydantic_diagnostics(e, data, source, (), "the spec", keys_at=_allowed_keys)
         if "specgraph" not in data:
@@ -109,6 +113,8 @@ def load_document(data: Any, source: Source, diags: Diagnostics) -> SpecDoc | No
                                     source.location(()), hint="start the file with `specgraph: 1`"))
         diags.extend(extra)
         return None
+    diags.extend(non_ascii_names(doc, source))  # one text, one name (identifiers.py)
+    return doc
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

@@ -109,15 +109,17 @@ def _node_keys(names: list[str], docs: list[str]) -> dict[str, Any]:
         "scan": _doc("A cell block (one with `states:`) run over the time dim of a [N, T, F] sequence; "
                      "its other keys are the block's params.", type="string"),
         "from": _doc("The inputs: a node name, a list of names, or for blocks a mapping by input name. "
-                     "`name.port` picks one output. Default: the previous node.",
+                     "`name.port` picks one output. An expression over the params may choose them "
+                     "(`\"${'skip' if residual else 'x'}\"`). Default: the previous node.",
                      anyOf=[{"type": "string"}, {"type": "array", "items": {"type": "string"}}, string_map]),
-        "when": _doc("When false, the node does not exist and passes its first input through.",
+        "when": _doc("When false, the node does not exist and passes its first input through. On a repeated "
+                     "node, a `when` that reads `index` decides copy by copy.",
                      anyOf=[{"type": "boolean"}, EXPR]),
         "repeat": _doc("Instantiate the node this many times in a chain (`name.0`, `name.1`, ...); "
                        "`index` is visible to the copies.", anyOf=[{"type": "integer", "minimum": 0}, EXPR]),
         "name": _doc("With `repeat`: each copy's name, a template whose `{expr}` parts are evaluated with "
                      "`index` in sight (`denselayer{index + 1}`: denselayer1, denselayer2, ...). Default "
-                     "0, 1, 2 ...", type="string"),
+                     "0, 1, 2 ... With `inline`, the copies are named beside their siblings.", type="string"),
         "inline": _doc("For block and seq nodes: add no level to the node paths.", type="boolean"),
         "init": _doc("scan: the initial state of each of the cell's states, by name (default zeros); "
                      "0 starts that state at zeros.", type="object",
@@ -164,6 +166,12 @@ def _names_out(text: str, mapping_value: Any) -> dict[str, Any]:
 PARAMS_DOC = ("Params, overridable (`--set`): `name: int` (required; types: int, float, bool, str, list, any), "
               "`name: 1` (default, type from it), or `name: {type: str, default: relu}`.")
 LET_DOC = "Derived values, in order, not overridable: `hidden: \"${num_classes * 4}\"`."
+REQUIRE_DOC = ("What the params must satisfy: `\"${len(depths) == 4}\": \"four stages\"` (a condition, the "
+               "message shown when it is false: error E310).")
+
+
+def _require(text: str) -> dict[str, Any]:
+    return _doc(text, type="object", propertyNames={"pattern": r"^\$"}, additionalProperties={"type": "string"})
 
 
 def _block() -> dict[str, Any]:
@@ -171,7 +179,11 @@ def _block() -> dict[str, Any]:
                 additionalProperties=False, required=["nodes"], properties={
                     "doc": _doc("What the block computes, with shapes.", type=["string", "null"]),
                     "params": _params("The block's params: " + PARAMS_DOC.split(": ", 1)[1]),
-                    "let": _doc(LET_DOC, type="object"),
+                    "uses": _doc("Names whose values come from the caller (its params, `uses` or `let`), unless an "
+                                 "instance gives them: `uses: [bn_eps, act]`.", type="array", items={"type": "string"}),
+                    "let": _doc(LET_DOC + " A block's `let` also sees its inputs (`${x.channels * 4}`).",
+                                type="object"),
+                    "require": _require(REQUIRE_DOC + " A block's see its inputs too."),
                     "states": _doc("A cell's recurrent states: name -> feature size (see `scan:`).", type="object",
                                    additionalProperties={"anyOf": [{"type": "integer", "minimum": 1}, EXPR]}),
                     "context": _doc("A cell's read-only inputs (see `scan:`), bound by the scan's `context:`; "
@@ -229,6 +241,7 @@ def language_schema(ops: Mapping[str, Op], train: Mapping[str, Any]) -> dict[str
             "include": _doc("Block libraries, relative to this file.", type="array", items={"type": "string"}),
             "params": _params(PARAMS_DOC),
             "let": _doc(LET_DOC, type="object"),
+            "require": _require(REQUIRE_DOC),
             "inputs": _inputs(),
             "blocks": _doc("Reusable sub-graphs, by name.", type="object",
                            additionalProperties={"$ref": "#/definitions/block"}),

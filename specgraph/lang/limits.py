@@ -22,6 +22,10 @@ class Limits:
     max_expr_nodes: int = 500  # AST nodes of one expression
     max_int_bits: int = 64  # integers computed by expressions
     max_sequence_len: int = 100_000  # lists/strings computed by expressions
+    # Element operations of all the expressions of one check (lang/expr/budget.py): the specs in
+    # specs/ spend at most ~160,000 (swin_t, efficientnet_v2_s: ~300 a node, so a 20,000-node
+    # graph ~6,000,000); 20,000,000 is about half a second of evaluation.
+    max_expr_work: int = 20_000_000
     max_repeat: int = 100_000  # one `repeat:`
     # Nodes after expansion. Checking costs ~30-70 µs and ~3 KB per node, so 20,000 keeps a
     # hostile `repeat` within ~2 s and ~100 MB, while the largest real networks use a few thousand.

@@ -23,7 +23,7 @@ RESERVED_NAMES = frozenset("""
     register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook
     register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
     set_extra_state set_submodule share_memory state_dict to to_empty to_folder train training type xpu zero_grad
-""".split())
+""".split()) | {"input_check"}  # the built module's input check (torch/input_check.py)
 
 
 __all__ = ["NAME_RE", "COPY_NAME_RE", "TEMPLATE_PART_RE", "RESERVED_NAMES"]

@@ -8,10 +8,11 @@ default may be an expression over the params bound before it.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from ..diagnostics import Diagnostic, Diagnostics, Location, did_you_mean
+from ..ir.dims import Sym
 from .expr import ExprError, evaluate, is_expression
 from .limits import Limits
 from .marked_yaml import Source
@@ -29,6 +30,11 @@ class ParamDecl:
     type: str
     default: Any = None
     required: bool = False
+    # where the declaration is written: a default's own errors (an expression that fails, a
+    # value of the wrong type) point here, not at the spec or the caller
+    location: Location | None = field(default=None, compare=False)
+    # an expression default without a written type takes its type from its value, once known
+    typed_by_default: bool = field(default=False, compare=False)
 
     def accepts(self, value: Any) -> bool:
         if self.type == "any" or value is None and not self.required:
@@ -66,7 +72,10 @@ def parse_param_decls(raw: dict[str, Any], source: Source, base: tuple, diags: D
                 continue
             if "default" in value:
                 default = value["default"]
-                decl = ParamDecl(name, typ or _type_name_of(default), default)
+                if is_expression(default):  # its type is checked once it is evaluated (bind_params)
+                    decls[name] = ParamDecl(name, typ or "any", default, location=where, typed_by_default=typ is None)
+                    continue
+                decl = ParamDecl(name, typ or _type_name_of(default), default, location=where)
                 if not decl.accepts(default):
                     diags.add(Diagnostic("E203", f"param '{name}': default {default!r} is not {'an' if decl.type == 'int' else 'a'} {decl.type}",
                                          source.location(base + (name, "default"))))
@@ -74,20 +83,32 @@ def parse_param_decls(raw: dict[str, Any], source: Source, base: tuple, diags: D
                 decls[name] = decl
             else:
                 decls[name] = ParamDecl(name, typ or "any", required=True)
+        elif is_expression(value):
+            decls[name] = ParamDecl(name, "any", value, location=where, typed_by_default=True)
         else:
-            decls[name] = ParamDecl(name, _type_name_of(value), value)
+            decls[name] = ParamDecl(name, _type_name_of(value), value, location=where)
     return decls
+
+
+def _evaluated_default(decl: ParamDecl, values: dict[str, Any], limits: Limits) -> tuple[ParamDecl, Any]:
+    """The decl's default, evaluated over the params bound before it, and the decl typed by it."""
+    value = evaluate(decl.default, values, limits)
+    if decl.typed_by_default and not isinstance(value, Sym):
+        decl = replace(decl, type=_type_name_of(value))
+    return decl, value
 
 
 def bind_params(decls: dict[str, ParamDecl], given: dict[str, Any], *, owner: str,
                 where: Callable[[str | None], Location | None], limits: Limits,
                 report: Callable[[Diagnostic], None], path: str | None = None,
-                keys: Iterable[str] = (), given_as: str | None = None) -> dict[str, Any] | None:
+                keys: Iterable[str] = (), given_as: str | None = None,
+                symbolic_hint: Callable[[Sym], str] | None = None) -> dict[str, Any] | None:
     """Values for every declared param: given ones checked against their type, then defaults.
 
     ``where(name)`` locates the given value of ``name`` (or the owner itself for None).
     ``keys``: other keys valid beside the params (a node's `from`, `when`...), for "did you
     mean".  ``given_as`` says where given values come from when not from the spec text.
+    ``symbolic_hint(dim)``: the fix when a symbolic dim is given where a number is declared (E406).
     Returns None when any error was reported.
     """
     ok = True
@@ -103,6 +124,11 @@ def bind_params(decls: dict[str, ParamDecl], given: dict[str, Any], *, owner: st
             report(Diagnostic("E308", f"{owner} has no param '{name}'{via}", where(name), path=path, hint=hint))
     values: dict[str, Any] = {}
     for name, decl in decls.items():
+        if decl.typed_by_default and name in given:  # the caller's value must have the default's type
+            try:
+                decl, _ = _evaluated_default(decl, values, limits)
+            except ExprError:
+                pass  # reported below only when the default is used
         if name in given:
             value = given[name]
         elif decl.required:
@@ -115,16 +141,24 @@ def bind_params(decls: dict[str, ParamDecl], given: dict[str, Any], *, owner: st
             value = decl.default
             if is_expression(value):
                 try:
-                    value = evaluate(value, values, limits)
+                    decl, value = _evaluated_default(decl, values, limits)
                 except ExprError as e:
                     ok = False
-                    report(Diagnostic(e.code, f"default of param '{name}': {e.message}", where(None), path=path, hint=e.hint))
+                    report(Diagnostic(e.code, f"default of param '{name}': {e.message}", decl.location or where(None),
+                                      path=path, hint=e.hint))
                     continue
+        if not decl.accepts(value) and isinstance(value, Sym) and decl.type in ("int", "float"):
+            ok = False
+            report(Diagnostic("E406", f"param '{name}' of {owner} needs a number ({decl.type}), found the symbolic dim "
+                              f"{value}", where(name if name in given else None), path=path,
+                              hint=symbolic_hint(value) if symbolic_hint else None))
+            continue
         if not decl.accepts(value):
             ok = False
-            report(Diagnostic("E203", f"param '{name}' of {owner} expects {decl.type}, found {type(value).__name__} "
+            report(Diagnostic("E203", f"param '{name}' of {owner} expects {decl.type}, found {'symbolic dim' if isinstance(value, Sym) else type(value).__name__} "
                               f"{value!r}"[:300] + (via if name in given else ""),
-                              where(name if name in given else None), path=path, hint=coercion_hint(value, decl.type)))
+                              where(name) if name in given else decl.location or where(None), path=path,
+                              hint=coercion_hint(value, decl.type)))
             continue
         values[name] = value
     return values if ok else None

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from pydantic import ValidationError
 
 from ..diagnostics import Diagnostic, did_you_mean
+from ..ir.dims import Sym
 from .marked_yaml import Source
 
 _LOOKS_LIKE = {"int": re.compile(r"[-+]?[0-9]+"), "float": re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"),
@@ -28,15 +29,22 @@ def coercion_hint(value: Any, expected: str) -> str | None:
 def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: tuple,
                          what: str, allowed: tuple[str, ...] | list[str] = (),
                          keys_at: Callable[[tuple], list[str]] | None = None,
-                         meaning: Callable[[str], tuple[str | None, str] | None] | None = None) -> list[Diagnostic]:
+                         meaning: Callable[[str], tuple[str | None, str] | None] | None = None,
+                         symbolic: Callable[[tuple, Sym, Any], Diagnostic] | None = None,
+                         unknown: Collection[str] = ()) -> list[Diagnostic]:
     """Turn pydantic's errors into located diagnostics (E201 unknown key, E202 missing, E203 type,
     E204 a number out of its range).  ``allowed``: the keys of the model validated, for the
     hint of an unknown key; ``keys_at(loc)``: those of a nested model, where they differ;
     ``meaning(key)``: (the key meant, a hint) by meaning for an unknown key (another library's
-    name for a param), preferred to a hint by spelling."""
+    name for a param), preferred to a hint by spelling; ``symbolic(loc, dim, location)``: the
+    diagnostic (E406) for a symbolic dim refused where a number is needed; ``unknown``: keys whose
+    value could not be known (it reads a tensor that failed): no error is about them, nor about
+    the values together."""
     meant = {k: meaning(k) for k in _unknown_keys(err)} if meaning else {}
     out = []
     errors = _narrow_unions(err.errors(), data)
+    if unknown:
+        errors = [e for e in errors if e["loc"] and str(e["loc"][0]) not in unknown]
     unknown = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
     for e in errors:
         loc = _data_path(data, e["loc"])
@@ -60,6 +68,9 @@ def pydantic_diagnostics(err: ValidationError, data: Any, source: Source, base: 
             out.append(Diagnostic("E204", f"{what}: {text}"[:400], source.location(full)))
         else:
             found = _lookup(data, loc)
+            if isinstance(found, Sym) and symbolic is not None:
+                out.append(symbolic(loc, found, source.location(full)))
+                continue
             msg = e["msg"].replace("Input should be", "expected").replace(" after validation", "")
             expected = {"int_type": "int", "int_parsing": "int", "float_type": "float", "bool_type": "bool"}.get(kind, "")
             # Right type, out of range (dropout's p: 1.5): an invalid value, not a wrong type.

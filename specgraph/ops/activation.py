@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from ..ir.dims import floordiv, is_concrete
+from ..ir.dims import floordiv
 from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Bool, Float, Int, Op, OpParams, ShapeError, input_details, normalize_dim
-from .rules import known_dim, unless_along_batch
+from .rules import known_dim, require, unless_along_batch
 from .registry import register_op
 
 
@@ -252,9 +252,8 @@ class GLU(_Activation):
         x = inputs[0]
         axis = normalize_dim(p.dim, x.rank)
         size = x.shape[axis]
-        if is_concrete(size) and size % 2:
-            raise ShapeError(f"glu halves dim {p.dim}, whose size {size} is odd in {x}", code="E402",
-                             details=input_details(inputs))
+        require(size, multiple_of=2, code="E402", details=input_details(inputs),
+                message=f"glu halves dim {p.dim}, whose size {size} must be even in {x}")
         return [x.with_shape(tuple(floordiv(d, 2) if i == axis else d for i, d in enumerate(x.shape)))]
 
     def node_traits(self, p, inputs):
@@ -272,7 +271,7 @@ class PReLU(Op):
 
     class Params(OpParams):
         channelwise: Bool = False
-        init: Float = 0.25
+        init_slope: Float = 0.25  # torch's `init`, which is a node key here (a scan's initial states)
 
     def _count(self, p, inputs) -> int:
         return known_dim(self.name, inputs[0], 1, "channel count") if p.channelwise else 1
@@ -287,7 +286,7 @@ class PReLU(Op):
     def build(self, p, inputs):
         import torch
 
-        return torch.nn.PReLU(self._count(p, inputs), init=p.init)
+        return torch.nn.PReLU(self._count(p, inputs), init=p.init_slope)
 
     def num_params(self, p, inputs):
         return self._count(p, inputs)

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..ir.dims import Dim
+from ..ir.dims import Dim, is_concrete
+from ..ir.requirements import Requirement, bounds, merged
 from ..ir.tensor_type import TensorType
 from ..ir.traits import Trait
 from .param_types import (Bool, Float, Int, IntPair, NonNegativeInt, NonNegativePair, PositiveInt, Probability,
                           Str, pair, size_text)
-from .rules import FLOAT_DTYPES, TOKEN_IDS_HINT, InputDetail, ShapeError, input_details, normalize_dim
+from .rules import (FLOAT_DTYPES, TOKEN_IDS_HINT, InputDetail, ShapeError, collecting_requirements, input_details,
+                    normalize_dim, require)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -56,6 +58,9 @@ class Op:
     # What other libraries call this op (Keras' Dense, torch's bmm): an unknown op written so is
     # answered "did you mean" by meaning, not only by spelling.
     aliases: ClassVar[tuple[str, ...]] = ()
+    # Params that a further input can replace, the tensor to size against at run time
+    # (interpolate's `size`): the fix named when such a param is given a symbolic dim (E406).
+    sizes_like: ClassVar[tuple[str, ...]] = ()
 
     # ---- shape rule -------------------------------------------------------------------
     def check_dtypes(self, inputs: list[TensorType]) -> None:
@@ -78,8 +83,23 @@ class Op:
         return ("out",)
 
     def infer(self, p: OpParams, inputs: list[TensorType]) -> list[TensorType]:
-        """Output types, one per port, from the input types. Raises ShapeError."""
+        """Output types, one per port, from the input types. Raises ShapeError; states what it
+        needs of symbolic sizes with :func:`~specgraph.ops.rules.require`."""
         raise NotImplementedError
+
+    def infer_with_requirements(self, p: OpParams, inputs: list[TensorType]
+                                ) -> tuple[list[TensorType], tuple[Requirement, ...]]:
+        """:meth:`infer`, and the conditions on symbolic sizes it holds under (what the compiler
+        calls): those the rule states, and that every symbolic output dim is positive — a
+        size like (H - 7) // 2 + 1 is one for H >= 7 only, whichever op computed it."""
+        with collecting_requirements() as collected:
+            outputs = self.infer(p, inputs)
+            for t in outputs:
+                for axis, d in enumerate(t.shape):
+                    if not is_concrete(d) and bounds(d)[0] < 1:  # (most symbolic sizes are >= 1 for any input)
+                        require(d, at_least=1, code="E404", message=f"{self.name} would give output size {d} "
+                                f"on dim {axis} of {t}", hint="choose input sizes that fit the window, or pad")
+        return outputs, merged(collected)
 
     # ---- traits -----------------------------------------------------------------------
     def node_traits(self, p: OpParams, inputs: list[TensorType]) -> frozenset[Trait]:
@@ -104,6 +124,12 @@ class Op:
         """Which of its params change the spatial size, for the hint under a merge whose inputs
         disagree (``uses ceil_mode: false and padding: 0``); None for ops that keep it."""
         return None
+
+    def resize_fixes(self, p: OpParams) -> list[tuple[str, OpParams]]:
+        """Other params that would change the spatial size, each with the text that names the
+        change (``ceil_mode: true``): the merge hint tries each and names the one that gives the
+        size the siblings have, so it names the cause, not every param that could be one."""
+        return []
 
     # ---- torch --------------------------------------------------------------------------
     def build(self, p: OpParams, inputs: list[TensorType]) -> "torch.nn.Module | None":
@@ -162,6 +188,11 @@ class Op:
         """A short label of the key params, for diagrams and summaries (e.g. '3×3 /2, 64')."""
         return ""
 
+    def runs_as(self, p: OpParams) -> str | None:
+        """How this node runs where the compiler chose between ways (a scan fused into torch's
+        layer kernel, or not and why), for the summary's notes; None: nothing to say."""
+        return None
+
 
 # What torch, Keras and ONNX call params, and the name here: an unknown `kernel_size: 3` is
 # answered "did you mean 'kernel'?" whatever the spelling distance. A name maps to every param
@@ -177,6 +208,7 @@ PARAM_MEANINGS: dict[str, tuple[str, ...]] = {
     "keepdims": ("keepdim",), "target_shape": ("shape",), "output_size": ("size",), "pool_size": ("kernel",),
     "min_value": ("min", "min_val"), "max_value": ("max", "max_val"), "normalized_shape": ("dims",),
     "is_causal": ("causal",), "dropout_p": ("dropout", "p"), "layers": ("num_layers",),
+    "init": ("init_slope",),
 }
 # Params never written here, because ops read them from the input's shape.
 READ_FROM_INPUT = frozenset({"in_channels", "in_features", "num_features", "input_size", "embed_dim", "d_model",

@@ -13,6 +13,7 @@ from typing import ClassVar, Literal, Union
 from ..ir.dims import Dim, add, floordiv
 from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Bool, NonNegativeInt, Op, OpParams, PositiveInt, ShapeError, size_text
+from .padding import check_mode_amounts
 from .param_types import ints_per_dim, per_dim
 from .registry import register_op
 from .rules import batch1, check_positive, expect_rank, known_dim
@@ -106,8 +107,11 @@ class _Conv(Op):
                 raise ShapeError(f"{self.name} padding 'same' needs stride 1, found stride {p.stride}",
                                  code="E404", hint="give the padding as numbers, e.g. "
                                  "padding: kernel // 2, to combine it with a stride")
+            # torch pads d(k-1) in all, the smaller half before: an even kernel pads one more after
+            totals = [d[i] * (k[i] - 1) for i in range(self.rank)]
+            self._check_padding_mode(p, t, [(2 + i, n // 2, n - n // 2) for i, n in enumerate(totals)])
             return [t.with_shape((t.shape[0], p.out, *t.shape[2:]))]
-        self._check_padding_mode(p, t, pad)
+        self._check_padding_mode(p, t, [(2 + i, pad[i], pad[i]) for i in range(self.rank)])
         spatial = []
         for i in range(self.rank):
             size = window_out(t.shape[2 + i], k[i], s[i], pad[i], d[i])
@@ -116,17 +120,10 @@ class _Conv(Op):
             spatial.append(size)
         return [t.with_shape((t.shape[0], p.out, *spatial))]
 
-    def _check_padding_mode(self, p, t, pad) -> None:
-        # reflect needs padding < size, circular padding <= size (torch refuses otherwise)
-        limit = {"reflect": 1, "circular": 0}.get(p.padding_mode)
-        if limit is None:
-            return
-        for i in range(self.rank):
-            size = t.shape[2 + i]
-            if isinstance(size, int) and pad[i] > size - limit:
-                raise ShapeError(f"{self.name} padding_mode '{p.padding_mode}' cannot pad {pad[i]} "
-                                 f"on dim {2 + i} of size {size} in {t}", code="E404",
-                                 hint="reduce the padding or use padding_mode: zeros")
+    def _check_padding_mode(self, p, t, amounts) -> None:
+        """torch pads the input itself first in a padding_mode other than zeros, by its limits."""
+        if p.padding_mode != "zeros":
+            check_mode_amounts(f"{self.name} padding_mode", p.padding_mode, t, amounts)
 
     def build(self, p, inputs):
         import torch
@@ -146,6 +143,13 @@ class _Conv(Op):
 
     def resize_reason(self, p):
         return f"has kernel {p.kernel} with padding {p.padding}"
+
+    def resize_fixes(self, p):
+        k, _, d = self._sizes(p)
+        same = tuple(dd * (kd - 1) // 2 for kd, dd in zip(k, d))  # what keeps the size at stride 1, odd kernels
+        if self._padding(p) == same or any(kd % 2 == 0 for kd in k):
+            return []
+        return [(f"padding: {size_text(same)}", p.model_copy(update={"padding": list(same)}))]
 
     def macs(self, p, inputs, outputs):
         out = batch1(outputs[0])

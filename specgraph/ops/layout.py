@@ -15,7 +15,7 @@ from ..ir.dims import floordiv, is_concrete, mul
 from ..ir.traits import Trait
 from .base import Int, Op, OpParams, PositiveInt, ShapeError, normalize_dim
 from .registry import register_op
-from .rules import expect_rank, known_dim, unless_along_batch
+from .rules import expect_rank, known_dim, require, unless_along_batch
 
 
 @register_op
@@ -249,7 +249,7 @@ class PixelShuffle(_Pixels):
 @register_op
 class PixelUnshuffle(_Pixels):
     """The inverse of pixel_shuffle: [N, C, H·r, W·r] -> [N, C·r², H, W]; H and W must be
-    concrete multiples of r (a symbolic one could fail at run time)."""
+    multiples of r (symbolic ones are checked when the model is called)."""
 
     name = "pixel_unshuffle"
 
@@ -258,10 +258,8 @@ class PixelUnshuffle(_Pixels):
         expect_rank(self.name, t, (4,), "[N, C, H, W]")
         n, c, h, w = t.shape
         for axis, size in ((2, h), (3, w)):
-            known_dim(self.name, t, axis, "spatial size")
-            if size % p.factor:
-                raise ShapeError(f"pixel_unshuffle by {p.factor} needs H and W divisible by it, found {t}",
-                                 code="E402")
+            require(size, multiple_of=p.factor, code="E402",
+                    message=f"pixel_unshuffle by {p.factor} needs H and W divisible by it: dim {axis} is {size} in {t}")
         return [t.with_shape((n, mul(c, p.factor ** 2), floordiv(h, p.factor), floordiv(w, p.factor)))]
 
     def emit(self, p, graph, args):

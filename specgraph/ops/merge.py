@@ -18,7 +18,7 @@ from ..ir.traits import Trait
 from .base import (FLOAT_DTYPES, Float, Int, Op, OpParams, PositiveInt, ShapeError, Str, TensorType, input_details,
                    normalize_dim)
 from .registry import register_op
-from .rules import unless_along_batch
+from .rules import require, unless_along_batch
 
 CHANNEL_HINT = ("the branches give different channel counts; a 1×1 conv2d (projection) on "
                 "the shorter path fixes it")
@@ -209,8 +209,8 @@ class Chunk(Op):
     ``names``). Shape: [.., D, ..] -> chunks x [.., D/chunks, ..].
 
     Unlike torch.chunk, which lets the last chunk be smaller (or yields fewer chunks), a
-    concrete D must divide exactly, so the ports are fixed before run time. A symbolic D is
-    taken to divide at run time.
+    D must divide exactly, so the ports are fixed before run time (a symbolic D is checked
+    when the model is called).
     """
 
     name = "chunk"
@@ -239,10 +239,8 @@ class Chunk(Op):
         t = inputs[0]
         axis = normalize_dim(p.dim, t.rank)
         d = t.shape[axis]
-        if is_concrete(d) and d % p.chunks:
-            raise ShapeError(f"chunk: dim {axis} of {t} has size {d}, not divisible into "
-                             f"{p.chunks} chunks", code="E407",
-                             hint="use split with explicit sizes for unequal parts")
+        require(d, multiple_of=p.chunks, code="E407", hint="use split with explicit sizes for unequal parts",
+                message=f"chunk: dim {axis} of {t} has size {d}, which must divide into {p.chunks} equal chunks")
         piece = t.with_shape((*t.shape[:axis], floordiv(d, p.chunks), *t.shape[axis + 1:]))
         return [piece] * p.chunks
 

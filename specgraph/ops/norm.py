@@ -10,13 +10,22 @@ from typing import Annotated, Optional
 
 from pydantic import Field, model_validator
 
-from ..ir.dims import product
+from ..ir.dims import Dim, product
+from ..ir.tensor_type import TensorType
 from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Bool, Float, Op, OpParams, PositiveInt, Probability, ShapeError
 from .registry import register_op
-from .rules import expect_rank, known_dim
+from .rules import expect_rank, known_dim, require
 
 Eps = Annotated[Float, Field(gt=0)]
+
+
+def more_than_one(op: str, count: Dim, what: str, t: TensorType, training_only: bool = False) -> None:
+    """torch's rule for statistics: ``count`` values to normalize over, at least 2 (a variance of
+    one value is no statistic); ``training_only`` where running statistics serve in eval mode."""
+    require(count, at_least=2, code="E404", training_only=training_only,
+            message=f"{op} needs more than one of its {what}: {count} in {t}" + (" when training" if training_only else ""),
+            hint="a batch of 2 or more in training" if training_only else "normalize over more positions")
 
 
 class _BatchNormParams(OpParams):
@@ -41,6 +50,10 @@ class _BatchNorm(Op):
         t = inputs[0]
         expect_rank(self.name, t, self.ranks, self.layout)
         known_dim(self.name, t, 1, "channel count")
+        # statistics over the batch (and positions) need two values per channel: in training, or
+        # always without running statistics
+        more_than_one(self.name, product((t.shape[0], *t.shape[2:])), "values per channel (N times the positions)",
+                      t, training_only=p.track_running_stats)
         return [t]
 
     def build(self, p, inputs):
@@ -221,6 +234,8 @@ class GroupNorm(Op):
         if c % p.groups:
             raise ShapeError(f"groupnorm groups={p.groups} does not divide the {c} channels of {t}",
                              code="E407", hint="choose groups among the divisors of the channels")
+        more_than_one("groupnorm", product((t.shape[0], c // p.groups, *t.shape[2:])),
+                      "values per group (N times the group's channels times the positions)", t)
         return [t]
 
     def build(self, p, inputs):
@@ -250,6 +265,8 @@ class InstanceNorm2d(Op):
         t = inputs[0]
         expect_rank("instancenorm2d", t, (4,), "a rank-4 input [N, C, H, W]")
         known_dim("instancenorm2d", t, 1, "channel count")
+        more_than_one("instancenorm2d", product(t.shape[2:]), "positions (H times W)", t,
+                      training_only=p.track_running_stats)  # each sample's own statistics
         return [t]
 
     def build(self, p, inputs):

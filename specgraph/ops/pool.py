@@ -14,7 +14,8 @@ from .base import FLOAT_DTYPES, Bool, NonNegativeInt, Op, OpParams, ShapeError, 
 from .conv import geometry_hint, spatial_layout, window_out
 from .param_types import ints_per_dim, per_dim
 from .registry import register_op
-from .rules import check_positive, expect_rank
+from ..ir.dims import sub
+from .rules import check_positive, expect_rank, require
 
 
 def max_pool_params(rank: int) -> type[OpParams]:
@@ -79,6 +80,14 @@ class _WindowPool(Op):
 
     def resize_reason(self, p):
         return f"uses ceil_mode: {str(p.ceil_mode).lower()} and padding: {p.padding}"
+
+    def resize_fixes(self, p):
+        k, _, pad, _ = self._geometry(p)
+        fixes = [(f"ceil_mode: {str(not p.ceil_mode).lower()}", p.model_copy(update={"ceil_mode": not p.ceil_mode}))]
+        half = tuple(kd // 2 for kd in k)  # the most padding torch allows
+        if half != pad:
+            fixes.append((f"padding: {size_text(half)}", p.model_copy(update={"padding": list(half)})))
+        return fixes
 
     def describe(self, p):
         k, s, _, d = self._geometry(p)
@@ -179,13 +188,22 @@ class AvgPool2d(_AvgPool):
 class AvgPool3d(_AvgPool):
     """Mean over k×k×k windows. Shape: [N, C, D, H, W] -> [N, C, D', H', W'] (see _WindowPool).
 
-    count_include_pad: whether zero padding counts in each window's divisor.
+    count_include_pad: whether zero padding counts in each window's divisor. Unlike the 1-D and
+    2-D pools, torch's 3-D average pool needs each input dim at least the kernel, padding aside.
     """
 
     name = "avgpool3d"
     aliases = ('avg_pool3d', 'average_pooling3d', 'averagepooling3d')
     rank, function = 3, "avg_pool3d"
     Params = avg_pool_params(3)
+
+    def infer(self, p, inputs):
+        t = inputs[0]
+        out = super().infer(p, inputs)
+        for axis, k in enumerate(self._geometry(p)[0], start=2):
+            require(sub(t.shape[axis], k), at_least=0, code="E404", hint="a smaller kernel, or a larger input",
+                    message=f"avgpool3d needs dim {axis} ({t.shape[axis]}) of {t} at least the kernel ({k})")
+        return out
 
 
 def adaptive_pool_params(rank: int) -> type[OpParams]:

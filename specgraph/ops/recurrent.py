@@ -133,9 +133,16 @@ class _Recurrent(Op):
     traits = frozenset({Trait.LOOPS_OVER_TIME})
     gates: ClassVar[int] = 1
     states: ClassVar[tuple[str, ...]] = ("h",)
+    # torch's function running the whole layer from flat weights (what nn.LSTM calls): a scan
+    # whose cell computes exactly this layer's step runs it (ops/cell_match.py, FusedScan).
+    kernel: ClassVar[str] = ""
 
     def output_ports(self, p):
         return ("out", *self.states)
+
+    def kernel_function(self, p) -> str:
+        """The "module.attr" path of :attr:`kernel` for these params (rnn: by its nonlinearity)."""
+        return self.kernel
 
     # ---- sizes ----------------------------------------------------------------------------
     @staticmethod
@@ -254,6 +261,9 @@ class RNN(_Recurrent):
     class Params(_RecurrentParams):
         nonlinearity: Literal["tanh", "relu"] = "tanh"
 
+    def kernel_function(self, p):
+        return f"torch.rnn_{p.nonlinearity}"
+
     def build(self, p, inputs):
         import torch
         return torch.nn.RNN(**self.torch_kwargs(p, inputs), nonlinearity=p.nonlinearity)
@@ -274,6 +284,7 @@ class GRU(_Recurrent):
     name = "gru"
     max_inputs = 2
     gates = 3
+    kernel = "torch.gru"
     Params = _RecurrentParams
 
     def build(self, p, inputs):
@@ -297,6 +308,7 @@ class LSTM(_Recurrent):
     max_inputs = 3
     gates = 4
     states = ("h", "c")
+    kernel = "torch.lstm"
 
     class Params(_RecurrentParams):
         proj_size: NonNegativeInt = 0

@@ -13,9 +13,14 @@ import re
 from importlib.metadata import entry_points
 from typing import TypeVar
 
+from ..ir.traits import Trait
 from .base import Op
 
 OP_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+# The keys a node takes besides its op's params (specgraph.lang.document.NODE_KEYS, which ops may
+# not import; a test keeps the two equal): a param named so could never be written on a node.
+NODE_KEYS = ("op", "block", "seq", "scan", "from", "when", "repeat", "name", "inline", "init", "context", "reverse",
+             "doc")
 OpClass = TypeVar("OpClass", bound=type[Op])
 
 
@@ -32,6 +37,12 @@ class Registry:
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not OP_NAME_RE.match(name):
             raise ValueError(f"op class {cls.__name__} needs a lower_snake_case `name`, found {name!r}")
+        params = getattr(getattr(cls, "Params", None), "model_fields", {})
+        taken = [p for p in params if p in NODE_KEYS or (params[p].alias or "") in NODE_KEYS]
+        if taken and Trait.COMPILER_MADE not in getattr(cls, "traits", ()):  # the scan op is never written
+            raise ValueError(f"op '{name}' ({cls.__name__}): param '{taken[0]}' has the name of a node key, so "
+                             f"`{taken[0]}:` on a node would never reach the op; rename it (e.g. '{taken[0]}_value'). "
+                             f"Node keys: {', '.join(NODE_KEYS)}")
         self._ops[name] = cls()
         return cls
 

@@ -16,13 +16,14 @@ from pydantic import model_validator
 from ..ir.dims import add, is_concrete, mul, sub
 from .base import FLOAT_DTYPES, Bool, Float, IntPair, NonNegativeInt, Op, OpParams, PositiveInt, ShapeError, arg_type, pair
 from ..ir.traits import Trait
-from .base import InputDetail, size_text
+from .base import input_details, size_text
 from .conv import spatial_layout
 from .param_types import ints_per_dim, per_dim
 from .registry import register_op
+from .padding import check_mode_amounts, check_mode_rank
 from .runtime_sizes import emit_size, non_negative, size_program
 from .shape import SymbolicEntry
-from .rules import batch1, check_positive, expect_rank, known_dim
+from .rules import batch1, check_positive, expect_rank, known_dim, require
 
 
 def conv_transpose_params(rank: int) -> type[OpParams]:
@@ -142,6 +143,7 @@ class Interpolate(Op):
     category = "resample"
     max_inputs = 2
     size_only_inputs = frozenset({1})
+    sizes_like = ("size",)
     input_dtypes = FLOAT_DTYPES
 
     def check_dtypes(self, inputs):
@@ -249,17 +251,19 @@ class CenterCrop(Op):
     def infer(self, p, inputs):
         t, like = inputs
         expect_rank(self.name, t, (4,), "a rank-4 input [N, C, H, W]")
-        for axis, (have, want) in enumerate(zip(t.shape[2:], like.shape[-2:])):
-            if is_concrete(have) and is_concrete(want):
-                if have < want:
-                    raise ShapeError(f"center_crop cannot crop dim {axis + 2} of size {have} to the larger {want}",
-                                     code="E402", details=(InputDetail(0, str(t)), InputDetail(1, str(like))))
-                if (have - want) % 2 and not p.allow_uneven:
-                    raise ShapeError(f"center_crop cannot crop {have} to {want} symmetrically: the border "
-                                     f"difference {have - want} is odd", code="E402",
-                                     details=(InputDetail(0, str(t)), InputDetail(1, str(like))),
-                                     hint="the feature maps would be misaligned by half a pixel; choose an input "
-                                          "size for which every pooled size is even (or set allow_uneven: true)")
+        if like.rank < 2:
+            raise ShapeError(f"center_crop's second input gives the size: it needs spatial dims, found {like}",
+                             code="E410", details=input_details(inputs))
+        for axis, (have, want) in enumerate(zip(t.shape[2:], like.shape[-2:]), start=2):
+            border = sub(have, want)
+            require(border, at_least=0, code="E402", details=input_details(inputs),
+                    message=f"center_crop cannot crop dim {axis} of size {have} to the larger {want}")
+            if not p.allow_uneven:  # also where H is symbolic: an odd border at H = 33 is no less odd
+                require(border, multiple_of=2, code="E402", details=input_details(inputs),
+                        message=f"center_crop cannot crop {have} to {want} symmetrically: the border "
+                                f"difference {border} must be even",
+                        hint="the feature maps would be misaligned by half a pixel; choose an input size for "
+                             "which every pooled size is even (or set allow_uneven: true)")
         return [t.with_shape((*t.shape[:2], *like.shape[-2:]))]
 
     def emit(self, p, graph, args):
@@ -271,12 +275,15 @@ class CenterCrop(Op):
 
 @register_op
 class Pad(Op):
-    """Pad the last dims. ``pads`` is [left, right] or [left, right, top, bottom] as in
-    torch.nn.functional.pad. Shape: [.., H, W] -> [.., H + top + bottom, W + left + right].
+    """Pad the last dims. ``pads`` is [left, right], [left, right, top, bottom] or one more pair
+    (front, back) per dim further in, as in torch.nn.functional.pad. Shape: [.., H, W] ->
+    [.., H + top + bottom, W + left + right].
 
     An amount may be an expression over the input's dims (``${7 * ((x.width + 6) // 7) - x.width}``
     pads W to a multiple of 7): computed from the input on every call, which refuses a negative
-    amount (torch would crop) naming it. Symbolic amounts take constant or replicate mode only.
+    amount (torch would crop) naming it. Modes reflect, replicate and circular pad 1, 2 or 3
+    dims of an input of one or two dims more ([C, *] or [N, C, *]); reflect pads less than the
+    dim's size, circular at most its size (on symbolic sizes: checked when the model is called).
     """
 
     name = "pad"
@@ -286,6 +293,12 @@ class Pad(Op):
         pads: list[Union[NonNegativeInt, SymbolicEntry]]
         mode: Literal["constant", "reflect", "replicate", "circular"] = "constant"
         value: Float = 0.0
+
+        @model_validator(mode="after")
+        def _fill(self):
+            if self.mode != "constant" and self.value != 0:
+                raise ValueError(f"`value` is the fill of mode constant; mode {self.mode} fills from the input")
+            return self
 
     def _programs(self, p, t) -> list:
         """A size program per amount (see runtime_sizes)."""
@@ -300,20 +313,25 @@ class Pad(Op):
 
     def infer(self, p, inputs):
         t = inputs[0]
-        if len(p.pads) not in (2, 4) or len(p.pads) // 2 > t.rank:
-            raise ShapeError(f"pads has {len(p.pads)} entries; give [left, right] or [left, right, top, bottom]",
+        pairs = len(p.pads) // 2
+        if len(p.pads) % 2 or not pairs or pairs > t.rank:
+            raise ShapeError(f"pads has {len(p.pads)} entries for a rank-{t.rank} input {t}; give a pair "
+                             f"per padded dim from the last: [left, right] or [left, right, top, bottom]",
                              code="E403")
-        symbolic = [a for a in p.pads if not is_concrete(a)]
-        if symbolic and p.mode in ("reflect", "circular"):
-            raise ShapeError(f"{p.mode} padding by the symbolic amount {symbolic[0]} cannot be checked against "
-                             f"the dim it pads", code="E406", hint="use mode constant or replicate, or a number")
+        if p.mode != "constant":
+            check_mode_rank("pad", p.mode, pairs, t)
         self._programs(p, t)
         shape = list(t.shape)
-        for i in range(len(p.pads) // 2):
+        amounts = []
+        for i in range(pairs):
             axis = t.rank - 1 - i
-            shape[axis] = add(shape[axis], add(p.pads[2 * i], p.pads[2 * i + 1]))
-            if p.mode == "reflect" and is_concrete(t.shape[axis]) and max(p.pads[2 * i:2 * i + 2]) >= t.shape[axis]:
-                raise ShapeError(f"reflect padding must be smaller than the dim ({t.shape[axis]})", code="E404")
+            before, after = p.pads[2 * i], p.pads[2 * i + 1]
+            for amount in (before, after):  # a symbolic amount is computed on each call: never negative
+                require(amount, at_least=0, code="E404", message=f"pad amount {amount} must not be negative",
+                        hint="torch would crop instead of padding")
+            shape[axis] = add(shape[axis], add(before, after))
+            amounts.append((axis, before, after))
+        check_mode_amounts("pad", p.mode, t, amounts)
         return [t.with_shape(shape)]
 
     def emit(self, p, graph, args):

@@ -6,9 +6,12 @@ Nothing here imports torch: checking a spec never needs it.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator, NamedTuple, Sequence
 
 from ..ir.dims import Dim, is_concrete
+from ..ir.requirements import Requirement
 from ..ir.tensor_type import TensorType
 from ..ir.traits import Trait
 
@@ -87,11 +90,46 @@ def batch1(t: TensorType) -> tuple[int, ...] | None:
 
 
 def check_positive(op: str, size: Dim, axis: int, t: TensorType, hint: str) -> None:
-    """E404 when a concrete output dim is not positive (a window larger than its input)."""
-    if is_concrete(size) and size <= 0:
-        raise ShapeError(f"{op} would give output size {size} on dim {axis} of input {t}",
-                         code="E404", hint=hint)
+    """E404 unless the output dim ``size`` is positive (a window larger than its input); for a
+    symbolic size, a requirement checked at run time unless it holds for every size."""
+    require(size, at_least=1, code="E404", hint=hint,
+            message=f"{op} would give output size {size} on dim {axis} of input {t}")
+
+
+# ---- conditions on sizes (see specgraph/ir/requirements.py) -------------------------------------
+
+_COLLECTED: ContextVar[list[Requirement] | None] = ContextVar("specgraph_requirements", default=None)
+
+
+def require(size: Dim, *, at_least: int | None = None, multiple_of: int | None = None, code: str, message: str,
+            hint: str | None = None, details: Sequence[InputDetail | str] = (), training_only: bool = False) -> None:
+    """What a shape rule needs of ``size``: ``size >= at_least`` or ``size % multiple_of == 0``.
+
+    Decided now when it can be (ShapeError ``code`` with ``message`` when it fails for every
+    size); otherwise recorded for the run-time input check, the message stating the rule.  A
+    rule is never skipped because a size is symbolic.  A ``training_only`` rule that fails is
+    no error of the spec (the model may serve in eval mode): it is checked when training."""
+    req = Requirement(size, at_least=at_least if multiple_of is None else None, multiple_of=multiple_of,
+                      code=code, message=message, hint=hint, training_only=training_only)
+    verdict = req.decide()
+    if verdict is False and not training_only:
+        raise ShapeError(message, code=code, hint=hint, details=details)
+    collected = _COLLECTED.get()
+    if verdict is not True and collected is not None:  # undecided, or a training-only rule that fails
+        collected.append(req)
+
+
+@contextmanager
+def collecting_requirements() -> Iterator[list[Requirement]]:
+    """The requirements the shape rules run inside state (outside it, undecided ones are the
+    caller's to ignore: a rule run directly, as the op harness does at sizes torch accepted)."""
+    token = _COLLECTED.set([])
+    try:
+        yield _COLLECTED.get()
+    finally:
+        _COLLECTED.reset(token)
 
 
 __all__ = ["FLOAT_DTYPES", "TOKEN_IDS_HINT", "InputDetail", "ShapeError", "input_details", "normalize_dim",
-           "unless_along_batch", "expect_rank", "known_dim", "batch1", "check_positive"]
+           "unless_along_batch", "expect_rank", "known_dim", "batch1", "check_positive", "require",
+           "collecting_requirements"]

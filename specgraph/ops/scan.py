@@ -15,6 +15,11 @@ sequential.  Hoisting is limited to nodes whose op is row-wise for their params
 (``Trait.ROW_WISE``: each row of the batch computed alone, which also excludes random and
 stateful ops such as dropout and batch norm), so it cannot change results; ops that mix rows
 stay in the loop.
+
+A cell that computes exactly one step of torch's rnn, gru or lstm (recognised by its
+structure, ops/cell_match.py) is *fused*: the scan runs torch's layer kernel over the whole
+sequence instead of the loop, with the cell's parameters as its weights (``ScanParams.fused``;
+``not_fused`` says why a scan is not).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class ScanParams(OpParams):
     emit: str = "out"
     init: tuple[str, ...] = ()  # the states whose initial values are inputs of the node (the others start at zeros)
     context: tuple[str, ...] = ()  # the cell's context inputs, the node's last inputs in this order
+    fused: Any = None  # a cell_match.TorchCell: torch's layer the cell is one step of (then the scan runs its kernel)
+    not_fused: str = ""  # otherwise why not, as a phrase ("its cell reads a context")
 
 
 @dataclass(frozen=True)
@@ -92,14 +99,24 @@ class ScanOp(Op):
 
         cell = subgraphs.modules  # the cell's modules, once; its pre and step graphs call them
         ports = [o.name for o in p.cell.outputs]
-        cell.__dict__["pre"] = subgraphs["pre"]  # outside the module tree: state_dict lists each weight once
+        # Outside the module tree (state_dict lists each weight once), and set in __dict__ so that
+        # a cell node of the same name (`hoisted`) cannot refuse them; the graphs hold their modules.
+        cell.__dict__["pre"] = subgraphs["pre"]
         cell.__dict__["step"] = subgraphs["step"]
         cell.__dict__["once"] = subgraphs["once"]
-        cell.hoisted = subgraphs["pre"] is not None
-        cell.hoisted_once = subgraphs["once"] is not None
+        cell.__dict__["hoisted"] = subgraphs["pre"] is not None
+        cell.__dict__["hoisted_once"] = subgraphs["once"] is not None
         sizes = [p.cell.inputs[s].shape[1] for s in p.states]
-        return Scan(cell, sizes, [ports.index(s) for s in p.states], ports.index(p.emit), p.reverse,
-                    init_index=[p.states.index(s) for s in p.init], contexts=len(p.context))
+        args = (cell, sizes, [ports.index(s) for s in p.states], ports.index(p.emit), p.reverse)
+        init_index = [p.states.index(s) for s in p.init]
+        if p.fused is None:
+            return Scan(*args, init_index=init_index, contexts=len(p.context))
+        from .torch_modules import FusedScan
+
+        layer = p.fused.layer()
+        return FusedScan(*args, init_index=init_index, kernel=layer.kernel_function(p.fused.params),
+                         weights=[(w.path, w.columns, w.zero) for w in p.fused.weights],
+                         torch_states=[p.states.index(s) for s in p.fused.states])
 
     def num_params(self, p, inputs):
         return sum(n.op.num_params(n.params, [v.type for v in n.inputs]) for n in p.cell.op_nodes())
@@ -121,7 +138,12 @@ class ScanOp(Op):
         return total
 
     def describe(self, p):
-        return f"{p.block}{' reversed' if p.reverse else ''} over T"
+        return f"{p.block}{' reversed' if p.reverse else ''} over T" + (f", fused: {p.fused.describe()}" if p.fused else "")
+
+    def runs_as(self, p):
+        if p.fused is not None:
+            return f"fused: torch's {p.fused.describe()} kernel runs the whole sequence ({p.block} is exactly its step)"
+        return f"not fused, runs {p.block} step by step: {p.not_fused}" if p.not_fused else None
 
 
 def hoistable(cell: Graph) -> set[str]:
@@ -182,7 +204,7 @@ def split_cell(cell: Graph, context: tuple[str, ...] = ()) -> ScanSplit:
 
     for n in per_step:
         step.add(Node(n.path, n.op, n.params, tuple(rewire(v) for v in n.inputs), n.outputs, n.location, n.scope,
-                      n.traits))
+                      n.traits, n.requires))
     outputs = [OutputInfo(o.name, rewire(o.value)) for o in cell.outputs]
     return ScanSplit(pre, step.build(cell.name + "_step", outputs, cell.params), frozenset(hoisted), fixed,
                      frozenset(once))

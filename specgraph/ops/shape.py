@@ -16,6 +16,7 @@ from ..ir.dims import SYMBOL_RE, Dim, Sym, floordiv, is_concrete, mul, product, 
 from ..ir.traits import Trait
 from .base import Int, Op, OpParams, ShapeError, arg_type, normalize_dim
 from .registry import register_op
+from .rules import require
 from .runtime_sizes import emit_size, exact_division, size_program
 
 
@@ -204,7 +205,11 @@ class Reshape(Op):
     def infer(self, p, inputs):
         t = inputs[0]
         self._programs(p, t)
-        return [t.with_shape(self._plan(p, t)[0])]
+        target, divisions = self._plan(p, t)
+        for e, k in divisions.values():  # also computed on each call; stated here to be told where
+            require(e, multiple_of=k, code="E403", message=f"reshape to {self._text(p)} needs {e} divisible by {k}",
+                    hint="choose input sizes for which the division is exact")
+        return [t.with_shape(target)]
 
     def emit(self, p, graph, args):
         import torch

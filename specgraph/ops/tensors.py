@@ -19,6 +19,9 @@ from .registry import register_op
 
 
 
+FLOATS = ("float32", "float64", "float16", "bfloat16")
+
+
 class _HeldParams(OpParams):
     shape: list[PositiveInt] = Field(min_length=1)
     initializer: Literal["zeros", "ones", "constant", "normal", "trunc_normal", "uniform"] = "zeros"
@@ -31,6 +34,10 @@ class _HeldParams(OpParams):
     def _sensible(self):
         if self.std <= 0 or self.bound <= 0:
             raise ValueError("std and bound must be positive")
+        if self.initializer in ("normal", "trunc_normal", "uniform") and self.dtype not in FLOATS:
+            # torch draws random values in floating point only (found by tests/test_op_soundness.py)
+            raise ValueError(f"initializer {self.initializer} draws floating-point values; an {self.dtype} tensor "
+                             f"starts as zeros, ones or a constant".replace("an bool", "a bool"))
         return self
 
 

@@ -205,4 +205,66 @@ class Scan(nn.Module):
         return "# before the loop, for all steps at once\n" + pre + "\n" + once + "# each step\n" + self.cell.step.code
 
 
-__all__ = ["SpecLSTM", "SpecEmbedding", "SpecMultiheadAttention", "Attention", "ChannelLayerNorm", "StochasticDepth", "VariationalDropout", "Zoneout", "Scan"]
+class FusedScan(Scan):
+    """A scan whose cell computes exactly one step of torch's rnn, gru or lstm (found by
+    ops/cell_match.py): it runs that layer's kernel over the whole sequence (``kernel``:
+    ``torch.lstm``, ``torch.gru``, ``torch.rnn_tanh`` or ``torch.rnn_relu``, what nn.LSTM, nn.GRU
+    and nn.RNN call), its flat weights read from the cell's own parameters at every call, so the
+    state_dict keeps the spec's keys and gradients reach the spec's parameters.
+
+    ``weights``: per flat weight in torch's order, (the parameter's path in ``cell``, its
+    columns [start, stop) or None for all, whether zeros shaped like it stand in); ``torch_states``:
+    the index among the scan's states of torch's h (and c).  Same signature and results as
+    :class:`Scan` (no context tensors); with ``fused`` set false, or an input of another dtype
+    than float32/float64, it runs the cell's loop instead, which computes the same function.
+    So it does under torch.compile while autograd records: AOTAutograd cannot differentiate
+    the oneDNN layer torch's kernel becomes on CPU (torch 2.14: a None among the saved tensors
+    of ``mkldnn_rnn_layer``), and the compiler captures the loop whole and fuses each step.
+    """
+
+    def __init__(self, cell: nn.Module, sizes: list[int], state_index: list[int], emit_index: int, reverse: bool,
+                 init_index: list[int] | None = None, *, kernel: str, weights: list[tuple], torch_states: list[int]):
+        super().__init__(cell, sizes, state_index, emit_index, reverse, init_index)
+        self.kernel = kernel
+        self.weights = [tuple(w) for w in weights]
+        self.torch_states = list(torch_states)
+        self.fused = True
+
+    def flat_weights(self) -> list[torch.Tensor]:
+        """The cell's parameters laid out as torch's flat weights: views, so gradients flow back."""
+        flat = []
+        for path, columns, zero in self.weights:
+            *modules, name = path.split(".")
+            owner = self.cell
+            for m in modules:  # through _modules: the cell's graphs sit in its __dict__ under names a node may have
+                owner = owner._modules[m]
+            w = owner._parameters[name]
+            flat.append(torch.zeros_like(w) if zero else w if columns is None else w[:, columns[0]:columns[1]])
+        return flat
+
+    def forward(self, x: torch.Tensor, *init: torch.Tensor):
+        if not self.fused or x.dtype not in (torch.float32, torch.float64) \
+                or (torch.compiler.is_compiling() and torch.is_grad_enabled()):
+            return super().forward(x, *init)
+        given = dict(zip(self.init_index, init))
+        hx = [(given[i] if i in given else x.new_zeros(x.shape[0], self.sizes[i])).unsqueeze(0)
+              for i in self.torch_states]
+        kernel = getattr(torch, self.kernel.rpartition(".")[2])
+        out, *final = kernel(x.flip(1) if self.reverse else x, hx if len(hx) > 1 else hx[0], self.flat_weights(),
+                             len(self.weights) == 4, 1, 0.0, self.training, False, True)
+        states: list[torch.Tensor] = [x] * len(self.sizes)
+        for i, state in zip(self.torch_states, final):
+            states[i] = state[0]
+        return (out.flip(1) if self.reverse else out, *states)
+
+    @property
+    def code(self) -> str:
+        """What runs: the kernel and the weights it reads, then the cell's loop it equals."""
+        weights = ", ".join(("zeros like " if zero else "") + path + (f"[:, {c[0]}:{c[1]}]" if c else "")
+                            for path, c, zero in self.weights)
+        return (f"# fused: {self.kernel}(x, states, [{weights}]){' over reversed time' if self.reverse else ''}\n"
+                f"# which equals the cell's loop:\n" + super().code)
+
+
+__all__ = ["SpecLSTM", "SpecEmbedding", "SpecMultiheadAttention", "Attention", "ChannelLayerNorm", "StochasticDepth",
+           "VariationalDropout", "Zoneout", "Scan", "FusedScan"]

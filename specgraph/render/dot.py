@@ -226,17 +226,22 @@ class _Drawer:
 
     def key_params(self, scope) -> list[str]:
         """Params given explicitly or different from the block's defaults, in declared order;
-        for the first block of a rolled run, those that vary along it as ranges."""
+        for the first block of a rolled run, those that vary along it as ranges; then what the
+        block `uses:` from its caller ("uses: eps 0.001"), so that inherited values show."""
         run = self.view.runs.get(scope.path)
         varying = varying_params(self.view.graph, run) if run else {}
         shown = dict(scope.params)
+        used: list[str] = []
         if self.spec is not None and scope.name in self.spec.library.blocks:
             block, src, bpath = self.spec.library.blocks[scope.name]
             decls = parse_param_decls(block.params, src, bpath + ("params",), Diagnostics())
+            used = [k for k in block.uses if k in scope.params and k not in varying]
             shown = {k: v for k, v in scope.params.items()
-                     if k in varying or (k in decls and (decls[k].required or decls[k].default != v))}
-        return [f"{k} {value_text(varying[k][0])} … {value_text(varying[k][1])}" if k in varying else
-                f"{k} {value_text(v)}" for k, v in shown.items()]
+                     if k in varying or (k in decls and k not in used and (decls[k].required or decls[k].default != v))}
+        parts = [f"{k} {value_text(varying[k][0])} … {value_text(varying[k][1])}" if k in varying else
+                 f"{k} {value_text(v)}" for k, v in shown.items()]
+        parts += [("uses: " if i == 0 else "") + f"{k} {value_text(scope.params[k])}" for i, k in enumerate(used)]
+        return parts
 
     # ---- nodes ----------------------------------------------------------------------------------
     def emit_node(self, dot: graphviz.Digraph, v: VNode) -> None:

@@ -27,19 +27,23 @@ from torch import fx, nn
 
 from ..ir.graph import Graph, OutputInfo
 from ..ir.in_place import in_place_nodes
-from ..ops.base import ARG_TYPE
+from ..ops.base import ARG_TYPE, FLOAT_DTYPES
+from .input_check import CHECK_NAME, InputCheck
 from .names import class_name, identifier, value_name
 
 META_KEY = "specgraph"  # fx_node.meta[META_KEY]: the spec Node the fx node computes
 IN_PLACE_KEY = "specgraph_in_place"  # fx_node.meta[IN_PLACE_KEY]: True when built in place
 
 
-def build_module(graph: Graph, modules: nn.Module | None = None, *, in_place: bool = True) -> nn.Module:
+def build_module(graph: Graph, modules: nn.Module | None = None, *, check_inputs: bool = True,
+                 in_place: bool = True) -> nn.Module:
     """A trainable module computing ``graph``; inputs in declaration order, as positional args.
 
     Returns a tensor for one output, else a tuple in declaration order (in eval mode,
     training-only outputs are left out). ``modules``: take the submodules from this module
-    instead of building them.  ``in_place``: run the nodes ``ir/in_place.py`` allows in place.
+    instead of building them.  ``check_inputs``: check each call's inputs against the spec
+    first (torch/input_check.py); off for the graphs an op runs inside (a scan's cell).
+    ``in_place``: run the nodes ``ir/in_place.py`` allows in place.
     """
     root = modules if modules is not None else nn.Module()
     with_module: set[str] = set()
@@ -58,12 +62,20 @@ def build_module(graph: Graph, modules: nn.Module | None = None, *, in_place: bo
         elif module is not None:
             _set_submodule(root, node.path, module)
             with_module.add(node.path)
+    if check_inputs:
+        root.add_module(CHECK_NAME, InputCheck(graph))
     name = class_name(graph.name)
-    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, in_place), name)
-    if not graph.has_train_only_outputs:
-        return eval_gm
-    train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, in_place), name + "Train")
-    return TrainEvalModule(root, train_gm, eval_gm)
+    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, check_inputs, in_place),
+                             name)
+    model = eval_gm
+    if graph.has_train_only_outputs:
+        train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, check_inputs, in_place),
+                                  name + "Train")
+        model = TrainEvalModule(root, train_gm, eval_gm)
+    # Weights in the floating dtype the inputs declare (a float64 spec computes in float64, as
+    # its inferred types say), where they declare one; float32 otherwise.
+    floats = {t.dtype for t in graph.inputs.values() if t.dtype in FLOAT_DTYPES}
+    return model.to(getattr(torch, floats.pop())) if len(floats) == 1 and floats != {"float32"} else model
 
 
 class Built(Mapping[str, "nn.Module | None"]):
@@ -91,11 +103,12 @@ def _build_node(node) -> nn.Module | None:
         return node.op.build(node.params, inputs)
     graphs = list(subgraphs.values())
     # Out of place: a scan runs its cell's nodes on slices of values computed before its loop.
-    full = build_module(graphs[0], in_place=False)  # builds every module once; the other graphs reuse them
+    # builds every module once; the other graphs reuse them
+    full = build_module(graphs[0], check_inputs=False, in_place=False)
     modules = nn.Module()
     for name, child in full.named_children():
         modules.add_module(name, child)
-    built = {name: None if g is None else build_module(g, modules=modules, in_place=False)
+    built = {name: None if g is None else build_module(g, modules=modules, check_inputs=False, in_place=False)
              for name, g in subgraphs.items()}
     return node.op.build(node.params, inputs, subgraphs=Built(modules, built))
 
@@ -135,14 +148,18 @@ def spec_node(fx_node: fx.Node):
 
 
 def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[str], held: set[str],
-              in_place: bool) -> fx.Graph:
-    """The straight-line fx graph computing ``outputs`` (nodes they do not need are left out)."""
+              check_inputs: bool = False, in_place: bool = False) -> fx.Graph:
+    """The straight-line fx graph computing ``outputs`` (nodes they do not need are left out),
+    first checking its inputs (``self.input_check(...)``) with ``check_inputs``, the nodes
+    ``ir/in_place.py`` allows run in place with ``in_place``."""
     needed = graph.needed_by(outputs)
     overwriting = in_place_nodes(graph, outputs) if in_place else frozenset()
     g = fx.Graph()
     values: dict[tuple[str, str], fx.Node] = {}
     for name in graph.inputs:
         values[(name, "out")] = g.placeholder(identifier(name))
+    if check_inputs:
+        g.call_module(CHECK_NAME, tuple(values.values()))
     for node in graph.op_nodes():
         if node.path not in needed:
             continue

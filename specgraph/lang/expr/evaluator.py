@@ -1,20 +1,26 @@
-"""The evaluator: a walk over the whitelisted AST with a step budget, never eval/exec/compile."""
+"""The evaluator: a walk over the whitelisted AST with a work budget, never eval/exec/compile.
+
+Each evaluation is O(its AST + the sizes of the sequences it builds, walks or compares), and
+spends that from the check's :class:`~specgraph.lang.expr.budget.WorkBudget`."""
 
 from __future__ import annotations
 
 import ast
 import math
-from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from ...diagnostics import did_you_mean
 from ...ir import dims
 from ...ir.dims import Sym
 from ...ir.tensor_type import TensorType
 from ..limits import Limits
+from .budget import NODE_WORK, WorkBudget
 from .functions import _SIGNATURES, FUNCTIONS, _type_name
 from .syntax import _BINOPS, _COMPARISONS, _OPERATOR_NODES, _ORDER, _SYMBOLIC, Culprit, _char_offset, _forbidden
-from .values import MAX_DEPTH, ExprError, ShapeView
+from .values import MAX_DEPTH, NEEDS_A_NUMBER, ExprError, ShapeView
+
+
+_SEQUENCES = {str, list, tuple}
 
 
 def _lookup(name: str, env: Mapping[str, object], wrap: bool) -> Any:
@@ -26,11 +32,33 @@ def _lookup(name: str, env: Mapping[str, object], wrap: bool) -> Any:
     raise ExprError("E502", f"undefined name '{name}'", hint=did_you_mean(name, env))
 
 
+class _Blame:
+    """The context of :meth:`_Evaluator.blame` (a class: a generator-based context manager costs
+    more than the arithmetic it guards)."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset: Callable[[], int | None]):
+        self.offset = offset
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if isinstance(error, ExprError):
+            error.offset = self.offset() if error.offset is None else error.offset
+        elif isinstance(error, (ArithmeticError, TypeError, ValueError, IndexError, KeyError)):
+            raise ExprError("E504", str(error) or kind.__name__, offset=self.offset()) from error
+        return False
+
+
 class _Evaluator:
     """Evaluates one expression tree; every value it produces passes :meth:`check`."""
 
-    def __init__(self, env: Mapping[str, object], limits: Limits, text: str, base: int):
+    def __init__(self, env: Mapping[str, object], limits: Limits, text: str, base: int,
+                 budget: WorkBudget | None = None):
         self.env, self.limits, self.text, self.base = env, limits, text, base
+        self.budget = budget if budget is not None else WorkBudget(limits.max_expr_work)
         self._weights: dict[int, tuple[object, int]] = {}  # id -> (the list, kept alive; weight)
 
     def offset(self, node: ast.AST) -> int | None:
@@ -62,16 +90,10 @@ class _Evaluator:
         found = self.text.find(symbol, a - self.base, b - self.base)
         return self.offset(left) if found < 0 else self.base + found
 
-    @contextmanager
-    def blame(self, offset: int | None) -> Iterator[None]:
-        """Errors raised inside point at ``offset`` unless they already point somewhere."""
-        try:
-            yield
-        except ExprError as e:
-            e.offset = offset if e.offset is None else e.offset
-            raise
-        except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as e:
-            raise ExprError("E504", str(e) or type(e).__name__, offset=offset) from e
+    def blame(self, offset: Callable[[], int | None]) -> "_Blame":
+        """Errors raised inside point at ``offset()`` unless they already point somewhere (found
+        only on failure: most evaluations never need an offset)."""
+        return _Blame(offset)
 
     def validate(self, tree: ast.Expression) -> None:
         """Reject forbidden constructs anywhere (even in branches never taken) and oversize trees."""
@@ -90,11 +112,18 @@ class _Evaluator:
             stack.extend((c, depth + 1) for c in reversed(children))  # report the leftmost first
 
     def eval(self, node: ast.AST) -> Any:
-        handler = getattr(self, "eval_" + type(node).__name__, None)
+        kind = type(node)
+        handler = _HANDLERS.get(kind)
+        budget = self.budget
         try:
+            budget.left -= NODE_WORK
+            if budget.left < 0:
+                budget.spend(0)  # raises E505
             if handler is None:  # after validate(), only a Slice outside [...] gets here
                 raise ExprError("E503", "multi-dimensional indexing is not allowed in expressions")
-            return self.check(handler(node))
+            value = handler(self, node)
+            # a comparison makes a bool; `and`, `or` and `if` hand on an operand already checked
+            return value if kind in _PASSED_ON else self.check(value)
         except ExprError as e:
             e.offset = self.offset(node) if e.offset is None else e.offset  # the innermost node
             raise
@@ -104,13 +133,15 @@ class _Evaluator:
     def check(self, v: Any) -> Any:
         """``v``, after enforcing the limits: int bits, sequence size, finite real numbers."""
         lim = self.limits
+        if type(v) is int and v.bit_length() <= lim.max_int_bits or type(v) is bool:  # the common case, first
+            return v
         if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > lim.max_int_bits:
             raise ExprError("E505", f"integer result has {v.bit_length()} bits (limit {lim.max_int_bits})")
         if isinstance(v, float) and not math.isfinite(v) or isinstance(v, complex):
             raise ExprError("E504", f"result is not a finite real number ({v})")
         if isinstance(v, (str, list, tuple)) and self.weight(v) > lim.max_sequence_len:
             raise ExprError("E505", f"{_type_name(v)} result is longer than {lim.max_sequence_len}")
-        if isinstance(v, Sym) and (len(str(v)) > lim.max_sequence_len or any(
+        if isinstance(v, Sym) and (self.spent(len(v.terms)) or len(str(v)) > lim.max_sequence_len or any(
                 i.bit_length() > lim.max_int_bits for i in (v.const, v.div, *(c for _, c in v.terms)))):
             raise ExprError("E505", "symbolic dim grew past the integer limit")
         return v
@@ -122,6 +153,11 @@ class _Evaluator:
             return len(v) if isinstance(v, str) else 1
         if id(v) in self._weights and self._weights[id(v)][0] is v:
             return self._weights[id(v)][1]
+        self.budget.spend(len(v))  # each object is walked once: its weight is remembered
+        if not _SEQUENCES & set(map(type, v)):  # flat (the common case): told at C speed
+            self._weights[id(v)] = (v, len(v))
+            return len(v)
+        self.budget.spend(10 * len(v))  # nested: walked in Python, item by item
         total = 0
         for item in v:
             total += max(1, self.weight(item))  # an empty item still takes a slot
@@ -130,9 +166,14 @@ class _Evaluator:
         self._weights[id(v)] = (v, total)
         return total
 
+    def spent(self, work: int) -> bool:
+        """Spend ``work`` (raising E505 when the budget runs out); False, for use in conditions."""
+        self.budget.spend(work)
+        return False
+
     def truth(self, v: object) -> bool:
         if isinstance(v, Sym):
-            raise ExprError("E504", f"the truth of symbolic dim {v} depends on the input size")
+            raise ExprError("E406", f"the truth of symbolic dim {v} depends on the input size", hint=NEEDS_A_NUMBER, dim=v)
         if isinstance(v, ShapeView):
             raise ExprError("E504", "a tensor has no truth value", hint="test an attribute, e.g. x.rank == 4")
         return bool(v)
@@ -152,7 +193,7 @@ class _Evaluator:
         return tuple(self.eval(e) for e in node.elts)
 
     def truth_of(self, node: ast.AST, value: Any) -> bool:
-        with self.blame(self.offset(node)):  # "a tensor has no truth value" points at the tensor
+        with self.blame(lambda: self.offset(node)):  # "a tensor has no truth value" points at the tensor
             return self.truth(value)
 
     def eval_IfExp(self, node: ast.IfExp) -> Any:
@@ -177,7 +218,7 @@ class _Evaluator:
     def eval_BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.eval(node.left), self.eval(node.right)
         op = type(node.op)
-        with self.blame(self.operator(node.left, node.right, _BINOPS[op][0])):  # like Python's `~~^~~`
+        with self.blame(lambda: self.operator(node.left, node.right, _BINOPS[op][0])):  # like Python's `~~^~~`
             return self.binop(op, left, right)
 
     def binop(self, op: type, a: Any, b: Any) -> Any:
@@ -195,6 +236,7 @@ class _Evaluator:
             if size > self.limits.max_sequence_len:  # before building it: 'a' * 10**10
                 raise ExprError("E505", f"'{symbol}' would build a {_type_name(a)} of size {size} "
                                 f"(limit {self.limits.max_sequence_len})")
+            self.budget.spend(size)
             return apply(a, b)
         raise ExprError("E504", f"cannot apply '{symbol}' to {_type_name(a)} and {_type_name(b)}")
 
@@ -236,13 +278,15 @@ class _Evaluator:
         for op, comparator in zip(node.ops, node.comparators):  # chained, lazily, like Python
             right = self.eval(comparator)
             symbol = _COMPARISONS[type(op)]
-            with self.blame(self.operator(left_node, comparator, symbol)):
+            with self.blame(lambda: self.operator(left_node, comparator, symbol)):
                 if not self.compare(op, left, right):
                     return False
             left, left_node = right, comparator
         return True
 
     def compare(self, op: ast.cmpop, a: Any, b: Any) -> bool:
+        sequences = (str, list, tuple)
+        self.budget.spend(sum(self.weight(v) for v in (a, b) if isinstance(v, sequences)))  # == and in walk them
         if isinstance(op, (ast.Eq, ast.NotEq)):
             return (a == b) == isinstance(op, ast.Eq)  # Syms are frozen dataclasses in canonical form
         if isinstance(op, (ast.In, ast.NotIn)):
@@ -251,9 +295,9 @@ class _Evaluator:
             return (a in b) == isinstance(op, ast.In)
         symbol, apply = _ORDER[type(op)]
         if isinstance(a, Sym) or isinstance(b, Sym):
-            raise ExprError("E504", f"cannot compare symbolic dim {a if isinstance(a, Sym) else b} with "
-                            f"'{symbol}': the answer depends on the input size",
-                            hint="compare with == or !=, or give the input a concrete size")
+            sym = a if isinstance(a, Sym) else b
+            raise ExprError("E406", f"cannot compare symbolic dim {sym} with '{symbol}': the answer depends on the "
+                            "input size", hint="compare with == or !=, or " + NEEDS_A_NUMBER, dim=sym)
         if not (isinstance(a, (int, float)) and isinstance(b, (int, float))
                 or type(a) is type(b) and isinstance(a, (str, list, tuple))):
             raise ExprError("E504", f"cannot order {_type_name(a)} and {_type_name(b)}")
@@ -269,8 +313,9 @@ class _Evaluator:
                      for p in (node.slice.lower, node.slice.upper, node.slice.step)]
             if parts[2] == 0:
                 raise ExprError("E504", "slice step cannot be zero")
+            self.budget.spend(len(range(*slice(*parts).indices(len(target)))))
             return target[slice(*parts)]
-        with self.blame(self.offset(node.slice)):  # "index 5 is out of range" points at the 5
+        with self.blame(lambda: self.offset(node.slice)):  # "index 5 is out of range" points at the 5
             i = self.index(self.eval(node.slice))
             if not -len(target) <= i < len(target):
                 raise ExprError("E504", f"index {i} is out of range for a {_type_name(target)} "
@@ -284,7 +329,7 @@ class _Evaluator:
 
     def eval_Attribute(self, node: ast.Attribute) -> Any:
         target = self.eval(node.value)
-        with self.blame(self.culprit(("attr", node))):
+        with self.blame(lambda: self.culprit(("attr", node))):
             if not isinstance(target, ShapeView):  # the name itself was whitelisted by validate()
                 raise ExprError("E503", f"attributes are only allowed on tensors, not on {_type_name(target)}")
             return getattr(target, node.attr)
@@ -297,4 +342,12 @@ class _Evaluator:
             _SIGNATURES[name].bind(self, *args, **kwargs)  # a clean message for a wrong call
         except TypeError as e:
             raise ExprError("E504", f"{name}(): {e}") from None
+        if name in ("min", "max", "sum"):  # they walk a sequence argument: its length
+            self.budget.spend(sum(len(a) for a in args if isinstance(a, (list, tuple))))
         return FUNCTIONS[name](self, *args, **kwargs)
+
+
+# eval_<Node> by node type, looked up once; and the node types whose value needs no new check
+_HANDLERS = {getattr(ast, name[len("eval_"):]): fn for name, fn in vars(_Evaluator).items()
+             if name.startswith("eval_") and hasattr(ast, name[len("eval_"):])}
+_PASSED_ON = frozenset({ast.Compare, ast.BoolOp, ast.IfExp})

@@ -4,12 +4,15 @@ only where numbers are meant, symbolic dims kept exact where they can be."""
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import math
+import operator
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...ir.dims import Sym
-from .values import ExprError, ShapeView
+from .budget import NODE_WORK
+from .values import NEEDS_A_NUMBER, ExprError, ShapeView
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluator import _Evaluator
@@ -19,12 +22,16 @@ def _type_name(v: object) -> str:
     return {Sym: "symbolic dim", ShapeView: "tensor", type(None): "None"}.get(type(v), type(v).__name__)
 
 
+_PLAIN = {int, float}
+
+
 def _numbers(fn: str, *values: Any) -> Any:
     """``values`` (the first of them returned), or E504 unless all are plain numbers."""
+    if set(map(type, values)) <= _PLAIN:  # told at C speed: a long list must cost what it is charged
+        return values[0] if values else None
     for v in values:
         if isinstance(v, Sym):
-            raise ExprError("E504", f"{fn}() is not defined for symbolic dim {v}",
-                            hint="its value depends on the input size")
+            raise ExprError("E406", f"{fn}() needs a number, found the symbolic dim {v}", hint=NEEDS_A_NUMBER, dim=v)
         if not isinstance(v, (int, float)):
             raise ExprError("E504", f"{fn}() takes numbers, found {_type_name(v)}")
     return values[0] if values else None
@@ -61,9 +68,13 @@ def _round(ev: _Evaluator, x: Any, ndigits: Any = None) -> Any:
 def _sum(ev: _Evaluator, items: Any, start: Any = 0) -> Any:
     if not isinstance(items, (list, tuple)):
         raise ExprError("E504", f"sum() takes a list or tuple, found {_type_name(items)}")
+    kinds = set(map(type, items)) | {type(start)}
+    if kinds <= _PLAIN:  # plain numbers: added left to right at C speed (as `a + b + ...`), then checked
+        return ev.check(functools.reduce(operator.add, items, start))
     for item in (start, *items):  # numbers only: sum(lists, []) would be quadratic
         if not isinstance(item, (int, float, Sym)):
             raise ExprError("E504", f"sum() adds numbers, found {_type_name(item)}")
+    ev.budget.spend(NODE_WORK * len(items))  # symbolic dims added one by one, as `a + b` would be
     for item in items:
         start = ev.check(ev.binop(ast.Add, start, item))
     return start

@@ -11,18 +11,23 @@ from ...ir.tensor_type import TensorType
 # limit even where max_expr_nodes is raised.  No real expression nests this deep.
 MAX_DEPTH = 200
 
+# The fix for a symbolic dim where a number is needed (E406); the compiler names the input.
+NEEDS_A_NUMBER = "its value depends on the input size: give the input a concrete size, or decide it with a param"
+
 
 class ExprError(Exception):
     """An expression that cannot be evaluated.
 
     ``code``: E501 syntax, E502 undefined name, E503 forbidden construct, E504 evaluation error,
-    E505 limit exceeded.  ``offset``: 0-based index within the value string (its ``$`` is 0) of
-    the sub-expression at fault, or None.  ``value``: the string that failed.
+    E505 limit exceeded, E406 a symbolic dim where a number is needed (``dim``: that dim, so the
+    compiler can name the input it comes from).  ``offset``: 0-based index within the value string
+    (its ``$`` is 0) of the sub-expression at fault, or None.  ``value``: the string that failed.
     """
 
-    def __init__(self, code: str, message: str, hint: str | None = None, offset: int | None = None):
+    def __init__(self, code: str, message: str, hint: str | None = None, offset: int | None = None,
+                 dim: "dims.Sym | None" = None):
         super().__init__(message)
-        self.code, self.message, self.hint, self.offset = code, message, hint, offset
+        self.code, self.message, self.hint, self.offset, self.dim = code, message, hint, offset, dim
         self.value: str | None = None
 
     def __str__(self) -> str:
@@ -49,6 +54,9 @@ class ShapeView:
     height = property(lambda self: self._dim(-2, 4, "height"))
     width = property(lambda self: self._dim(-1, 3, "width"))
     features = property(lambda self: self._dim(-1, 1, "features"))
+
+    def __repr__(self) -> str:  # what a message shows: "found the tensor [N, 3, H, W]"
+        return f"the tensor {self.type}"
 
     def _dim(self, index: int, min_rank: int, what: str) -> dims.Dim:
         # Refuse rather than guess: the "height" of a [N, C, L] tensor would silently be C.

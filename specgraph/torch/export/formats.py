@@ -68,7 +68,7 @@ def export(graph: Graph, *, onnx: PathLike | None = None, torchscript: PathLike 
     """
     if not any((onnx, torchscript, exported, python)):
         raise ValueError("give at least one of onnx=, torchscript=, exported=, python=")
-    model = model if model is not None else build_module(graph)
+    model = model if model is not None else build_module(graph, check_inputs=False)  # exports carry none
     if optimize:
         model = run_passes(model, optimize, prepack=False)  # formats hold plain convs
     model.eval()

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ...ir.graph import Graph
+from ..input_check import input_check_off
 from .inputs import auto_shapes, dynamic_shapes, eval_module, example_inputs
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -33,7 +34,7 @@ def to_onnx(model: nn.Module, graph: Graph, path: PathLike, inputs: tuple[torch.
     kwargs = dict(input_names=list(graph.inputs), output_names=onnx_output_names(graph),
                   opset_version=opset, verbose=False, report=False)
     shapes = dynamic_shapes(graph) if dynamic and any(dynamic_shapes(graph)) else None
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), input_check_off(module):  # an ONNX graph cannot raise it
         warnings.simplefilter("ignore")
         # From the module, not from an ExportedProgram: only then do the named dims (N, H)
         # become the ONNX dim names.

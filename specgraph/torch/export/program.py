@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ...ir.graph import Graph
+from ..input_check import input_check_off
 from .inputs import auto_shapes, dynamic_shapes, eval_module, example_inputs
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -27,7 +28,7 @@ def export_program(model: nn.Module, graph: Graph, inputs: tuple[torch.Tensor, .
     module = eval_module(model)
     inputs = inputs if inputs is not None else example_inputs(graph, model)
     shapes = dynamic_shapes(graph) if dynamic else ()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), input_check_off(module):  # the program states its own shape guards
         # torch's RNN modules keep a list of their weights that export reports as "assigned
         # during export"; the weights themselves are registered parameters, so nothing is lost.
         warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights")

@@ -37,6 +37,7 @@ from torch import fx, nn
 
 from ...ops.torch_modules import Scan
 from ..build import graph_modules
+from ..input_check import input_check_off
 from ..passes.prepack import PrepackedConv2d
 from ..names import class_name as camel_case
 
@@ -56,7 +57,13 @@ _FX_GLOBALS = {"inf": "from math import inf", "nan": "from math import nan", "No
 
 
 def python_source(model: nn.Module, *, class_name: str | None = None, docstring: str = "") -> str:
-    """The source text of a standalone module equal to ``model`` (a module specgraph built)."""
+    """The source text of a standalone module equal to ``model`` (a module specgraph built);
+    without the built module's input check, which needs specgraph (torch/input_check.py)."""
+    with input_check_off(model):
+        return _source(model, class_name, docstring)
+
+
+def _source(model: nn.Module, class_name: str | None, docstring: str) -> str:
     writer = _Writer()
     eval_gm, train_gm = graph_modules(model)
     if train_gm is not None:  # TrainEvalModule: one forward per mode

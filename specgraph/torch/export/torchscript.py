@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ...ir.graph import Graph
+from ..input_check import input_check_off
 from .inputs import eval_module, example_inputs
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -24,7 +25,7 @@ def to_torchscript(model: nn.Module, graph: Graph, path: PathLike, inputs: tuple
     if method not in ("auto", "script", "trace"):
         raise ValueError(f"method must be auto, script or trace, found {method!r}")
     module = eval_module(model)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), input_check_off(module):  # TorchScript cannot hold the Python check
         warnings.simplefilter("ignore")  # TorchScript's own deprecation and tracer notices
         scripted = None
         if method in ("auto", "script"):

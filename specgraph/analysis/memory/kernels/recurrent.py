@@ -1,5 +1,5 @@
 """Recurrent layers (torch's rnn, gru and lstm: ATen's loop or oneDNN's RNN primitive) and
-specgraph's scan over a cell graph."""
+specgraph's scan over a cell graph (its loop, or torch's layer kernel when it is fused)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,8 @@ def scan_loop(op, p, inputs, outputs, ctx) -> int:
     (the per-step graph's own predicted peak), every step's emitted output kept for the
     final ``torch.stack``, and the stack itself.  The cell graphs are sized by the walk (a
     scan's cell is one step, batch N); the hoisted rows scale by T, the ops being row-wise."""
+    if p.fused is not None:
+        return _fused_scan(p, inputs, outputs, ctx)
     memory_report = ctx.report
     steps = inputs[0].shape[1]
     split = scan.split_cell(p.cell, p.context)
@@ -113,3 +115,22 @@ def scan_loop(op, p, inputs, outputs, ctx) -> int:
     return a.beyond(outputs)
 
 
+def _fused_scan(p, inputs, outputs, ctx) -> int:
+    """A fused scan (FusedScan) replayed: zeros for the states ``init`` does not give, a
+    reversed scan's flipped copy of the sequence, a zero bias torch's layer has and the cell has
+    not, oneDNN's contiguous copies of weights cut by columns (measured with the profiler); then
+    torch's layer kernel given every state (:func:`recurrent_layers`), whose outputs are the
+    scan's (a reversed scan flips its output back, a copy)."""
+    x = inputs[0]
+    a = Allocations()
+    a.alloc(sum(outputs[1 + i].nbytes for i, s in enumerate(p.states) if s not in p.init))
+    a.alloc(x.nbytes if p.reverse else 0)
+    layer, rows = p.fused.layer(), p.fused.layer.gates * p.fused.params.hidden
+    a.alloc(sum(w.zero for w in p.fused.weights) * rows * x.itemsize)
+    if _lstm_on_onednn(layer, p.fused.params, x):  # oneDNN copies a weight cut by columns into a contiguous one
+        a.alloc(sum(w.columns[1] - w.columns[0] for w in p.fused.weights if w.columns) * rows * x.itemsize)
+    a.free(a.alloc(recurrent_layers(layer, p.fused.params, [x, *outputs[1:]], outputs, ctx)))
+    layer_outputs = a.alloc(sum(t.nbytes for t in outputs))
+    if p.reverse:
+        a.free(a.alloc(outputs[0].nbytes))
+    return a.peak - layer_outputs
