@@ -72,8 +72,9 @@ PHASES = [
 ]
 
 
-def _measure_model(index: int, cfg: Config) -> dict:
-    """Runs in a fresh child process: the three phases of one model, as JSON-able samples."""
+def _measure_model(index: int, cfg: Config, batch: int = BATCH, eval_only: bool = False) -> dict:
+    """Runs in a fresh child process: the three phases of one model (``eval_only``: the first), as
+    JSON-able samples."""
     import torch
 
     torch.set_num_threads(THREADS)
@@ -82,7 +83,7 @@ def _measure_model(index: int, cfg: Config) -> dict:
     budgets = MODEL_BUDGETS_S[index]
     cfg.progress(f"{name}: building both models (child process)")
     built, reference = _model_pair(spec_path, make_reference)
-    x = torch.randn(BATCH, 3, 224, 224)
+    x = torch.randn(batch, 3, 224, 224)
     models = {"built": built, "torchvision": reference}
 
     # Sanity: in eval mode the two must compute the same function.
@@ -105,7 +106,7 @@ def _measure_model(index: int, cfg: Config) -> dict:
     repeats = cfg.repeats(7, minimum=7, quick=1)
     max_repeats = cfg.repeats(25, minimum=7, quick=1)
     out = {"max_diff": max_diff, "phases": {}}
-    for (phase, label), budget in zip(PHASES, budgets):
+    for (phase, label), budget in zip(PHASES[:1] if eval_only else PHASES, budgets):
         train = phase == "train"
         for m in models.values():
             m.train(train)
@@ -117,7 +118,7 @@ def _measure_model(index: int, cfg: Config) -> dict:
     return out
 
 
-def _model_in_child(index: int, cfg: Config) -> dict:
+def _model_in_child(index: int, cfg: Config, batch: int = BATCH, eval_only: bool = False) -> dict:
     """_measure_model in a fresh Python process (so every model starts from the same process state)."""
     import json
     import subprocess
@@ -126,7 +127,8 @@ def _model_in_child(index: int, cfg: Config) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "samples.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child-model", str(index), "--json", str(out),
-               "--t0", repr(cfg.started), "--scale", repr(cfg.scale)] + (["--quick"] if cfg.quick else [])
+               "--t0", repr(cfg.started), "--scale", repr(cfg.scale), "--batch", str(batch)] + (["--quick"] if cfg.quick else []) + \
+            (["--eval-only"] if eval_only else [])
         subprocess.run(cmd, check=True)
         return json.loads(out.read_text())
 
@@ -347,7 +349,34 @@ def run(cfg: Config | None = None) -> list[Section]:
     check = bench_check(cfg)
     build = bench_build(cfg)
     models = bench_models(cfg)
-    return [*models, check, build]
+    return [*models, bench_fresh_batch1(cfg), check, build]
+
+
+def bench_fresh_batch1(cfg: Config) -> Section:
+    """The eval forward at batch 1 in a fresh process per model: built vs torchvision."""
+    from timing import Samples
+
+    rows, missed = [], []
+    for index, (name, _, _) in enumerate(_models()):
+        res = _model_in_child(index, cfg, batch=1, eval_only=True)
+        s = {k: Samples.from_dict(v) for k, v in res["phases"]["eval_fresh"].items()}
+        b, t = s["built"], s["torchvision"]
+        r = ratio(b, t)
+        q1, _, q3 = quartiles(paired_ratios(b, t))
+        if r > 1.0:
+            missed.append(f"{name} ({r:.3f})")
+        rows.append([name, fmt_time(b.median), fmt_time(t.median), f"**{r:.3f}**", f"{q1:.3f} – {q3:.3f}",
+                     f"{cpu_ratio(b, t):.3f}", f"{b.sys_median * 1e3:.1f} / {t.sys_median * 1e3:.1f}", b.n,
+                     f"{res['max_diff']:.1e}", "≤ 1.00 " + ("met" if r <= 1.0 else "**missed**")])
+    table = markdown_table(["model", "built (median)", "torchvision (median)", "ratio built/tv",
+                            "per-round ratio q1 – q3", "CPU-time ratio", "system ms built / tv", "repeats",
+                            "eval max abs diff", "target"], rows, align="lrrrrrrrrl")
+    notes = ["As the fresh-process eval rows above, at batch 1 (input 1×3×224×224): each model in a new Python "
+             "process, `model.eval()`, `with torch.no_grad(): model(x)`, interleaved with torchvision's, "
+             f"`torch.set_num_threads({THREADS})`. Target (issue 18): the built module ≤ 1.00× torchvision's time, "
+             "which needs the build to allocate like torchvision (in-place relu and residual add).",
+             "Target met for every model." if not missed else "Target missed for " + ", ".join(missed) + "."]
+    return Section("Built models vs torchvision, eval forward in a fresh process, batch 1 (CPU)", table, notes)
 
 
 def _main(argv: list[str]) -> None:
@@ -360,12 +389,14 @@ def _main(argv: list[str]) -> None:
     ap.add_argument("--t0", type=float)
     ap.add_argument("--child-model", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
+    ap.add_argument("--eval-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     cfg = Config(quick=args.quick, scale=args.scale)
     if args.t0 is not None:
         cfg.started = args.t0
     if args.child_model is not None:
-        args.json.write_text(json.dumps(_measure_model(args.child_model, cfg)))
+        args.json.write_text(json.dumps(_measure_model(args.child_model, cfg, args.batch, args.eval_only)))
         return
     for section in run(cfg):
         print(section.markdown())

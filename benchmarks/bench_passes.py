@@ -1,26 +1,26 @@
-"""Graph passes: optimize(model, "inference") against torchvision's eager model, CPU inference.
+"""Graph passes: optimize(model, "inference") against onnxruntime running torchvision's ONNX export,
+CPU inference.
 
-resnet50 and googlenet, batch 1 and 8, 224×224, 2 threads, torchvision's weights layout (the
-same random weights in every candidate), medians of interleaved repeats. Target: the optimised
-spec ≥ 1.2× faster than torchvision eager (ratio = torchvision time / candidate time).
+resnet50, googlenet, mobilenet_v3_large and vit_b_16, batch 1 and 8, 224×224, 2 threads for
+torch and for onnxruntime (``intra_op_num_threads``), torchvision's weights layout (the same
+random weights in every candidate), medians of interleaved repeats.  Target: the optimised spec
+at least as fast as onnxruntime on torchvision's ONNX (ratio = candidate time / onnxruntime
+time ≤ 1.00).
 
 Rows, the pass first:
-* ``specgraph optimize("inference")`` — batch norm folded, dropout dropped, ReLU and adds in
-  place, channels_last, convolutions prepacked for oneDNN with ReLU fused: what
-  ``specgraph build --optimize inference`` gives;
-* ``optimize, prepack=False`` — the same without prepacking (what export writes): how much of
-  the gain the packed weights and fused ReLU bring;
+* ``specgraph optimize("inference")`` — batch norm folded, dropout dropped, channels_last,
+  convolutions, linears and self-attention on packed oneDNN weights with the residual adds and
+  activations fused into them: what ``specgraph build --optimize inference`` gives;
 * ``specgraph plain build`` — the fx module as built (to show what the passes add);
-* ``torchvision + channels_last`` — the layout change alone, done by hand to the reference:
-  how much of the gain a hand-written model could also get;
-* ``optimize + torch.jit.freeze`` — the optimised module (unpacked) scripted and frozen (TorchScript's
-  own constant folding and oneDNN fusions on top), an extra row.
+* ``torchvision eager`` — the reference the speed-up column is taken against.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -28,10 +28,17 @@ import specgraph
 from specgraph.torch.passes.optimize import optimize
 from timing import Config, Section, fmt_time, interleaved, markdown_table, paired_ratios, quartiles
 
-TARGET = 1.2
-MODELS = ("resnet50", "googlenet")
+TARGET = 1.00
+THREADS = 2
+MODELS = ("resnet50", "googlenet", "mobilenet_v3_large", "vit_b_16")
 BATCHES = (1, 8)
-REFERENCE = "torchvision eager"
+PEER = "onnxruntime on torchvision's ONNX"
+EAGER = "torchvision eager"
+OPTIMIZED = 'specgraph optimize("inference")'
+PLAIN = "specgraph plain build"
+# Seconds of extra rounds (beyond the minimum) per model and batch: vit_b_16 at batch 8 takes
+# about a second per call and candidate.
+BUDGET_S = {1: 25.0, 8: 45.0}
 
 
 def torchvision_model(name: str) -> torch.nn.Module:
@@ -41,99 +48,132 @@ def torchvision_model(name: str) -> torch.nn.Module:
     return getattr(torchvision.models, name)(weights=None, **kwargs).eval()
 
 
+class OrtSession(torch.nn.Module):
+    """onnxruntime on an ONNX file, called like a module: the peer."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = THREADS
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.name = self.session.get_inputs()[0].name
+
+    def forward(self, x):
+        return torch.from_numpy(self.session.run(None, {self.name: x.numpy()})[0])
+
+
 def candidates(name: str) -> dict[str, torch.nn.Module]:
     torch.manual_seed(0)
     ref = torchvision_model(name)
-    plain = specgraph.build(f"specs/{name}.yaml").eval()
+    graph = specgraph.check(f"specs/{name}.yaml")
+    plain = specgraph.build(graph).eval()
     plain.load_state_dict(ref.state_dict(), strict=True)
-    optimized = optimize(plain, "inference")
-    unpacked = optimize(plain, "inference", prepack=False)
-    cl = torchvision_model(name).to(memory_format=torch.channels_last)
-    cl.load_state_dict(ref.state_dict())
+    return {OPTIMIZED: optimize(plain, "inference"), PLAIN: plain, EAGER: ref}
 
-    class ChannelsLastInput(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
 
-        def forward(self, x):
-            return self.inner(x.contiguous(memory_format=torch.channels_last))
-
-    models = {'specgraph optimize("inference")': optimized, "optimize, prepack=False": unpacked,
-              "specgraph plain build": plain, REFERENCE: ref,
-              "torchvision + channels_last": ChannelsLastInput(cl).eval()}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            models["optimize + torch.jit.freeze"] = torch.jit.freeze(torch.jit.script(unpacked))
-    except Exception as e:  # noqa: BLE001 - an extra row; report why it is missing
-        print(f"torch.jit.freeze of {name} failed: {type(e).__name__}: {e}", file=sys.stderr)
-    return models
+def onnx_peer(ref: torch.nn.Module, name: str, batch: int, tmp: Path, cfg: Config) -> OrtSession:
+    """onnxruntime on torchvision's model exported at this batch size (vit_b_16's export fixes
+    the batch dim whatever dynamic_shapes asks)."""
+    cfg.progress(f"{name} batch {batch}: exporting torchvision's model to ONNX")
+    path = tmp / f"{name}_b{batch}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(ref, (torch.randn(batch, 3, 224, 224),), input_names=["x"], output_names=["y"],
+                          report=False, verbose=False).save(str(path))
+    return OrtSession(path)
 
 
 def run(cfg: Config | None = None) -> list[Section]:
     cfg = cfg or Config()
-    torch.set_num_threads(2)
-    rows = []
-    worst = {}
-    for name in MODELS:
-        models = candidates(name)
-        for batch in BATCHES:
-            x = torch.randn(batch, 3, 224, 224)
-            with torch.no_grad():
-                want = models[REFERENCE](x)
-                for label, m in models.items():
-                    torch.testing.assert_close(m(x), want, atol=1e-3, rtol=1e-3)  # timing equal work
+    torch.set_num_threads(THREADS)
+    rows, verdicts = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in MODELS:
+            torch_models = candidates(name)
+            for batch in BATCHES:
+                models = {**torch_models, PEER: onnx_peer(torch_models[EAGER], name, batch, Path(tmp), cfg)}
+                x = torch.randn(batch, 3, 224, 224)
+                with torch.no_grad():
+                    want = models[EAGER](x)
+                    for m in models.values():
+                        torch.testing.assert_close(m(x), want, atol=1e-3, rtol=1e-3)  # timing equal work
 
-            def call(m):
-                def f():
-                    with torch.no_grad():
-                        m(x)
-                return f
+                def call(m):
+                    def f():
+                        with torch.no_grad():
+                            m(x)
+                    return f
 
-            repeats = cfg.repeats(9 if batch == 1 else 5, minimum=3, quick=1)
-            cfg.progress(f"{name} batch {batch}: {repeats} rounds")
-            samples = interleaved({k: call(m) for k, m in models.items()}, repeats=repeats, warmup=2,
-                                  max_repeats=3 * repeats, budget_s=cfg.budget(40 if batch == 1 else 90),
-                                  progress=cfg.progress, label=f"{name} b{batch}")
-            ref = samples[REFERENCE]
-            for label, s in samples.items():
-                if label == REFERENCE:
-                    continue
-                speedup = ref.median / s.median
-                lo, _, hi = quartiles([1 / r for r in paired_ratios(s, ref)])
-                target = ""
-                if label.startswith("specgraph optimize"):
-                    met = speedup >= TARGET
-                    worst[(name, batch)] = speedup
-                    target = f"≥ {TARGET} " + ("met" if met else "**missed**")
-                rows.append([f"{name}, batch {batch}", label, fmt_time(s.median), fmt_time(ref.median),
-                             f"**{speedup:.2f}×**", f"{lo:.2f}–{hi:.2f}", f"{ref.cpu_median / s.cpu_median:.2f}×",
-                             f"{s.n}", target])
-    table = markdown_table(["model", "candidate", "candidate time", "torchvision eager", "speed-up",
-                            "per-round IQR", "CPU-time speed-up", "rounds", "target"], rows, align="llrrrrrrl")
-    missed = [f"{n} batch {b} ({r:.2f}×)" for (n, b), r in worst.items() if r < TARGET]
-    notes = [
-        "Speed-up = torchvision eager time / candidate time (medians of interleaved rounds; IQR over the "
-        "per-round ratios, each taken under the same load; the CPU-time speed-up compares this process's CPU "
-        "time instead, which other processes on the machine disturb less). Forward only, `torch.no_grad()`, CPU, 2 threads. "
-        "All candidates hold the same weights and their outputs are checked against torchvision's before timing.",
-        "What the pass does: batch norm folded into the conv before it (53 in resnet50, 57 in googlenet), "
-        "dropout removed, ReLU and residual adds in place, weights and the input in channels_last so that oneDNN's convolutions run on NHWC "
-        "directly instead of reordering NCHW activations for every conv, and every conv prepacked: oneDNN's "
-        "prepacked kernel (`torch.ops.mkldnn_prepacked`) reorders the weight into its blocked layout once per "
-        "input size instead of on every call, with the following ReLU fused into the kernel (the first call "
-        "with a new input size packs; the warm-up rounds take that one-off cost). The plain build runs the same ops as "
-        "torchvision (ratio ≈ 1); the channels_last row of torchvision shows how much of the gain comes from "
-        "the layout alone, the `prepack=False` row how much from the folded batch norms on top; the rest is the "
-        "packed weights and fused ReLUs.",
-        ("Target ≥ 1.2× met for every model and batch." if not missed else
-         "Target ≥ 1.2× missed for " + ", ".join(missed) + ". The pass removes the batch norms, the layout "
-         "and weight reorders, but the convolutions' arithmetic — most of the time, more so at larger batches — "
-         "is the same oneDNN kernels' as torchvision's. The per-round IQR shows how much the machine's load moved "
-         "the numbers."),
+                repeats = cfg.repeats(7 if batch == 1 else 5, minimum=3, quick=1)
+                cfg.progress(f"{name} batch {batch}: {repeats} rounds")
+                samples = interleaved({k: call(m) for k, m in models.items()}, repeats=repeats, warmup=2,
+                                      max_repeats=3 * repeats, budget_s=cfg.budget(BUDGET_S[batch]),
+                                      progress=cfg.progress, label=f"{name} b{batch}")
+                peer, eager = samples[PEER], samples[EAGER]
+                for label in (OPTIMIZED, PLAIN, EAGER):
+                    s = samples[label]
+                    r = s.median / peer.median
+                    lo, _, hi = quartiles(paired_ratios(s, peer))
+                    target = ""
+                    if label == OPTIMIZED:
+                        verdicts[(name, batch)] = r
+                        target = f"≤ {TARGET:.2f} " + ("met" if r <= TARGET else "**missed**")
+                    cfg.progress(f"{name} b{batch} {label}: {r:.2f} of onnxruntime's time")
+                    rows.append([f"{name}, batch {batch}", label, fmt_time(s.median), fmt_time(peer.median),
+                                 f"**{r:.2f}**", f"{lo:.2f}–{hi:.2f}", f"{s.cpu_median / peer.cpu_median:.2f}",
+                                 f"{eager.median / s.median:.2f}×", f"{s.n}", target])
+    table = markdown_table(["model", "candidate", "candidate time", "onnxruntime time", "ratio to onnxruntime",
+                            "per-round IQR", "CPU-time ratio", "speed-up vs torchvision eager", "rounds", "target"],
+                           rows, align="llrrrrrrrl")
+    return [Section('Graph passes: optimize("inference") vs onnxruntime (CPU)', table, _notes(verdicts))]
+
+
+def _notes(verdicts: dict) -> list[str]:
+    missed = [f"{n} batch {b} ({r:.2f})" for (n, b), r in verdicts.items() if r > TARGET]
+    return [
+        f"Ratio to onnxruntime = candidate time / time of onnxruntime {_ort_version()} running torchvision's "
+        f"own model exported by `torch.onnx.export` (CPUExecutionProvider, every graph optimisation on, "
+        f"{THREADS} intra-op threads, exported at the batch size timed), medians of interleaved rounds; below 1 the candidate "
+        f"is faster. The IQR is over the per-round ratios, each taken under the same load; the CPU-time ratio "
+        f"compares this process's CPU time instead, which other processes on the machine disturb less (both "
+        f"runtimes' worker threads spin while they wait, which CPU time counts). Forward only, "
+        f"`torch.no_grad()`, CPU, `torch.set_num_threads({THREADS})`. All candidates hold the same weights and "
+        f"their outputs are checked against torchvision's before timing.",
+        "What the torch passes do, and what each part bought (measured with one thread in CPU time on a loaded "
+        "2-core AVX-512 machine while they were written, onnxruntime = 1): batch norm folded into the conv "
+        "before it, dropout removed, channels_last so oneDNN's convolutions run on NHWC directly; every conv's "
+        "weight packed once per input size for oneDNN's convolution with post-ops "
+        "(`torch.ops.mkldnn._convolution_pointwise`, what torch.compile's CPU backend uses; faster per call "
+        "than the old `mkldnn_prepacked` kernel), the residual add fused into the conv before it (written into "
+        "the identity's buffer when nothing reads it later) and the activation after it fused too — relu, "
+        "hardswish, hardsigmoid, silu, gelu, ... (resnet50 1.29 → 1.14); squeeze-and-excitation convs on a "
+        "1×1 map and small maps at batch 1 left to torch's native kernel, oneDNN's fixed cost per call (~30 "
+        "µs) being larger than their arithmetic (mobilenet_v3_large 2.15 → 1.97); linears on oneDNN's packed "
+        "matmul (15–25 % faster than MKL's sgemm on this AMD CPU) with their GELU or residual add fused, and "
+        "self-attention with packed projections around `scaled_dot_product_attention` (vit_b_16 1.25 → 1.03).",
+        "Where onnxruntime's time is still lower (per node, its profiler against torch's): its convolutions "
+        "(MLAS NCHWc kernels) ran 5–10 % faster than oneDNN's on the same shapes here, much more on depthwise "
+        "and small 1×1 convs at batch 1 (mobilenet_v3_large), its per-node cost is a few µs against oneDNN's "
+        "~30 µs per call, and its max pooling is several times faster than torch's channels_last kernel "
+        "(googlenet's 3×3 stride-1 pools).",
+        ("Target ≤ 1.00 met for every model and batch." if not missed else
+         "Target ≤ 1.00 missed for " + ", ".join(missed) + "; see where onnxruntime's time is lower above. "
+         "The per-round IQR shows how much the machine's load moved the numbers."),
     ]
-    return [Section("Graph passes: optimize(\"inference\") vs torchvision eager (CPU)", table, notes)]
+
+
+def _ort_version() -> str:
+    try:
+        import onnxruntime
+
+        return onnxruntime.__version__
+    except ImportError:
+        return "(not installed)"
 
 
 if __name__ == "__main__":

@@ -161,7 +161,8 @@ def optimize(model: Any, mode: str = "inference", *, graph: Graph | None = None,
              prepack: bool | None = None, **params: Any):
     """An optimised copy of a built module (or of a spec, built first; ``params`` override its
     params) for ``mode``: see :func:`specgraph.torch.passes.optimize.optimize` (batch norm folded,
-    dropout dropped, in-place, channels_last, prepacked convolutions)."""
+    dropout dropped, in-place, channels_last, packed convolutions, linears and attention with
+    their activations and residual adds fused)."""
     from .torch.passes.optimize import optimize as run_passes
 
     if isinstance(model, (str, os.PathLike, Spec)):

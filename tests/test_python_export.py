@@ -154,7 +154,8 @@ def test_build_code_has_no_fx_releases():
                                                                                     "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("def forward(self, image):") and "= None" not in r.stdout
-    assert "    layer1_0_add = layer1_0_bn2 + maxpool\n" in r.stdout
+    # the code the module runs: the residual add and its relu in place, as torchvision's `out += identity`
+    assert "    layer1_0_add = layer1_0_bn2.add_(maxpool)\n    layer1_0_relu = torch.relu_(layer1_0_add)\n" in r.stdout
 
 
 def test_a_file_whose_classes_come_out_wrong_is_written_flat(tmp_path, monkeypatch):

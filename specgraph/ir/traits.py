@@ -27,6 +27,10 @@ class Trait(Enum):
     VIEW = "view"
     #: May overwrite its first input when nothing else reads it (``Op.make_in_place``).
     INPLACE_SAFE = "inplace_safe"
+    #: Its output is a new tensor (never a view of an input) that its own backward does not
+    #: read (a convolution, linear, batch norm, add): an ``INPLACE_SAFE`` op that is the
+    #: output's only reader may overwrite it, in training too (``ir/in_place.py``).
+    OVERWRITABLE_OUTPUT = "overwritable_output"
     #: Made by the compiler (a `scan:` node), never written as `op:` in a spec.
     COMPILER_MADE = "compiler_made"
     #: Joins several inputs that must agree on their other dims (add, mul, concat): a mismatch

@@ -11,6 +11,7 @@ import math
 from typing import ClassVar, Literal, Union
 
 from ..ir.dims import Dim, add, floordiv
+from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Bool, NonNegativeInt, Op, OpParams, PositiveInt, ShapeError, size_text
 from .padding import check_mode_amounts
 from .param_types import ints_per_dim, per_dim
@@ -79,6 +80,7 @@ class _Conv(Op):
 
     category = "conv"
     input_dtypes = FLOAT_DTYPES
+    traits = frozenset({Trait.OVERWRITABLE_OUTPUT})
     rank: ClassVar[int]
 
     def _padding(self, p) -> tuple[int, ...] | str:

@@ -26,7 +26,7 @@ class Linear(Op):
     aliases = ('dense', 'fc', 'fully_connected', 'gemm')
     input_dtypes = FLOAT_DTYPES
     category = "linear"
-    traits = frozenset({Trait.ROW_WISE})
+    traits = frozenset({Trait.ROW_WISE, Trait.OVERWRITABLE_OUTPUT})
 
     class Params(OpParams):
         out: PositiveInt

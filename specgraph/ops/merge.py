@@ -96,12 +96,16 @@ class Add(_Broadcasting):
     name = "add"
     aliases = ('plus',)
     function = operator.add
-    traits = frozenset({Trait.ROW_WISE, Trait.MERGE, Trait.INPLACE_SAFE})
+    traits = frozenset({Trait.ROW_WISE, Trait.MERGE, Trait.INPLACE_SAFE, Trait.OVERWRITABLE_OUTPUT})
+
+    def node_traits(self, p, inputs):
+        # in place: `a + b` or `a + by` overwrites a; a chain's later adds read a fresh sum anyway
+        return self.traits if len(inputs) <= 2 else self.traits - {Trait.INPLACE_SAFE}
 
     def make_in_place(self, fx_node):
-        # `a + b` -> `a.add_(b)`: a binary add only (a chain's later adds read a fresh sum anyway)
+        # `a + b` -> `a.add_(b)`, `a + 0.5` -> `a.add_(0.5)`
         if fx_node.op != "call_function" or fx_node.target is not operator.add or fx_node.kwargs \
-                or len(fx_node.args) != 2 or not all(hasattr(a, "op") for a in fx_node.args):
+                or len(fx_node.args) != 2 or not hasattr(fx_node.args[0], "op"):
             return False
         fx_node.op, fx_node.target = "call_method", "add_"
         return True

@@ -41,6 +41,7 @@ class _BatchNorm(Op):
     category = "norm"
     Params = _BatchNormParams
     input_dtypes = FLOAT_DTYPES
+    traits = frozenset({Trait.OVERWRITABLE_OUTPUT})  # its backward reads the input and statistics
     ranks: tuple[int, ...] = ()
     layout = ""
     module = ""

@@ -50,6 +50,7 @@ class _ConvTranspose(Op):
 
     category = "conv"
     input_dtypes = FLOAT_DTYPES
+    traits = frozenset({Trait.OVERWRITABLE_OUTPUT})
     rank: ClassVar[int]
 
     def _sizes(self, p) -> tuple[tuple[int, ...], ...]:

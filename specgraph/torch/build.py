@@ -10,6 +10,11 @@ Training-only outputs (GoogLeNet's auxiliary heads) need a forward that differs 
 train and eval.  fx graphs are straight-line, so such a spec gets two graphs over the same
 submodules, and :class:`TrainEvalModule` calls the one that fits ``self.training``; the
 eval graph does not compute the auxiliary heads at all.
+
+Activations and adds whose input nothing else reads run in place (``torch.relu_``,
+``a.add_(b)``), as in torchvision's models, in training as in eval: ``ir/in_place.py`` says
+which, and the memory walk follows the same rule.  The fx nodes made so carry
+``meta[IN_PLACE_KEY]``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from torch import fx, nn
 
 from ..ir.graph import Graph, OutputInfo
+from ..ir.in_place import in_place_nodes
 from ..ops.base import ARG_TYPE, FLOAT_DTYPES
 from ..ops.runtime_sizes import SIZE_SOURCE, reading_sizes_from
 from .input_check import CHECK_NAME, InputCheck
@@ -29,15 +35,18 @@ from .names import class_name, identifier, value_name
 
 META_KEY = "specgraph"  # fx_node.meta[META_KEY]: the spec Node the fx node computes
 PART_KEY = "specgraph_part_of"  # fx_node.meta[PART_KEY]: the spec Node whose code the fx node is part of
+IN_PLACE_KEY = "specgraph_in_place"  # fx_node.meta[IN_PLACE_KEY]: True when built in place
 
 
-def build_module(graph: Graph, modules: nn.Module | None = None, *, check_inputs: bool = True) -> nn.Module:
+def build_module(graph: Graph, modules: nn.Module | None = None, *, check_inputs: bool = True,
+                 in_place: bool = True) -> nn.Module:
     """A trainable module computing ``graph``; inputs in declaration order, as positional args.
 
     Returns a tensor for one output, else a tuple in declaration order (in eval mode,
     training-only outputs are left out). ``modules``: take the submodules from this module
     instead of building them.  ``check_inputs``: check each call's inputs against the spec
     first (torch/input_check.py); off for the graphs an op runs inside (a scan's cell).
+    ``in_place``: run the nodes ``ir/in_place.py`` allows in place.
     """
     root = modules if modules is not None else nn.Module()
     with_module: set[str] = set()
@@ -59,10 +68,12 @@ def build_module(graph: Graph, modules: nn.Module | None = None, *, check_inputs
     if check_inputs:
         root.add_module(CHECK_NAME, InputCheck(graph))
     name = class_name(graph.name)
-    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, check_inputs), name)
+    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, check_inputs, in_place),
+                             name)
     model = eval_gm
     if graph.has_train_only_outputs:
-        train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, check_inputs), name + "Train")
+        train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, check_inputs, in_place),
+                                  name + "Train")
         model = TrainEvalModule(root, train_gm, eval_gm)
     # Weights in the floating dtype the inputs declare (a float64 spec computes in float64, as
     # its inferred types say), where they declare one; float32 otherwise.
@@ -94,11 +105,13 @@ def _build_node(node) -> nn.Module | None:
     if not subgraphs:
         return node.op.build(node.params, inputs)
     graphs = list(subgraphs.values())
-    full = build_module(graphs[0], check_inputs=False)  # builds every module once; the other graphs reuse them
+    # Out of place: a scan runs its cell's nodes on slices of values computed before its loop.
+    # builds every module once; the other graphs reuse them
+    full = build_module(graphs[0], check_inputs=False, in_place=False)
     modules = nn.Module()
     for name, child in full.named_children():
         modules.add_module(name, child)
-    built = {name: None if g is None else build_module(g, modules=modules, check_inputs=False)
+    built = {name: None if g is None else build_module(g, modules=modules, check_inputs=False, in_place=False)
              for name, g in subgraphs.items()}
     return node.op.build(node.params, inputs, subgraphs=Built(modules, built))
 
@@ -150,10 +163,12 @@ def spec_node(fx_node: fx.Node):
 
 
 def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[str], held: set[str],
-              check_inputs: bool = False) -> fx.Graph:
+              check_inputs: bool = False, in_place: bool = False) -> fx.Graph:
     """The straight-line fx graph computing ``outputs`` (nodes they do not need are left out),
-    first checking its inputs (``self.input_check(...)``) with ``check_inputs``."""
+    first checking its inputs (``self.input_check(...)``) with ``check_inputs``, the nodes
+    ``ir/in_place.py`` allows run in place with ``in_place``."""
     needed = graph.needed_by(outputs)
+    overwriting = in_place_nodes(graph, outputs) if in_place else frozenset()
     g = fx.Graph()
     values: dict[tuple[str, str], fx.Node] = {}
     for name in graph.inputs:
@@ -171,6 +186,8 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
         else:
             sources = [(values[(name, "out")], t) for name, t in graph.inputs.items()]
             result = _emit(g, node, args, sources)
+            if node.path in overwriting and result.meta.get(META_KEY) is node and node.op.make_in_place(result):
+                result.meta[IN_PLACE_KEY] = True
         ports = list(node.outputs)
         if len(ports) == 1:
             values[(node.path, ports[0])] = result
@@ -266,4 +283,4 @@ def _holds(root: nn.Module, path: str) -> bool:
 
 
 __all__ = ["build_module", "Built", "TrainEvalModule", "graph_modules", "readable_code", "drop_releases", "spec_node",
-           "META_KEY", "PART_KEY"]
+           "META_KEY", "PART_KEY", "IN_PLACE_KEY"]

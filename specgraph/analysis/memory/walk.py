@@ -19,7 +19,9 @@ torch module.  What is counted, and why:
   only, from the model registered for the op's class (scratch.py; kernels/), for the ISA the
   machine runs (machine.py).  How the outputs live is what the op promises in its traits:
   ``Trait.IDENTITY_IN_EVAL`` (the output is the input), ``Trait.VIEW`` (a view where
-  ``Op.view_strides`` allows one).  An op class without a scratch model (or whose model
+  ``Op.view_strides`` allows one), and a node the built module runs in place (``ir/in_place.py``:
+  an activation or add overwriting an input nothing else reads) writes into its input's storage.
+  An op class without a scratch model (or whose model
   returns None for these inputs) makes the peak a lower bound, and the report lists its nodes.
 
 The **inference peak** (eval mode, under ``torch.no_grad``) walks the eval graph — the nodes
@@ -45,6 +47,7 @@ from typing import Mapping
 
 from ...ir.dims import Sym, evaluate
 from ...ir.graph import Graph, Node
+from ...ir.in_place import in_place_nodes
 from ...ir.strides import contiguous_strides
 from ...ir.tensor_type import TensorType
 from ...ir.traits import Trait
@@ -204,6 +207,7 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
 
     order = list(graph.op_nodes())
     run = graph.needed_by(graph.eval_outputs)  # the builder leaves the other nodes out
+    overwriting = in_place_nodes(graph, graph.eval_outputs)  # what the builder runs in place
     machine = detect()
     nodes: dict[str, NodeMemory] = {}
     made: dict[str, tuple[list[Tensor], set[int], int]] = {}
@@ -226,6 +230,8 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
                 storages[out.storage] = 0
             elif Trait.IDENTITY_IN_EVAL in node.traits and ins[0].shape == shape:
                 out = ins[0]
+            elif node.path in overwriting:
+                out = Tensor(shape, ins[0].strides, dtype, ins[0].storage)
             elif Trait.VIEW in node.traits:
                 strides = op.view_strides(node.params, ins[0].shape, ins[0].strides, shape)
                 out = None if strides is None else Tensor(shape, tuple(strides), dtype, ins[0].storage)

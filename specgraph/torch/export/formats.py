@@ -68,7 +68,9 @@ def export(graph: Graph, *, onnx: PathLike | None = None, torchscript: PathLike 
     """
     if not any((onnx, torchscript, exported, python)):
         raise ValueError("give at least one of onnx=, torchscript=, exported=, python=")
-    model = model if model is not None else build_module(graph, check_inputs=False)  # exports carry none
+    # exports carry no input check; and the plain ops (out of place): the Python source reads as a
+    # person writes it, and the other formats' runtimes plan their own buffers
+    model = model if model is not None else build_module(graph, check_inputs=False, in_place=False)
     if optimize:
         model = run_passes(model, optimize, prepack=False)  # formats hold plain convs
     model.eval()

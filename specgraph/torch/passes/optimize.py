@@ -6,8 +6,11 @@ passes (one per file in this package) through a ``PassManager``:
 * drop_dropout.py — nodes that are the identity in eval mode removed;
 * in_place.py — activations (relu, hardswish, sigmoid, ...) and residual adds overwrite a fresh input nobody else reads;
 * channels_last.py — 4-D convolutions run on NHWC tensors, converted once at each end;
-* prepack.py — (CPU) each conv2d runs oneDNN's prepacked kernel, a following ReLU fused in
-  (``prepack=False`` for a model to export or move to a GPU).
+* prepack.py — (CPU) each conv2d runs oneDNN's convolution on a weight packed once, the residual
+  add and the activation after it fused into the kernel (epilogue.py says which);
+* packed_linear.py — (CPU) each linear likewise, with its activation or residual add;
+* packed_attention.py — (CPU) self-attention on packed projections, its residual add fused
+  (``prepack=False`` leaves plain modules, for a model to export or move to a GPU).
 
 The passes read the spec node behind each fx node (``fx_node.meta["specgraph"]``, its op's
 traits and types); they also apply to GraphModules made by other means, where what needs a
@@ -36,6 +39,8 @@ from .channels_last import ChannelsLast, has_conv_4d, nchw, nhwc, to_channels_la
 from .drop_dropout import DropDropout
 from .fold_batchnorm import FoldBatchNorm, fold_batchnorm
 from .in_place import InPlace
+from .packed_attention import PackAttention
+from .packed_linear import PackLinear
 
 MODES = ("inference",)
 
@@ -50,11 +55,17 @@ class PassReport:
     in_place: list[str] = field(default_factory=list)
     channels_last: bool = False
     prepacked: list[str] = field(default_factory=list)
+    packed_linear: list[str] = field(default_factory=list)
+    packed_attention: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
+        packed = self.prepacked + self.packed_linear + self.packed_attention
         return (f"folded {len(self.folded)} batch norm(s), dropped {len(self.dropped)} dropout(s), "
                 f"{len(self.in_place)} op(s) in place, channels_last {'on' if self.channels_last else 'off'}, "
-                f"{len(self.prepacked)} conv(s) prepacked ({sum(p.endswith('+relu') for p in self.prepacked)} with ReLU fused)")
+                f"{len(self.prepacked)} conv(s), {len(self.packed_linear)} linear(s) and "
+                f"{len(self.packed_attention)} attention(s) packed "
+                f"({sum('+add' in p for p in packed)} with the residual add fused, "
+                f"{sum(p.count('+') - ('+add' in p) for p in packed)} with their activation)")
 
 
 def optimize(model: Union[nn.Module, Graph], mode: str = "inference", *, graph: Graph | None = None,
@@ -65,10 +76,10 @@ def optimize(model: Union[nn.Module, Graph], mode: str = "inference", *, graph: 
     API's :func:`specgraph.optimize` also takes a spec.  ``graph`` is accepted for
     compatibility and not needed: the built module carries its spec nodes.
     ``channels_last``: None chooses (on when the model has a 4-D convolution), True or False
-    forces it.  ``prepack``: None prepacks the convs for oneDNN where this torch has it; False
-    keeps plain ``nn.Conv2d`` modules (for export, TorchScript or a GPU; :func:`specgraph.export`
-    does so).  The passes run are recorded in the result's ``meta["specgraph_passes"]`` (a
-    :class:`PassReport`).
+    forces it.  ``prepack``: None packs the convs, linears and attentions for oneDNN where this
+    torch has it; False keeps plain modules (for export, TorchScript or a GPU;
+    :func:`specgraph.export` does so).  The passes run are recorded in the result's
+    ``meta["specgraph_passes"]`` (a :class:`PassReport`).
     """
     if mode not in MODES:
         raise ValueError(f"unknown optimisation mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -80,12 +91,12 @@ def optimize(model: Union[nn.Module, Graph], mode: str = "inference", *, graph: 
     use_cl = has_conv_4d(gm) if channels_last is None else channels_last
     if use_cl:
         passes.append(ChannelsLast())
-    packer = _prepack.Prepack() if (_prepack.available() if prepack is None else prepack) else None
-    if packer is not None:
-        passes.append(packer)
+    pack = _prepack.available() if prepack is None else prepack
+    packers = [_prepack.Prepack(), PackLinear(), PackAttention()] if pack else []
+    passes += packers
     PassManager(passes, steps=1)(gm)  # each pass changes `gm` in place
     gm.meta["specgraph_passes"] = PassReport(fold.changed, drop.changed, in_place.changed, use_cl,
-                                             packer.changed if packer else [])
+                                             *(p.changed for p in packers))
     return gm
 
 
