@@ -66,7 +66,7 @@ def parse_param_decls(raw: dict[str, Any], source: Source, base: tuple, diags: D
             decls[name] = ParamDecl(name, value, required=True)
         elif isinstance(value, dict) and value and set(value) <= {"type", "default", "doc"}:
             typ = value.get("type")
-            if typ is not None and typ not in TYPE_NAMES:
+            if typ is not None and (not isinstance(typ, str) or typ not in TYPE_NAMES):  # `type: []` too
                 diags.add(Diagnostic("E204", f"param '{name}' has unknown type {typ!r}", where,
                                      hint=f"types are {', '.join(TYPE_NAMES)}"))
                 continue
