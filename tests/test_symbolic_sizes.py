@@ -312,3 +312,20 @@ def test_memory_walk_sizes_symbolic_entries():
     flat = specgraph.check("specgraph: 1\nname: flat\ninputs: {x: {shape: [N, H, W, 4]}}\n"
                            "graph:\n  flat: {op: reshape, shape: [N, -1]}\n")
     assert memory_report(flat, batch_size=3, dims={"H": 7, "W": 7}).nodes["flat"].activation_bytes == 3 * 7 * 7 * 4 * 4
+
+
+def test_a_coarser_floor_is_read_off_the_input_not_the_spec_input():
+    """⌈⌊W/4⌋/7⌉ = ⌊(W + 24)/28⌋ is computed from the op's input's ⌊W/4⌋ (as (d + 6) // 7), so a
+    block's code needs nothing from outside it; checked against the value for every W up to 200."""
+    from specgraph.ir.dims import Sym, add, floordiv
+    from specgraph.ops.runtime_sizes import reading_sizes_from, size_program
+
+    quarter = floordiv(Sym(terms=(("W", 1),)), 4)
+    windows = floordiv(add(quarter, 6), 7)
+    assert windows == floordiv(add(Sym(terms=(("W", 1),)), 24), 28)
+    with reading_sizes_from([(1, 3, 7, Sym(terms=(("W", 1),)))]):  # the spec's input shows W, unused
+        program = size_program(windows, (1, quarter, 96))
+    assert program == ("affine", ((("dim", 1), 1),), 6, 7)
+    _, ((_, _),), const, div = program
+    for w in range(1, 200):  # the program on an input of width ⌊w/4⌋ is the dim at W = w
+        assert (w // 4 + const) // div == (w + 24) // 28

@@ -23,7 +23,7 @@ from ..lang.document import NodeDef
 from ..lang.validation import pydantic_diagnostics
 from ..ops import REGISTRY, Op, ShapeError, get_op, op_names
 from ..ops.base import param_meaning
-from ..ops.runtime_sizes import reading_sizes_from
+from ..ops.runtime_sizes import reading_sizes_from, source_values
 from ..ops.rules import InputDetail
 from .hints import shape_error_hint
 from .reporting import Poisoned
@@ -51,10 +51,14 @@ def op_keys(op: Op) -> tuple[str, ...]:
     return tuple(op.Params.model_fields) + OP_NODE_KEYS
 
 
-def size_sources(ex: "Expander") -> list[tuple]:
-    """The shapes a run reads sizes from besides an op's own inputs: the spec's inputs, in order
-    (ops/runtime_sizes.py); none inside a scan's cell, whose split graphs take other inputs."""
-    return [t.shape for t in ex.input_types.values()] if ex.g is ex.top else []
+def size_sources(ex: "Expander", ctx: Ctx) -> list[tuple]:
+    """The shapes a run reads sizes from besides an op's own inputs: its innermost block's inputs,
+    then the spec's (ops/runtime_sizes.py); none inside a scan's cell, whose split graphs take
+    other inputs."""
+    if ex.g is not ex.top:
+        return []
+    spec_inputs = [Value(name, "out", t) for name, t in ex.input_types.items()]
+    return [v.type.shape for v in source_values(ex.g.scopes, ctx.scope, spec_inputs)]
 
 
 class OpNodes:
@@ -85,7 +89,7 @@ class OpNodes:
         in_types = [v.type for v in inputs]
         try:
             op.check_dtypes(in_types)
-            with reading_sizes_from(size_sources(ex)):  # a size may be read from the spec's inputs
+            with reading_sizes_from(size_sources(ex, ctx)):  # a size may be read from the spec's inputs
                 out_types, requires = op.infer_with_requirements(params, in_types)
             ports = op.output_ports(params)
         except ShapeError as e:

@@ -19,7 +19,9 @@ the Python export can write as literals:
 A symbol is found in the input where one of its dims is that symbol, or c * symbol + k (then
 solved for it), else in the spec's inputs — every symbol is born in one of them, and the
 forward holds them all, so ``slice: {stop: "${tokens.shape[1]}"}`` of a position table sized
-by a param reads T from ``tokens``.  Those inputs are the *size sources* (:func:`reading_sizes_from`),
+by a param reads T from ``tokens``.  Before those, the inputs of the op's innermost block
+(:func:`source_values`): a block's ``${x.shape[1]}`` is read from its own x.  Those tensors are
+the *size sources* (:func:`reading_sizes_from`),
 set by the compiler around a shape rule and around the fx emission: none inside a scan's cell,
 whose split graphs take other inputs.  A dim no source shows cannot be computed, and
 :func:`size_program` returns None.
@@ -51,17 +53,29 @@ def reading_sizes_from(shapes) -> Iterator[None]:
         _SOURCES.reset(token)
 
 
+def source_values(scopes, scope_paths: tuple[str, ...], inputs) -> list:
+    """The values (ir.graph.Value) sizes are read from besides an op's own inputs, for an op
+    inside the scopes ``scope_paths`` (outermost first): the inputs of its innermost block, then
+    ``inputs``, the spec's — so a block reads what it can from its own inputs (``${x.shape[1]}``
+    of a block's x is x's dim, not the spec input's size it equals), and the code written for it
+    needs nothing from outside it."""
+    block = next((scopes[p] for p in reversed(scope_paths) if p in scopes and scopes[p].kind == "block"), None)
+    own = list(block.inputs) if block is not None else []
+    return own + [v for v in inputs if v not in own]
+
+
 def size_program(d: Dim, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
     """How to compute ``d`` from a tensor of shape ``input_shape`` (or the size sources);
     None when it cannot be."""
     if isinstance(d, int):
         return ("size", d)
-    if d in input_shape:
-        return ("dim", input_shape.index(d))
-    for i, dim in enumerate(input_shape):  # a dim that is c*d: the windows of a map padded to whole windows
-        if isinstance(dim, Sym) and dim.opaque is None and (dim.const, dim.div) == (0, 1) and len(dim.terms) == 1 \
-                and dim.terms[0][0] == d and dim.terms[0][1] > 1:
-            return ("floordiv", ("dim", i), dim.terms[0][1])
+    found = _read_off(d, input_shape, lambda i: ("dim", i))
+    for k, shape in enumerate(_SOURCES.get()):
+        if found is not None:
+            return found
+        found = _read_off(d, shape, lambda i, k=k: ("source", k, i))
+    if found is not None:
+        return found
     if d.opaque is not None:
         if d.tree is None:
             return None
@@ -77,7 +91,28 @@ def size_program(d: Dim, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
         if found is None:
             return None
         terms.append((found, coef))
+    # in an order of the programs alone (positive ones first), not of the symbols: so instances of a
+    # block whose sizes differ (⌊W/4⌋ in one, ⌊(W + 4)/8⌋ in the next) compute them in the same code
+    terms.sort(key=lambda term: (term[1] < 0, repr(term[0])))
     return ("affine", tuple(terms), d.const, d.div)
+
+
+def _read_off(d: Sym, shape: tuple[Dim, ...], at) -> SizeProgram | None:
+    """``d`` read off one dim of ``shape`` (``at(i)`` reads dim i): that dim itself; a dim that is
+    c*d (the windows of a map padded to whole windows: dim // c); or a dim e = ⌊(t + a)/k⌋ of
+    which d = ⌊(t + b)/(k*j)⌋ is a coarser floor, k dividing b - a: d = (e + (b - a)/k) // j — so a
+    block computes ``⌈⌊W/4⌋/7⌉`` from its input's ⌊W/4⌋, not from the spec's W."""
+    if d in shape:
+        return at(shape.index(d))
+    for i, dim in enumerate(shape):
+        if not isinstance(dim, Sym) or dim.opaque is not None:
+            continue
+        if (dim.const, dim.div) == (0, 1) and len(dim.terms) == 1 and dim.terms[0][0] == d and dim.terms[0][1] > 1:
+            return ("floordiv", at(i), dim.terms[0][1])
+        if d.opaque is None and d.terms and dim.terms == d.terms and d.div % dim.div == 0 \
+                and (d.const - dim.const) % dim.div == 0:
+            return ("affine", ((at(i), 1),), (d.const - dim.const) // dim.div, d.div // dim.div)
+    return None
 
 
 def _symbol_program(name: str, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
@@ -164,5 +199,5 @@ def exact_division(d: Sym, input_shape: tuple[Dim, ...]) -> tuple[Dim, int]:
     return (Sym(terms=d.terms, const=d.const) if d.terms else d.const), d.div
 
 
-__all__ = ["SizeProgram", "SIZE_SOURCE", "reading_sizes_from", "size_program", "emit_size", "exact_quotient",
+__all__ = ["SizeProgram", "SIZE_SOURCE", "reading_sizes_from", "source_values", "size_program", "emit_size", "exact_quotient",
            "non_negative", "exact_division"]

@@ -26,10 +26,10 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import fx, nn
 
-from ..ir.graph import Graph, OutputInfo
+from ..ir.graph import Graph, OutputInfo, Value
 from ..ir.in_place import in_place_nodes
 from ..ops.base import ARG_TYPE, FLOAT_DTYPES
-from ..ops.runtime_sizes import SIZE_SOURCE, reading_sizes_from
+from ..ops.runtime_sizes import SIZE_SOURCE, reading_sizes_from, source_values
 from .input_check import CHECK_NAME, InputCheck
 from .names import class_name, identifier, value_name
 
@@ -184,7 +184,9 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
             result = g.create_node(kind, node.path, call_args, name=value_name(node.path))
             result.meta[META_KEY] = result.meta[PART_KEY] = node
         else:
-            sources = [(values[(name, "out")], t) for name, t in graph.inputs.items()]
+            spec_inputs = [Value(name, "out", t) for name, t in graph.inputs.items()]
+            sources = [(values[(v.node, v.port)], v.type) for v in source_values(graph.scopes, node.scope, spec_inputs)
+                       if (v.node, v.port) in values]
             result = _emit(g, node, args, sources)
             if node.path in overwriting and result.meta.get(META_KEY) is node and node.op.make_in_place(result):
                 result.meta[IN_PLACE_KEY] = True

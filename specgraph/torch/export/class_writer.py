@@ -36,7 +36,11 @@ def write_unit(self: UnitWriter) -> UnitText:
         for child in children:
             loop = self.copy_loops.get(id(child))
             if loop is None:
-                body += _child_init(self, child)
+                self.through.update(_passed_here(self, children, child))
+                try:
+                    body += _child_init(self, child)
+                finally:
+                    self.through.clear()
             elif child is loop.run[0]:
                 body += loop.init_lines()
         body += flags
@@ -50,6 +54,25 @@ def write_unit(self: UnitWriter) -> UnitText:
         f"Block `{self.frame.block}`" + (f": {' '.join(self.frame.doc.split())}" if self.frame.doc else "."), 96)
     text = class_text("\u27e6name\u27e7", doc, init, methods, base=base, signature=signature)
     return UnitText(self.path, self.frame.block, base, params, text, out_dims)
+
+
+def _passed_here(self: UnitWriter, children: list[Child], child: Child) -> dict:
+    """The inputs of ``child`` that pass a sibling switched off here (``swapped`` where `grid` is
+    false) which another instance has on: their sizes are written as where it is on (sizes.py's
+    ``switched``), so that the instances' classes are the same."""
+    written = child.written
+    inputs = child.node.inputs if child.node is not None else child.scope.inputs if child.scope is not None else ()
+    if written is None or child.skipped is not None:
+        return {}
+    off = {c.local: c for c in children if c.skipped is not None and c.written is not None
+           and c.written.when is not None and c.written.frame is self.frame}
+    passed = {}
+    for ref, value in zip(written.reads, inputs):
+        sibling = off.get(ref)
+        found = self.ex.template(sibling, self) if sibling is not None else None
+        if found is not None:
+            passed[(value.node, value.port)] = (sibling.skipped, *found)
+    return passed
 
 
 def _child_init(self: UnitWriter, child: Child) -> list[str]:

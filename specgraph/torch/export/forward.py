@@ -18,12 +18,13 @@ from typing import Any
 from torch import fx
 
 from ...ir.graph import Value
+from .check_messages import calls_a_check, dim_texts, reworded_message
 from .copy_loops import names_attribute
 from .fx_code import Code, call_text
 from .layers import chosen_op
 from .module_source import PythonExportError
 from .structure import Child
-from .sizes import var_name
+from .sizes import elements, var_name
 from .units import UnitWriter, attr
 
 
@@ -187,6 +188,13 @@ class ForwardWriter:
 
         def swap(a: Any) -> Any:
             nonlocal changed
+            if isinstance(a, slice):  # x[start:stop] with bounds the spec wrote as expressions
+                return slice(swap(a.start), swap(a.stop), swap(a.step))
+            if isinstance(a, tuple) and any(isinstance(x, slice) for x in a):
+                return tuple(swap(x) if isinstance(x, slice) else x for x in a)
+            if isinstance(a, (list, tuple)) and not _number_like(a):
+                entries = swap_entries(a)
+                return a if entries is None else type(a)(entries)
             if isinstance(a, fx.Node) or not _number_like(a):
                 return a
             for key, e in written.params.items():
@@ -199,7 +207,39 @@ class ForwardWriter:
                 return Code(f"self.{self.store(key, node, text)}")
             return a
 
-        args = tuple(swap(a) for a in n.args)
+        def swap_entries(a: list | tuple) -> list | None:
+            """The numbers of a list that also holds computed sizes (a reshape to [-1, rows, 7,
+            ${x.features}]) that the spec wrote as expressions, each read from an attribute."""
+            nonlocal changed
+            for key, e in written.params.items():
+                parts = elements(e)
+                if parts is None or len(parts) != len(a):
+                    continue
+                out = list(a)
+                for j, (entry, part) in enumerate(zip(a, parts)):
+                    if isinstance(entry, fx.Node) or not _number_like(entry) or part.is_literal \
+                            or not _equal(part.value, entry):
+                        continue
+                    text = self.w.try_translate(part, written, written.copy)
+                    if text is not None:
+                        out[j] = Code(f"self.{self.store(f'{key}_{j}', node, text)}")
+                        changed = True
+                return out
+            return None
+
+        texts = dim_texts(node, self.var) if calls_a_check(n) else {}
+
+        def reworded(a: Any) -> Any:
+            nonlocal changed
+            if isinstance(a, str) and texts:
+                new = reworded_message(a, texts)
+                changed = changed or new != a
+                return new
+            if isinstance(a, tuple) and a and all(isinstance(x, str) for x in a):
+                return tuple(reworded(x) for x in a)
+            return swap(a)
+
+        args = tuple(reworded(a) for a in n.args)
         kwargs = {k: swap(v) for k, v in n.kwargs.items()}
         return _Written(n, args, kwargs) if changed else n
 

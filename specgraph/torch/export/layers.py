@@ -226,6 +226,7 @@ def seq_items(w: UnitWriter, items: list[Child], index: Any, *, base: str, name:
     entries: list[tuple[str, str | None, str]] = []  # (kind, condition, text): one | many (a * list)
     passed = None  # a switched-off item just before, written where it is on (for the sizes after it)
     after = None
+    outer = dict(w.through)  # what the seq's own input passes (a switched-off sibling of the seq)
     for run in _runs(items):
         first = run[0]
         w.after_loop, after = after, None
@@ -241,13 +242,14 @@ def seq_items(w: UnitWriter, items: list[Child], index: Any, *, base: str, name:
             entry = _entry(w, run, index, numbered, stmts)
         finally:
             w.through.clear()
+            w.through.update(outer)
             w.after_loop = None
         if entry:
             entries += entry
         if any(kind == "many" for kind, _, _ in entry) and first.written is not None:
             count = w.try_translate(first.written.count, first.written, None)
             after = (first.written.identity, run[-1].written.copy, count) if count else None
-    return _assemble(w, entries, stmts, numbered, base, name)
+    return _assemble(w, entries, stmts, numbered, base, name, tuple(id(c) for c in items))
 
 
 def _first_input(child: Child):
@@ -374,7 +376,7 @@ def call_args(parts: list[str], open_: str = "(", close: str = ")") -> str:
     return f"{open_}\n{inner},\n{close}"
 
 
-def _assemble(w: UnitWriter, entries, stmts: list[str], numbered: bool, base: str, name: str):
+def _assemble(w: UnitWriter, entries, stmts: list[str], numbered: bool, base: str, name: str, items: tuple):
     if not numbered:
         w.ex.source.need("from collections import OrderedDict")
     gated = any(cond for _, cond, _ in entries)
@@ -383,7 +385,7 @@ def _assemble(w: UnitWriter, entries, stmts: list[str], numbered: bool, base: st
         if not numbered:
             return stmts, f"{base}(OrderedDict({call_args(parts, '[', ']')}))"
         return stmts, f"{base}{call_args(parts)}"
-    temp = w.temp(f"{name}_layers" if name.isidentifier() else "layers")
+    temp = w.temp(f"{name}_layers" if name.isidentifier() else "layers", items)
     stmts.append(f"{temp} = []")
     for kind, cond, text in entries:
         line = f"{temp}.append({text})" if kind == "one" else f"{temp}.extend({text})"

@@ -44,6 +44,7 @@ from .class_writer import write_unit
 from .forward import _Written
 from .fx_code import Code, call_text
 from .module_source import PythonExportError
+from .written_check import mismatch
 from .source_file import SourceFile, class_text, unique
 from .structure import Child, Structure
 from .units import UnitText, UnitWriter
@@ -94,28 +95,6 @@ def _source(model: nn.Module, graph: Graph | None, class_name: str | None, docst
     return flat_python_source(model, class_name=class_name, docstring=(docstring or graph.name) + note)
 
 
-def mismatch(text: str, model: nn.Module) -> str | None:
-    """What is wrong with a file's last class, built on the meta device (no memory), compared with
-    ``model``: its state_dict's keys, order, shapes and dtypes; None when nothing is."""
-    import torch
-
-    namespace: dict = {"__name__": "specgraph_export_check"}
-    try:
-        exec(compile(text, "<specgraph export --python>", "exec"), namespace)  # noqa: S102 - the code just written
-        classes = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, nn.Module)
-                   and v.__module__ == "specgraph_export_check"]
-        with torch.device("meta"):
-            made = classes[-1]()
-    except Exception as e:  # noqa: BLE001 - any failure is a wrong file
-        return f"{type(e).__name__}: {e}"
-    want = [(k, tuple(v.shape), v.dtype) for k, v in model.state_dict().items()]
-    have = [(k, tuple(v.shape), v.dtype) for k, v in made.state_dict().items()]
-    if want != have:
-        first = next((f"{a} != {b}" for a, b in zip(have, want) if a != b), f"{len(have)} != {len(want)} entries")
-        return f"the state_dict differs: {first}"
-    return None
-
-
 class Exporter:
     """One file being written: the units' classes, shared layer classes and registries."""
 
@@ -147,6 +126,8 @@ class Exporter:
 
     def holds(self, path: str) -> bool:
         parent, _, leaf = path.rpartition(".")
+        if parent and parent not in self.module_paths:  # a block holding no weights has no module
+            return False
         owner = self.model.get_submodule(parent) if parent else self.model
         return leaf in owner._parameters or leaf in owner._buffers
 

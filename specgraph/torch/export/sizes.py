@@ -4,9 +4,11 @@ was given (``width * 4``), a block's output size through that block's arguments.
 
 :class:`Sizes` is the part of :class:`~.units.UnitWriter` that finds them.  The rules, in order,
 for dim ``d`` of a tensor a node makes: the node's own expression for it (a param, or the entry
-for that dim of a shape it wrote); the size of an input it keeps in the same place; the sum of its
-inputs' (a concatenation); a size of an input it moved (a permute).  Where none applies, the
-number itself: correct for the instance, and it keeps the instance's class to itself.
+for that dim of a shape it wrote); the input dim its shape rule says it is (a transpose's dim 1 is
+its input's dim 2 even where the two sizes are equal); the size of an input it keeps in the same
+place; the sum of its inputs' (a concatenation); a size of an input it moved (a reshape).  Where
+none applies, the number itself: correct for the instance, and it keeps the instance's class to
+itself.  A node switched on by ``when`` gives ``its size if cond else its input's``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import ast
 from dataclasses import dataclass
 from typing import Any
 
+from ...ir.dims import Sym
 from ...ir.graph import Node, Scope, Value
+from ...ir.tensor_type import TensorType
 from ...ir.written import Expr
 from ..names import GENERATED_CODE_NAMES
 from .exprs import Untranslatable
@@ -83,7 +87,7 @@ class Sizes:
         if owner is None:
             return None
         written = owner.written
-        if written is not None and written.seq is not None and written.when is not None and not isinstance(owner, Scope):
+        if written is not None and written.when is not None and not isinstance(owner, Scope):
             return self.gated_dim(owner, value, d, size)
         if isinstance(owner, Scope) and owner.frame.written is not None and owner.frame.written.seq is not None \
                 and owner.frame.written.when is not None:
@@ -128,7 +132,9 @@ class Sizes:
         if present_value is None:
             return inner
         owner = present.scope if present.scope is not None else present.node
-        out = template.owned_dim(owner, _typed(present_value, template), d, None)
+        typed = _typed(present_value, template)
+        size = typed.type.shape[d] if -len(typed.type.shape) <= d < len(typed.type.shape) else None
+        out = template.owned_dim(owner, typed, d, size if isinstance(size, int) else None)
         cond = self.try_translate(skipped.when, skipped, skipped.copy)
         if out is None or cond is None or inner is None or out == inner:
             return inner
@@ -153,8 +159,13 @@ class Sizes:
                 text = parts[d].text if parts[d].is_literal else self.try_translate(parts[d], w, at)
                 if text is not None:
                     return text
+        moved = _moved_from(node, value, d)
+        if moved is not None and node.inputs[moved[0]].type.shape[moved[1]] == size:  # 2. the input dim it is
+            text = self.dimexpr(node.inputs[moved[0]], moved[1])
+            if text is not None:
+                return text
         rank = len(value.type.shape)
-        for v in node.inputs:  # 2. an input's size it keeps: the same dim, then any
+        for v in node.inputs:  # 3. an input's size it keeps: the same dim, then any
             for dd in _dims_order(d, rank, len(v.type.shape)):
                 if v.type.shape[dd] == size:
                     text = self.dimexpr(v, dd)
@@ -166,7 +177,7 @@ class Sizes:
             parts = [self.dimexpr(v, d % rank) for v in ins]
             if all(parts):
                 return " + ".join(f"({p})" if " " in p else p for p in parts)
-        for v in node.inputs:  # 3. a size it moved (a permute, a reshape)
+        for v in node.inputs:  # 4. a size it moved (a reshape)
             for dd in range(len(v.type.shape)):
                 if v.type.shape[dd] == size and dd not in _dims_order(d, rank, len(v.type.shape)):
                     text = self.dimexpr(v, dd)
@@ -204,6 +215,29 @@ class Sizes:
                 return scope
         return node
 
+
+
+def _moved_from(node: Node, value: Value, d: int) -> tuple[int, int] | None:
+    """(input, dim) that dim ``d`` of ``value`` is, whatever the sizes, as the node's shape rule
+    says when given a symbol for each input dim (a transpose's dim 1 is its input's dim 2, even
+    where the two are the same size); None where it is no one input dim, or the rule says nothing."""
+    if node.op is None or not node.inputs:
+        return None
+    probes = [TensorType(tuple(Sym(terms=((f"_probe_{j}_{i}", 1),)) for i in range(len(v.type.shape))),
+                         v.type.dtype) for j, v in enumerate(node.inputs)]
+    try:
+        outs = node.op.infer(node.params, probes)
+        out = outs[list(node.outputs).index(value.port)].shape
+    except Exception:  # noqa: BLE001 - a rule that needs sizes, not symbols: no answer
+        return None
+    if len(out) != len(value.type.shape):
+        return None
+    dim = out[d]
+    if isinstance(dim, Sym) and dim.opaque is None and (dim.const, dim.div) == (0, 1) and len(dim.terms) == 1 \
+            and dim.terms[0][1] == 1 and isinstance(dim.terms[0][0], str) and dim.terms[0][0].startswith("_probe_"):
+        j, i = dim.terms[0][0].removeprefix("_probe_").split("_")
+        return int(j), int(i)
+    return None
 
 
 def _typed(value: Value, writer) -> Value:

@@ -73,6 +73,7 @@ class UnitWriter(Sizes):
         self.dims: dict[tuple[str, str, int], str | None] = {}
         self.calls: dict[tuple[str, Any], str] = {}
         self.temps: set[str] = set()
+        self.temp_of: dict[Any, str] = {}  # the local a seq's layers were gathered in (see temp)
         self.locals: dict[tuple[int, str], str] = {}  # an inline block's `let` value -> its local here
         self.local_lines: list[str] = []
         self.local_texts: dict[str, str] = {}
@@ -169,12 +170,18 @@ class UnitWriter(Sizes):
     def local_of(self, path: str) -> str:
         return path[len(self.path) + 1:] if self.path else path
 
-    def temp(self, name: str) -> str:
+    def temp(self, name: str, owner: Any = None) -> str:
+        """A fresh local of ``__init__``; the same one for the same ``owner`` asking again (a seq
+        written once more, as a template for another instance: the same text)."""
+        if owner is not None and owner in self.temp_of:
+            return self.temp_of[owner]
         taken = set(self.declared()) | set(self.frame.lets) | self.temps | {p.name for p in self.hoisted.values()}
         candidate = var_name(name)
         while candidate in taken:
             candidate += "_"
         self.temps.add(candidate)
+        if owner is not None:
+            self.temp_of[owner] = candidate
         return candidate
 
     def adopt(self, other: UnitWriter) -> None:
