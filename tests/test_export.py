@@ -42,6 +42,15 @@ TRAIN_ONLY_LEFT_OUT: dict[str, list[str]] = {"cbow": ["logits"], "skipgram": ["l
 # Specs the Python source export cannot reproduce, with the reason. None so far.
 PYTHON_EXCEPTIONS: dict[str, str] = {}
 
+# Blocks whose instances come out as several classes (still standalone and bit-equal), with the
+# reason: exactly these, so that the test fails when it gets worse and when it is fixed.
+SEVERAL_CLASSES: dict[str, tuple[set[str], str]] = {
+    "maxvit_t": ({"MaxvitModules", "MaxvitLayer", "MaxvitBlock"},
+                 "grid attention's partition count is MBconv's output height over the partition size, and the "
+                 "export has no expression for a strided conv's output height in a class's argument names: each "
+                 "stage writes its number, so each stage is a class, and so are the blocks that hold it"),
+}
+
 
 # ---- ONNX ----------------------------------------------------------------------------------------
 
@@ -145,10 +154,15 @@ def test_python_export_is_standalone_and_equal(path, tmp_path):
     module = import_source(source, tmp_path, name.replace("/", "_").replace(".", "_"))
     blocks = {s.name for s in graph.scopes.values() if s.kind == "block"}
     made = {v.__name__ for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__}
+    several, _ = SEVERAL_CLASSES.get(name, (set(), ""))
+    split = set()
     for block in blocks:  # each block is one class: no instance needed a class of its own
         cls = class_name(block)
         cls = cls + "Block" if cls == class_name(graph.name) else cls
-        assert cls in made and not {m for m in made if m[len(cls):].isdigit() and m != cls and m.startswith(cls)}, made
+        assert cls in made, made
+        if {m for m in made if m[len(cls):].isdigit() and m != cls and m.startswith(cls)}:
+            split.add(cls)
+    assert split == several, (split, made)
     generated = generated_class(module)()
     assert list(generated.state_dict()) == list(model.state_dict())  # same keys, same order
     generated.load_state_dict(model.state_dict(), strict=True)
