@@ -77,24 +77,11 @@ def test_no_profiler_is_an_empty_context():
     assert profiler.profile("a") is profiler.profile("b")
 
 
-TINY = """specgraph: 1
-name: tiny
-params: {num_classes: 10}
-inputs:
-  image: [N, 1, 8, 8]
-graph:
-  flatten: {op: flatten}
-  hidden: {op: linear, out: 16}
-  act: {op: relu}
-  out: {op: linear, out: $num_classes}
-"""
 
 
-def test_step_loss_logs_are_those_of_logging_every_step(tmp_path, monkeypatch):
+def test_step_loss_logs_are_those_of_logging_every_step(tiny, monkeypatch):
     """The step loss is logged only on the steps Lightning writes logs: metrics and CSV logs are
     the same as when it is logged every step."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny.yaml").write_text(TINY)
     quick = dict(batch_size=16, limit_val_batches=2, threads=1, progress=False, epochs=3, seed=3)  # 79 steps an epoch
     lean = train("tiny.yaml", "digits", out="lean", **quick)
     monkeypatch.setattr(SpecModule, "_step_loss_is_read", lambda self: True)
@@ -102,7 +89,7 @@ def test_step_loss_logs_are_those_of_logging_every_step(tmp_path, monkeypatch):
     assert lean.history == every.history
 
     def logs(run):
-        [path] = (tmp_path / run / "logs").rglob("metrics.csv")
+        [path] = (tiny.parent / run / "logs").rglob("metrics.csv")
         return path.read_text()
 
     text = logs("lean")

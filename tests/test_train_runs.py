@@ -27,31 +27,13 @@ pytest.importorskip("sklearn")
 import lightning as L  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, TINY  # noqa: E402
 from specgraph.cli.app import app  # noqa: E402
 from specgraph.diagnostics import SpecError  # noqa: E402
 from specgraph.train.runner import train  # noqa: E402
 
-TINY = """specgraph: 1
-name: tiny
-params: {num_classes: 10}
-inputs:
-  image: [N, 1, 8, 8]
-graph:
-  flatten: {op: flatten}
-  hidden: {op: linear, out: 16}
-  act: {op: relu}
-  out: {op: linear, out: $num_classes}
-"""
 QUICK = dict(batch_size=32, limit_train_batches=3, limit_val_batches=2, threads=1, progress=False)
 
-
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text(TINY)
-    return spec
 
 
 def files(folder) -> dict[str, bytes]:

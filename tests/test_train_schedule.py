@@ -18,32 +18,14 @@ import lightning as L  # noqa: E402
 
 import specgraph  # noqa: E402
 
-from conftest import SPECS  # noqa: E402
+from conftest import SPECS, TINY  # noqa: E402
 from specgraph.diagnostics import SpecError  # noqa: E402
 from specgraph.train.optim import lr_factor  # noqa: E402
 from specgraph.train.rundir import TrainingInterrupted  # noqa: E402
 from specgraph.train.runner import train  # noqa: E402
 
-TINY = """specgraph: 1
-name: tiny
-params: {num_classes: 10}
-inputs:
-  image: [N, 1, 8, 8]
-graph:
-  flatten: {op: flatten}
-  hidden: {op: linear, out: 16}
-  act: {op: relu}
-  out: {op: linear, out: $num_classes}
-"""
 QUICK = dict(batch_size=32, limit_train_batches=4, limit_val_batches=2, threads=1, progress=False)
 
-
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text(TINY)
-    return spec
 
 
 class LrSeen(L.Callback):
