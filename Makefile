@@ -31,7 +31,7 @@ run: setup
 	$(PY) scripts/main_job.py
 
 test: setup
-	@start=$$(date +%s); $(PY) -m pytest -p no:cacheprovider; rc=$$?; \
+	@start=$$(date +%s); OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile; rc=$$?; \
 	  echo "make test: the suite took $$(( $$(date +%s) - start )) s of wall time"; exit $$rc
 
 bench: setup

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test`: two workers share the two cores
+    import torch
+
+    torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
