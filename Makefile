@@ -31,7 +31,8 @@ run: setup
 	$(PY) scripts/main_job.py
 
 test: setup
-	@start=$$(date +%s); OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile; rc=$$?; \
+	@start=$$(date +%s); OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile -m "not serial"; \
+	  rc=$$?; $(PY) -m pytest -p no:cacheprovider -m serial || rc=1; \
 	  echo "make test: the suite took $$(( $$(date +%s) - start )) s of wall time"; exit $$rc
 
 bench: setup

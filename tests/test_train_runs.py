@@ -122,6 +122,7 @@ def test_an_unwritable_run_folder_is_E710_before_any_work(tiny, tmp_path):
     assert "training tiny" not in r.output and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.serial  # see pyproject.toml
 def test_a_checkpoint_write_is_whole_and_ctrl_c_waits_for_it(tmp_path):
     from specgraph.train.checkpoints import atomic_save
 
@@ -198,6 +199,7 @@ def test_lr_1e30_is_a_clear_error_not_nan_weights(tiny, tmp_path):
     assert "no epoch had finished: nothing was saved" in r.output and not (tmp_path / "run" / "model.pt").exists()
 
 
+@pytest.mark.serial  # see pyproject.toml
 def test_ctrl_c_finishes_the_epoch_on_disk_exits_130_and_says_how_to_continue(tiny, tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Union
@@ -57,9 +58,12 @@ def _name_dims(onnx_program, graph: Graph) -> None:
         for have, want in zip(value.shape, t.shape):
             if isinstance(have, ir.SymbolicDim) and not isinstance(want, int):
                 names.setdefault(have.value, str(want))
+    def renamed(dim: str | None) -> str | None:  # in derived dims too: 2*s77 is 2*N
+        return None if dim is None else re.sub(r"\b[a-z]+\d+\b", lambda m: names.get(m[0], m[0]), dim)
+
     for value in (*onnx_program.model.graph.inputs, *onnx_program.model.graph.outputs):
         if value.shape is not None:
-            value.shape = ir.Shape([ir.SymbolicDim(names.get(d.value, d.value)) if isinstance(d, ir.SymbolicDim) else d
+            value.shape = ir.Shape([ir.SymbolicDim(renamed(d.value)) if isinstance(d, ir.SymbolicDim) else d
                                     for d in value.shape])
 
 
