@@ -136,8 +136,13 @@ def test_a_checkpoint_write_is_whole_and_ctrl_c_waits_for_it(tmp_path):
 
     target = tmp_path / "last.ckpt"
     atomic_save({"old": torch.zeros(3)}, target)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_save({"new": torch.ones(1000), "ctrl_c": CtrlC()}, target)
+    # Ctrl-C as from a terminal, even where this process was started with SIGINT ignored
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            atomic_save({"new": torch.ones(1000), "ctrl_c": CtrlC()}, target)
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert torch.equal(torch.load(target, weights_only=False)["new"], torch.ones(1000))  # finished, then stopped
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
@@ -205,7 +210,10 @@ def test_ctrl_c_finishes_the_epoch_on_disk_exits_130_and_says_how_to_continue(ti
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen([sys.executable, "-m", "specgraph.cli", "train", str(tiny), "--data", "digits",
                               "--epochs", "1000", "--batch-size", "8", "--threads", "1", "--out", str(run),
-                              "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                              "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             # as from a terminal: a shell's background job (or a test runner's
+                             # worker) would hand the child SIGINT ignored
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not (run / "checkpoints" / "last.ckpt").exists() and child.poll() is None and time.time() < deadline:
         time.sleep(0.1)
