@@ -21,7 +21,7 @@ from torch import fx, nn
 from ...ops.torch_modules import SpecMultiheadAttention
 from .base import SpecPass
 from .packed_linear import packed_weight
-from .prepack import _set_submodule, fuse_epilogue, replace_fused
+from .prepack import PrepackedConv2d, _set_submodule, fuse_epilogue, replace_fused
 
 
 class PackedSelfAttention(nn.Module):
@@ -73,20 +73,9 @@ class PackedSelfAttention(nn.Module):
             return torch.ops.mkldnn._linear_pointwise.binary(attended, other, out, self.out_proj.bias, "add")
         return torch.ops.mkldnn._linear_pointwise.default(attended, out, self.out_proj.bias, "none", (), "") + other
 
-    def __deepcopy__(self, memo):
-        import copy
-
-        clone = self.__class__.__new__(self.__class__)
-        memo[id(self)] = clone
-        state = {k: v for k, v in self.__dict__.items() if k != "_packed"}
-        clone.__dict__.update(copy.deepcopy(state, memo))  # the attention's parameters stay shared
-        clone._packed = {}
-        return clone
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_packed"] = {}
-        return state
+    # a copy (or a pickle) packs its own weights on first use, as the packed convolutions do
+    __deepcopy__ = PrepackedConv2d.__deepcopy__
+    __getstate__ = PrepackedConv2d.__getstate__
 
 
 def _self_attention(module: nn.Module | None, node: fx.Node) -> bool:
