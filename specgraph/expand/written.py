@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from ..ir.graph import Value
 from ..ir.written import Declared, Expr, Frame, Written
-from ..lang.expr import expression_text, is_expression, referenced_names
+from ..lang.expr import ExprError, expression_text, is_expression, referenced_names
 from ..lang.params import ParamDecl
 
 
@@ -75,9 +75,18 @@ def finish(written: Written | None, ctx, *, ref: Any = None, ref_value: Any = No
 
 
 def _declared(decls: Mapping[str, ParamDecl]) -> tuple[Declared, ...]:
-    return tuple(Declared(name, None if d.required else Expr(expression_text(d.default),
+    return tuple(Declared(name, None if d.required else Expr(_default_text(d.default),
                                                               None if is_expression(d.default) else d.default))
                  for name, d in decls.items())
+
+
+def _default_text(default: Any) -> str:
+    """The default as an expression; one that does not parse is kept as written (its error was
+    reported where it is declared, and a record must not fail the check that reports it)."""
+    try:
+        return expression_text(default)
+    except ExprError:
+        return str(default)
 
 
 def block_frame(written: Written | None, name: str, block, decls: Mapping[str, ParamDecl], values: Mapping[str, Any],

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 from ..diagnostics import Diagnostic, Diagnostics, Location, did_you_mean
 from ..ir.dims import Sym
-from .expr import ExprError, evaluate, is_expression
+from .expr import ExprError, evaluate, expression_text, is_expression
 from .limits import Limits
 from .marked_yaml import Source
 from .validation import coercion_hint
@@ -73,6 +73,7 @@ def parse_param_decls(raw: dict[str, Any], source: Source, base: tuple, diags: D
             if "default" in value:
                 default = value["default"]
                 if is_expression(default):  # its type is checked once it is evaluated (bind_params)
+                    _report_malformed(name, default, source.location(base + (name, "default")), diags)
                     decls[name] = ParamDecl(name, typ or "any", default, location=where, typed_by_default=typ is None)
                     continue
                 decl = ParamDecl(name, typ or _type_name_of(default), default, location=where)
@@ -84,10 +85,22 @@ def parse_param_decls(raw: dict[str, Any], source: Source, base: tuple, diags: D
             else:
                 decls[name] = ParamDecl(name, typ or "any", required=True)
         elif is_expression(value):
+            _report_malformed(name, value, where, diags)
             decls[name] = ParamDecl(name, "any", value, location=where, typed_by_default=True)
         else:
             decls[name] = ParamDecl(name, _type_name_of(value), value, location=where)
     return decls
+
+
+def _report_malformed(name: str, default: str, where: Location | None, diags: Diagnostics) -> None:
+    """A default that is not an expression at all (`${`, `${1 +}`) is an error where it is written,
+    whether or not a caller ever uses it: its syntax depends on no value.  Errors that depend
+    on values (an unknown name, a limit) are reported when the default is evaluated."""
+    try:
+        expression_text(default)
+    except ExprError as e:
+        if e.code == "E501":
+            diags.add(Diagnostic(e.code, f"default of param '{name}': {e.message}", where, hint=e.hint))
 
 
 def _evaluated_default(decl: ParamDecl, values: dict[str, Any], limits: Limits) -> tuple[ParamDecl, Any]:
