@@ -27,7 +27,9 @@ SMALL = {
     "seq2seq_luong": {"src_vocab": 100, "tgt_vocab": 100, "embed": 16, "hidden": 32},
     # Depths cut to what still holds every kind of unit (a stage's first, strided one and a
     # repeated one with its skip edge): exporting costs time per node, not per pixel.
-    "densenet121": {"block_config": [2, 2, 2, 2]},
+    # three layers at least and two depths: the dense layers are a loop (a width step is read off
+    # three copies), one DenseBlock class for blocks of other depths
+    "densenet121": {"block_config": [3, 4, 3, 3]},
     "shufflenet_v2_x1_0": {"stages_repeats": [1, 2, 1]},
     "mobilenet_v2": {"settings": [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 1, 2], [6, 64, 1, 2], [6, 96, 1, 1],
                                   [6, 160, 1, 2], [6, 320, 1, 1]]},

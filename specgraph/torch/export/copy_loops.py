@@ -15,8 +15,11 @@ and its forward as the chain they are::
 
 A run of copies is written so when it is every copy of the repeat, each reads the one before it
 and nothing else reads a copy but the next, and the copies' texts are the same (or all but the
-first's, which is then written before the loop).  Otherwise each copy is written as the child it
-is (class_writer.py, forward.py).
+first's, which is then written before the loop), or the parts that differ step by the same
+amount from copy to copy (a dense block's input widths, ``DenseLayer(in_channels + index *
+growth_rate, ...)``: affine.py).  Otherwise each copy is written as the child it is
+(class_writer.py, forward.py).  The last copy's arguments are then the loop's at ``count - 1``,
+so the sizes after the loop follow the count (units.py's ``looped_args``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...ir.graph import Value
+from .affine import loop_text
 from .layers import _copy_name, _runs, item_text
 from .structure import Child
 from .units import LOOP, UnitWriter
@@ -39,6 +43,7 @@ class CopyLoop:
     name: str
     text: str
     first: tuple[str, str] | None
+    args: dict[str, str] | None = None  # a block copy's arguments by name, in `index` (units.looped_args)
 
     def init_lines(self) -> list[str]:
         """``__init__``'s lines making the copies."""
@@ -81,11 +86,12 @@ def _loop(w: UnitWriter, run: list[Child]) -> CopyLoop | None:
     count = w.try_translate(wr.count, wr, None)
     if count is None:
         return None
-    names, texts = [], []
+    names, texts, args = [], [], []
     for c in run:
         w.loop_copy = (c.written.identity, c.written.copy)
         try:
             before, text = item_text(w, c, LOOP)
+            args.append(w.args(c.scope, LOOP))
         except LookupError:
             return None
         finally:
@@ -105,12 +111,30 @@ def _loop(w: UnitWriter, run: list[Child]) -> CopyLoop | None:
                 w.adopt(other[0])
                 return CopyLoop(tuple(run), count, names[0], theirs.text, (_copy_name(w, run[0], LOOP, copy="0"), text))
     if len(set(texts)) == 1:
-        return CopyLoop(tuple(run), count, names[0], texts[0], None)
-    if len(set(texts[1:])) == 1:
+        return CopyLoop(tuple(run), count, names[0], texts[0], None, _fitted_args(args, 0))
+    fitted = loop_text(texts, 0)  # the copies' arguments affine in the index (a dense block's widths)
+    if fitted is not None:
+        return CopyLoop(tuple(run), count, names[0], fitted, None, _fitted_args(args, 0))
+    rest = texts[1] if len(set(texts[1:])) == 1 else loop_text(texts[1:], 1) if len(texts) > 2 else None
+    if rest is not None:
         before, text = item_text(w, run[0], 0)
         if not before:
-            return CopyLoop(tuple(run), count, names[0], texts[1], (_copy_name(w, run[0], LOOP, copy="0"), text))
+            return CopyLoop(tuple(run), count, names[0], rest, (_copy_name(w, run[0], LOOP, copy="0"), text),
+                            _fitted_args(args[1:], 1))
     return None
+
+
+def _fitted_args(args: list[dict[str, str]], start: int) -> dict[str, str] | None:
+    """Each argument of copies ``start, ...`` as one text in ``index``, or None where one has none."""
+    if not args or any(a.keys() != args[0].keys() for a in args):
+        return None
+    out = {}
+    for name in args[0]:
+        texts = [a[name] for a in args]
+        out[name] = texts[0] if len(set(texts)) == 1 else loop_text(texts, start) if len(texts) > 1 else None
+        if out[name] is None:
+            return None
+    return out
 
 
 def _read_only_by_the_next(w: UnitWriter, run: list[Child], outs: list[Value]) -> bool:

@@ -207,6 +207,9 @@ class UnitWriter(Sizes):
         """Child block ``scope``'s constructor arguments as texts here, by parameter name."""
         unit = self.ex.unit(scope.path)
         w = scope.frame.written
+        looped = self.looped_args(scope, index)
+        if looped is not None:
+            return looped
         texts: dict[str, str] = {}
         for p in unit.params:
             if p.size_of is not None:
@@ -224,6 +227,22 @@ class UnitWriter(Sizes):
                     text = None
             texts[p.name] = text if text is not None else literal(p.value)
         return texts
+
+    def looped_args(self, scope: Scope, index: Any) -> dict[str, str] | None:
+        """A copy's arguments from the loop that makes it (copy_loops.py), at ``index`` (the
+        last copy's ``count - 1`` read after the loop): its output's sizes then follow the count."""
+        from .exprs import substitute as sub
+
+        loop = next((lp for lp in self.copy_loops.values() if any(c.scope is scope for c in lp.run)), None)
+        if loop is None or loop.args is None or self.loop_copy is not None:
+            return None
+        copy = scope.frame.written.copy
+        if loop.first is not None and copy == 0:
+            return None  # written apart: its arguments are not the loop's
+        if index is None or isinstance(index, int):
+            index = f"{loop.count} - 1" if copy == len(loop.run) - 1 else str(copy)
+        at = f"({index})" if " " in index else index
+        return {name: fold(sub(text, {LOOP: at}), None) for name, text in loop.args.items()}
 
     def _call(self, scope: Scope, index: Any) -> str:
         unit = self.ex.unit(scope.path)
