@@ -162,3 +162,18 @@ def test_fresh_negatives_draw_the_unigram_distribution():
     again = sampler.draw(1000)
     torch.manual_seed(1)
     assert torch.equal(again, sampler.draw(1000))  # from torch's global generator: a run repeats with its seed
+
+
+def test_batches_gathered_from_a_list_of_indices_are_the_indexed_examples():
+    """NegativeSamplingPairs and TensorPairs turn the sampler's list of indices into a tensor
+    themselves (through numpy): the batch is the examples at those indices, in that order."""
+    from specgraph.train.datasets.corpus_batches import NegativeSamplingPairs, TensorPairs
+
+    g = torch.Generator().manual_seed(0)
+    query, words = torch.randint(0, 50, (300,), generator=g), torch.randint(0, 50, (300, 4), generator=g)
+    order = torch.randperm(300, generator=g)[:64].tolist()
+    (q, w), y = NegativeSamplingPairs(query, words).__getitems__(order).batch
+    assert torch.equal(q, query[order]) and torch.equal(w, words[order]) and q.dtype == torch.int64
+    assert y.shape == (64,)
+    x, t = TensorPairs(query, words[:, 0]).__getitems__(order).batch
+    assert torch.equal(x, query[order]) and torch.equal(t, words[order, 0])
