@@ -177,3 +177,26 @@ def test_batches_gathered_from_a_list_of_indices_are_the_indexed_examples():
     assert y.shape == (64,)
     x, t = TensorPairs(query, words[:, 0]).__getitems__(order).batch
     assert torch.equal(x, query[order]) and torch.equal(t, words[order, 0])
+
+
+def test_fresh_negatives_fast_layout_fills_as_the_masked_fill_does():
+    """The training split's layout (true word, then k placeholders) is filled by one
+    concatenation: the same words, in the same order, as filling every -1 entry in row-major
+    order from the same generator state; other layouts still take the masked fill."""
+    from specgraph.train.datasets.corpus_batches import FreshNegatives, Stacked
+
+    sampler = FreshNegatives(negative_table(np.arange(1, 41)))
+    true = torch.randint(0, 40, (33, 1))
+    words = torch.cat([true, torch.full((33, 5), -1)], dim=1)
+    query, target = torch.arange(33), torch.zeros(33, dtype=torch.int64)
+    torch.manual_seed(7)
+    (_, fast), _ = sampler(Stacked(((query, words), target)))
+    torch.manual_seed(7)
+    reference = words.clone()
+    reference[reference < 0] = sampler.draw(int((reference < 0).sum()))
+    assert torch.equal(fast, reference) and bool((words[:, 1:] == -1).all())
+    partial = words.clone()
+    partial[::2, 1:] = 3  # some rows drawn already: only the -1 entries are filled
+    (_, filled), _ = sampler(Stacked(((query, partial), target)))
+    assert torch.equal(filled[::2], partial[::2]) and bool((filled >= 0).all())
+    assert torch.equal(filled[:, 0], true[:, 0])

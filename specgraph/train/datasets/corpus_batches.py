@@ -107,6 +107,11 @@ class FreshNegatives:
     def __call__(self, items):
         (query, words), target = collate_stacked(items)
         empty = words < 0
+        if words.dim() == 2 and words.shape[1] > 1 and bool(empty[:, 1:].all()) and not bool(empty[:, 0].any()):
+            # the training split's layout (the true word, then k placeholders): the same draws in the same
+            # order as the masked fill below, without its clone, nonzero and scatter (0.3 ms a batch)
+            n, k = words.shape[0], words.shape[1] - 1
+            return (query, torch.cat([words[:, :1], self.draw(n * k).view(n, k)], dim=1)), target
         if bool(empty.any()):
             words = words.clone()
             words[empty] = self.draw(int(empty.sum()))
