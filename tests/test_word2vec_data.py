@@ -112,3 +112,91 @@ def test_lee_bundle_train_split_is_the_reference_pairs_with_fresh_negatives():
     np.testing.assert_array_equal(bundle.train.query.numpy(), centre)
     np.testing.assert_array_equal(bundle.train.words[:, 0].numpy(), words[:, 0])
     assert bundle.train.words.shape == (len(centre), 6) and bool((bundle.train.words[:, 1:] == -1).all())
+
+
+def _alias_probabilities(keep: torch.Tensor, alias: torch.Tensor) -> np.ndarray:
+    """The distribution an alias table draws from, worked out from the table itself."""
+    keep, alias = keep.numpy(), alias.numpy()
+    out = keep.copy()
+    np.add.at(out, alias, 1.0 - keep)
+    return out / len(keep)
+
+
+@pytest.mark.parametrize("case", ["lee-like", "one-dominant", "with-zeros", "uniform", "two"])
+def test_alias_table_is_exactly_the_distribution(case):
+    """Walker's alias table (the fresh negatives' sampler) gives every word its probability
+    exactly (to rounding), for skewed, degenerate and zero-probability distributions."""
+    from specgraph.train.datasets.corpus_batches import alias_table
+
+    rng = np.random.default_rng(3)
+    probs = {"lee-like": negative_table(np.sort(rng.zipf(1.3, 1663))[::-1].clip(max=10**6)),
+             "one-dominant": np.array([0.97, 0.01, 0.01, 0.01]),
+             "with-zeros": np.array([0.0, 0.5, 0.0, 0.25, 0.25, 0.0]),
+             "uniform": np.full(10, 0.1), "two": np.array([0.3, 0.7])}[case]
+    keep, alias = alias_table(probs)
+    np.testing.assert_allclose(_alias_probabilities(keep, alias), probs, rtol=0, atol=1e-12)
+    assert bool(((keep >= 0) & (keep <= 1 + 1e-12)).all())
+
+
+def test_fresh_negatives_draw_the_unigram_distribution():
+    """FreshNegatives' draws follow ``probs`` as torch.multinomial's do: 2,000,000 draws over
+    lee's negative table, every word's frequency within 5 standard errors of its probability,
+    never a word of probability 0, and the -1 entries (only) filled."""
+    from specgraph.train.datasets.corpus_batches import FreshNegatives, Stacked
+
+    counts = np.sort(np.random.default_rng(5).zipf(1.5, 1663))[::-1].clip(max=10**5)
+    probs = negative_table(counts)
+    probs[7] = 0.0
+    probs /= probs.sum()
+    sampler = FreshNegatives(probs)
+    torch.manual_seed(0)
+    n = 2_000_000
+    freq = np.bincount(sampler.draw(n).numpy(), minlength=len(probs)) / n
+    assert freq[7] == 0
+    se = np.sqrt(probs * (1 - probs) / n)
+    assert np.all(np.abs(freq - probs) <= 5 * se + 1e-12), np.max(np.abs(freq - probs) / (se + 1e-12))
+    words = torch.tensor([[3, -1, -1], [4, -1, -1]])
+    (q, filled), _ = sampler(Stacked(((torch.tensor([1, 2]), words), torch.zeros(2, dtype=torch.int64))))
+    assert filled[:, 0].tolist() == [3, 4] and bool((filled[:, 1:] >= 0).all()) and bool((words[:, 1:] == -1).all())
+    torch.manual_seed(1)
+    again = sampler.draw(1000)
+    torch.manual_seed(1)
+    assert torch.equal(again, sampler.draw(1000))  # from torch's global generator: a run repeats with its seed
+
+
+def test_batches_gathered_from_a_list_of_indices_are_the_indexed_examples():
+    """NegativeSamplingPairs and TensorPairs turn the sampler's list of indices into a tensor
+    themselves (through numpy): the batch is the examples at those indices, in that order."""
+    from specgraph.train.datasets.corpus_batches import NegativeSamplingPairs, TensorPairs
+
+    g = torch.Generator().manual_seed(0)
+    query, words = torch.randint(0, 50, (300,), generator=g), torch.randint(0, 50, (300, 4), generator=g)
+    order = torch.randperm(300, generator=g)[:64].tolist()
+    (q, w), y = NegativeSamplingPairs(query, words).__getitems__(order).batch
+    assert torch.equal(q, query[order]) and torch.equal(w, words[order]) and q.dtype == torch.int64
+    assert y.shape == (64,)
+    x, t = TensorPairs(query, words[:, 0]).__getitems__(order).batch
+    assert torch.equal(x, query[order]) and torch.equal(t, words[order, 0])
+
+
+def test_fresh_negatives_fast_layout_fills_as_the_masked_fill_does():
+    """The training split's layout (true word, then k placeholders) is filled by one
+    concatenation: the same words, in the same order, as filling every -1 entry in row-major
+    order from the same generator state; other layouts still take the masked fill."""
+    from specgraph.train.datasets.corpus_batches import FreshNegatives, Stacked
+
+    sampler = FreshNegatives(negative_table(np.arange(1, 41)))
+    true = torch.randint(0, 40, (33, 1))
+    words = torch.cat([true, torch.full((33, 5), -1)], dim=1)
+    query, target = torch.arange(33), torch.zeros(33, dtype=torch.int64)
+    torch.manual_seed(7)
+    (_, fast), _ = sampler(Stacked(((query, words), target)))
+    torch.manual_seed(7)
+    reference = words.clone()
+    reference[reference < 0] = sampler.draw(int((reference < 0).sum()))
+    assert torch.equal(fast, reference) and bool((words[:, 1:] == -1).all())
+    partial = words.clone()
+    partial[::2, 1:] = 3  # some rows drawn already: only the -1 entries are filled
+    (_, filled), _ = sampler(Stacked(((query, partial), target)))
+    assert torch.equal(filled[::2], partial[::2]) and bool((filled >= 0).all())
+    assert torch.equal(filled[:, 0], true[:, 0])
