@@ -10,7 +10,7 @@ YAML spec --load--> Spec --expand+infer--> Graph --build--> torch.fx.GraphModule
 from . import render as _render_package  # noqa: F401
 from .api import build, check, export, load, optimize, render, summary
 from .train import train
-from .diagnostics import Diagnostic, InputError, Location, SpecError
+from .diagnostics import BackendError, Diagnostic, InputError, Location, SpecError
 from .ir.graph import Graph
 from .lang.limits import Limits
 from .ops import Op, OpParams, ShapeError, register_op
@@ -18,5 +18,5 @@ from .lang.spec import Spec
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "check", "build", "summary", "render", "train", "export", "optimize", "SpecError", "InputError", "Diagnostic", "Location", "Graph", "Spec",
+__all__ = ["load", "check", "build", "summary", "render", "train", "export", "optimize", "SpecError", "InputError", "BackendError", "Diagnostic", "Location", "Graph", "Spec",
            "Limits", "Op", "OpParams", "ShapeError", "register_op", "__version__"]

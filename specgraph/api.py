@@ -158,13 +158,15 @@ def export(spec: SpecLike | Graph, *, onnx=None, torchscript=None, exported=None
 
 
 def optimize(model: Any, mode: str = "inference", *, graph: Graph | None = None, channels_last: bool | None = None,
-             prepack: bool | None = None, **params: Any):
+             prepack: bool | None = None, backend: str = "torch", **params: Any):
     """An optimised copy of a built module (or of a spec, built first; ``params`` override its
     params) for ``mode``: see :func:`specgraph.torch.passes.optimize.optimize` (batch norm folded,
     dropout dropped, in-place, channels_last, packed convolutions, linears and attention with
-    their activations and residual adds fused)."""
+    their activations and residual adds fused).  ``backend="onnxruntime"``: instead, the model
+    exported to ONNX and run by an onnxruntime session behind a module called the same way
+    (:mod:`specgraph.torch.passes.ort_backend`; a built module needs ``graph=``, its spec's Graph)."""
     from .torch.passes.optimize import optimize as run_passes
 
     if isinstance(model, (str, os.PathLike, Spec)):
         model = check(model, **params)
-    return run_passes(model, mode, graph=graph, channels_last=channels_last, prepack=prepack)
+    return run_passes(model, mode, graph=graph, channels_last=channels_last, prepack=prepack, backend=backend)

@@ -116,6 +116,12 @@ class InputError(SpecError, ValueError):
     needs the size (see specgraph/torch/input_check.py)."""
 
 
+class BackendError(SpecError, RuntimeError):
+    """An inference backend refused a model or a call: onnxruntime not installed, a model the
+    ONNX export refuses, a call in training mode, with gradients or on another device
+    (specgraph/torch/passes/ort_backend.py; codes E801-E803)."""
+
+
 def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     """Deduplicate (same code, location and message) and sort by location."""
     seen: dict[tuple, Diagnostic] = {}

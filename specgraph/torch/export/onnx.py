@@ -29,9 +29,18 @@ def to_onnx(model: nn.Module, graph: Graph, path: PathLike, inputs: tuple[torch.
     ``external_data``: weights in a ``<path>.data`` file beside it (faster to write for large
     models); by default inside the one file unless they exceed protobuf's size limit.
     """
+    program = onnx_program(model, graph, inputs, dynamic=dynamic, opset=opset)
+    size = weight_bytes(model)
+    program.save(str(path), external_data=size > EXTERNAL_DATA_BYTES if external_data is None else external_data)
+    return Path(path)
+
+
+def onnx_program(model: nn.Module, graph: Graph, inputs: tuple[torch.Tensor, ...] | None = None, *,
+                 dynamic: bool = True, opset: int | None = None):
+    """The eval-mode model as an in-memory ``torch.onnx.ONNXProgram`` (what :func:`to_onnx`
+    saves): inputs and outputs named after the spec, symbolic dims dynamic where they can be."""
     module = eval_module(model)
     inputs = inputs if inputs is not None else example_inputs(graph, model)
-    size = sum(t.numel() * t.element_size() for t in module.state_dict().values())
     kwargs = dict(input_names=list(graph.inputs), output_names=onnx_output_names(graph),
                   opset_version=opset, verbose=False, report=False)
     shapes = dynamic_shapes(graph) if dynamic and any(dynamic_shapes(graph)) else None
@@ -40,12 +49,16 @@ def to_onnx(model: nn.Module, graph: Graph, path: PathLike, inputs: tuple[torch.
         # torch.export chooses which dims stay dynamic (Dim.AUTO): named dims (N, H) it would fix,
         # silently, wherever their guards cannot be stated (a Swin's window count is 1 at some
         # sizes); the dims it keeps are then named after the spec's symbols.
-        onnx_program = torch.onnx.export(module, inputs, dynamic_shapes=auto_shapes(shapes) if shapes else None,
-                                         **kwargs)
+        program = torch.onnx.export(module, inputs, dynamic_shapes=auto_shapes(shapes) if shapes else None,
+                                    **kwargs)
         if shapes:
-            _name_dims(onnx_program, graph)
-    onnx_program.save(str(path), external_data=size > EXTERNAL_DATA_BYTES if external_data is None else external_data)
-    return Path(path)
+            _name_dims(program, graph)
+    return program
+
+
+def weight_bytes(model: nn.Module) -> int:
+    """The bytes of the eval-mode model's weights (what decides where ONNX keeps them)."""
+    return sum(t.numel() * t.element_size() for t in eval_module(model).state_dict().values())
 
 
 def _name_dims(onnx_program, graph: Graph) -> None:
@@ -83,4 +96,4 @@ def onnx_output_names(graph: Graph) -> list[str]:
     return names
 
 
-__all__ = ["to_onnx", "onnx_output_names", "EXTERNAL_DATA_BYTES"]
+__all__ = ["to_onnx", "onnx_program", "weight_bytes", "onnx_output_names", "EXTERNAL_DATA_BYTES"]

@@ -43,6 +43,7 @@ from .packed_attention import PackAttention
 from .packed_linear import PackLinear
 
 MODES = ("inference",)
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass
@@ -69,7 +70,7 @@ class PassReport:
 
 
 def optimize(model: Union[nn.Module, Graph], mode: str = "inference", *, graph: Graph | None = None,
-             channels_last: bool | None = None, prepack: bool | None = None) -> fx.GraphModule:
+             channels_last: bool | None = None, prepack: bool | None = None, backend: str = "torch") -> nn.Module:
     """An optimised copy of ``model`` for ``mode`` (only "inference" so far); ``model`` is left as is.
 
     ``model``: a module from :func:`specgraph.build`, or a checked Graph (built first); the
@@ -80,9 +81,20 @@ def optimize(model: Union[nn.Module, Graph], mode: str = "inference", *, graph: 
     torch has it; False keeps plain modules (for export, TorchScript or a GPU;
     :func:`specgraph.export` does so).  The passes run are recorded in the result's
     ``meta["specgraph_passes"]`` (a :class:`PassReport`).
+    ``backend``: "torch" (the passes above, a GraphModule) or "onnxruntime": the model exported to
+    ONNX and run by an onnxruntime session behind a module called the same way (ort_backend.py;
+    needs ``graph`` when ``model`` is a module; ``channels_last`` and ``prepack`` do not apply).
     """
     if mode not in MODES:
         raise ValueError(f"unknown optimisation mode {mode!r}; expected one of {', '.join(MODES)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if backend == "onnxruntime":
+        from .ort_backend import onnxruntime_module  # exports to ONNX: imported only when asked for
+
+        if isinstance(model, Graph):  # the export takes the plain ops: onnxruntime plans its own buffers
+            graph, model = model, build_module(model, check_inputs=False, in_place=False)
+        return onnxruntime_module(model, graph)
     if isinstance(model, Graph):
         model = build_module(model)
     gm = copy.deepcopy(inference_graph_module(model)).eval()
@@ -108,5 +120,5 @@ def inference_graph_module(model: nn.Module) -> fx.GraphModule:
     raise TypeError(f"expected a module built by specgraph (a torch.fx.GraphModule), found {type(model).__name__}")
 
 
-__all__ = ["optimize", "PassReport", "MODES", "inference_graph_module", "fold_batchnorm", "to_channels_last",
+__all__ = ["optimize", "PassReport", "MODES", "BACKENDS", "inference_graph_module", "fold_batchnorm", "to_channels_last",
            "has_conv_4d", "nhwc", "nchw"]
