@@ -54,6 +54,8 @@ NOT_FROM_A_SPEC_FILE = {
             "no spec within the limits reaches it (test_hostile.py covers the limits)",
     **{f"E7{i:02d}": "found by `specgraph train` in the data, the training settings or the files it reads, "
                   "not by checking a spec" for i in range(1, 12)},
+    **{f"E80{i}": "found by optimize(..., backend='onnxruntime') and the module it returns, in the model or a "
+                  "call, not by checking a spec (tests/test_ort_backend.py)" for i in range(1, 4)},
 }
 
 EXPECT = re.compile(r'# expect: (?P<code>[EW]\d{3}) at (?P<line>\d+):(?P<col>\d+)(?: file=(?P<file>\S+))?'
