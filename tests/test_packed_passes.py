@@ -156,3 +156,24 @@ def test_vit_attention_and_mlp_are_packed_with_their_adds():
     x = example_inputs(graph, model, dims={"N": 2})
     with torch.no_grad():
         _close(packed(*x), optimize(model, "inference", prepack=False)(*x))
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_a_1x1_conv_on_a_1x1_map_runs_as_a_linear_equal_to_conv2d(residual, layout):
+    """The squeeze-and-excitation gates: one pixel, a 1×1 kernel (prepack.py runs F.linear)."""
+    from specgraph.torch.passes.epilogue import NONE, PostOp
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(40, 24, 1).to(memory_format=torch.channels_last)
+    packed = PrepackedConv2d(conv, NONE if residual else PostOp("hardsigmoid"), residual=residual)
+    for n in (1, 3):
+        x = torch.randn(n, 40, 1, 1).to(memory_format=layout)
+        other = torch.randn(n, 24, 1, 1)
+        with torch.no_grad():
+            y = F.conv2d(x, conv.weight, conv.bias)
+            want = y + other if residual else F.hardsigmoid(y)
+            got = packed(x, other) if residual else packed(x)
+        assert got.shape == want.shape == (n, 24, 1, 1)
+        _close(got, want)
+        assert packed._packed[(x.shape, torch.get_num_threads())][1] is None  # not handed to oneDNN

@@ -21,7 +21,8 @@ does not apply — an input that is not a float32 CPU tensor, autograd recording
 another shape or layout — the module computes the same with ``F.conv2d`` and torch's functions;
 so it does where torch's own dispatch would not call oneDNN for its size (a small map at batch 1:
 torch's native kernel is faster there, oneDNN's fixed cost per call being ~30 µs) and for convs
-whose output is a single pixel (the squeeze-and-excitation gates).  (aten also runs 1×1 convs
+whose output is a single pixel (the squeeze-and-excitation gates; a 1×1 one on a 1×1 map runs as
+the linear it is, ``F.linear``, one sgemm without the native conv's layers).  (aten also runs 1×1 convs
 natively on one thread; against a packed weight oneDNN was faster there too, so that rule is
 not followed.)
 """
@@ -95,6 +96,12 @@ class PrepackedConv2d(nn.Module):
                     if self.into_other:
                         return torch.ops.mkldnn._convolution_pointwise_.binary(other, *args)
                     return torch.ops.mkldnn._convolution_pointwise.binary(x, other, *args[1:])
+            elif x.shape[2:] == (1, 1) and self._is_pointwise:
+                # a squeeze-and-excitation gate: on one pixel a 1×1 conv is a linear (one sgemm),
+                # without the native conv's im2col, NNPACK probe and dispatch layers
+                y = F.linear(x.reshape(x.shape[0], -1), weight.reshape(weight.shape[0], -1), self.bias)
+                y = y.view(entry[2])
+                return self.post.apply_(y + other if self.residual else y)
         y = F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return self.post.apply_(y + other if self.residual else y)
 
@@ -117,6 +124,11 @@ class PrepackedConv2d(nn.Module):
         entry = ((self.weight._version, self.weight.data_ptr()), packed, out, strides)
         self._packed[(x.shape, torch.get_num_threads())] = entry
         return entry
+
+    @property
+    def _is_pointwise(self) -> bool:
+        """A 1×1 kernel, no padding, one group: on a 1×1 map, ``x.flatten(1) @ weight.flatten(1).T``."""
+        return self.weight.shape[2:] == (1, 1) and self.padding == [0, 0] and self.groups == 1
 
     def _native_is_faster(self, shape: torch.Size) -> bool:
         """Where ``F.conv2d`` runs torch's native kernel rather than oneDNN for the input's size
