@@ -35,6 +35,8 @@ def invoke(*args: str):
     (["check", LENET, "--format", "xml"], "Invalid value for --format: expected text or json"),
     (["summary", LENET, "--format", "yaml"], "Invalid value for --format: expected text or json"),
     (["build", LENET, "--optimize", "speed"], "Invalid value for --optimize: expected inference, found 'speed'"),
+    (["build", LENET, "--backend", "tvm"], "Invalid value for --backend: expected torch or onnxruntime, found 'tvm'"),
+    (["build", LENET, "--backend", "onnxruntime", "--code"], "--code and --save need the torch backend"),
     (["export", LENET, "--python", "x.py", "--optimize", "fast"], "expected inference, found 'fast'"),
     (["render", LENET, "--rankdir", "XX"], "Invalid value for --rankdir: expected TB or LR, found 'XX'"),
     (["render", LENET, "--format", "jpg"], "Invalid value for --format: expected one of svg, png, pdf, dot, html, found 'jpg'"),

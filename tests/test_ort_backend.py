@@ -208,3 +208,13 @@ def test_a_dim_the_export_fixed_is_refused_at_another_size():
     d = info.value.diagnostics[0]
     assert d.code == "E802" and "dim 1 (T) is 10; the ONNX export fixed it at 32" in d.message
     assert d.location is not None and d.location.line == 2
+
+
+def test_the_cli_builds_the_onnxruntime_module():
+    from typer.testing import CliRunner
+
+    from specgraph.cli.app import app
+
+    r = CliRunner().invoke(app, ["build", "specs/lenet5.yaml", "--backend", "onnxruntime"])
+    assert r.exit_code == 0, r.output
+    assert "lenet5: built OnnxRuntimeModule over an onnxruntime session (CPUExecutionProvider" in r.output

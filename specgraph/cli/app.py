@@ -40,6 +40,7 @@ TextOpt = typer.Option(False, "--text", help="SPEC is the YAML text itself, not 
 
 OutputFormat = Literal["text", "json"]
 Optimize = Literal["inference"]
+Backend = Literal["torch", "onnxruntime"]
 
 
 # ---------------------------------------------------------------- KEY=VALUE options

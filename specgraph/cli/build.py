@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .app import LimitOpt, Optimize, SetOpt, SpecArg, TextOpt, app, check_spec, guarded, one_of, out
+from .app import Backend, LimitOpt, Optimize, SetOpt, SpecArg, TextOpt, app, check_spec, guarded, one_of, out
 from .paths import writable_file, write_failed
 
 
@@ -21,8 +21,17 @@ def build(spec: str = SpecArg,
           optimize: Optional[Optimize] = typer.Option(None, "--optimize", help="inference: fold batch norm, drop dropout, "
                                                       "channels_last (eval only; see specgraph/torch/passes/)",
                                                       parser=one_of(Optimize, "--optimize",
-                                                                    "expected inference, found {found!r}"))):
+                                                                    "expected inference, found {found!r}")),
+          backend: Backend = typer.Option("torch", "--backend", help="with --optimize: torch (the graph passes) or "
+                                          "onnxruntime (the model's ONNX export in an onnxruntime session; implies "
+                                          "--optimize inference)",
+                                          parser=one_of(Backend, "--backend",
+                                                        "expected torch or onnxruntime, found {found!r}"))):
     """Build the torch module; print its generated code or save its state_dict."""
+    if backend == "onnxruntime" and (code or save):
+        raise typer.BadParameter("--code and --save need the torch backend: the onnxruntime module runs an ONNX "
+                                 "session (no fx code; its weights are inside it); write the ONNX file with "
+                                 "`specgraph export --onnx`", param_hint="--backend")
     if save is not None:
         guarded(lambda: writable_file(save, "--save"))
     graph = guarded(lambda: check_spec(spec, set_, limit, text=text))
@@ -30,13 +39,19 @@ def build(spec: str = SpecArg,
     def make():
         from ..torch.build import build_module
 
-        if optimize:
+        if optimize or backend != "torch":
             from ..torch.passes.optimize import optimize as run_passes
 
+            if backend != "torch":
+                return run_passes(graph, optimize or "inference", backend=backend)
             return run_passes(build_module(graph), optimize, graph=graph)
         return build_module(graph)
 
     model = guarded(make)
+    if backend != "torch":
+        out.print(f"{graph.name}: built {type(model).__name__} over an onnxruntime session "
+                  f"({model.session.get_providers()[0]}, graph optimisations on)", markup=False)
+        return
     if code:
         from ..torch.build import readable_code
 
