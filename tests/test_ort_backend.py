@@ -161,7 +161,7 @@ def test_missing_onnxruntime_and_a_missing_graph_are_refused(multi, monkeypatch)
 
 def test_an_op_the_onnx_export_refuses_is_refused():
     @register_op
-    class HostRound(Op):
+    class BesselI0e(Op):
         """torch.special.i0e, which torch's ONNX exporter has no function for; [*] -> [*]."""
 
         name = "test_bessel_i0e"
