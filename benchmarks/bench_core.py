@@ -193,13 +193,15 @@ def bench_models(cfg: Config) -> list[Section]:
         "both threads), its system (kernel) part from `getrusage`, and the minor page faults taken during "
         "the call. With 2 threads the CPU time also counts OpenMP threads spinning while they wait for "
         "each other, which grows when the machine is busy.",
-        "How to read it: specgraph's fx graph calls out-of-place `torch.relu` and `a + b`, torchvision calls "
-        "`ReLU(inplace=True)` and `out += identity`, so the built module allocates a fresh activation-sized "
-        "buffer per relu/add (up to 8×256×56×56 floats = 25.7 MB). While glibc's malloc still hands freed "
-        "buffers this large back to the kernel, every new one is faulted in and zeroed page by page: extra "
-        "**system** time and page faults for the built module, in the fresh-process eval rows. Once the "
-        "process has allocated more than that (one training step is enough), glibc's adaptive thresholds "
-        "keep the memory, the faults vanish for both, and so does the gap.",
+        "How to read it: the built module runs relu, hardswish, hardsigmoid and the residual add in place "
+        "where torchvision does (`ReLU(inplace=True)`, `out += identity`, ConvNeXt's and EfficientNet's "
+        "`result += input` after the stochastic depth: `specgraph/ir/in_place.py`), so both allocate the "
+        "same activation buffers. In a fresh process glibc's malloc still hands freed buffers this large "
+        "back to the kernel, so both take page faults (system time) in the fresh-process eval rows; once "
+        "the process has allocated more (one training step is enough), glibc's adaptive thresholds keep "
+        "the memory and the faults vanish for both. A fault gap between the two columns would mean the "
+        "built module allocates a buffer torchvision does not: `benchmarks/investigate_forward.py "
+        "--model NAME` finds which.",
     ]
     return [Section("Built models vs torchvision (CPU)", table, notes),
             Section("Where the time goes: CPU time and page faults per call", acct_table, acct_notes)]
@@ -224,10 +226,11 @@ def _model_verdict(verdicts) -> str:
             f" Read each miss with its per-round spread and CPU-time ratio: where q1 – q3 straddles "
             f"{FORWARD_TARGET} the miss may be load noise alone (on a 2-core machine shared with other "
             f"processes one disturbed round moves a 7-sample median by several percent). A real gap is "
-            f"expected only in the fresh-process eval rows, from out-of-place relu/add: see the findings below.")
+            f"expected nowhere since the build runs in place what torchvision does: see the findings below.")
 
 
-FINDINGS = """**Findings (measured with `benchmarks/investigate_forward.py`, not by `make bench`).**
+FINDINGS = """**Findings (measured with an earlier `benchmarks/investigate_forward.py`, not by `make bench`, on
+2026-12-04, before the build ran anything in place; the built module then called out-of-place relu and add).**
 Wall times on this shared machine scattered by ±50 % while these were taken (load average 5–9 on 2
 cores), so the investigation ran resnet50 with 1 torch thread and compared CPU time, user/system time and
 page faults per call, interleaving four variants with identical weights: `tv` (torchvision eager),
@@ -263,10 +266,17 @@ runs of 5 and 2 rounds; user/system/faults: median of 3 calls.)
    `F.relu(x, inplace=True)`, so the same applies to specgraph's `conv_bn` block (it has no residual adds;
    its concats allocate in both).
 
-Reported to the lead rather than changed here (library files are out of this task's scope). Possible fix in
-the builder: emit in-place relu (`torch.relu_`) and in-place add when the input has no other consumer, is not
-a graph input, and its producer does not save its output for backward (conv, batch norm and add do not, which
-is why torchvision's choice is safe); this costs a little `model.code` readability."""
+Since then the default build runs in place what torchvision does (`specgraph/ir/in_place.py`, by op
+traits: an in-place-safe op overwrites its first input when that is a fresh tensor no backward reads and
+nothing else reads it; through a dropout or stochastic depth too, which is ConvNeXt's and EfficientNet's
+`result = stochastic_depth(layer_scale * block(x)); result += x`). Rechecked per model with
+`investigate_forward.py --model NAME --batch 1|8` (1 thread, CPU time, faults per call, all three phases):
+the built fx graphs of resnet50, googlenet, mobilenet_v3_large, vit_b_16 and convnext_tiny now run the same
+aten ops as torchvision's eager code, op for op (mobilenet_v3_large: in-place hardswish, relu and the SE
+gate's hardsigmoid, the SE `scale * input` out of place as in torchvision; vit_b_16: the same
+`nn.MultiheadAttention` fast path and out-of-place adds and GELU as torchvision), take the same page faults
+per call, and their CPU-time ratios scatter around 1.00 by the machine's load (a few percent either way);
+the input check costs microseconds per call."""
 
 
 def bench_check(cfg: Config) -> Section:

@@ -123,6 +123,43 @@ def test_only_fresh_unsaved_single_reader_inputs_are_overwritten():
         torch.testing.assert_close(grads[k], want_grads[k])
 
 
+THROUGH_DROPOUT = """
+specgraph: 1
+inputs: {x: [N, 4, 8, 8]}
+graph:
+  conv:     {op: conv2d, out: 4, kernel: 3, padding: 1}
+  scaled:   {op: mul, by: 0.5}
+  dropped:  {op: drop_path, p: 0.3}               # the product itself in eval mode, fresh in training
+  block:    {op: add, from: [dropped, x]}         # overwrites the product through the drop_path
+  relu:     {op: relu}
+  kept:     {op: dropout, p: 0.2, from: relu}     # relu's backward reads its output: kept
+  sum2:     {op: add, from: [kept, conv]}
+  conv2:    {op: conv2d, out: 4, kernel: 1, from: sum2}
+  shared:   {op: dropout, p: 0.2}                 # conv2's output is read twice: kept
+  sum3:     {op: add, from: [shared, conv2]}
+outputs: [sum3]
+"""
+
+
+def test_an_add_overwrites_a_fresh_tensor_through_a_dropout_like_node():
+    graph = specgraph.check(THROUGH_DROPOUT)
+    assert in_place_nodes(graph, graph.outputs) == {"block", "relu"}
+    model = build_module(graph)
+    assert "dropped.add_(x)" in model.code
+    reference = build_module(graph, in_place=False)
+    reference.load_state_dict(model.state_dict())
+    x = torch.randn(2, 4, 8, 8)
+    for train in (True, False):
+        model.train(train)
+        reference.train(train)
+        got, grads, x_grads = _train_step(model, [x])
+        want, want_grads, want_x_grads = _train_step(reference, [x])
+        for g, w in zip(got + tuple(x_grads), want + tuple(want_x_grads)):
+            torch.testing.assert_close(g, w)
+        for k in want_grads:
+            torch.testing.assert_close(grads[k], want_grads[k])
+
+
 SUM_OF_TWO = """
 specgraph: 1
 inputs: {x: [N, 64, 64, 64]}

@@ -21,14 +21,16 @@ class Trait(Enum):
     #: Loops over a time dim (``Op.time_axis``): an export unrolls that loop, fixing the dim.
     LOOPS_OVER_TIME = "loops_over_time"
     #: Returns its first input in eval mode (dropout, identity): inference passes drop it and
-    #: the memory walk counts no new storage for it.
+    #: the memory walk counts no new storage for it.  In training it returns its input or a new
+    #: tensor its backward does not read (a dropout's backward reads its mask), so that an
+    #: in-place reader may overwrite it wherever it could overwrite its input (``ir/in_place.py``).
     IDENTITY_IN_EVAL = "identity_in_eval"
     #: Its outputs view input 0's storage where the strides allow (``Op.view_strides``).
     VIEW = "view"
     #: May overwrite its first input when nothing else reads it (``Op.make_in_place``).
     INPLACE_SAFE = "inplace_safe"
     #: Its output is a new tensor (never a view of an input) that its own backward does not
-    #: read (a convolution, linear, batch norm, add): an ``INPLACE_SAFE`` op that is the
+    #: read (a convolution, linear, batch norm, add, mul): an ``INPLACE_SAFE`` op that is the
     #: output's only reader may overwrite it, in training too (``ir/in_place.py``).
     OVERWRITABLE_OUTPUT = "overwritable_output"
     #: Made by the compiler (a `scan:` node), never written as `op:` in a spec.

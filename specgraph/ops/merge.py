@@ -64,7 +64,8 @@ class _Broadcasting(Op):
     max_inputs = None
     Params = _ScalarParams
     function = operator.add
-    traits = frozenset({Trait.ROW_WISE, Trait.MERGE})
+    # a new tensor; the backward of add, sub, mul and div reads the inputs, never the result
+    traits = frozenset({Trait.ROW_WISE, Trait.MERGE, Trait.OVERWRITABLE_OUTPUT})
 
     def input_range(self, p):
         return (1, 1) if p.by is not None else (self.min_inputs, self.max_inputs)
