@@ -7,7 +7,9 @@ unsqueeze:   [*] -> [*] with a new dim of size 1 at ``dim``.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Annotated, Union
+
+from pydantic import Field
 
 from ..ir.traits import Trait
 from .base import FLOAT_DTYPES, Bool, Int, Op, OpParams, ShapeError, normalize_dim
@@ -27,7 +29,9 @@ class _Reduce(Op):
     function_name = ""
 
     class Params(OpParams):
-        dim: Union[Int, list[Int]]
+        # at least one dim: torch reads an empty list as "every dim" (sum(x, dim=[]) is a scalar),
+        # the opposite of what the list says
+        dim: Union[Int, Annotated[list[Int], Field(min_length=1)]]
         keepdim: Bool = False
 
     def infer(self, p, inputs):
