@@ -174,6 +174,11 @@ def test_hostile_input_is_refused_fast_and_small(name, outcomes):
     path, result = outcomes[name]
     assert "codes" in result, f"{name}: checked fine ({result})"
     assert set(result["codes"]) == CASES[name][1], result["text"]
+    if result["cpu"] >= CPU_SECONDS:
+        # Timed once more, alone, and the lower time kept (as test_bounded_cost does): the cases run
+        # two at a time beside the suite's other worker, and shared caches and cores inflate even a
+        # process's CPU time; noise only adds time, so a check that really costs more fails twice.
+        result = {**result, "cpu": min(result["cpu"], run_check(path)["cpu"])}
     assert_bounded(result)
     for d in result["diagnostics"]:
         assert d["hint"] or d["code"] not in ("E104", "E601", "E602", "E603", "E604"), d
