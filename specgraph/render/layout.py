@@ -48,7 +48,10 @@ def assign_roles(view: "View") -> None:
         # branches that meet again (inception lanes, a projection shortcut) stay equal lanes.
         if e.role == "fan" and (e.tail, e.head) in spine and not _rejoins(e, lanes, on_spine, order):
             e.role = "main"
-    bridges = _nested_skips([e for e in skips if is_bridge(e, view, succ, pred, order)], succ, order)
+    out_edges: dict[str, list[VEdge]] = {}  # each skip's trunk reads the edges among its nodes only:
+    for e in view.edges:                     # a scan of every edge per skip was quadratic in the graph
+        out_edges.setdefault(e.tail, []).append(e)
+    bridges = _nested_skips([e for e in skips if is_bridge(e, view, succ, pred, order, out_edges)], succ, order)
     if bridges:
         _lay_out_u(view, bridges, succ, pred)
 
@@ -250,7 +253,7 @@ def _change(v: "VNode") -> int:
 
 
 def is_bridge(skip: "VEdge", view: "View", succ: dict[str, list[str]], pred: dict[str, list[str]],
-              order: dict[str, int]) -> bool:
+              order: dict[str, int], out_edges: dict[str, list["VEdge"]]) -> bool:
     """Whether a skip edge t -> h is an encoder-decoder bridge.
 
     The rule: take the *trunk* the skip bypasses — the nodes that lie on every other path from
@@ -273,7 +276,7 @@ def is_bridge(skip: "VEdge", view: "View", succ: dict[str, list[str]], pred: dic
     between = _closure(t, succ, lambda n: order[n] < hi) & _closure(h, pred, lambda n: order[n] > lo)
     between -= {t, h}
     inner = between | {t, h}
-    trunk = _trunk(t, h, between, [e for e in view.edges if e.tail in inner and e.head in inner], order)
+    trunk = _trunk(t, h, between, [e for n in inner for e in out_edges.get(n, ()) if e.head in inner], order)
     changes = [_change(view.nodes[n]) for n in trunk]
     if view.nodes[h].kind == "block":
         changes.append(_change(view.nodes[h]))
