@@ -6,8 +6,10 @@ by the size of what they make, and an expansion that is refused is refused fast.
   walking, comparing, slicing and reducing long sequences, or evaluating large ASTs — in blocks
   repeated many times ends in E505 (or a graph) within the CPU-time ceiling, whichever way the
   work is split between expressions and repeats.
-* Expansion: recursive blocks that double (or triple, quadruple) at each level meet E601 within
-  the same ceiling.
+* Expansion: recursive blocks that double (or triple, quadruple) at each level meet E601 at a
+  cost bounded by the node limit, not by the 2^60 nodes they would make: no more than checking
+  a legitimate spec of that many nodes costs on the same machine at the same moment (measured
+  beside it, so that a slower CPU or a loaded one moves both).
 * The real specs spend a small part of the budget.
 
 CPU time of the checking thread, so that other processes on the machine do not count.
@@ -65,7 +67,7 @@ def hostile_spec(expression: str, nodes: int, repeat: int) -> str:
             + f"graph:\n  s: {{block: b, repeat: {repeat}}}\n")
 
 
-def timed_check(text: str, limits: Limits | None = None):
+def timed_check(text: str, limits: Limits | None = None, ceiling: float = CPU_SECONDS):
     """(the graph or the SpecError, CPU seconds of this thread).
 
     The check's work is deterministic; what varies is the machine (caches and cores shared with
@@ -82,7 +84,7 @@ def timed_check(text: str, limits: Limits | None = None):
         except SpecError as e:
             outcome = e
         best = min(best, time.thread_time() - start)
-        if best < CPU_SECONDS:
+        if best < ceiling:
             break
     return outcome, best
 
@@ -152,11 +154,30 @@ def recursive_spec(branches: int, body: int) -> str:
             + nodes + children + "graph:\n  s: {block: b, d: 60}\n")
 
 
+def repeated_spec(instances: int) -> str:
+    """A legitimate spec of ``instances`` block instances of one node each (the recursive
+    block's body, without the recursion)."""
+    return ("specgraph: 1\ninputs:\n  x: [N, 8]\nblocks:\n  b:\n    params: {d: int, w: 8}\n    nodes:\n"
+            "      n0: {op: linear, out: \"${w + 0 * d}\"}\n"
+            f"graph:\n  s: {{block: b, d: 3, repeat: {instances}}}\n")
+
+
+# Checking a tenth of the limit's worth of legitimate nodes, times ten: checking grows linearly
+# with the nodes (0.28 s for 2,000 instances, 3.0 s for 20,000 here), and a tenth keeps the
+# measurement short enough to take beside every case.
+SHARE = 10
+
+
 @pytest.mark.parametrize("branches", [2, 3, 4])
 @pytest.mark.parametrize("body", [1, 3, 6])
 def test_a_recursive_block_that_multiplies_is_refused_fast(branches, body):
+    legitimate = repeated_spec(DEFAULT_LIMITS.max_graph_nodes // SHARE)
+    reference = min(timed_check(legitimate)[1] for _ in range(2)) * SHARE
     text = recursive_spec(branches, body)
-    outcome, cpu = timed_check(text)
+    outcome, cpu = timed_check(text, ceiling=reference)
     assert isinstance(outcome, SpecError) and outcome.codes == ["E601"], outcome
     assert_located(outcome, text)
-    assert cpu < CPU_SECONDS, f"{cpu:.2f} s of CPU time"
+    # The refusal spends at most what the limit allows a legitimate spec: 20,000 nodes visited
+    # cost ~0.5-0.7 of checking 20,000 real ones (1.5-2.1 s against 3.0 s on this 2-core EPYC,
+    # quiet), where it took ~7 s before the visits were counted.
+    assert cpu < reference, f"{cpu:.2f} s of CPU time to refuse, {reference:.2f} s to check as many real nodes"
