@@ -4,7 +4,8 @@ and under 300 MB, and each limit that stops a hostile spec can be raised for a g
 Each case runs `specgraph.check` in a fresh subprocess that reports the outcome, the CPU time
 of the check and the process's peak resident memory (VmHWM: the interpreter and imports
 included, C allocations included).  CPU time rather than wall time, so that a busy CI machine
-does not fail the test; a wall-clock timeout still catches hangs.  The YAML-level details
+does not fail the test; a wall-clock timeout still catches hangs.  The 2 s are a quiet 2-core
+EPYC's: a machine slower at a legitimate check measured beside the cases gets as much more.  The YAML-level details
 (tags, depth, UTF-8 positions) are tested in test_loader.py and the expression limits in
 test_expr.py; here each attack goes through the whole pipeline, as a user's file would.
 """
@@ -67,8 +68,8 @@ def run_check(path: Path, **limits: int) -> dict:
     return result
 
 
-def assert_bounded(result: dict) -> None:
-    assert result["cpu"] < CPU_SECONDS, f"{result['cpu']:.2f} s of CPU time"
+def assert_bounded(result: dict, cpu_seconds: float = CPU_SECONDS) -> None:
+    assert result["cpu"] < cpu_seconds, f"{result['cpu']:.2f} s of CPU time (ceiling {cpu_seconds:.2f} s)"
     assert result["peak_mb"] < PEAK_MB, f"{result['peak_mb']:.0f} MB at peak"
 
 
@@ -155,6 +156,28 @@ CASES = {
 }
 
 
+# The 2 s ceiling is this 2-core EPYC's, quiet: a slower CPU, or one that the suite's other worker
+# shares (its caches and cores inflate even a process's CPU time), raises it by as much as it
+# slows a legitimate check measured beside the cases: 1,000 instances of a one-relu block, 0.10 s
+# here quiet. Visiting the 20,000-node limit costs 1.3 s here quiet and up to 2.3 s under load.
+REFERENCE = (HEADER + "blocks:\n  b:\n    nodes:\n      r: {op: relu}\n"
+             "graph:\n  s: {block: b, repeat: 1000}\n")
+REFERENCE_QUIET_CPU = 0.10
+
+
+def ceiling(reference_cpu: float) -> float:
+    return CPU_SECONDS * max(1.0, reference_cpu / REFERENCE_QUIET_CPU)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, float]:
+    """REFERENCE's file and its CPU time now (the lower of two)."""
+    path = write(tmp_path_factory.mktemp("reference") / "spec.yaml", REFERENCE)
+    results = [run_check(path) for _ in range(2)]
+    assert all(r.get("ok") for r in results), results
+    return path, min(r["cpu"] for r in results)
+
+
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     """Every case, run two at a time (each in its own process)."""
@@ -170,16 +193,20 @@ def outcomes(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_hostile_input_is_refused_fast_and_small(name, outcomes):
+def test_hostile_input_is_refused_fast_and_small(name, outcomes, reference):
     path, result = outcomes[name]
     assert "codes" in result, f"{name}: checked fine ({result})"
     assert set(result["codes"]) == CASES[name][1], result["text"]
-    if result["cpu"] >= CPU_SECONDS:
+    reference_path, reference_cpu = reference
+    limit = ceiling(reference_cpu)
+    if result["cpu"] >= limit:
         # Timed once more, alone, and the lower time kept (as test_bounded_cost does): the cases run
         # two at a time beside the suite's other worker, and shared caches and cores inflate even a
         # process's CPU time; noise only adds time, so a check that really costs more fails twice.
+        # The reference is timed again beside it: the load may have changed since.
         result = {**result, "cpu": min(result["cpu"], run_check(path)["cpu"])}
-    assert_bounded(result)
+        limit = ceiling(max(reference_cpu, run_check(reference_path)["cpu"]))
+    assert_bounded(result, limit)
     for d in result["diagnostics"]:
         assert d["hint"] or d["code"] not in ("E104", "E601", "E602", "E603", "E604"), d
     err = SpecError([specgraph.Diagnostic(d["code"], d["message"], specgraph.Location(d["file"], d["line"], d["col"])
