@@ -15,6 +15,7 @@ import torchvision
 
 import specgraph
 from specgraph import BackendError
+from specgraph.torch.export.inputs import ExportError
 from specgraph.ops import Op, OpParams, register_op
 from specgraph.ops import registry
 
@@ -159,7 +160,7 @@ def test_missing_onnxruntime_and_a_missing_graph_are_refused(multi, monkeypatch)
     assert info.value.codes == ["E801"] and "not installed" in str(info.value)
 
 
-def test_an_op_the_onnx_export_refuses_is_refused():
+def test_an_op_the_onnx_export_refuses_is_refused(tmp_path):
     @register_op
     class BesselI0e(Op):
         """torch.special.i0e, which torch's ONNX exporter has no function for; [*] -> [*]."""
@@ -182,6 +183,13 @@ def test_an_op_the_onnx_export_refuses_is_refused():
             specgraph.optimize(graph, backend="onnxruntime")
         message = info.value.diagnostics[0].message
         assert info.value.codes == ["E803"] and "No ONNX function found" in message and "bessel_i0e" in message
+        # `export --onnx` says the same line, not the first line of torch's report ("Failed to
+        # convert the exported program to an ONNX model. This is step 3/3 ...")
+        with pytest.raises(ExportError) as failed:
+            specgraph.export(graph, onnx=tmp_path / "model.onnx")
+        assert str(failed.value).startswith(f"onnx export of {graph.name} failed: ")
+        assert "No ONNX function found" in str(failed.value) and "bessel_i0e" in str(failed.value)
+        assert "\n" not in str(failed.value)
     finally:
         registry.REGISTRY.unregister("test_bessel_i0e")
 

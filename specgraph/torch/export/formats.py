@@ -33,7 +33,7 @@ from ...ir.graph import Graph
 from ..build import build_module
 from ..passes.optimize import optimize as run_passes
 from .inputs import DEFAULT_BATCH, DEFAULT_SIZE, ExportError, dynamic_shapes, eval_module, example_inputs, fixed_dims
-from .onnx import onnx_output_names, to_onnx
+from .onnx import export_failure, onnx_output_names, to_onnx
 from .program import dynamic_dims, export_program, save_program
 from .torchscript import to_torchscript
 
@@ -90,8 +90,7 @@ def export(graph: Graph, *, onnx: PathLike | None = None, torchscript: PathLike 
         except (ExportError, OSError):  # a write that failed is not the format's limit
             raise
         except Exception as e:  # torch's exporters: say which format failed and why, not a traceback
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise ExportError(f"{fmt} export of {graph.name} failed: {type(e).__name__}: {first}") from e
+            raise ExportError(f"{fmt} export of {graph.name} failed: {export_failure(e)}") from e
     return written
 
 

@@ -96,4 +96,15 @@ def onnx_output_names(graph: Graph) -> list[str]:
     return names
 
 
-__all__ = ["to_onnx", "onnx_program", "weight_bytes", "onnx_output_names", "EXTERNAL_DATA_BYTES"]
+def export_failure(e: Exception) -> str:
+    """The line of an exporter's error that says what failed (its "Exception summary": "No ONNX
+    function found for <OpOverload(op='prims.bessel_i0e' ...", not its advice on filing a report)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    lines = [line.strip() for line in text.split("## Exception summary", 1)[-1].splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    return re.sub(r"^<class '[\w.]*?(\w+)'>:", r"\1:", lines[0]) if "## Exception summary" in text \
+        else f"{type(e).__name__}: {lines[0]}"
+
+
+__all__ = ["to_onnx", "export_failure", "onnx_program", "weight_bytes", "onnx_output_names", "EXTERNAL_DATA_BYTES"]

@@ -27,7 +27,6 @@ by re-opening the session from the ONNX bytes it keeps.
 from __future__ import annotations
 
 import copy
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from torch import nn
 from ...diagnostics import BackendError, Diagnostic
 from ...ir.graph import Graph
 from ..build import graph_modules
-from ..export.onnx import EXTERNAL_DATA_BYTES, onnx_output_names, onnx_program, weight_bytes
+from ..export.onnx import EXTERNAL_DATA_BYTES, export_failure, onnx_output_names, onnx_program, weight_bytes
 from ..input_check import InputCheck
 
 def onnxruntime_module(model: nn.Module, graph: Graph | None) -> "OnnxRuntimeModule":
@@ -60,7 +59,7 @@ def onnxruntime_module(model: nn.Module, graph: Graph | None) -> "OnnxRuntimeMod
         program = onnx_program(eval_gm, graph)
     except Exception as e:  # torch's exporter: which op and why, not its traceback
         raise BackendError(Diagnostic(
-            "E803", f"the ONNX export of {graph.name} failed, so onnxruntime cannot run it: {_export_failure(e)}",
+            "E803", f"the ONNX export of {graph.name} failed, so onnxruntime cannot run it: {export_failure(e)}",
             hint="use the default backend (backend='torch'), which runs every op")) from None
     return OnnxRuntimeModule(_serialized(program, weight_bytes(eval_gm)), graph)
 
@@ -152,17 +151,6 @@ def _serialized(program, size: int) -> "bytes | tempfile.TemporaryDirectory":
     folder = tempfile.TemporaryDirectory(prefix="specgraph-ort-")
     program.save(str(Path(folder.name) / "model.onnx"), external_data=True)
     return folder
-
-
-def _export_failure(e: Exception) -> str:
-    """The line of torch's export error that says what failed (its "Exception summary": "No ONNX
-    function found for <OpOverload(op='prims.bessel_i0e' ...", not its advice on filing a report)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
-    lines = [line.strip() for line in text.split("## Exception summary", 1)[-1].splitlines() if line.strip()]
-    if not lines:
-        return type(e).__name__
-    return re.sub(r"^<class '[\w.]*?(\w+)'>:", r"\1:", lines[0]) if "## Exception summary" in text \
-        else f"{type(e).__name__}: {lines[0]}"
 
 
 def _onnxruntime():
