@@ -261,9 +261,9 @@ def test_a_cell_without_any_bias_is_torchs_bias_false_layer():
 
 @pytest.mark.parametrize("cell,states", [("lstm_cell", ("h", "c")), ("gru_cell", ("h",))])
 def test_the_fused_scan_compiles_as_one_graph_and_trains(cell, states):
-    """Through AOTAutograd (what inductor differentiates with): in training the compiled scan
-    runs the loop, since AOTAutograd cannot differentiate torch's CPU lstm kernel; without
-    grad it runs the kernel."""
+    """Through AOTAutograd (what inductor differentiates with): in training the compiled lstm
+    scan runs oneDNN's kernel as one custom op (tests/test_fused_scan_compile.py), the gru scan
+    its loop; without grad both run torch's kernel."""
     graph, model = build(scan_spec(cell, states=states, init=True, reverse=True))
     randomize(model)
     inputs = random_inputs(graph)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import lstm_kernel_op  # noqa: F401  registers torch.ops.specgraph.mkldnn_lstm_layer
+
 
 class SpecLSTM(nn.LSTM):
     """torch.nn.LSTM with a flat signature: (x, h0=None, c0=None) -> (out, h, c)."""
@@ -217,9 +219,10 @@ class FusedScan(Scan):
     the index among the scan's states of torch's h (and c).  Same signature and results as
     :class:`Scan` (no context tensors); with ``fused`` set false, or an input of another dtype
     than float32/float64, it runs the cell's loop instead, which computes the same function.
-    So it does under torch.compile while autograd records: AOTAutograd cannot differentiate
-    the oneDNN layer torch's kernel becomes on CPU (torch 2.14: a None among the saved tensors
-    of ``mkldnn_rnn_layer``), and the compiler captures the loop whole and fuses each step.
+    Under torch.compile while autograd records, an lstm on CPU float32 runs oneDNN's layer as
+    one opaque custom op with its own backward (ops/lstm_kernel_op.py: the compiler would
+    otherwise unroll torch.lstm into small ops per step); other kernels there run the loop,
+    which the compiler captures whole and fuses step by step.
     """
 
     def __init__(self, cell: nn.Module, sizes: list[int], state_index: list[int], emit_index: int, reverse: bool,
@@ -243,19 +246,42 @@ class FusedScan(Scan):
         return flat
 
     def forward(self, x: torch.Tensor, *init: torch.Tensor):
-        if not self.fused or x.dtype not in (torch.float32, torch.float64) \
-                or (torch.compiler.is_compiling() and torch.is_grad_enabled()):
+        if not self.fused or x.dtype not in (torch.float32, torch.float64):
             return super().forward(x, *init)
         given = dict(zip(self.init_index, init))
         hx = [(given[i] if i in given else x.new_zeros(x.shape[0], self.sizes[i])).unsqueeze(0)
               for i in self.torch_states]
+        weights = self.flat_weights()
+        if torch.compiler.is_compiling() and torch.is_grad_enabled():
+            layer = self._compiled_lstm_layer(x, weights)
+            if layer is None:  # torch.gru & co would be unrolled step by step: the loop, fused per step
+                return super().forward(x, *init)
+            w_ih, w_hh, *biases = weights
+            biases = biases or [w_ih.new_zeros(w_ih.shape[0]), w_hh.new_zeros(w_hh.shape[0])]
+            out, *final, _ = layer(x.transpose(0, 1), *hx, w_ih, w_hh, *biases, self.reverse)
+            return self._results(x, out.transpose(0, 1), final)
         kernel = getattr(torch, self.kernel.rpartition(".")[2])
-        out, *final = kernel(x.flip(1) if self.reverse else x, hx if len(hx) > 1 else hx[0], self.flat_weights(),
+        out, *final = kernel(x.flip(1) if self.reverse else x, hx if len(hx) > 1 else hx[0], weights,
                              len(self.weights) == 4, 1, 0.0, self.training, False, True)
+        return self._results(x, out.flip(1) if self.reverse else out, final)
+
+    def _compiled_lstm_layer(self, x: torch.Tensor, weights: list[torch.Tensor]):
+        """oneDNN's lstm layer as an op the compiler keeps whole (ops/lstm_kernel_op.py registers
+        it) where it runs: an lstm, CPU float32, not being exported (a program is for other
+        runtimes); else None.  Looked up in torch.ops, so that a copy of this class without
+        specgraph (the Python export) runs the loop."""
+        if not self.kernel.endswith("lstm") or torch.compiler.is_exporting() or not torch._C._has_mkldnn:
+            return None
+        if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in [x, *weights]):
+            return None
+        return getattr(torch.ops.specgraph, "mkldnn_lstm_layer", None)
+
+    def _results(self, x: torch.Tensor, out: torch.Tensor, final: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """(out, *states) in the scan's order from torch's final h (and c) [1, N, H]."""
         states: list[torch.Tensor] = [x] * len(self.sizes)
         for i, state in zip(self.torch_states, final):
             states[i] = state[0]
-        return (out.flip(1) if self.reverse else out, *states)
+        return (out, *states)
 
     @property
     def code(self) -> str:
