@@ -10,7 +10,8 @@ interleaved repeats, with the spread of the per-round ratio (q1 – q3). Targets
 * the loop of lstm_cell (fusion off), eager: <= 3 x nn.LSTM (the target before fusion).
 
 Also shown, without a target: the loop without hoisting the input projection (what that
-rewrite buys), and the fused lstm_cell under torch.compile.
+rewrite buys), and the fused lstm_cell under torch.compile (oneDNN's kernel as one custom op in
+the compiled graph, ops/lstm_kernel_op.py).
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ def run(cfg: Config | None = None) -> list[Section]:
                     "input projection x2h for all 64 steps in one matrix multiply (hoisting). layernorm_lstm_cell "
                     "has no torch kernel: under torch.compile, Dynamo captures its loop whole (no graph break) and "
                     "unrolls it over the 64 steps. Dynamo does not capture nn.LSTM itself (torch's `allow_rnn` is "
-                    "off), so torch.compile(nn.LSTM) runs torch's eager kernel.")
+                    "off), so torch.compile(nn.LSTM) runs torch's eager kernel; the fused scan under torch.compile "
+                    "runs the same oneDNN kernel, as one custom op inside the captured graph "
+                    "(ops/lstm_kernel_op.py).")
     return [Section("Recurrence: scanned gate-level cells vs torch.nn.LSTM / GRU", table, notes)]
 
 
