@@ -8,7 +8,8 @@ For authors of ops (built-in or their own)::
 ``assert_op_matches_torch`` (1) validates the op's params, (2) infers its output types, (3)
 runs the real torch computation (the built module, or the emitted fx call) in eval mode, and
 asserts that the inferred shapes and dtypes are torch's, that (4) the parameter count is the
-module's, and that (5) inference over symbolic dims gives the same sizes.  Imports torch.
+module's, that (5) the output sizes the op writes as code (``Op.out_size_text``, the Python
+export's) are torch's, and that (6) inference over symbolic dims gives the same sizes.  Imports torch.
 """
 
 from __future__ import annotations
@@ -131,7 +132,9 @@ def assert_op_matches_torch(op_name: str, params: dict, input_shapes: list[tuple
     macs = op.macs(p, types, outs)
     assert macs is None or (isinstance(macs, int) and macs >= 0)
     assert isinstance(op.describe(p), str)
-    if symbolic and input_shapes:                                                   # (5)
+    if concrete:                                                                    # (5)
+        _check_size_texts(op, p, concrete[0], real[0], f"{op_name}{params} {input_shapes}")
+    if symbolic and input_shapes:                                                   # (6)
         sym_shapes, sym_sizes = _symbolize(input_shapes)
         sym_sizes.update(sizes)
         try:
@@ -144,6 +147,23 @@ def assert_op_matches_torch(op_name: str, params: dict, input_shapes: list[tuple
             shown = [str(t) for t in sym_outs]
             assert got == real, f"symbolic {sym_shapes}: {shown} -> {got}, torch {real}"
     return module
+
+
+def _check_size_texts(op: Op, p: OpParams, shape: tuple, real: tuple, case: str) -> None:
+    """``Op.out_size_text`` of each output dim, given the input's size and the params' numbers as
+    texts (``kernel`` as ``3``, a per-dim list's entry), computes torch's output size."""
+
+    def param(name: str, i: int) -> str:
+        value = getattr(p, name)
+        return repr(value if isinstance(value, int) else tuple(value)[i])
+
+    for axis, want in enumerate(real):
+        if axis >= len(shape):
+            break
+        text = op.out_size_text(p, axis, repr(shape[axis]), param)
+        if text is not None:
+            got = eval(text, {"__builtins__": {}})  # noqa: S307 - numbers and operators only
+            assert got == want, f"{case}: out_size_text {text} = {got} on dim {axis}, torch {want}"
 
 
 __all__ = ["assert_op_matches_torch", "run_op", "dim_value"]

@@ -42,15 +42,6 @@ TRAIN_ONLY_LEFT_OUT: dict[str, list[str]] = {"cbow": ["logits"], "skipgram": ["l
 # Specs the Python source export cannot reproduce, with the reason. None so far.
 PYTHON_EXCEPTIONS: dict[str, str] = {}
 
-# Blocks whose instances come out as several classes (still standalone and bit-equal), with the
-# reason: exactly these, so that the test fails when it gets worse and when it is fixed.
-SEVERAL_CLASSES: dict[str, tuple[set[str], str]] = {
-    "maxvit_t": ({"MaxvitModules", "MaxvitLayer", "MaxvitBlock"},
-                 "grid attention's partition count is MBconv's output height over the partition size, and the "
-                 "export has no expression for a strided conv's output height in a class's argument names: each "
-                 "stage writes its number, so each stage is a class, and so are the blocks that hold it"),
-}
-
 # Repeats written as one loop, by a line of it: the loop writer's forms that the specs reach
 # (copies the same; a first copy apart; arguments affine in the index) — never copy by copy.
 LOOPED: dict[str, str] = {
@@ -115,7 +106,7 @@ def test_package_level_export_and_optimize(tmp_path):
 
 
 def test_documented_exceptions_name_specs_of_the_folder():
-    for table in (ONNX_EXCEPTIONS, FIXED_DIMS, TRAIN_ONLY_LEFT_OUT, PYTHON_EXCEPTIONS, SEVERAL_CLASSES, LOOPED):
+    for table in (ONNX_EXCEPTIONS, FIXED_DIMS, TRAIN_ONLY_LEFT_OUT, PYTHON_EXCEPTIONS, LOOPED):
         assert set(table) <= set(IDS)
 
 
@@ -162,7 +153,6 @@ def test_python_export_is_standalone_and_equal(path, tmp_path):
     module = import_source(source, tmp_path, name.replace("/", "_").replace(".", "_"))
     blocks = {s.name for s in graph.scopes.values() if s.kind == "block"}
     made = {v.__name__ for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__}
-    several, _ = SEVERAL_CLASSES.get(name, (set(), ""))
     split = set()
     for block in blocks:  # each block is one class: no instance needed a class of its own
         cls = class_name(block)
@@ -170,7 +160,7 @@ def test_python_export_is_standalone_and_equal(path, tmp_path):
         assert cls in made, made
         if {m for m in made if m[len(cls):].isdigit() and m != cls and m.startswith(cls)}:
             split.add(cls)
-    assert split == several, (split, made)
+    assert not split, (split, made)
     generated = generated_class(module)()
     assert list(generated.state_dict()) == list(model.state_dict())  # same keys, same order
     generated.load_state_dict(model.state_dict(), strict=True)

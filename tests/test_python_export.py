@@ -84,7 +84,12 @@ def test_resnet50_reads_like_torchvisions_resnet(tmp_path):
     ("regnet_y_400mf.yaml", {"depth": 22, "w_0": 24, "w_a": 24.48, "w_m": 2.54, "group_width": 16, "se_ratio": 0.0,
                              "num_classes": 10},
      lambda: tv.regnet_x_400mf(num_classes=10), 64),
-], ids=["resnet50_dilated", "mobilenet_v3_small", "vit_small", "regnet_x_400mf"])
+    # torchvision's MaxViT of other widths and depths: each stage's grid read from its input's height
+    # (`(in_height - 1) // stride + 1`, torchvision's grid_size), a stage of one layer and one of three
+    ("maxvit_t.yaml", {"stem_channels": 32, "block_channels": (32, 64, 96, 128), "block_layers": (1, 3, 1, 1),
+                       "head_dim": 16, "num_classes": 10},
+     lambda: tv.maxvit.MaxVit((224, 224), 32, 7, [32, 64, 96, 128], [1, 3, 1, 1], 16, 0.2, num_classes=10), 224),
+], ids=["resnet50_dilated", "mobilenet_v3_small", "vit_small", "regnet_x_400mf", "maxvit_t"])
 def test_the_classes_take_other_params(spec, params, ref, size, tmp_path):
     """Exported at the spec's defaults, built with other params: torchvision's model of those."""
     module, _ = exported(spec, tmp_path)
@@ -175,3 +180,36 @@ def test_a_file_whose_classes_come_out_wrong_is_written_flat(tmp_path, monkeypat
     flat.load_state_dict(model.state_dict(), strict=True)
     x = torch.randn(2, 1, 28, 28)
     torch.testing.assert_close(flat.eval()(x), model.eval()(x), atol=0, rtol=0)
+
+
+COINCIDENCE = """
+specgraph: 1
+name: coincide
+params: {width: 8}
+inputs: {x: [N, 3, 8, 8]}
+blocks:
+  same_size:
+    params: {out: int}
+    inputs: [x]
+    nodes:
+      conv: {op: conv2d, out: $out, kernel: 3, padding: 1}
+graph:
+  body: {block: same_size, out: $width}
+  rows: {op: reshape, shape: [-1, "${body.height * body.width}"]}
+  head: {op: linear, out: 2}
+"""
+
+
+def test_a_size_equal_to_a_param_by_chance_is_not_named_after_it(tmp_path):
+    """The block's map stays 8×8 whatever its `out`: at width 8 its height equals `out`, and a
+    height written as `width` would make the class wrong at any other width (Linear(16, 2) at 4)."""
+    graph = specgraph.check(COINCIDENCE)
+    text = python_source(specgraph.build(graph), graph)
+    path = tmp_path / "coincide.py"
+    path.write_text(text)
+    found = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    for width in (8, 4, 16):
+        same_as(module.Coincide(width=width), specgraph.build(specgraph.check(COINCIDENCE, width=width)),
+                torch.randn(2, 3, 8, 8))

@@ -14,7 +14,7 @@ specgraph/analysis/memory/kernels/.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -130,6 +130,13 @@ class Op:
         change (``ceil_mode: true``): the merge hint tries each and names the one that gives the
         size the siblings have, so it names the cause, not every param that could be one."""
         return []
+
+    def out_size_text(self, p: OpParams, axis: int, size: str, param: Callable[[str, int], str]) -> str | None:
+        """Dim ``axis`` of the output as Python text, for code that computes it as torch does (the
+        Python export's constructor arguments): ``size`` is the text of the same dim of input 0,
+        ``param(name, i)`` the text of param ``name`` for spatial dim ``i`` (a name or a number).
+        None (the default): the op does not compute this dim from that input dim and its params."""
+        return None
 
     # ---- torch --------------------------------------------------------------------------
     def build(self, p: OpParams, inputs: list[TensorType]) -> "torch.nn.Module | None":

@@ -46,6 +46,12 @@ def window_out(size: Dim, kernel: int, stride: int, padding: int, dilation: int 
     return floordiv(add(size, min(c_ceil, c_start)), stride)
 
 
+def window_out_text(size: str, kernel: str, stride: str, padding: str, dilation: str = "1") -> str:
+    """:func:`window_out` in floor mode as Python text over the texts of its terms (names or
+    numbers): ``(size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1``, torch's formula."""
+    return f"(({size}) + 2 * ({padding}) - ({dilation}) * (({kernel}) - 1) - 1) // ({stride}) + 1"
+
+
 def geometry_hint(kernel, stride, padding, dilation=(1, 1)) -> str:
     return (f"the window (kernel {kernel}, stride {stride}, padding {padding}, dilation "
             f"{dilation}) does not fit the input; use a smaller kernel/stride, more padding, "
@@ -119,6 +125,15 @@ class _Conv(Op):
                                                                     p.dilation))
             spatial.append(size)
         return [t.with_shape((t.shape[0], p.out, *spatial))]
+
+    def out_size_text(self, p, axis, size, param):
+        if not 2 <= axis < 2 + self.rank:
+            return None
+        if p.padding == "same":
+            return size
+        i = axis - 2
+        padding = "0" if p.padding == "valid" else param("padding", i)
+        return window_out_text(size, param("kernel", i), param("stride", i), padding, param("dilation", i))
 
     def _check_padding_mode(self, p, t, amounts) -> None:
         """torch pads the input itself first in a padding_mode other than zeros, by its limits."""
@@ -213,5 +228,6 @@ class Conv3d(_Conv):
     Params = conv_params(3)
 
 
-__all__ = ["Conv1d", "Conv2d", "Conv3d", "conv_params", "spatial_layout", "window_out", "geometry_hint",
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "conv_params", "spatial_layout", "window_out", "window_out_text",
+           "geometry_hint",
            "SPATIAL_NAMES"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import ClassVar, Optional
 
 from .base import FLOAT_DTYPES, Bool, NonNegativeInt, Op, OpParams, ShapeError, size_text
-from .conv import geometry_hint, spatial_layout, window_out
+from .conv import geometry_hint, spatial_layout, window_out, window_out_text
 from .param_types import ints_per_dim, per_dim
 from .registry import register_op
 from ..ir.dims import sub
@@ -77,6 +77,22 @@ class _WindowPool(Op):
             check_positive(self.name, size, 2 + i, t, geometry_hint(k, s, pad, d))
             spatial.append(size)
         return [t.with_shape((*t.shape[:2], *spatial))]
+
+    def out_size_text(self, p, axis, size, param):
+        if not 2 <= axis < 2 + self.rank:
+            return None
+        i = axis - 2
+        stride = param("stride" if p.stride is not None else "kernel", i)
+        dilation = param("dilation", i) if "dilation" in type(p).model_fields else "1"
+        if not p.ceil_mode:
+            return window_out_text(size, param("kernel", i), stride, param("padding", i), dilation)
+        k, s, pad, d = self._geometry(p)  # ceil mode: the window's constant, from these numbers only
+        texts = (param("kernel", i), stride, param("padding", i), dilation)
+        if texts != tuple(str(v[i]) for v in (k, s, pad, d)):
+            return None
+        span = d[i] * (k[i] - 1) + 1
+        c = min(2 * pad[i] - span + 2 * s[i] - 1, pad[i] + s[i] - 1)  # as window_out's ceil mode
+        return f"(({size}) + {c}) // {s[i]}"
 
     def resize_reason(self, p):
         return f"uses ceil_mode: {str(p.ceil_mode).lower()} and padding: {p.padding}"

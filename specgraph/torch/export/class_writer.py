@@ -15,7 +15,7 @@ from .layers import chosen_op, held_lines, item_text, seq_items
 from .source_file import class_text, indent
 from ...ir.graph import Value
 from .structure import Child
-from .sizes import OUT_PARAMS, SIZE_PARAMS, Param, _same, _size_rank
+from .sizes import Param
 from .units import UnitText, UnitWriter
 
 
@@ -45,8 +45,10 @@ def write_unit(self: UnitWriter) -> UnitText:
                 body += loop.init_lines()
         body += flags
         methods.append(forward)
-    self.new_sizes = False  # an output's size takes an input's channels or features, no other size
+    self.new_sizes = False  # an output's size reads an input size no layer needs as the caller's text
+    cached = dict(self.dims)
     out_dims = _out_dims(self)  # may need an input's size: before the signature is read
+    self.dims = cached  # those texts stand for the caller's sizes: not this class's (a template's)
     init = _prelude(self) + body if seq is not None else body[:1] + _prelude(self) + body[1:]
     params = _signature(self, "\n".join(init + methods))
     signature = ", ".join(p.name if p.default is None else f"{p.name}={p.default}" for p in params)
@@ -170,7 +172,9 @@ def _signature(self: UnitWriter, body: str) -> list[Param]:
 
 
 def _out_dims(self: UnitWriter) -> dict[tuple[str, int], str]:
-    """The sizes of the outputs, in the constructor's arguments only (a `let` written out)."""
+    """The sizes of the outputs, in the constructor's arguments (a `let` written out) and, for an
+    input size the class takes no argument for, ``input_size_name``'s stand-in, which the class
+    making it replaces with its own text of that size (units.py's ``substitute``)."""
     lets = {}
     for name, e in self.frame.lets.items():
         try:
@@ -180,12 +184,10 @@ def _out_dims(self: UnitWriter) -> dict[tuple[str, int], str]:
     lets.update(self.local_texts)
     dims = {}
     outputs = self.s.outputs(self.scope).items() if self.scope is not None else ()
-    sizes = [d.name for d in self.frame.declared if _size_rank(d.name) < len(SIZE_PARAMS) and d.name in OUT_PARAMS]
     for port, value in outputs:
         for d in range(len(value.type.shape)):
             size = value.type.shape[d]
-            named = next((n for n in sizes if _same(self.frame.values.get(n), size)), None)
-            text = named if named is not None and len(outputs) == 1 else self.dimexpr(value, d)
+            text = self.dimexpr(value, d)  # how the layers make it: a param of the same value is no evidence
             for _ in range(len(lets) + 1):
                 if text is None or not free_names(text) & set(lets):
                     break

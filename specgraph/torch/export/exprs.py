@@ -58,15 +58,16 @@ def called(text: str) -> set[str]:
     return {n.func.id for n in ast.walk(parse(text)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
 
 
-def rewrite(text: str, name: Callable[[str], str | None], dim: Callable[[str, int], str | None]) -> str:
+def rewrite(text: str, name: Callable[[str], str | None], dim: Callable[[str, int, str | None], str | None]) -> str:
     """``text`` with each free name replaced by ``name(n)`` (None: kept) and each tensor dim
-    ``t.channels`` / ``t.shape[k]`` by ``dim(t, k)``; raises Untranslatable where ``dim`` gives None
-    or a tensor is read another way."""
+    ``t.channels`` / ``t.shape[k]`` by ``dim(t, k, word)`` (``word`` the attribute read, ``height``,
+    or None for ``shape[k]``); raises Untranslatable where ``dim`` gives None or a tensor is read
+    another way."""
 
     class Rewriter(ast.NodeTransformer):
         def visit_Attribute(self, node: ast.Attribute):
             if isinstance(node.value, ast.Name) and node.attr in _DIM_ATTRS:
-                return _dim_node(node.value.id, _DIM_ATTRS[node.attr])
+                return _dim_node(node.value.id, _DIM_ATTRS[node.attr], node.attr)
             if isinstance(node.value, ast.Name) and node.attr in ("rank", "dtype", "shape"):
                 raise Untranslatable(f"{node.value.id}.{node.attr}")
             return self.generic_visit(node)
@@ -91,8 +92,8 @@ def rewrite(text: str, name: Callable[[str], str | None], dim: Callable[[str, in
             replaced = name(node.id)
             return node if replaced is None else _paren(parse(replaced))
 
-    def _dim_node(tensor: str, d: int) -> ast.expr:
-        text = dim(tensor, d)
+    def _dim_node(tensor: str, d: int, word: str | None = None) -> ast.expr:
+        text = dim(tensor, d, word)
         if text is None:
             raise Untranslatable(f"{tensor} dim {d}")
         return _paren(parse(text))
@@ -111,7 +112,7 @@ def substitute(text: str, names: Mapping[str, str]) -> str:
     """``text`` with the names of ``names`` replaced by their texts (others kept)."""
     if not names:
         return text
-    return rewrite(text, names.get, lambda t, d: None if t not in names else f"{names[t]}.shape[{d}]")
+    return rewrite(text, names.get, lambda t, d, word: None if t not in names else f"{names[t]}.shape[{d}]")
 
 
 _CONSTANT_NODES = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp, ast.List, ast.Tuple,
@@ -136,6 +137,75 @@ def simplify(text: str) -> str:
 
     tree = Folder().visit(parse(text))
     return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def simplify_size(text: str) -> str:
+    """A size's text (an integer) in its simplest form: :func:`simplify`, then sums read as terms
+    and a constant (``(h + 2 - 2 - 1) // 1 + 1`` -> ``h``): a term and its negation cancel, the
+    constants add up, ``e // 1`` and ``1 * e`` are ``e``, ``a if c else a`` is ``a``.  Only for integer texts: ``e // 1`` is
+    ``floor(e)`` for a float."""
+
+    class Sizes(ast.NodeTransformer):
+        def visit_BinOp(self, node: ast.BinOp):
+            node = self.generic_visit(node)
+            one = lambda n: isinstance(n, ast.Constant) and n.value == 1 and type(n.value) is int  # noqa: E731
+            if isinstance(node.op, (ast.FloorDiv, ast.Mult)) and one(node.right):
+                return node.left
+            if isinstance(node.op, ast.Mult) and one(node.left):
+                return node.right
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                return _sum(node)
+            return node
+
+        def visit_IfExp(self, node: ast.IfExp):
+            node = self.generic_visit(node)
+            return node.body if ast.dump(node.body) == ast.dump(node.orelse) else node  # the same either way
+
+    tree = Sizes().visit(parse(simplify(text)))
+    return simplify(ast.unparse(ast.fix_missing_locations(tree)))
+
+
+def _terms(node: ast.expr, sign: int, out: list[tuple[int, ast.expr | int]]) -> None:
+    """Append the terms of sum ``node`` (times ``sign``) to ``out`` in order, an integer constant as an int."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        _terms(node.left, sign, out)
+        _terms(node.right, sign if isinstance(node.op, ast.Add) else -sign, out)
+    elif isinstance(node, ast.Constant) and type(node.value) is int:
+        out.append((1, sign * node.value))
+    else:
+        out.append((sign, node))
+
+
+def _sum(node: ast.BinOp) -> ast.expr:
+    """The sum with a term and its negation cancelled and constants side by side added, in the
+    order written otherwise (``4 + (depth - 1) * 8 + 8`` stays: the loop's input, its steps, the last)."""
+    terms: list[tuple[int, ast.expr | int]] = []
+    _terms(node, 1, terms)
+    kept: list[tuple[int, ast.expr | int]] = []
+    for sign, term in terms:
+        if isinstance(term, int):
+            if kept and isinstance(kept[-1][1], int):
+                term += kept.pop()[1]
+            kept.append((1, term))
+            continue
+        match = next((k for k, (s, t) in enumerate(kept) if not isinstance(t, int) and s == -sign
+                      and ast.dump(t) == ast.dump(term)), None)
+        if match is None:
+            kept.append((sign, term))
+        else:
+            del kept[match]
+    kept = [(s, t) for s, t in kept if t != 0 or not isinstance(t, int)]
+    if not kept:
+        return ast.Constant(0)
+    out = None
+    for sign, term in kept:
+        negative = term < 0 if isinstance(term, int) else sign < 0
+        part = ast.Constant(abs(term)) if isinstance(term, int) else term
+        if out is None:
+            out = ast.UnaryOp(ast.USub(), part) if negative else part
+        else:
+            out = ast.BinOp(out, ast.Sub() if negative else ast.Add(), part)
+    return out
 
 
 def _constant(node: ast.AST) -> bool:
@@ -168,4 +238,4 @@ def literal(value: object) -> str:
 
 
 __all__ = ["MAKE_DIVISIBLE", "FUNCTION_IMPORTS", "Untranslatable", "parse", "free_names", "is_literal", "called",
-           "rewrite", "substitute", "fold", "literal"]
+           "rewrite", "substitute", "fold", "simplify_size", "literal"]

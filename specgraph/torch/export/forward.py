@@ -319,7 +319,9 @@ def forward_method(w: UnitWriter) -> tuple[str, list[str]]:
             if name in {c.local for c in f.children}:
                 name = f"use_{var_name(child.local)}"
             f.flags[child.local] = name
-            init.append(f"self.{name} = {cond if cond is not None else repr(bool(wr.when.value))}")
+            line = f"self.{name} = {cond if cond is not None else repr(bool(wr.when.value))}"
+            if line not in init:  # two nodes switched by one param (`grid`) read one flag
+                init.append(line)
     train_only = w.ex.train_only if w.top else set()
     body: list[str] = []
     training: list[str] = []

@@ -3,10 +3,13 @@ the size of the class's input (a constructor argument, :class:`Param`), a size a
 was given (``width * 4``), a block's output size through that block's arguments.
 
 :class:`Sizes` is the part of :class:`~.units.UnitWriter` that finds them.  The rules, in order,
-for dim ``d`` of a tensor a node makes: the node's own expression for it (a param, or the entry
-for that dim of a shape it wrote); the input dim its shape rule says it is (a transpose's dim 1 is
-its input's dim 2 even where the two sizes are equal); the size of an input it keeps in the same
-place; the sum of its inputs' (a concatenation); a size of an input it moved (a reshape).  Where
+for dim ``d`` of a tensor a node makes: the op's formula for it over its input's size and its
+params as written (a strided conv's height, ``(in_height - 1) // stride + 1``: ``Op.out_size_text``);
+the node's own expression for it (a param, or the entry for that dim of a shape it wrote); the
+input dim its shape rule says it is (a transpose's dim 1 is its input's dim 2 even where the two
+sizes are equal); the size of an input it keeps in the same place (of several, one that needs no
+condition: an add's main branch, not its switched shortcut); the sum of its inputs' (a
+concatenation); a size of an input it moved (a reshape).  Where
 none applies, the number itself: correct for the instance, and it keeps the instance's class to
 itself.  A node switched on by ``when`` gives ``its size if cond else its input's``.
 """
@@ -22,7 +25,7 @@ from ...ir.graph import Node, Scope, Value
 from ...ir.tensor_type import TensorType
 from ...ir.written import Expr
 from ..names import GENERATED_CODE_NAMES
-from .exprs import Untranslatable
+from .exprs import Untranslatable, free_names, simplify_size
 
 # torch constructor arguments that are sizes of the layer's input: written from the input's size first
 INPUT_SIZE_ARGS = {"in_channels", "in_features", "in1_features", "in2_features", "num_features", "normalized_shape",
@@ -31,6 +34,9 @@ INPUT_SIZE_ARGS = {"in_channels", "in_features", "in1_features", "in2_features",
 SIZE_PARAMS = ("out", "features", "channels", "hidden", "size", "dim", "width", "embed", "num")
 # a block param of one of these names that equals its output's size is taken to be that size
 OUT_PARAMS = {"out", "cout", "out_channels", "out_features", "channels", "features", "hidden", "width", "dim"}
+# the longest size text written as computed from an input's (a height after several strided convs);
+# a longer one is the number itself: a formula no reader follows, and each level would nest the last
+MAX_SIZE_TEXT = 100
 RESERVED = GENERATED_CODE_NAMES | {"OrderedDict", "BLOCKS", "OP_MODULES", "make_divisible", "index", "super"}
 
 
@@ -144,6 +150,9 @@ class Sizes:
     def node_dim(self, node: Node, value: Value, d: int, size: int) -> str | None:
         w = node.written
         at = self.previous_copy(w) or (w.copy if w is not None else None)
+        computed = self.computed_dim(node, value, d)
+        if computed is not None:  # 0. the op's own formula (a strided conv's height), over its params
+            return computed
         ranked = sorted(w.params.items() if w else (), key=lambda kv: _size_rank(kv[0]))
         for key, e in ranked:  # 1. the node's own expression for it
             if _same(e.value, size) and not e.is_literal:
@@ -165,12 +174,11 @@ class Sizes:
             if text is not None:
                 return text
         rank = len(value.type.shape)
-        for v in node.inputs:  # 3. an input's size it keeps: the same dim, then any
-            for dd in _dims_order(d, rank, len(v.type.shape)):
-                if v.type.shape[dd] == size:
-                    text = self.dimexpr(v, dd)
-                    if text is not None:
-                        return text
+        kept = [(v, dd) for v in node.inputs for dd in _dims_order(d, rank, len(v.type.shape))
+                if v.type.shape[dd] == size]
+        text = self.kept_size(kept, self.switched_inputs(node) if len(kept) > 1 else set())  # 3. an input's size it keeps
+        if text is not None:
+            return text
         ins = [v for v in node.inputs if len(v.type.shape) > d % rank]
         if len(ins) > 1 and sum(v.type.shape[d % rank] if isinstance(v.type.shape[d % rank], int) else 10**18
                                 for v in ins) == size:  # a concatenation
@@ -185,14 +193,84 @@ class Sizes:
                         return text
         return None
 
+    def computed_dim(self, node: Node, value: Value, d: int) -> str | None:
+        """Dim ``d`` of ``value`` as its op computes it from the same dim of its first input and
+        its params (``Op.out_size_text``), the params written as the spec wrote them here."""
+        if node.op is None or not node.inputs or list(node.outputs).index(value.port) != 0:
+            return None
+        rank = len(value.type.shape)
+        first = node.inputs[0]
+        if len(first.type.shape) != rank:
+            return None
+        w = node.written
+        at = self.previous_copy(w) or (w.copy if w is not None else None)
+
+        def param(name: str, i: int) -> str:
+            e = w.params.get(name) if w is not None else None
+            if e is None:  # not written: the value it took
+                value = getattr(node.params, name)
+                return repr(value if isinstance(value, int) else tuple(value)[i])
+            parts = elements(e)
+            if parts is not None:
+                e = parts[i]
+            elif isinstance(e.value, (list, tuple)):
+                raise Untranslatable(f"{name} per dim")
+            text = e.text if e.is_literal else self.try_translate(e, w, at)
+            if text is None:
+                raise Untranslatable(name)
+            return text
+
+        body, cached = self.new_sizes, dict(self.dims)
+        self.new_sizes = False  # no new constructor argument for it: the caller's text, or nothing
+        try:
+            inner = self.dimexpr(first, d % rank)
+        finally:
+            self.new_sizes = body
+        if body and inner is not None and any(input_size_of(n) for n in free_names(inner)):
+            self.dims = cached  # an input size no layer of this class needs: the number is written
+            return None
+        if inner is None or len(inner) > MAX_SIZE_TEXT:
+            return None
+        try:
+            text = node.op.out_size_text(node.params, d % rank, inner, param)
+        except (Untranslatable, AttributeError):
+            return None
+        text = None if text is None else simplify_size(text)
+        return text if text is not None and len(text) <= MAX_SIZE_TEXT else None
+
+    def switched_inputs(self, node: Node) -> set[Value]:
+        """The inputs of ``node`` made by a child switched by ``when`` (an add's `proj`), or passing
+        one switched off here: a size read from them holds where the switch is as it is here."""
+        w = node.written
+        children = {c.local: c for c in self.s.children.get(self.path, [])}
+        found = set()
+        for k, v in enumerate(node.inputs):
+            ref = w.reads[k] if w is not None and k < len(w.reads) else None
+            child = children.get(ref) if ref is not None else None
+            if child is None and v.node in self.ex.graph:
+                child = children.get(self.local_of(v.node).split(".")[0])
+            if child is not None and (child.skipped is not None or child.written is not None
+                                      and child.written.when is not None):
+                found.add(v)
+        return found
+
+    def kept_size(self, dims: list[tuple[Value, int]], switched: set[Value]) -> str | None:
+        """The text of the first of ``dims`` (an input's dim an op keeps, all of one size) that a
+        text is found for, those of inputs that no switch makes first: an add of a switched
+        shortcut and the main branch has the main branch's size, in every instance."""
+        ordered = [vd for vd in dims if vd[0] not in switched] + [vd for vd in dims if vd[0] in switched]
+        return next((t for t in (self.dimexpr(v, dd) for v, dd in ordered) if t is not None), None)
+
     def hoist(self, i: int, d: int, size: int) -> str:
         """The constructor argument giving dim ``d`` of input ``i`` (``in_channels``)."""
         if (i, d) not in self.hoisted:
             name, t = self.inputs[i][0], self.inputs[i][1].type
-            if not self.new_sizes:  # no argument only an output's size would read
-                raise Untranslatable("an input size the layers do not need")
+            if not self.new_sizes:  # no argument only an output's size would read: the caller's text
+                return input_size_name(i, d)
             base = "in" if len(self.inputs) == 1 else var_name(name)
-            what = "channels" if d == 1 and t.rank >= 3 else "features" if d == t.rank - 1 else f"size{d}"
+            word = {t.rank - 2: "height", t.rank - 1: "width"}.get(d) if t.rank >= 4 else None
+            what = ("channels" if d == 1 and t.rank >= 3 else word if word is not None and self.size_word == word
+                    else "features" if d == t.rank - 1 else f"size{d}")
             arg = f"{base}_{what}"
             taken = set(self.declared()) | set(self.frame.lets) | {p.name for p in self.hoisted.values()}
             while arg in taken or arg in RESERVED:
@@ -215,6 +293,20 @@ class Sizes:
                 return scope
         return node
 
+
+
+def input_size_name(i: int, d: int) -> str:
+    """The name standing, in an output size's text (``UnitText.out_dims``), for dim ``d`` of input
+    ``i`` where the class takes no argument for it: the class making it writes its own text there."""
+    return f"_input{i}_dim{d}_"
+
+
+def input_size_of(name: str) -> tuple[int, int] | None:
+    """(input, dim) of a name :func:`input_size_name` made, or None."""
+    if not (name.startswith("_input") and name.endswith("_") and "_dim" in name):
+        return None
+    i, _, d = name[len("_input"):-1].partition("_dim")
+    return (int(i), int(d)) if i.isdigit() and d.isdigit() else None
 
 
 def _moved_from(node: Node, value: Value, d: int) -> tuple[int, int] | None:
@@ -282,4 +374,4 @@ def _dims_order(d: int, rank: int, other: int) -> list[int]:
     return [same] if same is not None and 0 <= same < other else []
 
 
-__all__ = ["INPUT_SIZE_ARGS", "SIZE_PARAMS", "OUT_PARAMS", "RESERVED", "Param", "Sizes", "var_name", "elements"]
+__all__ = ["MAX_SIZE_TEXT", "input_size_name", "input_size_of", "INPUT_SIZE_ARGS", "SIZE_PARAMS", "OUT_PARAMS", "RESERVED", "Param", "Sizes", "var_name", "elements"]

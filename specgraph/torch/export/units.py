@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...ir.graph import Scope
 from ...ir.written import Expr, Frame, Written
-from .exprs import Untranslatable, fold, literal, rewrite
-from .sizes import RESERVED, Param, Sizes, var_name
+from .exprs import Untranslatable, fold, free_names, literal, rewrite, simplify_size
+from .sizes import MAX_SIZE_TEXT, RESERVED, Param, Sizes, input_size_of, var_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from .python import Exporter
@@ -78,6 +78,7 @@ class UnitWriter(Sizes):
         self.local_lines: list[str] = []
         self.local_texts: dict[str, str] = {}
         self.new_sizes = True  # whether a size may become a new constructor argument
+        self.size_word: str | None = None  # how the spec is reading the size being written (`height`)
         self.through: dict[tuple[str, str], tuple] = {}  # a value that passes a switched-off seq item
         self.loop_copy: tuple | None = None  # writing copy i of a repeat as a loop: (identity, i)
         self.after_loop: tuple | None = None  # just after a loop: (identity, last copy, count text)
@@ -131,9 +132,15 @@ class UnitWriter(Sizes):
                 return self.translate(default, frame, frame.tensors, None)
             raise Untranslatable(n)
 
-        def dim(t: str, d: int) -> str | None:
+        def dim(t: str, d: int, word: str | None) -> str | None:
             value = tensors.get(t)
-            return None if value is None else self.dimexpr(value, d, read=False)
+            if value is None:
+                return None
+            saved, self.size_word = self.size_word, word
+            try:
+                return self.dimexpr(value, d, read=False)
+            finally:
+                self.size_word = saved
 
         return fold(rewrite(e.text, name, dim), e.value)
 
@@ -214,7 +221,11 @@ class UnitWriter(Sizes):
         for p in unit.params:
             if p.size_of is not None:
                 i, d = p.size_of
-                text = self.dimexpr(scope.inputs[i], d)
+                saved, self.size_word = self.size_word, p.name.rpartition("_")[2]  # the child's `in_height`
+                try:
+                    text = self.dimexpr(scope.inputs[i], d)
+                finally:
+                    self.size_word = saved
                 texts[p.name] = text if text is not None else literal(p.value)
                 continue
             given = scope.frame.given.get(p.name)
@@ -279,14 +290,39 @@ class UnitWriter(Sizes):
         return "index - 1" if written.identity == identity and written.copy == i - 1 else None
 
     def substitute(self, scope: Scope, text: str, size: int) -> str | None:
-        """``text`` (in child ``scope``'s argument names) in this class's names."""
+        """``text`` (in child ``scope``'s argument names) in this class's names.  A loop's copy reads
+        the one before as ``index - 1`` (``settings[index - 1][3]``), or, where that text is decided
+        by a condition on the index (the height after ``stride=2 if index == 0 else 1``), at its own
+        number: the copies after a strided first one then all read the same height."""
+        at = self.previous_copy(scope.frame.written)
+        text_at = self._substitute(scope, text, size, at)
+        if self.loop_copy is not None and at is not None and text_at is not None and _decided_by_index(text_at):
+            return self._substitute(scope, text, size, None)
+        return text_at
+
+    def _substitute(self, scope: Scope, text: str, size: int, at: str | None) -> str | None:
         from .exprs import substitute as sub
 
-        args = self.args(scope, self.previous_copy(scope.frame.written))
+        args = self.args(scope, at)
         try:
-            return fold(sub(text, {k: f"({v})" if " " in v else v for k, v in args.items()}), size)
+            for name in free_names(text):  # an input size the child takes no argument for: ours
+                where = input_size_of(name)
+                if where is not None:
+                    inner = self.dimexpr(scope.inputs[where[0]], where[1]) if where[0] < len(scope.inputs) else None
+                    if inner is None or len(inner) > MAX_SIZE_TEXT:
+                        return None
+                    args[name] = inner
+            return fold(simplify_size(sub(text, {k: f"({v})" if " " in v else v for k, v in args.items()})), size)
         except (Untranslatable, SyntaxError):
             return None
+
+
+def _decided_by_index(text: str) -> bool:
+    """Whether ``text`` has a condition reading the loop's ``index``."""
+    import ast
+
+    return any(isinstance(n, ast.IfExp) and any(isinstance(m, ast.Name) and m.id == LOOP for m in ast.walk(n.test))
+               for n in ast.walk(ast.parse(text, mode="eval")))
 
 
 __all__ = ["LOOP", "UnitText", "UnitWriter", "attr"]
