@@ -15,7 +15,7 @@ from .layers import chosen_op, held_lines, item_text, seq_items
 from .source_file import class_text, indent
 from ...ir.graph import Value
 from .structure import Child
-from .sizes import Param
+from .sizes import OUT_PARAMS, SIZE_PARAMS, Param, _same, _size_rank
 from .units import UnitText, UnitWriter
 
 
@@ -184,10 +184,16 @@ def _out_dims(self: UnitWriter) -> dict[tuple[str, int], str]:
     lets.update(self.local_texts)
     dims = {}
     outputs = self.s.outputs(self.scope).items() if self.scope is not None else ()
+    sizes = [d.name for d in self.frame.declared if _size_rank(d.name) < len(SIZE_PARAMS) and d.name in OUT_PARAMS]
     for port, value in outputs:
         for d in range(len(value.type.shape)):
             size = value.type.shape[d]
             text = self.dimexpr(value, d)  # how the layers make it: a param of the same value is no evidence
+            rank = len(value.type.shape)
+            if (text is None or _conditional(text)) and len(outputs) == 1 and (d == 1 or rank <= 3 and d == rank - 1):
+                # a width the branches make alike (`width` out of either side of a switched expansion):
+                # the block's `out`-like param of that value, the width the block is asked for
+                text = next((n for n in sizes if _same(self.frame.values.get(n), size)), text)
             for _ in range(len(lets) + 1):
                 if text is None or not free_names(text) & set(lets):
                     break
@@ -195,6 +201,12 @@ def _out_dims(self: UnitWriter) -> dict[tuple[str, int], str]:
             if text is not None and not free_names(text) & set(lets):
                 dims[(port, d)] = text
     return dims
+
+
+def _conditional(text: str) -> bool:
+    import ast
+
+    return any(isinstance(n, ast.IfExp) for n in ast.walk(ast.parse(text, mode="eval")))
 
 
 __all__ = ["write_unit"]
