@@ -4,7 +4,7 @@ LeNet-5 on Fashion-MNIST (batch 128, Adam, one thread), the same model, data, sh
 number of steps: the time from the first step's start to the last step's end, which leaves out
 what a run does once (loading data, building, validation, checkpoints, the test pass) and
 keeps what Lightning does around every step. Then the same with each of the savings of
-specgraph/train/lean.py, guards.py, module.py and optim.py undone, one at a time and all together, to
+specgraph/train/lean.py, guards.py, module.py, metrics.py, checkpoints.py and optim.py undone, one at a time and all together, to
 say what each buys. Rounds interleave the variants (order reversed every other round).
 
     .venv/bin/python benchmarks/run.py --only train_overhead
@@ -92,15 +92,37 @@ def plain_steps(bundle, steps: int) -> float:
 def _undo_patches() -> dict[str, list[tuple[object, str, object]]]:
     """Each saving and how to undo it: (object, attribute, the plain behaviour)."""
     import torch.nn as nn
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.profilers import PassThroughProfiler
+    from torchmetrics import Metric
+    from torchmetrics.classification import MulticlassAccuracy
 
-    from specgraph.train import guards, lean, optim
+    from specgraph.train import guards, lean, metrics, module, optim, tasks
+    from specgraph.train.checkpoints import RunCheckpoint
     from specgraph.train.module import SpecModule
 
     def isfinite_each(loss, grads):  # the check before guards.all_finite
         flags = [torch.isfinite(loss).all()] if loss is not None else []
         flags += [torch.isfinite(g).all() for g in grads]
         return not flags or bool(torch.stack(flags).all())
+
+    def flag_per_dtype(loss, grads):  # guards.all_finite before one flag per device (dense gradients only)
+        checks = [torch.isfinite(loss.detach()).all().reshape(1)] if loss is not None else []
+        dense = {}
+        for g in grads:
+            dense.setdefault((g.device, g.dtype), []).append(g)
+        for (device, _), tensors in dense.items():
+            found = torch.zeros(1, device=device)
+            torch._amp_foreach_non_finite_check_and_unscale_(tensors, found, torch.ones(1, device=device))
+            checks.append(found == 0)
+        return not checks or bool(torch.cat([c.to(checks[0].device) for c in checks]).all())
+
+    def mean_reassigned(self, value, weight):  # WeightedMean.update before its in-place adds
+        self.total += value.detach().float() * weight
+        self.weight += weight
+
+    def guard_batch_start(self, trainer, pl_module, batch, batch_idx):  # the guard noted the batch in a hook
+        self._batch = batch_idx
 
     undo = {
         "profiler: Lightning's PassThroughProfiler": [(lean.NoProfiler, "profile", PassThroughProfiler.profile)],
@@ -109,8 +131,20 @@ def _undo_patches() -> dict[str, list[tuple[object, str, object]]]:
         "`_current_fx_name` set through nn.Module.__setattr__": [(SpecModule, "__setattr__", nn.Module.__setattr__)],
         "step loss logged every step": [(SpecModule, "_step_loss_is_read", lambda self: True)],
         "non-finite check: isfinite per tensor": [(guards, "all_finite", isfinite_each)],
+        "non-finite check: a flag per dtype, joined by cat": [(guards, "all_finite", flag_per_dtype)],
+        "accuracy: torchmetrics' MulticlassAccuracy": [(tasks, "_accuracy", lambda: MulticlassAccuracy(
+            num_classes=10, average="micro", validate_args=False))],  # Fashion-MNIST's ten classes
+        "metric updates: torchmetrics' wrapper, states reassigned": [
+            (metrics.SumsMetric, "_wrap_update", Metric._wrap_update), (metrics.WeightedMean, "update", mean_reassigned)],
+        "idle per-step hooks of our callbacks and the module called": [
+            (lean, "skip_idle_step_hooks", lambda obj, base: []), (module, "skip_idle_step_hooks", lambda obj, base: []),
+            (RunCheckpoint, "__init__", ModelCheckpoint.__init__),
+            (guards.NonFiniteGuard, "on_train_batch_start", guard_batch_start)],
+        "training_step's signature rebuilt every step": [(SpecModule.training_step, "__signature__", None)],
     }
-    undo["all of the above undone"] = [p for ps in undo.values() for p in ps]
+    # all of them: the per-tensor check is what came before both non-finite savings
+    undo["all of the above undone"] = [p for name, ps in undo.items() if name != "non-finite check: a flag per dtype, "
+                                       "joined by cat" for p in ps]
     # not a loop overhead (the plain loop above uses the fused kernel too): what it buys the step
     undo["Adam: torch's default per-tensor loop (plain loop fused)"] = [(optim, "_fused_adam", lambda *a: None)]
     return undo
@@ -179,7 +213,14 @@ def run(cfg: Config | None = None, steps: int | None = None, rounds: int | None 
         "settings); `_current_fx_name`: Lightning sets it around every hook, through nn.Module's __setattr__; "
         "`step loss`: `self.log` of the step loss, now only on the steps whose logs are written (every "
         "log_every_n_steps) or with a progress bar; `non-finite check`: one fused kernel per dtype "
-        "(torch's GradScaler check) instead of two kernels per gradient. The last row is not loop overhead: "
+        "(torch's GradScaler check) instead of two kernels per gradient, then one flag per device that the kernel "
+        "and the loss's check raise, read once, instead of a flag per dtype joined by `cat`; `accuracy`: hits / "
+        "examples counted in four operations, where torchmetrics' micro MulticlassAccuracy counted every class's four "
+        "stat scores; `metric updates`: the update adds to the sums in place and counts itself without "
+        "nn.Module's `__setattr__`; `idle hooks`: Lightning calls six hooks a step on every callback and on the "
+        "module; those left as Lightning's no-ops (and ModelCheckpoint's step hook, which saves only every n steps) "
+        "are set to None, which Lightning skips; `signature`: Lightning reads training_step's signature every step, "
+        "now given rather than rebuilt. The last row is not loop overhead: "
         "specgraph.train's Adam uses torch's fused kernel (the plain loop here does too); undoing it shows what "
         "that buys a LeNet step.",
     ]

@@ -129,3 +129,105 @@ def test_adam_is_fused_on_the_cpu_and_takes_torchs_default_steps():
         optimizer="adamw", lr=1e-3, weight_decay=0.0, momentum=0.9, precision="32", lr_schedule="constant"))
     opt = SpecModule.configure_optimizers(module)
     assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True
+
+
+# ---------------------------------------------------------------- the epoch metrics' step updates
+
+def test_accuracy_is_torchmetrics_micro_accuracy():
+    """metrics.Accuracy against torchmetrics' MulticlassAccuracy(average="micro"), which it
+    replaces: scores with ties (small integers), [N, C] and [N, C, H, W], several updates, a reset."""
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from specgraph.train.metrics import Accuracy
+
+    gen = torch.Generator().manual_seed(2)
+    for shape in ((37, 5), (6, 4, 3, 5), (1, 7)):
+        ours, ref = Accuracy(), MulticlassAccuracy(num_classes=shape[1], average="micro")
+        for _ in range(2):  # a second epoch after reset
+            for n in (shape[0], 3):
+                pred = torch.randint(0, 3, (n, *shape[1:]), generator=gen).float()  # ties: argmax takes the first
+                target = torch.randint(0, shape[1], (n, *shape[2:]), generator=gen)
+                ours.update(pred, target)
+                ref.update(pred, target)
+            assert ours.update_count == ref.update_count == 2
+            assert torch.equal(ours.compute(), ref.compute()), shape
+            ours.reset()
+            ref.reset()
+    with pytest.warns(UserWarning, match="before the ``update``"):  # torchmetrics' warning
+        assert Accuracy().compute() == 0.0  # no examples: as torchmetrics, 0
+
+
+def test_weighted_mean_counts_updates_and_drops_its_cached_result_as_torchmetrics_does():
+    """SumsMetric's own update wrapper: update_count, the cached compute() dropped on update,
+    reset, and the sums: Σ value·weight / Σ weight, a NaN staying a NaN."""
+    from specgraph.train.metrics import WeightedMean
+
+    m = WeightedMean()
+    assert not m.update_called
+    m.update(torch.tensor(2.0), 3)
+    m.update(torch.tensor(0.5, requires_grad=True) * 2, 1)  # a loss with a graph: read detached
+    assert m.update_count == 2 and m.compute().item() == pytest.approx((2.0 * 3 + 1.0) / 4)
+    assert not m.total.requires_grad
+    m.update(torch.tensor(5.0), 4)  # the cached result of compute() is dropped
+    assert m.compute().item() == pytest.approx((6 + 1 + 20) / 8)
+    m.reset()
+    assert m.update_count == 0 and m.total.item() == 0 and m.weight.item() == 0
+    m.update(torch.tensor(float("nan")), 2)
+    assert m.compute().isnan()
+    m.reset()  # the default it resets to was not mutated by the in-place adds
+    assert m.total.item() == 0 and m._defaults["total"].item() == 0
+
+
+# ---------------------------------------------------------------- idle step hooks
+
+def test_idle_step_hooks_are_skipped_and_the_others_kept(tiny):
+    """Hooks left as Lightning's no-ops are None on the instance (Lightning calls only callable
+    hooks); a hook a callback defines is kept; a run calls a user's callback hooks every step."""
+    import lightning as L
+
+    from specgraph.train.guards import NonFiniteGuard
+    from specgraph.train.lean import STEP_HOOKS, skip_idle_step_hooks
+
+    guard = NonFiniteGuard("stop")
+    skipped = skip_idle_step_hooks(guard, L.Callback)
+    assert "on_before_optimizer_step" not in skipped and callable(guard.on_before_optimizer_step)
+    assert set(skipped) == set(STEP_HOOKS) - {"on_before_optimizer_step"}
+    assert all(getattr(guard, h) is None for h in skipped)
+    assert callable(NonFiniteGuard("stop").on_train_batch_end)  # the class is untouched
+
+    best, last = run_checkpoints(tiny.parent / "ckpt", "val_loss", "min")
+    assert best.on_train_batch_end is None and last.on_train_batch_end is None  # they save at epoch ends
+    every = RunCheckpoint(dirpath=tiny.parent / "ckpt", every_n_train_steps=5)
+    assert callable(every.on_train_batch_end)
+
+    class Count(L.Callback):
+        def __init__(self):
+            self.calls = {h: 0 for h in STEP_HOOKS}
+
+    def counter(hook):
+        def count(self, *args):
+            self.calls[hook] += 1
+        return count
+
+    for hook in STEP_HOOKS:
+        setattr(Count, hook, counter(hook))
+    counted = Count()
+    r = train("tiny.yaml", "digits", epochs=1, limit_train_batches=4, limit_val_batches=1, threads=1,
+              progress=False, out="hooks", callbacks=[counted])
+    assert all(n == 4 for n in counted.calls.values()), counted.calls  # a user's callback: every hook, every step
+    assert r.epochs == 1 and (r.run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (r.run_dir / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_training_step_signature_is_given_and_true():
+    import inspect
+
+    from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
+
+    given = SpecModule.training_step.__signature__
+    del SpecModule.training_step.__signature__
+    try:
+        assert inspect.signature(SpecModule.training_step) == given  # what inspect makes of the code itself
+    finally:
+        SpecModule.training_step.__signature__ = given
+    assert is_param_in_hook_signature(SpecModule.training_step, "batch_idx", min_args=2)

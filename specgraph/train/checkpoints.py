@@ -97,9 +97,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RunCheckpoint(StateKeyOnce, ModelCheckpoint):
-    """ModelCheckpoint, with its state key worked out once (lean.py)."""
+    """ModelCheckpoint, with its state key worked out once and, when it saves at epoch ends only
+    (as the run's two do), without the per-step hook that looks for a step to save at (lean.py)."""
 
     key_class = "ModelCheckpoint"
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        if self._every_n_train_steps < 1 and self._train_time_interval is None:
+            self.on_train_batch_end = None  # Lightning skips a hook that is not callable
 
 
 def run_checkpoints(folder: Path, monitor: str, mode: str) -> tuple[ModelCheckpoint, ModelCheckpoint]:

@@ -41,13 +41,9 @@ class NonFiniteGuard(L.Callback):
         self.policy, self.check_gradients = policy, check_gradients
         self.skipped = 0  # in the current epoch
         self.skipped_total = 0
-        self._batch = 0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.skipped = 0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._batch = batch_idx
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         loss = getattr(pl_module, "step_loss", None)
@@ -55,7 +51,8 @@ class NonFiniteGuard(L.Callback):
         if all_finite(loss, grads if self.check_gradients else []):
             return
         if self.policy == "stop":
-            raise NonFiniteStep(trainer.current_epoch + 1, trainer.global_step + 1, self._batch + 1,
+            batch = trainer.fit_loop.epoch_loop.batch_idx  # the batch being trained (a hook a step less)
+            raise NonFiniteStep(trainer.current_epoch + 1, trainer.global_step + 1, batch + 1,
                                 _batches(trainer), self._what(pl_module, loss))
         for group in optimizer.param_groups:
             for p in group["params"]:
@@ -88,28 +85,43 @@ class InterruptWatch(L.Callback):
 
 
 def all_finite(loss: Optional[torch.Tensor], grads: list[torch.Tensor]) -> bool:
-    """Whether the loss and every gradient hold only finite numbers; one wait for the device.
+    """Whether the loss and every gradient hold only finite numbers; one wait per device.
 
     Dense gradients are checked by the kernel torch's GradScaler uses to find overflows
     (``_amp_foreach_non_finite_check_and_unscale_``, with a scale of 1: every value stays as it
-    is), one call per device and dtype; ``isfinite(g).all()`` per tensor took two kernels and an
-    allocation each, 0.2 ms a step for LeNet-5's ten tensors. Sparse gradients
-    (an ``embedding`` with ``sparse: true``) are checked on their values."""
-    checks = [torch.isfinite(loss.detach()).all().reshape(1)] if loss is not None else []
+    is), one call per device and dtype, each raising the device's one flag; ``isfinite(g).all()``
+    per tensor took two kernels and an allocation each, 0.2 ms a step for LeNet-5's ten tensors.
+    Sparse gradients (an ``embedding`` with ``sparse: true``) are checked on their values."""
+    flags: dict[torch.device, torch.Tensor] = {}  # per device: above 0 once something is not finite
+
+    def flag(device: torch.device) -> torch.Tensor:
+        found = flags.get(device)
+        if found is None:
+            found = flags[device] = torch.zeros(1, device=device)
+        return found
+
     dense: dict[tuple, list[torch.Tensor]] = {}
     for g in grads:
         if g.is_sparse:
-            checks.append(torch.isfinite(g._values()).all().reshape(1))
+            flag(g.device).add_(torch.isfinite(g._values()).all().logical_not())
         else:
             dense.setdefault((g.device, g.dtype), []).append(g)
     for (device, _), tensors in dense.items():
-        found = torch.zeros(1, device=device)
-        torch._amp_foreach_non_finite_check_and_unscale_(tensors, found, torch.ones(1, device=device))
-        checks.append(found == 0)
-    if not checks:
-        return True
-    first = checks[0].device
-    return bool(torch.cat([c.to(first) for c in checks]).all())
+        torch._amp_foreach_non_finite_check_and_unscale_(tensors, flag(device), _one(device))
+    if loss is not None:
+        flag(loss.device).add_(torch.isfinite(loss.detach()).all().logical_not())
+    return not any(found.item() for found in flags.values())
+
+
+_ONES: dict[torch.device, torch.Tensor] = {}
+
+
+def _one(device: torch.device) -> torch.Tensor:
+    """A scale of 1 on ``device`` (read, never written, by the check above): made once."""
+    one = _ONES.get(device)
+    if one is None:
+        one = _ONES[device] = torch.ones(1, device=device)
+    return one
 
 
 def _batches(trainer) -> Optional[int]:

@@ -8,9 +8,12 @@ ModelCheckpoint, the repr of five settings). On a small model that is a large sh
 (benchmarks/bench_train.py measures what each saving buys against a plain loop):
 
 * :class:`NoProfiler` hands back one shared, empty context;
-* :class:`StateKeyOnce` works a callback's state key out once.
+* :class:`StateKeyOnce` works a callback's state key out once;
+* :func:`skip_idle_step_hooks` takes the per-step hooks that a callback (or the module) leaves
+  as Lightning's no-ops off the list: Lightning calls a hook only where it is ``callable``, so a
+  hook set to ``None`` on the instance costs nothing.
 
-Nothing else changes: the hooks still run, in the same order.
+Nothing else changes: the hooks that do something still run, in the same order.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from typing import Any
 from lightning.pytorch.profilers import PassThroughProfiler
 
 _NOTHING = contextlib.nullcontext()
+
+# the hooks Lightning calls on every training step, on every callback and on the module, whose
+# result it does not read (``on_train_batch_start`` may return -1 to end the epoch: None does not)
+STEP_HOOKS = ("on_train_batch_start", "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+              "on_before_zero_grad", "on_train_batch_end")
 
 
 class NoProfiler(PassThroughProfiler):
@@ -50,4 +58,18 @@ class StateKeyOnce:
         return f"{self.key_class or type(self).__qualname__}{kwargs!r}"
 
 
-__all__ = ["NoProfiler", "StateKeyOnce"]
+def skip_idle_step_hooks(obj: Any, base: type) -> list[str]:
+    """Set to ``None``, on ``obj``, the per-step hooks its class leaves as ``base``'s no-ops
+    (``base``: ``lightning.Callback`` or ``lightning.LightningModule``); the names set.
+
+    Lightning's ``_call_callback_hooks`` and ``_call_lightning_module_hook`` skip a hook that is
+    not callable. Each idle call cost a profiler context, a label formatted from the callback's
+    state key and the call itself: six hooks a step on each callback and on the module."""
+    idle = [name for name in STEP_HOOKS
+            if name not in vars(obj) and getattr(type(obj), name, None) is getattr(base, name)]
+    for name in idle:
+        setattr(obj, name, None)
+    return idle
+
+
+__all__ = ["NoProfiler", "StateKeyOnce", "STEP_HOOKS", "skip_idle_step_hooks"]

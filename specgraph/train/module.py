@@ -19,6 +19,7 @@ not in the state_dict. ``loss`` is the per-step training loss shown by the progr
 
 from __future__ import annotations
 
+import inspect
 import random
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -31,6 +32,7 @@ from torch import nn
 from ..ir.graph import Graph
 from ..ir.traits import Trait
 from .config import TrainConfig
+from .lean import skip_idle_step_hooks
 from .optim import make_optimizer, with_schedule
 from .tasks import Task
 from .transfer import Frozen, keep_frozen_in_eval
@@ -104,6 +106,7 @@ class SpecModule(L.LightningModule):
         self.epoch_report: Optional[Callable[[L.Trainer], None]] = None  # called once the epoch's metrics are logged
         # submodules, so that they follow the model to its device; not a ModuleDict: "train" is taken
         self.train_metrics, self.val_metrics, self.test_metrics = (task.make_metrics() for _ in STAGES)
+        skip_idle_step_hooks(self, L.LightningModule)  # Lightning's no-op step hooks, not called (lean.py)
 
     def __setattr__(self, name, value):
         if name == "_current_fx_name":  # Lightning sets and resets it around every hook, some twenty times a
@@ -225,6 +228,11 @@ class SpecModule(L.LightningModule):
         if mode:
             keep_frozen_in_eval(self.model, self.frozen)
         return self
+
+
+# Lightning reads training_step's signature on every step (does it take batch_idx?); a signature given
+# is read as it is instead of being rebuilt from the code object: 10 µs a step less
+SpecModule.training_step.__signature__ = inspect.signature(SpecModule.training_step)
 
 
 def _batch_len(batch) -> int:

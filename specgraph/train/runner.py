@@ -142,7 +142,7 @@ def _trainer(cfg: TrainConfig, run: RunPlan, monitor: str, metrics: tuple, extra
     from lightning.pytorch.loggers import CSVLogger
 
     from .checkpoints import AtomicCheckpointIO, run_checkpoints
-    from .lean import NoProfiler, StateKeyOnce
+    from .lean import NoProfiler, StateKeyOnce, skip_idle_step_hooks
     from .guards import InterruptWatch, NonFiniteGuard
     from .runlog import EpochLines, progress_bar
 
@@ -159,6 +159,9 @@ def _trainer(cfg: TrainConfig, run: RunPlan, monitor: str, metrics: tuple, extra
 
         stopper = Stopper(monitor=monitor, mode=cfg.monitor_mode, patience=cfg.early_stop)
         callbacks.append(stopper)
+    for ours in (guard, watch, lines, stopper):  # the checkpoints skip theirs themselves (checkpoints.py)
+        if ours is not None:
+            skip_idle_step_hooks(ours, L.Callback)
     bar = progress_bar(cfg.progress and not cfg.quiet)
     if bar is not None:
         callbacks.append(bar)

@@ -23,6 +23,7 @@ from torch import nn
 from ..ir.graph import Graph
 from ..ir.traits import Trait
 from .datasets import DataBundle
+from .lean import skip_idle_step_hooks
 
 PROBES = 5
 NEIGHBOURS = 8
@@ -93,6 +94,7 @@ class AnalogyMetric(L.Callback):
 
     def __init__(self, wv: WordVectors):
         self.wv = wv
+        skip_idle_step_hooks(self, L.Callback)  # nothing to do per step
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:
