@@ -141,6 +141,7 @@ def _undo_patches() -> dict[str, list[tuple[object, str, object]]]:
             (RunCheckpoint, "__init__", ModelCheckpoint.__init__),
             (guards.NonFiniteGuard, "on_train_batch_start", guard_batch_start)],
         "training_step's signature rebuilt every step": [(SpecModule.training_step, "__signature__", None)],
+        "gradient clipping's hook called with nothing to clip": [(SpecModule, "__init__", _clip_hook_kept(SpecModule))],
     }
     # all of them: the per-tensor check is what came before both non-finite savings
     undo["all of the above undone"] = [p for name, ps in undo.items() if name != "non-finite check: a flag per dtype, "
@@ -148,6 +149,17 @@ def _undo_patches() -> dict[str, list[tuple[object, str, object]]]:
     # not a loop overhead (the plain loop above uses the fused kernel too): what it buys the step
     undo["Adam: torch's default per-tensor loop (plain loop fused)"] = [(optim, "_fused_adam", lambda *a: None)]
     return undo
+
+
+def _clip_hook_kept(cls):
+    """SpecModule.__init__, then its configure_gradient_clipping called every step again."""
+    init = cls.__init__
+
+    def kept(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        vars(self).pop("configure_gradient_clipping", None)
+
+    return kept
 
 
 @contextlib.contextmanager
@@ -220,7 +232,8 @@ def run(cfg: Config | None = None, steps: int | None = None, rounds: int | None 
         "nn.Module's `__setattr__`; `idle hooks`: Lightning calls six hooks a step on every callback and on the "
         "module; those left as Lightning's no-ops (and ModelCheckpoint's step hook, which saves only every n steps) "
         "are set to None, which Lightning skips; `signature`: Lightning reads training_step's signature every step, "
-        "now given rather than rebuilt. The last row is not loop overhead: "
+        "now given rather than rebuilt; `gradient clipping`: without --grad-clip, Lightning's hook checked its settings "
+        "every step to clip by 0, now it is not called. The last row is not loop overhead: "
         "specgraph.train's Adam uses torch's fused kernel (the plain loop here does too); undoing it shows what "
         "that buys a LeNet step.",
     ]

@@ -231,3 +231,27 @@ def test_training_step_signature_is_given_and_true():
     finally:
         SpecModule.training_step.__signature__ = given
     assert is_param_in_hook_signature(SpecModule.training_step, "batch_idx", min_args=2)
+
+
+def test_gradients_are_clipped_with_grad_clip_and_the_hook_is_skipped_without(tiny):
+    """configure_gradient_clipping is not called without --grad-clip (it would clip by 0); with it,
+    every step's gradients reach the optimiser clipped to the norm asked for."""
+    import lightning as L
+
+    class Norms(L.Callback):
+        def on_train_start(self, trainer, module):
+            self.norms, self.hook = [], module.configure_gradient_clipping
+
+            def after_step(opt, args, kwargs):  # the closure (backward, clipping) ran inside step()
+                grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+                self.norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g)
+                                                                              for g in grads]))))
+            trainer.optimizers[0].register_step_post_hook(after_step)
+
+    quick = dict(epochs=1, limit_train_batches=5, limit_val_batches=1, threads=1, progress=False, lr=0.05)
+    clipped, free = Norms(), Norms()
+    train("tiny.yaml", "digits", out="clipped", grad_clip=1e-3, callbacks=[clipped], **quick)
+    train("tiny.yaml", "digits", out="free", callbacks=[free], **quick)
+    assert len(clipped.norms) == len(free.norms) == 5
+    assert callable(clipped.hook) and free.hook is None
+    assert max(clipped.norms) <= 1e-3 * (1 + 1e-4) and min(free.norms) > 1e-2

@@ -107,6 +107,8 @@ class SpecModule(L.LightningModule):
         # submodules, so that they follow the model to its device; not a ModuleDict: "train" is taken
         self.train_metrics, self.val_metrics, self.test_metrics = (task.make_metrics() for _ in STAGES)
         skip_idle_step_hooks(self, L.LightningModule)  # Lightning's no-op step hooks, not called (lean.py)
+        if not config.grad_clip:  # Lightning would call it every step to check its settings and clip by 0: nothing
+            self.configure_gradient_clipping = None  # a hook that is not callable is skipped
 
     def __setattr__(self, name, value):
         if name == "_current_fx_name":  # Lightning sets and resets it around every hook, some twenty times a
