@@ -315,3 +315,69 @@ def test_openmp_threads_wait_passively_when_specgraph_loads_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert out.stdout.split() == ["True", "PASSIVE"], out.stderr
+
+
+def test_openmp_threads_spin_only_on_an_idle_machine_and_a_users_policy_is_kept():
+    from specgraph.train.threads import PASSIVE, SPIN, YOURS, wait_policy
+
+    assert wait_policy({}, 0.05, 0) == SPIN  # idle: libgomp's default, spinning
+    assert wait_policy({}, 1.5, 0) == PASSIVE  # another process holds a core
+    assert wait_policy({}, 0.05, 2) == PASSIVE  # DataLoader workers would meet spinning threads
+    assert wait_policy({}, None, 0) == PASSIVE  # cannot tell (no /proc/stat): the safe one
+    assert wait_policy({"OMP_WAIT_POLICY": "ACTIVE"}, 1.5, 0) == YOURS
+    assert wait_policy({"GOMP_SPINCOUNT": "1000"}, 0.05, 0) == YOURS
+
+
+def test_the_wait_policy_is_set_before_torch_loads():
+    code = ("import os, sys\n"
+            "from specgraph.train.threads import choose_wait_policy\n"
+            "busy = float(sys.argv[1])\n"
+            "print(choose_wait_policy(busy=lambda: busy), os.environ.get('OMP_WAIT_POLICY', '-'))\n"
+            "import torch\n"
+            "print(choose_wait_policy(busy=lambda: 1 / 0))")  # torch loaded: what is in force, nothing measured
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    for busy, expected in (("0.0", ["spin", "-", "spin"]), ("1.5", ["passive", "PASSIVE", "passive"])):
+        out = subprocess.run([sys.executable, "-c", code, busy], capture_output=True, text=True,
+                             env={**env, "PYTHONPATH": str(ROOT)}, timeout=300)
+        assert out.stdout.split() == expected, out.stderr
+
+
+def test_busy_cores_sees_a_process_that_holds_a_core():
+    from specgraph.train.threads import busy_cores
+
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_cores() >= 0.7  # the hog's core (and whatever else runs)
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def test_steps_that_double_drop_a_spinning_run_to_one_thread(monkeypatch):
+    from specgraph.train import threads
+    from specgraph.train.threads import BusyMachineWatch, busy_machine_callback
+
+    watch = BusyMachineWatch(window=20, skip=5)
+    assert not any(watch.step(0.010) for _ in range(25))  # warm-up and baseline
+    assert not any(watch.step(1.0 if i == 7 else 0.011) for i in range(40))  # one slow step is no trend
+    assert [watch.step(0.025) for _ in range(20)][-1] and watch.fired
+    assert not any(watch.step(0.025) for _ in range(40))  # once
+
+    now = [0.0]
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: now[0])
+    said: list[str] = []
+    callback = busy_machine_callback(said.append)
+    trainer = type("Trainer", (), {"global_step": 0})()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for step, seconds in enumerate([0.01] * 25 + [0.03] * 20):
+            trainer.global_step = step
+            callback.on_train_batch_start(trainer, None, None, step)
+            now[0] += seconds
+            callback.on_train_batch_end(trainer, None, None, None, step)
+        assert torch.get_num_threads() == 1
+        assert len(said) == 1 and said[0].startswith("threads: 1 from step 44: ") and "2 spinning threads" in said[0]
+    finally:
+        torch.set_num_threads(before)

@@ -25,9 +25,12 @@ _LAZY = {"TASKS": "tasks", "Task": "tasks", "make_task": "tasks", "negative_samp
 
 def train(spec, data=None, **kwargs):
     """Train a spec on a dataset; see :func:`specgraph.train.runner.train`."""
-    from .threads import prefer_passive_waiting
+    from .threads import choose_wait_policy
 
-    prefer_passive_waiting()  # before the runner imports torch: OpenMP reads it once (threads.py)
+    # before the runner imports torch: OpenMP reads it once (threads.py). Workers that only a
+    # spec's `train:` section asks for are not known yet; the thread measurement and the busy
+    # machine watch still see what they cost.
+    choose_wait_policy(workers=kwargs.get("workers") or 0)
     from .runner import train as run
 
     return run(spec, data, **kwargs)

@@ -183,7 +183,8 @@ def _trainer(cfg: TrainConfig, run: RunPlan, monitor: str, metrics: tuple, extra
     return trainer, best, stopper, guard, watch, lines
 
 
-def _threads(cfg: TrainConfig, run: RunPlan, trainer, module, bundle: DataBundle) -> tuple[Optional[int], Optional[str]]:
+def _threads(cfg: TrainConfig, run: RunPlan, trainer, module, bundle: DataBundle,
+             log: RunLog) -> tuple[Optional[int], Optional[str]]:
     """Set torch's thread count for the run: (the count, a line saying why) — see threads.py."""
     import torch
     from lightning.pytorch.accelerators import CPUAccelerator
@@ -199,12 +200,15 @@ def _threads(cfg: TrainConfig, run: RunPlan, trainer, module, bundle: DataBundle
         return used, f"threads: {used}, as the run used (give --threads to change it)"
     from torch.utils.data import DataLoader
 
+    from . import threads as threads_module
     from .threads import choose_threads
 
     loader = DataLoader(bundle.train, batch_size=cfg.batch_size, collate_fn=bundle.collate,
                         generator=torch.Generator().manual_seed(cfg.seed))
     choice = choose_threads(module, next(iter(loader)), torch.get_num_threads())
     torch.set_num_threads(choice.threads)
+    if choice.threads > 1 and threads_module.CHOSEN == threads_module.SPIN:  # spinning threads: watch the machine
+        trainer.callbacks.append(threads_module.busy_machine_callback(log.say))
     return choice.threads, choice.describe()
 
 
@@ -235,7 +239,7 @@ def _fit(loaded, graph, bundle, task, plan, cfg: TrainConfig, params: dict, extr
         check_resumable(run.last, module)
     trainer, best, stopper, guard, watch, lines = _trainer(cfg, run, monitor, tuple(task.metrics), extra_callbacks,
                                                            len(train_dl), bool(plan.unread))
-    threads, threads_note = _threads(cfg, run, trainer, module, bundle)
+    threads, threads_note = _threads(cfg, run, trainer, module, bundle, log)
     module.epoch_report = lines.report
 
     # everything is checked: only now is the run folder made (or replaced)

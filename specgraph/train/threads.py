@@ -13,17 +13,27 @@ core (a region ends only when its slowest thread does), but no longer 12x. DataL
 are not the cause: torch gives each worker process one thread; Lightning sets the thread count
 only in DDP processes (the cores divided among them).
 
-Two remedies, both before the first step:
+On the same machine quiet, spinning is what makes 2 threads pay: a LeNet-5 step's many short
+regions follow each other faster than a sleeping thread wakes. 200 plain steps (batch 64) took
+1.4 s on 2 spinning threads, 2.6 s on 2 sleeping ones and 2.35 s on 1 (2026-12-07). No one
+policy is right on both machines, and libgomp reads it once, when torch loads; so, before that:
 
-* :func:`prefer_passive_waiting` sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set it),
-  so waiting threads sleep instead of spinning. libgomp reads it once, when torch is first
-  imported: it works for ``specgraph train`` and for ``specgraph.train`` called before torch is
-  imported, and is inherited by DDP's processes and DataLoader workers.
+* :func:`choose_wait_policy` looks at the machine for a quarter of a second (``/proc/stat``):
+  when other processes keep less than a quarter of a core busy and the run loads its data in
+  its own process, it leaves libgomp's spinning default; otherwise it sets
+  ``OMP_WAIT_POLICY=PASSIVE``, so that waiting threads sleep. A policy the user set
+  (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``) is kept. It works for ``specgraph train`` and for
+  ``specgraph.train`` called before torch is imported, and is inherited by DDP's processes and
+  DataLoader workers.
 * :func:`choose_threads` measures: a few training steps (forward, loss, backward) on a copy of
   the model and a real batch at 1 thread, half the cores and all of them, interleaved, and takes
   the fastest (the fewest threads among those within 5% of it: they are the least hurt when the
   machine gets busier). A run given ``threads`` skips this, and a resumed run keeps the count it
   used (the bits of a run depend on it).
+* :class:`BusyMachineWatch`: a machine idle at the start may not stay so (a second run started
+  beside this one). Spinning threads then lose several times over, so a run that chose more
+  than one spinning thread watches its step times and drops to 1 thread (where nothing spins)
+  when they double, saying so once.
 """
 
 from __future__ import annotations
@@ -34,13 +44,59 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 WAIT_POLICY = "OMP_WAIT_POLICY"
+USER_POLICY = (WAIT_POLICY, "GOMP_SPINCOUNT")  # libgomp's settings a user may have made
+IDLE_CORES = 0.25  # other processes' load under which the machine counts as idle
+SPIN, PASSIVE, YOURS = "spin", "passive", "yours"
+
+
+def busy_cores(sample_s: float = 0.25) -> float | None:
+    """How many cores the machine's processes keep busy now, from ``/proc/stat`` over
+    ``sample_s`` (this process sleeps meanwhile); None where it cannot be read (not Linux)."""
+    def totals() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:9]]  # user .. steal (guest is in user)
+        return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # not idle, not iowait
+    try:
+        busy0, all0 = totals()
+        time.sleep(sample_s)
+        busy1, all1 = totals()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (busy1 - busy0) / (all1 - all0) * (os.cpu_count() or 1) if all1 > all0 else None
+
+
+def wait_policy(environ: Mapping[str, str], busy: float | None, workers: int) -> str:
+    """SPIN (leave libgomp's default), PASSIVE (set it) or YOURS (the user set one)."""
+    if any(environ.get(name) for name in USER_POLICY):
+        return YOURS
+    return SPIN if busy is not None and busy < IDLE_CORES and workers == 0 else PASSIVE
+
+
+def choose_wait_policy(workers: int = 0, busy: Callable[[], float | None] = busy_cores) -> str:
+    """Set how OpenMP's idle threads wait, when torch is not loaded yet (module docstring);
+    the policy in force: SPIN, PASSIVE or YOURS. ``workers``: the run's DataLoader processes
+    (they would compete with spinning threads)."""
+    global CHOSEN
+    user_set = any(os.environ.get(name) for name in USER_POLICY)
+    if "torch" in sys.modules:  # too late to choose: what is in force
+        if CHOSEN is None:
+            CHOSEN = YOURS if user_set else SPIN
+    else:
+        CHOSEN = wait_policy(os.environ, None if user_set else busy(), workers)
+        if CHOSEN == PASSIVE:
+            os.environ[WAIT_POLICY] = "PASSIVE"
+    return CHOSEN
+
+
+CHOSEN: str | None = None  # what choose_wait_policy chose in this process
 
 
 def prefer_passive_waiting() -> bool:
-    """Make OpenMP's idle threads sleep, when torch is not loaded yet; True when it applies."""
+    """Make OpenMP's idle threads sleep, when torch is not loaded yet; True when it applies
+    (the benchmarks' fixed policy; runs choose with :func:`choose_wait_policy`)."""
     if "torch" in sys.modules:
         return os.environ.get(WAIT_POLICY, "").upper() == "PASSIVE"
     os.environ.setdefault(WAIT_POLICY, "PASSIVE")
@@ -61,7 +117,9 @@ class ThreadChoice:
         if len(self.seconds) < 2:
             return f"threads: {self.threads}"
         measured = ", ".join(f"{_ms(s)} at {n}" for n, s in sorted(self.seconds.items()))
-        return f"threads: {self.threads} (a training step took {measured})"
+        waiting = {SPIN: "; idle threads spin, the machine being idle", PASSIVE: "; idle threads sleep",
+                   YOURS: ""}.get(CHOSEN or YOURS, "")
+        return f"threads: {self.threads} (a training step took {measured}{waiting})"
 
 
 def _ms(seconds: float) -> str:
@@ -125,4 +183,57 @@ def choose_threads(module, batch, cores: int) -> ThreadChoice:
     return ThreadChoice(fastest(seconds), seconds)
 
 
-__all__ = ["prefer_passive_waiting", "choose_threads", "measure", "fastest", "candidates", "ThreadChoice"]
+class BusyMachineWatch:
+    """Step times of a run on several spinning threads: :meth:`step` says when to drop to one
+    thread — the median of the last ``window`` steps more than ``factor`` times the median of
+    the first ``window`` after ``skip`` warm-up steps (a lone slow step, a validation pass or a
+    checkpoint write is not a trend). Once."""
+
+    def __init__(self, window: int = 20, skip: int = 5, factor: float = 2.0):
+        self.window, self.skip, self.factor = window, skip, factor
+        self.times: list[float] = []
+        self.baseline: float | None = None
+        self.fired = False
+
+    def step(self, seconds: float) -> bool:
+        if self.fired:
+            return False
+        self.times.append(seconds)
+        if self.baseline is None:
+            if len(self.times) == self.skip + self.window:
+                self.baseline = statistics.median(self.times[self.skip:])
+                self.times.clear()
+            return False
+        if len(self.times) < self.window:
+            return False
+        recent = statistics.median(self.times)
+        self.times.clear()
+        self.fired = recent > self.factor * self.baseline
+        return self.fired
+
+
+def busy_machine_callback(say: Callable[[str], None]):
+    """A Lightning callback dropping the run to 1 thread when :class:`BusyMachineWatch` says so,
+    saying it with ``say`` (the run's log)."""
+    import lightning as L
+    import torch
+
+    class DropToOneThread(L.Callback):
+        def __init__(self):
+            self.watch, self.last = BusyMachineWatch(), None
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.last = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if self.last is not None and self.watch.step(time.perf_counter() - self.last):
+                before = torch.get_num_threads()
+                torch.set_num_threads(1)
+                say(f"threads: 1 from step {trainer.global_step}: steps took twice as long as at the start on "
+                    f"{before} spinning threads (another process took a core); give --threads to fix the count")
+
+    return DropToOneThread()
+
+
+__all__ = ["choose_wait_policy", "busy_machine_callback", "wait_policy", "busy_cores", "BusyMachineWatch", "SPIN", "PASSIVE", "YOURS",
+           "prefer_passive_waiting", "choose_threads", "measure", "fastest", "candidates", "ThreadChoice"]
