@@ -309,14 +309,6 @@ def test_thread_choice_measures_and_leaves_the_model_alone(tiny):
     assert all(p.grad is None for p in module.parameters())
 
 
-def test_openmp_threads_wait_passively_when_specgraph_loads_torch(tmp_path):
-    code = ("import os; os.environ.pop('OMP_WAIT_POLICY', None); from specgraph.train.threads import "
-            "prefer_passive_waiting; print(prefer_passive_waiting(), os.environ['OMP_WAIT_POLICY'])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
-    assert out.stdout.split() == ["True", "PASSIVE"], out.stderr
-
-
 def test_openmp_threads_spin_only_on_an_idle_machine_and_a_users_policy_is_kept():
     from specgraph.train.threads import PASSIVE, SPIN, YOURS, wait_policy
 

@@ -201,11 +201,10 @@ def _threads(cfg: TrainConfig, run: RunPlan, trainer, module, bundle: DataBundle
     from torch.utils.data import DataLoader
 
     from . import threads as threads_module
-    from .threads import choose_threads
 
     loader = DataLoader(bundle.train, batch_size=cfg.batch_size, collate_fn=bundle.collate,
                         generator=torch.Generator().manual_seed(cfg.seed))
-    choice = choose_threads(module, next(iter(loader)), torch.get_num_threads())
+    choice = threads_module.choose_threads(module, next(iter(loader)), torch.get_num_threads())
     torch.set_num_threads(choice.threads)
     if choice.threads > 1 and threads_module.CHOSEN == threads_module.SPIN:  # spinning threads: watch the machine
         trainer.callbacks.append(threads_module.busy_machine_callback(log.say))

@@ -50,6 +50,7 @@ WAIT_POLICY = "OMP_WAIT_POLICY"
 USER_POLICY = (WAIT_POLICY, "GOMP_SPINCOUNT")  # libgomp's settings a user may have made
 IDLE_CORES = 0.25  # other processes' load under which the machine counts as idle
 SPIN, PASSIVE, YOURS = "spin", "passive", "yours"
+CHOSEN: str | None = None  # what choose_wait_policy chose in this process
 
 
 def busy_cores(sample_s: float = 0.25) -> float | None:
@@ -68,9 +69,14 @@ def busy_cores(sample_s: float = 0.25) -> float | None:
     return (busy1 - busy0) / (all1 - all0) * (os.cpu_count() or 1) if all1 > all0 else None
 
 
+def user_policy(environ: Mapping[str, str]) -> bool:
+    """Whether the user set how libgomp's threads wait."""
+    return any(environ.get(name) for name in USER_POLICY)
+
+
 def wait_policy(environ: Mapping[str, str], busy: float | None, workers: int) -> str:
     """SPIN (leave libgomp's default), PASSIVE (set it) or YOURS (the user set one)."""
-    if any(environ.get(name) for name in USER_POLICY):
+    if user_policy(environ):
         return YOURS
     return SPIN if busy is not None and busy < IDLE_CORES and workers == 0 else PASSIVE
 
@@ -80,27 +86,14 @@ def choose_wait_policy(workers: int = 0, busy: Callable[[], float | None] = busy
     the policy in force: SPIN, PASSIVE or YOURS. ``workers``: the run's DataLoader processes
     (they would compete with spinning threads)."""
     global CHOSEN
-    user_set = any(os.environ.get(name) for name in USER_POLICY)
     if "torch" in sys.modules:  # too late to choose: what is in force
         if CHOSEN is None:
-            CHOSEN = YOURS if user_set else SPIN
-    else:
-        CHOSEN = wait_policy(os.environ, None if user_set else busy(), workers)
+            CHOSEN = YOURS if user_policy(os.environ) else SPIN
+    else:  # the machine is sampled only where the choice is ours
+        CHOSEN = wait_policy(os.environ, None if user_policy(os.environ) else busy(), workers)
         if CHOSEN == PASSIVE:
             os.environ[WAIT_POLICY] = "PASSIVE"
     return CHOSEN
-
-
-CHOSEN: str | None = None  # what choose_wait_policy chose in this process
-
-
-def prefer_passive_waiting() -> bool:
-    """Make OpenMP's idle threads sleep, when torch is not loaded yet; True when it applies
-    (the benchmarks' fixed policy; runs choose with :func:`choose_wait_policy`)."""
-    if "torch" in sys.modules:
-        return os.environ.get(WAIT_POLICY, "").upper() == "PASSIVE"
-    os.environ.setdefault(WAIT_POLICY, "PASSIVE")
-    return os.environ[WAIT_POLICY].upper() == "PASSIVE"
 
 
 def candidates(cores: int) -> list[int]:
@@ -236,4 +229,4 @@ def busy_machine_callback(say: Callable[[str], None]):
 
 
 __all__ = ["choose_wait_policy", "busy_machine_callback", "wait_policy", "busy_cores", "BusyMachineWatch", "SPIN", "PASSIVE", "YOURS",
-           "prefer_passive_waiting", "choose_threads", "measure", "fastest", "candidates", "ThreadChoice"]
+           "user_policy", "choose_threads", "measure", "fastest", "candidates", "ThreadChoice"]
