@@ -22,7 +22,7 @@ from .ir import dims
 from .ir.dims import symbol
 from .ir.tensor_type import TensorType
 from .ops import Op, OpParams, ShapeError, get_op
-from .ops.base import ARG_TYPE
+from .ops.base import ARG_TYPE, value_text
 
 SYMBOL_LETTERS = {0: "N", 2: "H", 3: "W"}  # which (right-aligned) dims become symbols
 
@@ -153,14 +153,10 @@ def _check_size_texts(op: Op, p: OpParams, shape: tuple, real: tuple, case: str)
     """``Op.out_size_text`` of each output dim, given the input's size and the params' numbers as
     texts (``kernel`` as ``3``, a per-dim list's entry), computes torch's output size."""
 
-    def param(name: str, i: int) -> str:
-        value = getattr(p, name)
-        return repr(value if isinstance(value, int) else tuple(value)[i])
-
     for axis, want in enumerate(real):
         if axis >= len(shape):
             break
-        text = op.out_size_text(p, axis, repr(shape[axis]), param)
+        text = op.out_size_text(p, axis, repr(shape[axis]), lambda name, i: value_text(p, name, i))
         if text is not None:
             got = eval(text, {"__builtins__": {}})  # noqa: S307 - numbers and operators only
             assert got == want, f"{case}: out_size_text {text} = {got} on dim {axis}, torch {want}"

@@ -246,7 +246,14 @@ def params_dict(p: OpParams) -> dict[str, Any]:
     return p.model_dump()
 
 
-__all__ = ["ARG_TYPE", "arg_type", "PARAM_MEANINGS", "param_meaning", 
+def value_text(p: OpParams, name: str, i: int) -> str:
+    """Param ``name``'s value for spatial dim ``i`` as text (a number for every dim, or a per-dim
+    list's entry): what ``out_size_text``'s ``param`` gives for a param not written as a name."""
+    value = getattr(p, name)
+    return repr(value if isinstance(value, int) else tuple(value)[i])
+
+
+__all__ = ["value_text", "ARG_TYPE", "arg_type", "PARAM_MEANINGS", "param_meaning", 
     "Op", "OpParams", "ShapeError", "InputDetail", "input_details", "FLOAT_DTYPES", "TOKEN_IDS_HINT", "Int",
     "Float", "Bool", "Str", "PositiveInt", "NonNegativeInt", "Probability", "IntPair", "NonNegativePair", "pair",
     "size_text", "normalize_dim", "Dim", "TensorType", "Trait", "Literal", "Field",

@@ -5,11 +5,12 @@ A block that is one inline seq is an ``nn.Sequential`` subclass of its items."""
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
 
 from .copy_loops import copy_loops
-from .exprs import Untranslatable, free_names, literal, substitute
+from .exprs import Untranslatable, free_names, literal, parse, substitute
 from .forward import forward_method
 from .layers import chosen_op, held_lines, item_text, seq_items
 from .source_file import class_text, indent
@@ -204,9 +205,7 @@ def _out_dims(self: UnitWriter) -> dict[tuple[str, int], str]:
 
 
 def _conditional(text: str) -> bool:
-    import ast
-
-    return any(isinstance(n, ast.IfExp) for n in ast.walk(ast.parse(text, mode="eval")))
+    return any(isinstance(n, ast.IfExp) for n in ast.walk(parse(text)))
 
 
 __all__ = ["write_unit"]

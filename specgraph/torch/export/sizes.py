@@ -24,6 +24,7 @@ from ...ir.dims import Sym
 from ...ir.graph import Node, Scope, Value
 from ...ir.tensor_type import TensorType
 from ...ir.written import Expr
+from ...ops.base import value_text
 from ..names import GENERATED_CODE_NAMES
 from .exprs import Untranslatable, free_names, simplify_size
 
@@ -150,7 +151,7 @@ class Sizes:
     def node_dim(self, node: Node, value: Value, d: int, size: int) -> str | None:
         w = node.written
         at = self.previous_copy(w) or (w.copy if w is not None else None)
-        computed = self.computed_dim(node, value, d)
+        computed = self.computed_dim(node, value, d, at)
         if computed is not None:  # 0. the op's own formula (a strided conv's height), over its params
             return computed
         ranked = sorted(w.params.items() if w else (), key=lambda kv: _size_rank(kv[0]))
@@ -193,9 +194,10 @@ class Sizes:
                         return text
         return None
 
-    def computed_dim(self, node: Node, value: Value, d: int) -> str | None:
+    def computed_dim(self, node: Node, value: Value, d: int, at: int | None) -> str | None:
         """Dim ``d`` of ``value`` as its op computes it from the same dim of its first input and
-        its params (``Op.out_size_text``), the params written as the spec wrote them here."""
+        its params (``Op.out_size_text``), the params written as the spec wrote them here (copy
+        ``at`` of a repeat)."""
         if node.op is None or not node.inputs or list(node.outputs).index(value.port) != 0:
             return None
         rank = len(value.type.shape)
@@ -203,13 +205,11 @@ class Sizes:
         if len(first.type.shape) != rank:
             return None
         w = node.written
-        at = self.previous_copy(w) or (w.copy if w is not None else None)
 
         def param(name: str, i: int) -> str:
             e = w.params.get(name) if w is not None else None
             if e is None:  # not written: the value it took
-                value = getattr(node.params, name)
-                return repr(value if isinstance(value, int) else tuple(value)[i])
+                return value_text(node.params, name, i)
             parts = elements(e)
             if parts is not None:
                 e = parts[i]
