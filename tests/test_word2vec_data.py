@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from specgraph.train.datasets.corpus_word2vec import word2vec_dataset
 from specgraph.train.datasets.text import Vocabulary, negative_table, skipgram_pairs, subsample, with_negatives
@@ -200,3 +201,61 @@ def test_fresh_negatives_fast_layout_fills_as_the_masked_fill_does():
     (_, filled), _ = sampler(Stacked(((query, partial), target)))
     assert torch.equal(filled[::2], partial[::2]) and bool((filled >= 0).all())
     assert torch.equal(filled[:, 0], true[:, 0])
+
+
+def test_training_split_batches_gather_the_true_word_and_draw_the_rest():
+    """A dataset whose negatives are all placeholders (the training split) gathers only the true
+    words and leaves FreshNegatives k columns to draw: the batch is the one the masked fill of
+    the whole rows gives from the same generator state; items (``ds[i]``) keep their -1 entries."""
+    from specgraph.train.datasets.corpus_batches import FreshNegatives, NegativeSamplingPairs, Stacked
+
+    g = torch.Generator().manual_seed(2)
+    query, true = torch.randint(0, 40, (200,), generator=g), torch.randint(0, 40, (200, 1), generator=g)
+    words = torch.cat([true, torch.full((200, 5), -1)], dim=1)
+    ds, sampler = NegativeSamplingPairs(query, words), FreshNegatives(negative_table(np.arange(1, 41)))
+    order = torch.randperm(200, generator=g)[:64].tolist()
+    batch = ds.__getitems__(order)
+    assert batch.fresh == 5 and batch.batch[0][1].shape == (64, 1)
+    torch.manual_seed(11)
+    (q, filled), y = sampler(batch)
+    torch.manual_seed(11)
+    reference = words[order].clone()
+    reference[reference < 0] = sampler.draw(int((reference < 0).sum()))
+    assert torch.equal(q, query[order]) and torch.equal(filled, reference) and y.shape == (64,)
+    assert ds[3][0][1].tolist() == [int(true[3])] + [-1] * 5
+    drawn = words.clone()
+    drawn[:, 1:] = 7  # negatives drawn already (validation and test): gathered whole, nothing drawn
+    whole = NegativeSamplingPairs(query, drawn).__getitems__(order)
+    assert whole.fresh == 0 and torch.equal(sampler(whole)[0][1], drawn[order])
+
+
+def test_negative_sampling_loss_and_its_gradient_are_mikolovs():
+    """The loss on scores [N, 1 + k] is -(log σ(s_0) + Σ log σ(-s_k)) averaged over the rows,
+    its value and its gradient as the formula written part by part gives them."""
+    from specgraph.train.tasks import negative_sampling_loss
+
+    scores = torch.randn(37, 6, generator=torch.Generator().manual_seed(4)) * 4
+    ours, theirs = scores.clone().requires_grad_(), scores.clone().requires_grad_()
+    loss = negative_sampling_loss(ours)
+    reference = -(F.logsigmoid(theirs[:, 0]) + F.logsigmoid(-theirs[:, 1:]).sum(dim=1)).mean()
+    loss.backward()
+    reference.backward()
+    assert float(loss) == pytest.approx(float(reference), rel=1e-6)
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_stop_words_are_scikit_learns_without_importing_it():
+    """The probe words' stop list is scikit-learn's ENGLISH_STOP_WORDS, read from its file in a
+    process that does not import scikit-learn."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from specgraph.train.wordvecs import english_stop_words as s; w = s(); "
+            "print(len(w), 'sklearn' in sys.modules, sorted(w)[:3])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    assert out[:2] == [str(len(ENGLISH_STOP_WORDS)), "False"]
+    from specgraph.train.wordvecs import english_stop_words
+
+    assert english_stop_words() == ENGLISH_STOP_WORDS

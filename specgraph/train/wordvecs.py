@@ -15,6 +15,9 @@ negative sampling or the softmax layer are not used).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+from pathlib import Path
 from typing import Any, Optional
 
 import lightning as L
@@ -38,11 +41,31 @@ def embedding_parameter(graph: Graph) -> Optional[str]:
     return None
 
 
-def probe_words(words: list[str], k: int = PROBES) -> list[str]:
-    """The ``k`` most frequent words (``words`` is sorted by count) that are not stop words."""
+@functools.lru_cache(maxsize=1)
+def english_stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words (its ``ENGLISH_STOP_WORDS``, the Glasgow list), read from
+    the one module file that holds them: importing ``sklearn.feature_extraction`` for them took
+    0.7-1.2 s (scipy and the rest of scikit-learn), the largest cost of a word2vec run's set-up.
+    The import is kept for a scikit-learn whose files are laid out otherwise."""
+    found = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    for folder in (found.submodule_search_locations or []) if found is not None else []:
+        path = Path(folder) / "feature_extraction" / "_stop_words.py"
+        spec = importlib.util.spec_from_file_location("_specgraph_sklearn_stop_words", path)
+        if path.is_file() and spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            words = getattr(module, "ENGLISH_STOP_WORDS", None)
+            if isinstance(words, frozenset):
+                return words
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    return [w for w in words if w.isalpha() and len(w) > 2 and w not in ENGLISH_STOP_WORDS][:k]
+    return ENGLISH_STOP_WORDS
+
+
+def probe_words(words: list[str], k: int = PROBES) -> list[str]:
+    """The ``k`` most frequent words (``words`` is sorted by count) that are not stop words."""
+    stop = english_stop_words()
+    return [w for w in words if w.isalpha() and len(w) > 2 and w not in stop][:k]
 
 
 class WordVectors:
@@ -104,4 +127,4 @@ class AnalogyMetric(L.Callback):
             pl_module.log("val_analogy", acc, on_epoch=True)
 
 
-__all__ = ["embedding_parameter", "probe_words", "WordVectors", "format_evaluation", "AnalogyMetric"]
+__all__ = ["embedding_parameter", "english_stop_words", "probe_words", "WordVectors", "format_evaluation", "AnalogyMetric"]
