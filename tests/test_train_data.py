@@ -198,7 +198,7 @@ def test_text_batches_are_gathered_whole_and_equal_item_by_item_ones(spec, param
     from torch.utils.data import DataLoader
 
     from specgraph.train.datasets.corpus_batches import Stacked
-    from specgraph.train.module import EpochSampler
+    from specgraph.train.module import EpochBatches, EpochSampler
 
     b = bundle_for(SPECS / f"{spec}.yaml", "lee", **params)
     assert b.collate is not None and isinstance(b.train.__getitems__([0, 2]), Stacked)
@@ -211,19 +211,44 @@ def test_text_batches_are_gathered_whole_and_equal_item_by_item_ones(spec, param
             return b.train[i]
 
     runs = []
-    for ds in (b.train, ItemByItem()):
+    for ds in (b.train, ItemByItem(), "batch sampler"):
         torch.manual_seed(3)  # the negatives' generator, as the training module seeds it each epoch
-        loader = DataLoader(ds, batch_size=64, sampler=EpochSampler(len(ds), 1), collate_fn=b.collate)
+        if ds == "batch sampler":  # how the runner loads such a dataset: its indices as slices of a tensor
+            loader = DataLoader(b.train, batch_sampler=EpochBatches(EpochSampler(len(b.train), 1), 64, False),
+                                collate_fn=b.collate)
+        else:
+            loader = DataLoader(ds, batch_size=64, sampler=EpochSampler(len(ds), 1), collate_fn=b.collate)
         runs.append([batch for _, batch in zip(range(5), loader)])
 
     def flat(batch):
         return [t for part in batch for t in (part if isinstance(part, (tuple, list)) else [part])]
 
-    for whole, items in zip(*runs):
+    for whole, items, sliced in zip(*runs):
         assert all(torch.equal(x, y) for x, y in zip(flat(whole), flat(items), strict=True))
+        assert all(torch.equal(x, y) for x, y in zip(flat(whole), flat(sliced), strict=True))
     if spec == "skipgram_ns":
         (_, words), target = runs[0][0]
         assert words.shape == (64, 4) and (words >= 0).all() and target.shape == (64,)
+
+
+def test_epoch_batches_are_the_batch_samplers_batches_as_tensors():
+    """EpochBatches cuts an EpochSampler's shuffle into the batches torch's BatchSampler makes of
+    it (the last one short, or dropped), as index tensors; it follows set_epoch; another sampler
+    (Lightning's DistributedSampler under DDP) gets torch's own batches."""
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    from specgraph.train.module import EpochBatches, EpochSampler
+
+    for drop_last in (False, True):
+        sampler = EpochSampler(103, 5)
+        ours, torchs = EpochBatches(sampler, 10, drop_last), BatchSampler(sampler, 10, drop_last)
+        for epoch in (0, 1):
+            sampler.set_epoch(epoch)
+            batches = list(ours)
+            assert all(isinstance(x, torch.Tensor) and x.dtype == torch.int64 for x in batches)
+            assert [x.tolist() for x in batches] == list(torchs) and len(batches) == len(ours)
+        assert list(EpochBatches(SequentialSampler(range(7)), 3, drop_last)) == ([[0, 1, 2], [3, 4, 5]] + (
+            [] if drop_last else [[6]]))
 
 
 def test_user_files_csv_series_and_segmentation_folder(tmp_path):

@@ -120,7 +120,7 @@ def train(spec, data: Optional[str] = None, *, config: Optional[str | os.PathLik
 def _loaders(bundle: DataBundle, cfg: TrainConfig, train_set):
     from torch.utils.data import DataLoader
 
-    from .module import EpochSampler
+    from .module import EpochBatches, EpochSampler
 
     import torch
 
@@ -129,7 +129,14 @@ def _loaders(bundle: DataBundle, cfg: TrainConfig, train_set):
     # workers: 0) is consumed the same way in a resumed run and an uninterrupted one.
     common = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=bundle.collate,
                   persistent_workers=cfg.workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
-    train_dl = DataLoader(train_set, sampler=EpochSampler(len(train_set), cfg.seed), drop_last=False, **common)
+    shuffle = EpochSampler(len(train_set), cfg.seed)
+    # a dataset that gathers a batch whole gets its indices as a tensor (in this process: a worker's would
+    # come through shared memory, dearer than a list)
+    if callable(getattr(train_set, "__getitems__", None)) and cfg.workers == 0:
+        batches = EpochBatches(shuffle, common.pop("batch_size"), drop_last=False)
+        train_dl = DataLoader(train_set, batch_sampler=batches, **common)
+    else:
+        train_dl = DataLoader(train_set, sampler=shuffle, drop_last=False, **common)
     val_dl = DataLoader(bundle.val, shuffle=False, **common) if bundle.val is not None and len(bundle.val) else None
     test_dl = DataLoader(bundle.test, shuffle=False, **common) if bundle.test is not None and len(bundle.test) else None
     return train_dl, val_dl, test_dl
