@@ -251,6 +251,26 @@ def test_epoch_batches_are_the_batch_samplers_batches_as_tensors():
             [] if drop_last else [[6]]))
 
 
+def test_the_runs_loaders_batch_every_split_alike():
+    """The runner gives a text dataset's training split EpochBatches, and every split (and any
+    other dataset) batches of the run's batch size."""
+    from types import SimpleNamespace
+
+    from specgraph.train.module import EpochBatches
+    from specgraph.train.runner import _loaders
+
+    b = bundle_for(SPECS / "skipgram_ns.yaml", "lee", negatives=3)
+    for workers in (0, 1):
+        cfg = SimpleNamespace(batch_size=64, workers=workers, seed=0)
+        train_dl, val_dl, test_dl = _loaders(b, cfg, b.train)
+        assert isinstance(train_dl.batch_sampler, EpochBatches) == (workers == 0)
+        assert train_dl.batch_sampler.batch_size == val_dl.batch_size == test_dl.batch_size == 64
+        assert len(train_dl) == -(-len(b.train) // 64)
+    images = torch.utils.data.TensorDataset(torch.zeros(10, 3))  # no __getitems__: torch's own batches
+    train_dl, _, _ = _loaders(b, SimpleNamespace(batch_size=4, workers=0, seed=0), images)
+    assert not isinstance(train_dl.batch_sampler, EpochBatches) and train_dl.batch_size == 4
+
+
 def test_user_files_csv_series_and_segmentation_folder(tmp_path):
     from PIL import Image
 

@@ -133,8 +133,8 @@ def _loaders(bundle: DataBundle, cfg: TrainConfig, train_set):
     # a dataset that gathers a batch whole gets its indices as a tensor (in this process: a worker's would
     # come through shared memory, dearer than a list)
     if callable(getattr(train_set, "__getitems__", None)) and cfg.workers == 0:
-        batches = EpochBatches(shuffle, common.pop("batch_size"), drop_last=False)
-        train_dl = DataLoader(train_set, batch_sampler=batches, **common)
+        batches = EpochBatches(shuffle, cfg.batch_size, drop_last=False)
+        train_dl = DataLoader(train_set, batch_sampler=batches, **{k: v for k, v in common.items() if k != "batch_size"})
     else:
         train_dl = DataLoader(train_set, sampler=shuffle, drop_last=False, **common)
     val_dl = DataLoader(bundle.val, shuffle=False, **common) if bundle.val is not None and len(bundle.val) else None
