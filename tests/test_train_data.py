@@ -271,6 +271,31 @@ def test_the_runs_loaders_batch_every_split_alike():
     assert not isinstance(train_dl.batch_sampler, EpochBatches) and train_dl.batch_size == 4
 
 
+def test_a_text_run_shuffles_each_epoch_as_its_sampler_says(tmp_path):
+    """Through EpochBatches, Lightning still sets the shuffle's epoch: each epoch of a run trains
+    on the batches EpochSampler gives for (seed, epoch), a new order every epoch."""
+    import lightning as L
+
+    from specgraph.train.module import EpochSampler
+
+    seen: list[torch.Tensor] = []
+
+    class FirstBatches(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 0:
+                seen.append(batch[0][0].clone())
+
+    r = train(SPECS / "skipgram_ns.yaml", "lee", params={"dim": 8}, epochs=2, batch_size=32, seed=4,
+              limit_train_batches=2, limit_val_batches=1, callbacks=[FirstBatches()], out=str(tmp_path / "run"),
+              monitor="train_loss", **QUICK)
+    query = r.data.train.query
+    for epoch, first in enumerate(seen):
+        sampler = EpochSampler(len(query), 4)
+        sampler.set_epoch(epoch)
+        assert torch.equal(first, query[sampler.order()[:32]])
+    assert len(seen) == 2 and not torch.equal(seen[0], seen[1])
+
+
 def test_user_files_csv_series_and_segmentation_folder(tmp_path):
     from PIL import Image
 
