@@ -234,15 +234,15 @@ def test_training_step_signature_is_given_and_true():
 
 
 def test_gradients_are_clipped_with_grad_clip_and_the_hook_is_skipped_without(tiny):
-    """configure_gradient_clipping is not called without --grad-clip (it would clip by 0); with it,
+    """The module's clipping hook is not called without --grad-clip (it would clip by 0); with it,
     every step's gradients reach the optimiser clipped to the norm asked for."""
     import lightning as L
 
     class Norms(L.Callback):
         def on_train_start(self, trainer, module):
-            self.norms, self.hook = [], module.configure_gradient_clipping
+            self.norms, self.hook = [], module.on_before_optimizer_step
 
-            def after_step(opt, args, kwargs):  # the closure (backward, clipping) ran inside step()
+            def after_step(opt, args, kwargs):  # the clipping hook ran inside step(), before the update
                 grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
                 self.norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g)
                                                                               for g in grads]))))

@@ -27,10 +27,13 @@ from typing import Callable, Optional
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
+from lightning.pytorch.trainer import call
 from torch import nn
 
 from ..ir.graph import Graph
 from ..ir.traits import Trait
+from .checkpoints import upgrade_step_count
 from .config import TrainConfig
 from .lean import skip_idle_step_hooks
 from .optim import make_optimizer, with_schedule
@@ -129,9 +132,13 @@ class SpecModule(L.LightningModule):
         self.epoch_report: Optional[Callable[[L.Trainer], None]] = None  # called once the epoch's metrics are logged
         # submodules, so that they follow the model to its device; not a ModuleDict: "train" is taken
         self.train_metrics, self.val_metrics, self.test_metrics = (task.make_metrics() for _ in STAGES)
+        self.automatic_optimization = False  # training_step steps the optimiser itself (see _optimise)
+        self._optimizer: Optional[LightningOptimizer] = None  # found at the start of training
+        self._scheduler = None
+        self._zero_grad_hooks = False  # whether a callback or the module has on_before_zero_grad to call
         skip_idle_step_hooks(self, L.LightningModule)  # Lightning's no-op step hooks, not called (lean.py)
-        if not config.grad_clip:  # Lightning would call it every step to check its settings and clip by 0: nothing
-            self.configure_gradient_clipping = None  # a hook that is not callable is skipped
+        if not config.grad_clip:  # the hook clips and does nothing else: not called at all
+            self.on_before_optimizer_step = None  # a hook that is not callable is skipped
 
     def __setattr__(self, name, value):
         if name == "_current_fx_name":  # Lightning sets and resets it around every hook, some twenty times a
@@ -177,7 +184,38 @@ class SpecModule(L.LightningModule):
         loss = self._step(batch, "train")
         if self._step_loss_is_read():
             self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=_batch_len(batch))
+        self._optimise(loss)
         return loss
+
+    # ---- the optimiser step: what Lightning's automatic optimisation did, without its loop -----
+    def _optimise(self, loss: torch.Tensor) -> None:
+        """Zero the gradients, backward, step the optimiser, then the schedule, as Lightning's
+        automatic optimisation did (its order, its hooks), without its closure and its bookkeeping:
+        some 0.3 ms a step (benchmarks/bench_train_overhead.py).
+
+        ``manual_backward`` scales the loss under ``16-mixed`` and calls the backward hooks; the
+        optimiser's ``step`` (Lightning's wrapper) counts ``global_step``, unscales the gradients,
+        calls ``on_before_optimizer_step`` (the non-finite guard, then :meth:`on_before_optimizer_step`,
+        which clips) and lets the gradient scaler skip an overflowing step. The schedule steps after
+        every optimiser step, skipped or not, as Lightning stepped it."""
+        optimizer = self._optimizer
+        if self._zero_grad_hooks:  # a user's callback, say: called as automatic optimisation called it
+            trainer = self.trainer
+            call._call_callback_hooks(trainer, "on_before_zero_grad", optimizer.optimizer)
+            call._call_lightning_module_hook(trainer, "on_before_zero_grad", optimizer.optimizer)
+        optimizer.zero_grad()  # to None, as Lightning's optimizer_zero_grad did
+        self.manual_backward(loss)
+        optimizer.step()
+        if self._scheduler is not None:
+            self._scheduler.step()
+
+    def on_before_optimizer_step(self, optimizer):
+        """Clip the gradients' global norm to ``grad_clip`` (None on the instance without it): after the
+        non-finite guard and after the gradient scaler's unscaling, where automatic optimisation clipped."""
+        self.clip_gradients(optimizer, gradient_clip_val=self.config.grad_clip, gradient_clip_algorithm="norm")
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        upgrade_step_count(checkpoint)
 
     def _step_loss_is_read(self) -> bool:
         """Whether this step's ``loss`` goes anywhere: to the progress bar (in a terminal), or to
@@ -212,6 +250,14 @@ class SpecModule(L.LightningModule):
 
     def on_train_start(self):
         keep_frozen_in_eval(self.model, self.frozen)  # Lightning keeps the modes it finds: set them once
+        trainer = self.trainer
+        self._optimizer = self.optimizers()
+        self._scheduler = self.lr_schedulers()
+        self._zero_grad_hooks = callable(self.on_before_zero_grad) or any(
+            callable(getattr(c, "on_before_zero_grad", None)) for c in trainer.callbacks)
+
+    def on_train_end(self):
+        self._optimizer = self._scheduler = None  # the trainer's: not kept past the run
 
     def on_train_epoch_start(self):
         self._reset("train")

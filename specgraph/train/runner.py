@@ -179,7 +179,7 @@ def _trainer(cfg: TrainConfig, run: RunPlan, monitor: str, metrics: tuple, extra
     try:
         trainer = L.Trainer(max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices,
                             num_nodes=cfg.num_nodes, strategy=strategy, precision=cfg.precision,
-                            gradient_clip_val=cfg.grad_clip, callbacks=callbacks, default_root_dir=run.path,
+                            callbacks=callbacks, default_root_dir=run.path,  # grad_clip: the module clips
                             logger=CSVLogger(run.path, name="logs"), enable_progress_bar=bar is not None,
                             enable_model_summary=False, num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
                             profiler=NoProfiler(),
