@@ -4,8 +4,8 @@ LeNet-5 on Fashion-MNIST (batch 128, Adam, one thread), the same model, data, sh
 number of steps: the time from the first step's start to the last step's end, which leaves out
 what a run does once (loading data, building, validation, checkpoints, the test pass) and
 keeps what Lightning does around every step. Then the same with each of the savings of
-specgraph/train/lean.py, guards.py, module.py, metrics.py, checkpoints.py and optim.py undone, one at a time and all together, to
-say what each buys. Rounds interleave the variants (order reversed every other round).
+specgraph/train/lean.py, guards.py, module.py, stepping.py, metrics.py, checkpoints.py and
+optim.py undone, one at a time and all together, to say what each buys. Rounds interleave the variants (order reversed every other round).
 
     .venv/bin/python benchmarks/run.py --only train_overhead
     .venv/bin/python benchmarks/bench_train_overhead.py [--quick] [--steps N] [--rounds R]
@@ -91,13 +91,14 @@ def plain_steps(bundle, steps: int) -> float:
 
 def _undo_patches() -> dict[str, list[tuple[object, str, object]]]:
     """Each saving and how to undo it: (object, attribute, the plain behaviour)."""
+    import lightning as L
     import torch.nn as nn
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.profilers import PassThroughProfiler
     from torchmetrics import Metric
     from torchmetrics.classification import MulticlassAccuracy
 
-    from specgraph.train import guards, lean, metrics, module, optim, tasks
+    from specgraph.train import guards, lean, metrics, module, optim, stepping, tasks
     from specgraph.train.checkpoints import RunCheckpoint
     from specgraph.train.module import SpecModule
 
@@ -142,6 +143,14 @@ def _undo_patches() -> dict[str, list[tuple[object, str, object]]]:
             (guards.NonFiniteGuard, "on_train_batch_start", guard_batch_start)],
         "training_step's signature rebuilt every step": [(SpecModule.training_step, "__signature__", None)],
         "gradient clipping's hook called with nothing to clip": [(SpecModule, "__init__", _clip_hook_kept(SpecModule))],
+        # Lightning's closure, its progress counters, the hooks around zero_grad and the step, the
+        # scheduler loop; training_step then only returns the loss (its clipping hook off, as before)
+        "automatic optimisation: Lightning's loop steps the optimiser": [
+            (SpecModule, "automatic_optimization", True), (SpecModule, "_optimise", lambda self, loss: None),
+            (SpecModule, "configure_gradient_clipping", None)],
+        "backward through Lightning with no hook to call": [(stepping, "_backward_is_plain", lambda module, trainer: False)],
+        "batch moved by Lightning's generic walk": [
+            (SpecModule, "transfer_batch_to_device", L.LightningModule.transfer_batch_to_device)],
     }
     # all of them: the per-tensor check is what came before both non-finite savings
     undo["all of the above undone"] = [p for name, ps in undo.items() if name != "non-finite check: a flag per dtype, "
@@ -152,12 +161,12 @@ def _undo_patches() -> dict[str, list[tuple[object, str, object]]]:
 
 
 def _clip_hook_kept(cls):
-    """SpecModule.__init__, then its configure_gradient_clipping called every step again."""
+    """SpecModule.__init__, then its clipping hook (on_before_optimizer_step) called every step again."""
     init = cls.__init__
 
     def kept(self, *args, **kwargs):
         init(self, *args, **kwargs)
-        vars(self).pop("configure_gradient_clipping", None)
+        vars(self).pop("on_before_optimizer_step", None)
 
     return kept
 
@@ -232,8 +241,15 @@ def run(cfg: Config | None = None, steps: int | None = None, rounds: int | None 
         "nn.Module's `__setattr__`; `idle hooks`: Lightning calls six hooks a step on every callback and on the "
         "module; those left as Lightning's no-ops (and ModelCheckpoint's step hook, which saves only every n steps) "
         "are set to None, which Lightning skips; `signature`: Lightning reads training_step's signature every step, "
-        "now given rather than rebuilt; `gradient clipping`: without --grad-clip, Lightning's hook checked its settings "
-        "every step to clip by 0, now it is not called. The last row is not loop overhead: "
+        "now given rather than rebuilt; `gradient clipping`: without --grad-clip, the clipping hook checked its settings "
+        "every step to clip by 0, now it is not called; `automatic optimisation`: Lightning's automatic optimisation "
+        "ran every step in a closure passed to the optimiser, with its progress counters, its hooks around zero_grad "
+        "and the step (on every callback) and its scheduler loop; the module now zeroes, backpropagates and steps "
+        "itself (Lightning's manual optimisation), calling the hooks that do something; `backward`: with no backward hook "
+        "that does something, one process and full precision, `loss.backward()` itself rather than Lightning's "
+        "backward, which called the no-op hooks on every callback; `batch moved`: an (inputs, targets) batch of "
+        "tensors is moved tensor by tensor, where Lightning's generic walk made an ABC isinstance check per item. "
+        "The last row is not loop overhead: "
         "specgraph.train's Adam uses torch's fused kernel (the plain loop here does too); undoing it shows what "
         "that buys a LeNet step.",
     ]

@@ -18,7 +18,7 @@ pytest.importorskip("sklearn")
 import lightning as L  # noqa: E402
 
 from specgraph.train import module as module_py  # noqa: E402
-from specgraph.train.checkpoints import upgrade_step_count  # noqa: E402
+from specgraph.train.stepping import upgrade_step_count  # noqa: E402
 from specgraph.train.module import SpecModule  # noqa: E402
 from specgraph.train.rundir import TrainingInterrupted  # noqa: E402
 from specgraph.train.runner import train  # noqa: E402
@@ -55,8 +55,10 @@ class Seen(L.Callback):
 
     def __init__(self):
         self.steps, self.epochs, self.lrs, self.losses, self.zero_grads = [], [], [], [], 0
+        self.plain_backward = None
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.plain_backward = module._plain_backward  # found as training starts, after the callbacks' hook
         self.steps.append(trainer.global_step)
         self.epochs.append(trainer.current_epoch)
 
@@ -94,17 +96,32 @@ def _same_tensors(a, b) -> bool:
     return a == b
 
 
-@pytest.mark.parametrize("settings", [
-    dict(optimizer="sgd", momentum=0.9, lr=0.5, grad_clip=0.05, lr_schedule="linear"),
-    dict(optimizer="adam", lr=0.01, lr_schedule="cosine"),
-    dict(optimizer="adamw", lr=0.01, precision="bf16-mixed"),
-], ids=["sgd-clip-linear", "adam-cosine", "adamw-bf16"])
-def test_the_step_is_automatic_optimisations_bit_for_bit(tiny, monkeypatch, settings):
-    ours, theirs = Seen(), Seen()
-    a = train(tiny, "digits", epochs=2, out="ours", callbacks=[ours], **settings, **QUICK)
+class GradNorms(L.Callback):
+    """A backward hook that does something: the gradients' norm after every backward."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_after_backward(self, trainer, module):
+        self.norms.append(float(torch.linalg.vector_norm(module.model.hidden.weight.grad)))
+
+
+@pytest.mark.parametrize("settings,hooked,plain", [
+    (dict(optimizer="sgd", momentum=0.9, lr=0.5, grad_clip=0.05, lr_schedule="linear"), False, True),
+    (dict(optimizer="sgd", momentum=0.9, lr=0.5, grad_clip=0.05, lr_schedule="linear"), True, False),
+    (dict(optimizer="adam", lr=0.01, lr_schedule="cosine"), False, True),
+    (dict(optimizer="adamw", lr=0.01, precision="bf16-mixed"), False, False),
+], ids=["sgd-clip-linear", "sgd-clip-linear-backward-hook", "adam-cosine", "adamw-bf16"])
+def test_the_step_is_automatic_optimisations_bit_for_bit(tiny, monkeypatch, settings, hooked, plain):
+    """``plain``: whether the backward is loss.backward() itself (no hook to call, full precision)."""
+    ours, theirs, our_norms, their_norms = Seen(), Seen(), GradNorms(), GradNorms()
+    extra = ([our_norms], [their_norms]) if hooked else ([], [])
+    a = train(tiny, "digits", epochs=2, out="ours", callbacks=[ours, *extra[0]], **settings, **QUICK)
     with monkeypatch.context() as m:
         m.setattr(module_py, "SpecModule", AutomaticSpecModule)
-        b = train(tiny, "digits", epochs=2, out="theirs", callbacks=[theirs], **settings, **QUICK)
+        b = train(tiny, "digits", epochs=2, out="theirs", callbacks=[theirs, *extra[1]], **settings, **QUICK)
+    assert ours.plain_backward is plain
+    assert our_norms.norms == their_norms.norms and len(our_norms.norms) == (8 if hooked else 0)
     assert ours.losses == theirs.losses and len(ours.losses) == 8
     assert ours.lrs == theirs.lrs and ours.steps == theirs.steps == list(range(8))
     assert ours.zero_grads == theirs.zero_grads == 8  # a user's on_before_zero_grad, every step
@@ -191,3 +208,24 @@ def test_upgrade_step_count_moves_only_an_automatic_count():
                                   MANUAL_STEPS: {"total": {"ready": 5, "completed": 5}, "current": {}}}}}
     assert not upgrade_step_count(new) and new["loops"]["fit_loop"][MANUAL_STEPS]["total"]["completed"] == 5
     assert not upgrade_step_count({}) and not upgrade_step_count({"loops": {}})
+
+
+@pytest.mark.parametrize("batch", [
+    (torch.randn(3, 2), torch.arange(3)),
+    [torch.randn(3, 2), torch.arange(3)],
+    ((torch.randn(3, 2), torch.randn(3, 4)), torch.arange(3)),
+    ([torch.randn(3, 2)], torch.arange(3)),
+], ids=["tuple", "list", "two-inputs", "inputs-list"])
+def test_batches_move_as_lightning_moves_them(batch):
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    from specgraph.train.module import _moved
+
+    device = torch.device("cpu")
+    ours, theirs = _moved(batch, device), move_data_to_device(batch, device)
+    assert type(ours) is type(theirs) and len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert type(a) is type(b)
+        for x, y in zip(a if isinstance(a, (tuple, list)) else [a], b if isinstance(b, (tuple, list)) else [b]):
+            assert x is y  # already on the device: the same tensor, as .to() gives it
+    assert _moved({"x": torch.zeros(1)}, device) is None and _moved((torch.zeros(1), "label"), device) is None

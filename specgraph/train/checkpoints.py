@@ -108,34 +108,6 @@ class RunCheckpoint(StateKeyOnce, ModelCheckpoint):
             self.on_train_batch_end = None  # Lightning skips a hook that is not callable
 
 
-# where Lightning keeps, in a checkpoint's loops, the optimiser steps of each kind of optimisation
-AUTOMATIC_STEPS = ("epoch_loop.automatic_optimization.optim_progress", "optimizer", "step")
-MANUAL_STEPS = ("epoch_loop.manual_optimization.optim_step_progress",)
-
-
-def upgrade_step_count(checkpoint: dict[str, Any]) -> bool:
-    """Carry the optimiser steps of a checkpoint written under Lightning's automatic optimisation
-    (specgraph before it stepped the optimiser itself) over to where manual optimisation counts
-    them; whether it did. In place, before Lightning restores its loops from ``checkpoint``.
-
-    Lightning reads ``global_step`` from one progress counter or the other depending on the
-    module's ``automatic_optimization``: unmoved, a resumed run would count its steps from 0 again
-    (its logs' steps, the guard's step numbers). A checkpoint that already counts manual steps is
-    left as it is. Both counters have the same form (ready and completed, in total and in the
-    current epoch)."""
-    loop = checkpoint.get("loops", {}).get("fit_loop")
-    if not isinstance(loop, dict):
-        return False
-    automatic = loop.get(AUTOMATIC_STEPS[0], {}).get(AUTOMATIC_STEPS[1], {}).get(AUTOMATIC_STEPS[2])
-    manual = loop.get(MANUAL_STEPS[0])
-    if not automatic or not automatic.get("total", {}).get("completed"):
-        return False
-    if manual and manual.get("total", {}).get("completed"):
-        return False
-    loop[MANUAL_STEPS[0]] = {part: dict(counts) for part, counts in automatic.items()}
-    return True
-
-
 def run_checkpoints(folder: Path, monitor: str, mode: str) -> tuple[ModelCheckpoint, ModelCheckpoint]:
     """(best, last): in this order in the Trainer's callbacks (see the module docstring)."""
     common = dict(dirpath=folder, save_top_k=1, save_on_train_epoch_end=True, auto_insert_metric_name=False,
@@ -146,4 +118,4 @@ def run_checkpoints(folder: Path, monitor: str, mode: str) -> tuple[ModelCheckpo
 
 
 __all__ = ["AtomicCheckpointIO", "RunCheckpoint", "atomic_save", "run_checkpoints", "remove_partial",
-           "sigint_held", "upgrade_step_count"]
+           "sigint_held"]

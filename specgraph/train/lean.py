@@ -58,6 +58,14 @@ class StateKeyOnce:
         return f"{self.key_class or type(self).__qualname__}{kwargs!r}"
 
 
+def hook_is_live(obj: Any, name: str, base: type) -> bool:
+    """Whether Lightning would call ``obj``'s hook ``name`` and it would do something: callable,
+    and not ``base``'s no-op (``base``: ``lightning.Callback`` or ``lightning.LightningModule``)."""
+    if not callable(getattr(obj, name, None)):
+        return False
+    return name in vars(obj) or getattr(type(obj), name, None) is not getattr(base, name, None)
+
+
 def skip_idle_step_hooks(obj: Any, base: type) -> list[str]:
     """Set to ``None``, on ``obj``, the per-step hooks its class leaves as ``base``'s no-ops
     (``base``: ``lightning.Callback`` or ``lightning.LightningModule``); the names set.
@@ -65,11 +73,10 @@ def skip_idle_step_hooks(obj: Any, base: type) -> list[str]:
     Lightning's ``_call_callback_hooks`` and ``_call_lightning_module_hook`` skip a hook that is
     not callable. Each idle call cost a profiler context, a label formatted from the callback's
     state key and the call itself: six hooks a step on each callback and on the module."""
-    idle = [name for name in STEP_HOOKS
-            if name not in vars(obj) and getattr(type(obj), name, None) is getattr(base, name)]
+    idle = [name for name in STEP_HOOKS if callable(getattr(obj, name, None)) and not hook_is_live(obj, name, base)]
     for name in idle:
         setattr(obj, name, None)
     return idle
 
 
-__all__ = ["NoProfiler", "StateKeyOnce", "STEP_HOOKS", "skip_idle_step_hooks"]
+__all__ = ["NoProfiler", "StateKeyOnce", "STEP_HOOKS", "hook_is_live", "skip_idle_step_hooks"]

@@ -27,16 +27,14 @@ from typing import Callable, Optional
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.core.optimizer import LightningOptimizer
-from lightning.pytorch.trainer import call
 from torch import nn
 
 from ..ir.graph import Graph
 from ..ir.traits import Trait
-from .checkpoints import upgrade_step_count
 from .config import TrainConfig
 from .lean import skip_idle_step_hooks
 from .optim import make_optimizer, with_schedule
+from .stepping import OptimiserStep
 from .tasks import Task
 from .transfer import Frozen, keep_frozen_in_eval
 
@@ -120,8 +118,9 @@ class EpochBatches(torch.utils.data.BatchSampler):
             yield order[start:start + self.batch_size]
 
 
-class SpecModule(L.LightningModule):
-    """Trains ``model`` (the built spec, kept as ``.model``) on ``task``."""
+class SpecModule(OptimiserStep, L.LightningModule):
+    """Trains ``model`` (the built spec, kept as ``.model``) on ``task``; ``training_step`` steps the
+    optimiser itself (Lightning's manual optimisation: stepping.py)."""
 
     def __init__(self, model: nn.Module, task: Task, plan: OutputPlan, config: TrainConfig,
                  frozen: Optional[Frozen] = None):
@@ -132,10 +131,6 @@ class SpecModule(L.LightningModule):
         self.epoch_report: Optional[Callable[[L.Trainer], None]] = None  # called once the epoch's metrics are logged
         # submodules, so that they follow the model to its device; not a ModuleDict: "train" is taken
         self.train_metrics, self.val_metrics, self.test_metrics = (task.make_metrics() for _ in STAGES)
-        self.automatic_optimization = False  # training_step steps the optimiser itself (see _optimise)
-        self._optimizer: Optional[LightningOptimizer] = None  # found at the start of training
-        self._scheduler = None
-        self._zero_grad_hooks = False  # whether a callback or the module has on_before_zero_grad to call
         skip_idle_step_hooks(self, L.LightningModule)  # Lightning's no-op step hooks, not called (lean.py)
         if not config.grad_clip:  # the hook clips and does nothing else: not called at all
             self.on_before_optimizer_step = None  # a hook that is not callable is skipped
@@ -148,6 +143,13 @@ class SpecModule(L.LightningModule):
 
     def forward(self, *inputs):
         return self.model(*inputs)
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        """Lightning's, for the batches the loaders give — (inputs, targets), inputs a tensor or a
+        tuple of them — moved tensor by tensor as Lightning moves them; anything else goes to
+        Lightning's, whose generic walk (an ABC isinstance check per item) cost 30 µs a step."""
+        moved = _moved(batch, device)
+        return moved if moved is not None else super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     # ---- the loss -------------------------------------------------------------------------
     def _predictions(self, raw) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -187,36 +189,6 @@ class SpecModule(L.LightningModule):
         self._optimise(loss)
         return loss
 
-    # ---- the optimiser step: what Lightning's automatic optimisation did, without its loop -----
-    def _optimise(self, loss: torch.Tensor) -> None:
-        """Zero the gradients, backward, step the optimiser, then the schedule, as Lightning's
-        automatic optimisation did (its order, its hooks), without its closure and its bookkeeping:
-        some 0.3 ms a step (benchmarks/bench_train_overhead.py).
-
-        ``manual_backward`` scales the loss under ``16-mixed`` and calls the backward hooks; the
-        optimiser's ``step`` (Lightning's wrapper) counts ``global_step``, unscales the gradients,
-        calls ``on_before_optimizer_step`` (the non-finite guard, then :meth:`on_before_optimizer_step`,
-        which clips) and lets the gradient scaler skip an overflowing step. The schedule steps after
-        every optimiser step, skipped or not, as Lightning stepped it."""
-        optimizer = self._optimizer
-        if self._zero_grad_hooks:  # a user's callback, say: called as automatic optimisation called it
-            trainer = self.trainer
-            call._call_callback_hooks(trainer, "on_before_zero_grad", optimizer.optimizer)
-            call._call_lightning_module_hook(trainer, "on_before_zero_grad", optimizer.optimizer)
-        optimizer.zero_grad()  # to None, as Lightning's optimizer_zero_grad did
-        self.manual_backward(loss)
-        optimizer.step()
-        if self._scheduler is not None:
-            self._scheduler.step()
-
-    def on_before_optimizer_step(self, optimizer):
-        """Clip the gradients' global norm to ``grad_clip`` (None on the instance without it): after the
-        non-finite guard and after the gradient scaler's unscaling, where automatic optimisation clipped."""
-        self.clip_gradients(optimizer, gradient_clip_val=self.config.grad_clip, gradient_clip_algorithm="norm")
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        upgrade_step_count(checkpoint)
-
     def _step_loss_is_read(self) -> bool:
         """Whether this step's ``loss`` goes anywhere: to the progress bar (in a terminal), or to
         the CSV logs on the steps Lightning writes them (every ``log_every_n_steps``). ``self.log``
@@ -250,14 +222,10 @@ class SpecModule(L.LightningModule):
 
     def on_train_start(self):
         keep_frozen_in_eval(self.model, self.frozen)  # Lightning keeps the modes it finds: set them once
-        trainer = self.trainer
-        self._optimizer = self.optimizers()
-        self._scheduler = self.lr_schedulers()
-        self._zero_grad_hooks = callable(self.on_before_zero_grad) or any(
-            callable(getattr(c, "on_before_zero_grad", None)) for c in trainer.callbacks)
+        self._prepare_step(self.trainer)
 
     def on_train_end(self):
-        self._optimizer = self._scheduler = None  # the trainer's: not kept past the run
+        self._forget_step()
 
     def on_train_epoch_start(self):
         self._reset("train")
@@ -304,6 +272,23 @@ class SpecModule(L.LightningModule):
 # Lightning reads training_step's signature on every step (does it take batch_idx?); a signature given
 # is read as it is instead of being rebuilt from the code object: 10 µs a step less
 SpecModule.training_step.__signature__ = inspect.signature(SpecModule.training_step)
+
+
+def _moved(batch, device: torch.device):
+    """``batch``, a tuple or list of tensors and tuples or lists of tensors, on ``device`` (non-blocking
+    but to the CPU and MPS, as Lightning's move_data_to_device); None for any other batch."""
+    if type(batch) not in (tuple, list):
+        return None
+    non_blocking = device.type not in ("cpu", "mps")
+    out = []
+    for item in batch:
+        if isinstance(item, torch.Tensor):
+            out.append(item.to(device, non_blocking=non_blocking))
+        elif type(item) in (tuple, list) and all(isinstance(t, torch.Tensor) for t in item):
+            out.append(type(item)(t.to(device, non_blocking=non_blocking) for t in item))
+        else:
+            return None
+    return type(batch)(out)
 
 
 def _batch_len(batch) -> int:
