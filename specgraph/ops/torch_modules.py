@@ -185,12 +185,15 @@ class Scan(nn.Module):
         if self.cell.hoisted:
             hoisted = self.cell.pre(x.reshape(n * steps, *x.shape[2:]))
             hoisted = hoisted if isinstance(hoisted, tuple) else (hoisted,)
-            per_step = [h.reshape(n, steps, *h.shape[1:]) for h in hoisted]
+            hoisted = [h.reshape(n, steps, *h.shape[1:]) for h in hoisted]
         else:
-            per_step = [x]
+            hoisted = [x]
+        # unbound once: the backward stacks the steps' gradients once, where x[:, t] per step
+        # would add a zero-padded [N, T, ...] gradient per step (T^2 work)
+        per_step = [h.unbind(1) for h in hoisted]
         outs = []
         for t in (range(steps - 1, -1, -1) if self.reverse else range(steps)):
-            result = self.cell.step(*(h[:, t] for h in per_step), *states, *context)
+            result = self.cell.step(*(h[t] for h in per_step), *states, *context)
             result = result if isinstance(result, tuple) else (result,)
             states = [result[i] for i in self.state_index]
             outs.append(result[self.emit_index])
