@@ -22,6 +22,7 @@ from specgraph.train.stepping import upgrade_step_count  # noqa: E402
 from specgraph.train.module import SpecModule  # noqa: E402
 from specgraph.train.rundir import TrainingInterrupted  # noqa: E402
 from specgraph.train.runner import train  # noqa: E402
+from test_train_schedule import CtrlCAtEpoch  # noqa: E402
 
 QUICK = dict(batch_size=32, limit_train_batches=4, limit_val_batches=2, threads=1, progress=False)
 AUTOMATIC_STEPS = "epoch_loop.automatic_optimization.optim_progress"
@@ -71,15 +72,6 @@ class Seen(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         self.losses.append(float(outputs["loss"]))
-
-
-class CtrlCAtEpoch(L.Callback):
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer, module):
-        if trainer.current_epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def _state(path):
