@@ -44,12 +44,6 @@ def _shape(t: TensorType) -> str:
     return str(t)
 
 
-def _accuracy() -> Accuracy:
-    """Correct predictions (argmax over dim 1) / examples: micro accuracy, as torchmetrics'
-    ``MulticlassAccuracy(average="micro")`` counts it, at a fifth of its cost a step (metrics.py)."""
-    return Accuracy()
-
-
 class Task:
     """Base class; subclasses set ``name`` and ``metrics`` (the first is the headline metric).
 
@@ -104,7 +98,7 @@ class Classification(Task):
         return F.cross_entropy(pred.float(), target)
 
     def _metrics(self):
-        return {**super()._metrics(), "acc": _accuracy()}
+        return {**super()._metrics(), "acc": Accuracy()}
 
     def update(self, metrics, pred, target, loss):
         super().update(metrics, pred, target, loss)
@@ -192,7 +186,7 @@ class LanguageModel(Task):
         return F.cross_entropy(pred.float().flatten(0, 1), target.flatten())
 
     def _metrics(self):  # per token
-        return {**super()._metrics(), "acc": _accuracy()}
+        return {**super()._metrics(), "acc": Accuracy()}
 
     def update(self, metrics, pred, target, loss):
         metrics["loss"].update(loss, target.numel())
@@ -238,7 +232,7 @@ class Word2Vec(Task):
         return F.cross_entropy(pred.float(), target) if self.softmax else negative_sampling_loss(pred)
 
     def _metrics(self):  # softmax: the context word ranked first; negative sampling: the true word (column 0)
-        return {**super()._metrics(), "acc": _accuracy()}
+        return {**super()._metrics(), "acc": Accuracy()}
 
     def update(self, metrics, pred, target, loss):
         super().update(metrics, pred, target, loss)
