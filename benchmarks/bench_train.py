@@ -431,12 +431,10 @@ def skipgram_section(cfg: Config) -> Section:
          FORMER_ROW: rows_of(r_former.model.embed.weight.detach().numpy(), full),
          "gensim, seed 1": np.stack([g1.wv[x] for x in vocab.words]),
          "gensim, seed 2": np.stack([g2.wv[x] for x in vocab.words])}
-    try:
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-    except ImportError:
-        ENGLISH_STOP_WORDS = frozenset()
+    from specgraph.train.wordvecs import probe_words
+
     frequent = vocab.words[:TOP]
-    content = [x for x in vocab.words if x.isalpha() and len(x) > 2 and x not in ENGLISH_STOP_WORDS][:TOP]
+    content = probe_words(vocab.words, TOP)  # the non-stop words, as a run's probe words are chosen
     questions = analogy_questions(vocab)
 
     times = {"specgraph.train": [t_train], "plain loop, seed 0": [t_plain0], "plain loop, seed 1": [t_plain1],
