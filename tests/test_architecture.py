@@ -119,8 +119,9 @@ def test_checking_a_spec_imports_no_torch():
     # lang, ir, ops, expand and analysis never import torch at module level
     for stage in ("lang", "ir", "ops", "expand", "analysis"):
         for path in (ROOT / stage).rglob("*.py"):
-            if path.name in ("torch_modules.py", "lstm_kernel_op.py"):  # imported by the ops' build() only
-                # (lstm_kernel_op by torch_modules)
+            if path.name in ("torch_modules.py", "lstm_kernel_op.py", "gather_dot_function.py"):
+                # imported by the ops' build() only (lstm_kernel_op by torch_modules), gather_dot_function
+                # by the torch stage (the call a fused gather-dot's fx node makes)
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
             top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]

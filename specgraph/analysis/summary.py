@@ -23,6 +23,8 @@ from typing import Any, Mapping
 
 from ..ir.graph import Graph
 from ..ir.tensor_type import TensorType
+from ..ops.gather_dot_kernel import unavailable as gather_dot_unavailable
+from ..ops.gather_dot_match import gather_dots
 from .memory.walk import MemoryReport, SizeError, params_at, format_bytes, memory_report
 
 
@@ -255,6 +257,9 @@ def summarize(graph: Graph, batch_size: int | None = None, dims: Mapping[str, in
                                op.num_params(node.params, in_types), macs,
                                m.param_bytes if m else None, m.activation_bytes if m else None,
                                bool(m and m.activation_bytes and not m.new_bytes), op.num_buffers(node.params, in_types)))
+    fused, missed = gather_dots(graph, kernel_missing=gather_dot_unavailable)
+    runs_as.update({f.scores.path: f.describe() for f in fused})
+    runs_as.update({m.node.path: m.describe() for m in missed})
     return Summary(graph.name, rows, {k: str(_at(v, sizes) if asked and sizes else v) for k, v in graph.inputs.items()},
                    {o.name: str(_at(o.value.type, sizes) if asked and sizes else o.value.type) for o in graph.outputs},
                    memory, note, depth, runs_as=runs_as)

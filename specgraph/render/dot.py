@@ -277,6 +277,8 @@ class _Drawer:
         if n:
             extra.append(esc(params_text(n)))
         lines = [head] + ([small(" · ".join(extra))] if extra else [])
+        if node.path in self.view.fused:  # one kernel computes it with the others of its gather-dot
+            lines.append(small(esc(f"fused: gather-dot → {self.view.fused[node.path]}"), "#7a4b00"))
         self.node(dot, v.id, html(lines), fillcolor=category_colour(category), tooltip=node.path)
 
     def node_block(self, dot, v: VNode) -> None:

@@ -18,6 +18,8 @@ from ..ir.graph import Graph, Node, Scope
 from .layout import assign_roles
 from .runs import find_runs
 from ..expand.partial import Failure
+from ..ops.gather_dot_kernel import unavailable as gather_dot_unavailable
+from ..ops.gather_dot_match import gather_dots
 
 
 class RenderOptionError(ValueError):
@@ -77,6 +79,7 @@ class View:
     node_params: dict[str, int] = field(default_factory=dict)
     scope_params: dict[str, int] = field(default_factory=dict)
     runs: dict[str, list[str]] = field(default_factory=dict)  # --rolled: first copy -> every copy
+    fused: dict[str, str] = field(default_factory=dict)  # node -> the gather-dot it runs in (its scores node)
     name: str = ""  # the title's graph name when it is not graph.name (a scan's cell, drawn alone)
     cell_of: Node | None = None  # the scan node whose cell this view draws (--only that node)
 
@@ -209,6 +212,8 @@ class _Builder:
                 view.node_params[node.path] = node_params(node)
         for s, inside in by_scope.items():
             view.scope_params[s] = sum(view.node_params[n.path] for n in inside)
+        for fusion in gather_dots(g, kernel_missing=gather_dot_unavailable)[0]:
+            view.fused.update(dict.fromkeys(fusion.paths, fusion.scores.path))
         if self.opts.rolled:
             self.find_runs(by_scope)
             view.runs = self.runs

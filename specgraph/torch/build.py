@@ -29,6 +29,9 @@ from torch import fx, nn
 from ..ir.graph import Graph, OutputInfo, Value
 from ..ir.in_place import in_place_nodes
 from ..ops.base import ARG_TYPE, FLOAT_DTYPES
+from ..ops.gather_dot_function import gather_dot
+from ..ops.gather_dot_kernel import unavailable as kernel_unavailable
+from ..ops.gather_dot_match import GatherDotFusion, gather_dots
 from ..ops.runtime_sizes import SIZE_SOURCE, reading_sizes_from, source_values
 from .input_check import CHECK_NAME, InputCheck
 from .names import class_name, identifier, value_name
@@ -39,14 +42,15 @@ IN_PLACE_KEY = "specgraph_in_place"  # fx_node.meta[IN_PLACE_KEY]: True when bui
 
 
 def build_module(graph: Graph, modules: nn.Module | None = None, *, check_inputs: bool = True,
-                 in_place: bool = True) -> nn.Module:
+                 in_place: bool = True, fuse: bool = True) -> nn.Module:
     """A trainable module computing ``graph``; inputs in declaration order, as positional args.
 
     Returns a tensor for one output, else a tuple in declaration order (in eval mode,
     training-only outputs are left out). ``modules``: take the submodules from this module
     instead of building them.  ``check_inputs``: check each call's inputs against the spec
     first (torch/input_check.py); off for the graphs an op runs inside (a scan's cell).
-    ``in_place``: run the nodes ``ir/in_place.py`` allows in place.
+    ``in_place``: run the nodes ``ir/in_place.py`` allows in place.  ``fuse``: run each gather-dot
+    (ops/gather_dot_match.py) as one ``gather_dot`` call; off, the spec's ops one by one.
     """
     root = modules if modules is not None else nn.Module()
     with_module: set[str] = set()
@@ -68,8 +72,8 @@ def build_module(graph: Graph, modules: nn.Module | None = None, *, check_inputs
     if check_inputs:
         root.add_module(CHECK_NAME, InputCheck(graph))
     name = class_name(graph.name)
-    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, check_inputs, in_place),
-                             name)
+    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, check_inputs, in_place,
+                                                 fuse), name)
     model = eval_gm
     if graph.has_train_only_outputs:
         train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, check_inputs, in_place),
@@ -163,11 +167,13 @@ def spec_node(fx_node: fx.Node):
 
 
 def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[str], held: set[str],
-              check_inputs: bool = False, in_place: bool = False) -> fx.Graph:
+              check_inputs: bool = False, in_place: bool = False, fuse: bool = False) -> fx.Graph:
     """The straight-line fx graph computing ``outputs`` (nodes they do not need are left out),
     first checking its inputs (``self.input_check(...)``) with ``check_inputs``, the nodes
-    ``ir/in_place.py`` allows run in place with ``in_place``."""
+    ``ir/in_place.py`` allows run in place with ``in_place``, gather-dots fused with ``fuse``."""
     needed = graph.needed_by(outputs)
+    fusions = {f.scores.path: f for f in gather_dots(graph, outputs, kernel_unavailable)[0]} if fuse else {}
+    inside = {path for f in fusions.values() for path in f.paths[:-1]}
     overwriting = in_place_nodes(graph, outputs) if in_place else frozenset()
     g = fx.Graph()
     values: dict[tuple[str, str], fx.Node] = {}
@@ -176,7 +182,11 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
     if check_inputs:
         g.call_module(CHECK_NAME, tuple(values.values()))
     for node in graph.op_nodes():
-        if node.path not in needed:
+        if node.path not in needed or node.path in inside:
+            continue
+        if node.path in fusions:
+            result = _emit_gather_dot(g, fusions[node.path], values)
+            values[(node.path, next(iter(node.outputs)))] = result
             continue
         args = [values[(v.node, v.port)] for v in node.inputs]
         if node.path in with_module or node.path in held:  # named as emitted values are: never `self`
@@ -239,6 +249,20 @@ def _emit(g: fx.Graph, node, args: list[fx.Node], sources: list[tuple[fx.Node, A
         copies[made] = copy
     copies[result].meta[META_KEY] = node
     return copies[result]
+
+
+def _emit_gather_dot(g: fx.Graph, fusion: GatherDotFusion, values: dict[tuple[str, str], fx.Node]) -> fx.Node:
+    """``scores = gather_dot(a, b, self.A.weight, self.B.weight)``: the fused nodes as one call,
+    reading the embeddings' own parameters (their modules stay, so the state_dict is the spec's)."""
+    indices = [values[(t.inputs[0].node, t.inputs[0].port)] for t in (fusion.query_table, fusion.key_table)]
+    weights = []
+    for table in (fusion.query_table, fusion.key_table):
+        weight = g.get_attr(f"{table.path}.weight")
+        weight.meta[PART_KEY] = table
+        weights.append(weight)
+    result = g.call_function(gather_dot, (*indices, *weights), name=value_name(fusion.scores.path))
+    result.meta[META_KEY] = result.meta[PART_KEY] = fusion.scores
+    return result
 
 
 def _has_submodule(root: nn.Module, path: str) -> bool:

@@ -35,6 +35,7 @@ from typing import Any
 from torch import fx, nn
 
 from ...ir.graph import Graph, Value
+from ...ops.gather_dot_function import gather_dot
 from ..build import IN_PLACE_KEY, build_module, graph_modules
 from ..input_check import input_check_off
 from ..names import class_name as camel_case
@@ -56,9 +57,10 @@ def python_source(model: nn.Module, graph: Graph | None = None, *, class_name: s
     ``graph``: one class per block (see the module docstring); without ``graph``, or for a module
     the passes rewrote, one flat class (flat.py).  No input check (torch/input_check.py)."""
     if graph is not None and _built_in_place(model):
-        # the classes are written from the plain ops (``out = bn3 + downsample``), as a person writes
-        # them and as flat.py's forms expect; the weights are the model's
-        plain = build_module(graph, check_inputs=False, in_place=False)
+        # the classes are written from the plain ops (``out = bn3 + downsample``, a gather-dot's
+        # embeddings, mul and sum), as a person writes them and as flat.py's forms expect; the
+        # weights are the model's
+        plain = build_module(graph, check_inputs=False, in_place=False, fuse=False)
         plain.load_state_dict(model.state_dict(), strict=True)
         model = plain.train(model.training)
     with input_check_off(model):
@@ -66,10 +68,12 @@ def python_source(model: nn.Module, graph: Graph | None = None, *, class_name: s
 
 
 def _built_in_place(model: nn.Module) -> bool:
-    """Built by build_module with in-place nodes (not rewritten by the passes: flat.py writes those)."""
+    """Built by build_module with in-place nodes or a fused gather-dot (not rewritten by the passes:
+    flat.py writes those)."""
     if "specgraph_passes" in getattr(graph_modules(model)[0], "meta", {}):
         return False
-    return any(n.meta.get(IN_PLACE_KEY) for gm in graph_modules(model) if gm is not None for n in gm.graph.nodes)
+    return any(n.meta.get(IN_PLACE_KEY) or n.target is gather_dot
+               for gm in graph_modules(model) if gm is not None for n in gm.graph.nodes)
 
 
 def _source(model: nn.Module, graph: Graph | None, class_name: str | None, docstring: str) -> str:

@@ -115,6 +115,7 @@ class SourceFile:
     # ---- functions ---------------------------------------------------------------------------
     def callee(self, fn: Any) -> str:
         """How the file calls function ``fn``: torch's by their names, builtins by theirs, others copied in."""
+        fn = getattr(fn, "plain_form", fn)  # a fused kernel's call written as the plain ops it equals
         name = torch_name(fn)
         if name is not None:
             if name.startswith("F."):
@@ -145,6 +146,7 @@ class SourceFile:
             self.need(f"import {value.__name__}" if value.__name__ == ident else f"import {value.__name__} as {ident}")
             return src
         if inspect.isfunction(value):
+            value = getattr(value, "plain_form", value)  # a fused kernel's call as the plain ops it equals
             name = value.__name__
             # Readable: call it by its own name, unless a local variable of the code has it.
             if name != ident and (re.search(rf"\b{re.escape(name)}\b", src) or name in self.helpers):
