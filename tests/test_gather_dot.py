@@ -262,3 +262,31 @@ def test_exports_of_the_fused_spec_record_the_plain_ops_and_equal_it(tmp_path):
     for form, scores in got.items():
         assert not on_kernel(scores), form
         torch.testing.assert_close(scores, want, atol=1e-5, rtol=1e-5, msg=form)
+
+
+def test_the_avx2_copy_gives_the_bits_of_the_portable_one():
+    # the kernel's results must not depend on the machine: lane by lane, one order of summing
+    import ctypes
+
+    from specgraph.ops.gather_dot_kernel import SOURCE
+
+    portable = SOURCE.replace('__attribute__((target_clones("avx2", "default")))', "")
+    assert portable != SOURCE
+    libs = [kernel(), c_build.compiled_library("gather_dot_portable", portable)]
+    P, I = ctypes.c_void_p, ctypes.c_int64
+    libs[1].gather_dot_forward.restype = I
+    libs[1].gather_dot_forward.argtypes = [P, P, P, P, I, I, I, I, I, P]
+    libs[1].gather_dot_backward.argtypes = [P, P, P, P, P, I, I, I, P, P]
+    g = torch.Generator().manual_seed(3)
+    A, B = torch.randn(300, 100, generator=g), torch.randn(300, 100, generator=g)
+    a, b, up = torch.randint(300, (999,), generator=g), torch.randint(300, (999, 6), generator=g), torch.randn(999, 6)
+    results = []
+    for lib in libs:
+        scores, dA, dB = torch.empty(999, 6), torch.zeros_like(A), torch.zeros_like(B)
+        assert lib.gather_dot_forward(A.data_ptr(), B.data_ptr(), a.data_ptr(), b.data_ptr(), 999, 6, 100, 300, 300,
+                                      scores.data_ptr()) == -1
+        lib.gather_dot_backward(A.data_ptr(), B.data_ptr(), a.data_ptr(), b.data_ptr(), up.data_ptr(), 999, 6, 100,
+                                dA.data_ptr(), dB.data_ptr())
+        results.append((scores, dA, dB))
+    for x, y in zip(*results):
+        assert torch.equal(x, y)

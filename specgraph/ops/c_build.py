@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 FLAGS = ("-O3", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared")
-_loaded: dict[str, "ctypes.CDLL | str"] = {}  # source hash -> the library, or why there is none
+_loaded: dict[str, "ctypes.CDLL | str"] = {}  # source -> the library, or why there is none (this process)
 
 
 def cache_dir() -> Path:
@@ -50,13 +50,16 @@ def c_compiler() -> str | None:
 def compiled_library(name: str, source: str) -> "ctypes.CDLL | str":
     """The shared library built from C ``source`` (cached; ``name`` names its file), loaded; or,
     where there is none, why not as a phrase ("no C compiler found (set CC)")."""
+    known = _loaded.get(source)  # once per process: a training step asks at every call
+    if known is not None:
+        return known
     compiler = c_compiler()
     if compiler is None:
-        return "no C compiler found (cc, gcc or clang on the PATH, or $CC)"
-    key = hashlib.sha256("\0".join((source, " ".join(FLAGS), compiler, sys.platform)).encode()).hexdigest()[:20]
-    if key in _loaded:
-        return _loaded[key]
-    _loaded[key] = result = _build_and_load(name, source, compiler, key)
+        result: "ctypes.CDLL | str" = "no C compiler found (cc, gcc or clang on the PATH, or $CC)"
+    else:
+        key = hashlib.sha256("\0".join((source, " ".join(FLAGS), compiler, sys.platform)).encode()).hexdigest()[:20]
+        result = _build_and_load(name, source, compiler, key)
+    _loaded[source] = result
     return result
 
 
