@@ -75,7 +75,7 @@ def gather_dots(graph: Graph, outputs: Iterable[OutputInfo] | None = None,
                 readers.setdefault(v.node, []).append(node)
     returned = {o.value.node for o in outputs}
     fused, missed = [], []
-    missing: list[str | None] = []  # asked at the first match only: it may build the kernel
+    why_not: list[str | None] = []  # the kernel's answer, asked at the first match only (it may build it)
     for node in graph.op_nodes():
         if node.path not in needed or not isinstance(node.op, Mul):
             continue
@@ -84,8 +84,11 @@ def gather_dots(graph: Graph, outputs: Iterable[OutputInfo] | None = None,
             continue
         if isinstance(found, str):
             missed.append(NotFused(node, found))
-        elif kernel_missing is not None and (missing or missing.append(kernel_missing()) or missing)[0]:
-            missed.append(NotFused(found.scores, f"the kernel cannot run here: {missing[0]}"))
+            continue
+        if kernel_missing is not None and not why_not:
+            why_not.append(kernel_missing())
+        if why_not and why_not[0]:
+            missed.append(NotFused(found.scores, f"the kernel cannot run here: {why_not[0]}"))
         else:
             fused.append(found)
     return fused, missed
