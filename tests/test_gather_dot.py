@@ -290,3 +290,21 @@ def test_the_avx2_copy_gives_the_bits_of_the_portable_one():
         results.append((scores, dA, dB))
     for x, y in zip(*results):
         assert torch.equal(x, y)
+
+
+def test_the_tables_stay_embedding_modules_in_train_and_eval_graphs():
+    graph = specgraph.check(
+        SKIPGRAM.format(embed="", unsqueeze=1, operands="query, outputs", sum="-1", extra="")
+        .replace("  scores:  {op: sum, dim: -1}", "  scores:  {op: sum, dim: -1}\n  noisy: {op: dropout, p: 0.5}")
+        + "outputs: {scores: scores, noisy: {from: noisy, train_only: true}}\n")
+    model = random_weights(build_module(graph))
+    assert model.code.count("gather_dot(") == 2  # the train-mode graph and the eval-mode one
+    for gm in (model, model.train_graph_module, model.eval_graph_module):
+        assert isinstance(gm.embed, torch.nn.Embedding) and isinstance(gm.outputs, torch.nn.Embedding)
+    ids = torch.tensor([1, 2, 2])
+    torch.testing.assert_close(model.embed(ids), model.embed.weight[ids])  # still callable, as built
+    assert list(model.state_dict()) == ["embed.weight", "outputs.weight"]
+    center, words = torch.tensor([0, 5]), torch.tensor([[1, 2, 3, 4], [5, 5, 0, 1]])
+    scores, noisy = model.train()(center, words)
+    assert on_kernel(scores)
+    torch.testing.assert_close(scores, reference(center, words, model.embed.weight, model.outputs.weight))

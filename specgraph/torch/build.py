@@ -72,12 +72,12 @@ def build_module(graph: Graph, modules: nn.Module | None = None, *, check_inputs
     if check_inputs:
         root.add_module(CHECK_NAME, InputCheck(graph))
     name = class_name(graph.name)
-    eval_gm = fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, check_inputs, in_place,
-                                                 fuse), name)
+    eval_gm = _tables_kept(fx.GraphModule(root, _fx_graph(graph, graph.eval_outputs, with_module, held, check_inputs,
+                                                          in_place, fuse), name), root)
     model = eval_gm
     if graph.has_train_only_outputs:
-        train_gm = fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, check_inputs, in_place),
-                                  name + "Train")
+        train_gm = _tables_kept(fx.GraphModule(root, _fx_graph(graph, graph.outputs, with_module, held, check_inputs,
+                                                               in_place, fuse), name + "Train"), root)
         model = TrainEvalModule(root, train_gm, eval_gm)
     # Weights in the floating dtype the inputs declare (a float64 spec computes in float64, as
     # its inferred types say), where they declare one; float32 otherwise.
@@ -263,6 +263,17 @@ def _emit_gather_dot(g: fx.Graph, fusion: GatherDotFusion, values: dict[tuple[st
     result = g.call_function(gather_dot, (*indices, *weights), name=value_name(fusion.scores.path))
     result.meta[META_KEY] = result.meta[PART_KEY] = fusion.scores
     return result
+
+
+def _tables_kept(gm: fx.GraphModule, root: nn.Module) -> fx.GraphModule:
+    """``gm`` with a fused gather-dot's embeddings the modules they are (``model.embed(ids)`` still
+    works): fx copies a parameter read by get_attr into a bare container module."""
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target is gather_dot:
+            for weight in node.args[2:]:
+                path = weight.target.rpartition(".")[0]
+                _set_submodule(gm, path, root.get_submodule(path))
+    return gm
 
 
 def _has_submodule(root: nn.Module, path: str) -> bool:
