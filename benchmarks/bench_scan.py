@@ -131,6 +131,14 @@ def run(cfg: Config | None = None) -> list[Section]:
                     "off), so torch.compile(nn.LSTM) runs torch's eager kernel; the fused scan under torch.compile "
                     "runs the same oneDNN kernel, as one custom op inside the captured graph "
                     "(ops/lstm_kernel_op.py).")
+    notes.append("The compiled layernorm_lstm_cell row is the most load-sensitive here: its unrolled 64 steps run "
+                 "thousands of small parallel regions (inductor's fused kernels, each with several OpenMP "
+                 "sections, and the per-step matrix products), forward and backward, against nn.LSTM's few "
+                 "large ones, so when the virtual machine's host is busy it slows more than its reference. "
+                 "On 2026-12-07, with nothing else running in the machine, runs of this module gave 1.38 "
+                 "(27 rounds) and 1.55, 1.62 and 1.67 at busier times; the same compiled module took 48 ms "
+                 "in one process and 57-70 ms in others minutes later, while compiled nn.LSTM stayed at "
+                 "35-37 ms. At one thread it is ~1.24x (no parallel regions to wait at).")
     return [Section("Recurrence: scanned gate-level cells vs torch.nn.LSTM / GRU", table, notes)]
 
 
