@@ -60,6 +60,17 @@ def load_case(path: Path, *, check_inputs: bool = True, **params):
     return graph, model.eval()
 
 
+def randomize_zero_params(model: nn.Module, seed: int = 1) -> None:
+    """Give parameters that start at zero (word2vec's output vectors, a zero-initialised head)
+    small random values: with a table of zeros every score is 0 and an export's comparison proves
+    nothing."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point() and p.numel() and not p.any():
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.1)
+
+
 def randomize_norm_stats(model: nn.Module, seed: int = 0) -> None:
     """Give batch norms non-trivial statistics and affine params, so that folding them is tested
     (a fresh batch norm — mean 0, var 1, weight 1, bias 0 — is the identity)."""

@@ -570,11 +570,14 @@ def live_nodes(graph) -> set[str]:
 
 
 def build_naming(graph, check_inputs: bool = True):
-    """``specgraph.build(graph)`` (and None: the built module's fx nodes carry their spec nodes
-    in ``meta["specgraph"]``, so no names need recording; kept for the callers' signature)."""
-    import specgraph
+    """``specgraph.build(graph)`` without its fused gather-dots (and None: the built module's fx
+    nodes carry their spec nodes in ``meta["specgraph"]``, so no names need recording; kept for the
+    callers' signature).  Unfused, every node has a tensor whose shape can be compared with its
+    inferred one; a fused gather-dot's inner nodes have none (on the meta device, or any device but
+    the CPU, the fused call runs these same ops; tests/test_gather_dot.py checks the kernel)."""
+    from specgraph.torch.build import build_module
 
-    return specgraph.build(graph, check_inputs=check_inputs), None
+    return build_module(graph, check_inputs=check_inputs, fuse=False), None
 
 
 def observed_shapes(graph, model, args, asked=None) -> dict[tuple[str, str], tuple[int, ...]]:
