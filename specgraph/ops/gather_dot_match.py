@@ -28,6 +28,7 @@ from ..ir.graph import Graph, Node, OutputInfo
 from .merge import Mul
 from .recurrent import Embedding
 from .reduce import Sum, Unsqueeze
+from .rules import normalize_dim
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def _match(graph: Graph, mul: Node, readers: dict[str, list[Node]], returned: se
         return "one operand must be an embedding's vectors unsqueezed at dim -2, the other an embedding's"
     (query_table, query), (key_table, _) = sides[unsqueezed[0]], sides[1 - unsqueezed[0]]
     a_index, b_index = query_table.inputs[0].type, key_table.inputs[0].type
-    if normalize(query.params.dim, a_index.rank + 2) != a_index.rank:
+    if normalize_dim(query.params.dim, a_index.rank + 2) != a_index.rank:
         return f"{query.path} unsqueezes dim {query.params.dim}, not the one before the vectors (-2)"
     if b_index.rank != a_index.rank + 1 or tuple(b_index.shape[:-1]) != tuple(a_index.shape):
         return (f"the indices of {key_table.path} ({b_index}) are not those of {query_table.path} "
@@ -133,7 +134,7 @@ def _match(graph: Graph, mul: Node, readers: dict[str, list[Node]], returned: se
         return f"{mul.path}'s product is not read by one sum alone"
     dims = scores.params.dim if isinstance(scores.params.dim, list) else [scores.params.dim]
     rank = len(mul.out.shape)
-    if len(dims) != 1 or normalize(dims[0], rank) != rank - 1 or scores.params.keepdim:
+    if len(dims) != 1 or normalize_dim(dims[0], rank) != rank - 1 or scores.params.keepdim:
         return f"{scores.path} sums over dim {scores.params.dim}{' keeping it' if scores.params.keepdim else ''}, " \
                f"not the vectors' (-1)"
     chain = ((query_table, query), (query, mul), (key_table, mul), (mul, scores))
@@ -141,10 +142,6 @@ def _match(graph: Graph, mul: Node, readers: dict[str, list[Node]], returned: se
         if node.path in returned or [r.path for r in readers.get(node.path, [])] != [reader.path]:
             return f"{node.path}'s value is also read elsewhere (it must exist anyway)"
     return GatherDotFusion(query_table, query, key_table, mul, scores)
-
-
-def normalize(dim: int, rank: int) -> int:
-    return dim % rank if -rank <= dim < rank else dim
 
 
 __all__ = ["gather_dots", "GatherDotFusion", "NotFused"]
