@@ -237,3 +237,21 @@ def test_activations_after_a_fresh_tensor_run_in_place():
     x = example_inputs(graph, model, dims={"N": 2})
     with torch.no_grad():
         assert_outputs_close(optimized(*x), model(*x))
+
+
+@pytest.mark.parametrize("prepack", [False, True], ids=["plain", "prepacked"])
+def test_a_channels_last_model_pickles_and_copies(prepack):
+    # Unpickling a GraphModule traces its code again: the layout helpers, which look at the
+    # tensor's rank, are recorded as calls by the tracer the pass names (gm._tracer_cls).
+    import copy
+    import pickle
+
+    graph, model = load_case(next(p for p in SPECS if p.stem == "resnet18"), num_classes=5)
+    optimized = optimize(model, "inference", graph=graph, prepack=prepack)
+    assert optimized.meta["specgraph_passes"].channels_last
+    inputs = example_inputs(graph, model, dims={"N": 1})
+    with torch.no_grad():
+        want = optimized(*inputs)
+        for other in (pickle.loads(pickle.dumps(optimized)), copy.deepcopy(optimized)):
+            torch.testing.assert_close(other(*inputs), want, rtol=0, atol=0)
+            assert other.get_submodule("conv1").weight.is_contiguous(memory_format=torch.channels_last)
