@@ -11,6 +11,9 @@ Rows, the pass first:
 * ``specgraph optimize("inference")`` — batch norm folded, dropout dropped, channels_last,
   convolutions, linears and self-attention on packed oneDNN weights with the residual adds and
   activations fused into them: what ``specgraph build --optimize inference`` gives;
+* ``specgraph optimize("inference", compile=True)`` — the same passes but the packing, their
+  graph then compiled by torch.compile with inductor's freezing and C++ wrapper (compiled once
+  per batch size before timing; the compile's wall time is reported in the notes);
 * ``specgraph optimize(backend="onnxruntime")`` — the spec's model exported to ONNX by specgraph
   (dynamic batch) and run by onnxruntime behind a torch module (torch tensors in and out, the
   spec's input check first): the same runtime as the peer on specgraph's own export;
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -38,6 +42,7 @@ BATCHES = (1, 8)
 PEER = "onnxruntime on torchvision's ONNX"
 EAGER = "torchvision eager"
 OPTIMIZED = 'specgraph optimize("inference")'
+COMPILED = 'specgraph optimize("inference", compile=True)'
 ORT_BACKEND = 'specgraph optimize(backend="onnxruntime")'
 PLAIN = "specgraph plain build"
 # Seconds of extra rounds (beyond the minimum) per model and batch: vit_b_16 at batch 8 takes
@@ -77,7 +82,7 @@ def candidates(name: str) -> dict[str, torch.nn.Module]:
     graph = specgraph.check(f"specs/{name}.yaml")
     plain = specgraph.build(graph).eval()
     plain.load_state_dict(ref.state_dict(), strict=True)
-    return {OPTIMIZED: optimize(plain, "inference"),
+    return {OPTIMIZED: optimize(plain, "inference"), COMPILED: optimize(plain, "inference", compile=True),
             ORT_BACKEND: optimize(plain, "inference", backend="onnxruntime", graph=graph), PLAIN: plain, EAGER: ref}
 
 
@@ -93,10 +98,20 @@ def onnx_peer(ref: torch.nn.Module, name: str, batch: int, tmp: Path, cfg: Confi
     return OrtSession(path)
 
 
+SETTLE_S = 0.06
+
+
+def settle(_name: str) -> None:
+    """Wait, untimed, before each call: after a run, onnxruntime's worker threads spin for ~40 ms
+    (measured here: one core busy), which would slow whichever candidate is timed next and add
+    their CPU time to its own."""
+    time.sleep(SETTLE_S)
+
+
 def run(cfg: Config | None = None) -> list[Section]:
     cfg = cfg or Config()
     torch.set_num_threads(THREADS)
-    rows, verdicts = [], {}
+    rows, verdicts, compile_s = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in MODELS:
             torch_models = candidates(name)
@@ -105,8 +120,12 @@ def run(cfg: Config | None = None) -> list[Section]:
                 x = torch.randn(batch, 3, 224, 224)
                 with torch.no_grad():
                     want = models[EAGER](x)
-                    for m in models.values():
-                        torch.testing.assert_close(m(x), want, atol=1e-3, rtol=1e-3)  # timing equal work
+                    for label, m in models.items():
+                        start = time.perf_counter()
+                        got = m(x)  # the compiled candidate compiles for this batch size here
+                        if label == COMPILED:
+                            compile_s[(name, batch)] = time.perf_counter() - start
+                        torch.testing.assert_close(got, want, atol=1e-3, rtol=1e-3)  # timing equal work
 
                 def call(m):
                     def f():
@@ -118,14 +137,14 @@ def run(cfg: Config | None = None) -> list[Section]:
                 cfg.progress(f"{name} batch {batch}: {repeats} rounds")
                 samples = interleaved({k: call(m) for k, m in models.items()}, repeats=repeats, warmup=2,
                                       max_repeats=3 * repeats, budget_s=cfg.budget(BUDGET_S[batch]),
-                                      progress=cfg.progress, label=f"{name} b{batch}")
+                                      before_each=settle, progress=cfg.progress, label=f"{name} b{batch}")
                 peer, eager = samples[PEER], samples[EAGER]
-                for label in (OPTIMIZED, ORT_BACKEND, PLAIN, EAGER):
+                for label in (OPTIMIZED, COMPILED, ORT_BACKEND, PLAIN, EAGER):
                     s = samples[label]
                     r = s.median / peer.median
                     lo, _, hi = quartiles(paired_ratios(s, peer))
                     target = ""
-                    if label in (OPTIMIZED, ORT_BACKEND):
+                    if label in (OPTIMIZED, COMPILED, ORT_BACKEND):
                         verdicts[(label, name, batch)] = r
                         target = f"≤ {TARGET:.2f} " + ("met" if r <= TARGET else "**missed**")
                     cfg.progress(f"{name} b{batch} {label}: {r:.2f} of onnxruntime's time")
@@ -135,15 +154,17 @@ def run(cfg: Config | None = None) -> list[Section]:
     table = markdown_table(["model", "candidate", "candidate time", "onnxruntime time", "ratio to onnxruntime",
                             "per-round IQR", "CPU-time ratio", "speed-up vs torchvision eager", "rounds", "target"],
                            rows, align="llrrrrrrrl")
-    return [Section('Graph passes: optimize("inference") vs onnxruntime (CPU)', table, _notes(verdicts))]
+    return [Section('Graph passes: optimize("inference") vs onnxruntime (CPU)', table, _notes(verdicts, compile_s))]
 
 
 def _missed(verdicts: dict, label: str) -> list[str]:
     return [f"{n} batch {b} ({r:.2f})" for (row, n, b), r in verdicts.items() if row == label and r > TARGET]
 
 
-def _notes(verdicts: dict) -> list[str]:
+def _notes(verdicts: dict, compile_s: dict) -> list[str]:
     missed, ort_missed = _missed(verdicts, OPTIMIZED), _missed(verdicts, ORT_BACKEND)
+    compiled_missed = _missed(verdicts, COMPILED)
+    compiles = ", ".join(f"{n} batch {b} {s:.0f} s" for (n, b), s in compile_s.items())
     return [
         f"Ratio to onnxruntime = candidate time / time of onnxruntime {_ort_version()} running torchvision's "
         f"own model exported by `torch.onnx.export` (CPUExecutionProvider, every graph optimisation on, "
@@ -152,7 +173,10 @@ def _notes(verdicts: dict) -> list[str]:
         f"compares this process's CPU time instead, which other processes on the machine disturb less (both "
         f"runtimes' worker threads spin while they wait, which CPU time counts). Forward only, "
         f"`torch.no_grad()`, CPU, `torch.set_num_threads({THREADS})`. All candidates hold the same weights and "
-        f"their outputs are checked against torchvision's before timing.",
+        f"their outputs are checked against torchvision's before timing. Every call waits {SETTLE_S * 1e3:.0f} ms "
+        f"before it, untimed: after a run, onnxruntime's worker threads spin for about 40 ms (a core busy), "
+        f"which slowed whichever candidate came next by up to a third, and counted their CPU time as its own "
+        f"(runs before 2026-12-07 11:00 UTC did not wait).",
         "What the torch passes do, and what each part bought (measured with one thread in CPU time on a loaded "
         "2-core AVX-512 machine while they were written, onnxruntime = 1): batch norm folded into the conv "
         "before it, dropout removed, channels_last so oneDNN's convolutions run on NHWC directly; every conv's "
@@ -181,10 +205,33 @@ def _notes(verdicts: dict) -> list[str]:
         ("Torch passes: target ≤ 1.00 met for every model and batch." if not missed else
          "Torch passes: target ≤ 1.00 missed for " + ", ".join(missed) + "; see where onnxruntime's time is "
          "lower above. The per-round IQR shows how much the machine's load moved the numbers."),
+        f"The `{COMPILED}` row runs the passes' graph (batch norm folded, dropout dropped, channels_last; convs "
+        f"and linears left plain) through `torch.compile` with inductor's freezing and C++ wrapper "
+        f"(specgraph/torch/passes/compiled.py): the weights are constants of the compiled code, so inductor "
+        f"packs every conv and linear for oneDNN once, fuses their activations and adds, and generates C++ "
+        f"loops for the pools, element-wise ops and reductions between them (googlenet's max pools and "
+        f"concatenations, mobilenet's squeeze-and-excitation), and the forward is one native call. The first call "
+        f"with each input shape compiles; in this run (the inductor cache as it was): {compiles}.",
+        _compiled_against_passes(verdicts),
+        ("Compiled passes: target ≤ 1.00 met for every model and batch." if not compiled_missed else
+         "Compiled passes: target ≤ 1.00 missed for " + ", ".join(compiled_missed) + "."),
         ("onnxruntime backend: ≤ 1.00 for every model and batch." if not ort_missed else
          "onnxruntime backend: above 1.00 for " + ", ".join(ort_missed) + " (the same runtime as the peer: "
          "the difference is the two exports and the module's per-call cost)."),
     ]
+
+
+def _compiled_against_passes(verdicts: dict) -> str:
+    """Which rows the compile made faster or slower than the uncompiled passes, in this run."""
+    faster, slower = [], []
+    for (row, n, b), r in verdicts.items():
+        if row == COMPILED and (OPTIMIZED, n, b) in verdicts:
+            plain = verdicts[(OPTIMIZED, n, b)]
+            (faster if r < plain else slower).append(f"{n} batch {b} ({plain:.2f} → {r:.2f})")
+    return ("Compiled against the uncompiled passes, in ratios to onnxruntime: faster for "
+            + (", ".join(faster) or "none") + "; slower for " + (", ".join(slower) or "none")
+            + " (where the passes' packed linears and attention around `scaled_dot_product_attention` "
+              "beat inductor's code for them, as in vit_b_16, the uncompiled passes are the faster choice).")
 
 
 def _ort_version() -> str:

@@ -158,15 +158,18 @@ def export(spec: SpecLike | Graph, *, onnx=None, torchscript=None, exported=None
 
 
 def optimize(model: Any, mode: str = "inference", *, graph: Graph | None = None, channels_last: bool | None = None,
-             prepack: bool | None = None, backend: str = "torch", **params: Any):
+             prepack: bool | None = None, backend: str = "torch", compile: bool = False, **params: Any):
     """An optimised copy of a built module (or of a spec, built first; ``params`` override its
     params) for ``mode``: see :func:`specgraph.torch.passes.optimize.optimize` (batch norm folded,
     dropout dropped, in-place, channels_last, packed convolutions, linears and attention with
     their activations and residual adds fused).  ``backend="onnxruntime"``: instead, the model
     exported to ONNX and run by an onnxruntime session behind a module called the same way
-    (:mod:`specgraph.torch.passes.ort_backend`; a built module needs ``graph=``, its spec's Graph)."""
+    (:mod:`specgraph.torch.passes.ort_backend`; a built module needs ``graph=``, its spec's Graph).
+    ``compile=True``: the passes' graph compiled by torch.compile with inductor's freezing
+    (:mod:`specgraph.torch.passes.compiled`; a compile on the first call with each input shape)."""
     from .torch.passes.optimize import optimize as run_passes
 
     if isinstance(model, (str, os.PathLike, Spec)):
         model = check(model, **params)
-    return run_passes(model, mode, graph=graph, channels_last=channels_last, prepack=prepack, backend=backend)
+    return run_passes(model, mode, graph=graph, channels_last=channels_last, prepack=prepack, backend=backend,
+                      compile=compile)

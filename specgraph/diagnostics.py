@@ -119,7 +119,8 @@ class InputError(SpecError, ValueError):
 class BackendError(SpecError, RuntimeError):
     """An inference backend refused a model or a call: onnxruntime not installed, a model the
     ONNX export refuses, a call in training mode, with gradients or on another device
-    (specgraph/torch/passes/ort_backend.py; codes E801-E803)."""
+    (specgraph/torch/passes/ort_backend.py; codes E801-E803); a compiled module
+    (``compile=True``, passes/compiled.py) without a C++ compiler or after its weights changed."""
 
 
 def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:

@@ -26,8 +26,14 @@ def build(spec: str = SpecArg,
                                           "onnxruntime (the model's ONNX export in an onnxruntime session; implies "
                                           "--optimize inference)",
                                           parser=one_of(Backend, "--backend",
-                                                        "expected torch or onnxruntime, found {found!r}"))):
+                                                        "expected torch or onnxruntime, found {found!r}")),
+          compile_: bool = typer.Option(False, "--compile", help="with --optimize inference: compile the optimised "
+                                        "graph with torch.compile (inductor, weights frozen); the first call with "
+                                        "each input shape compiles (tens of seconds)")):
     """Build the torch module; print its generated code or save its state_dict."""
+    if compile_ and (optimize is None or backend != "torch"):
+        raise typer.BadParameter("--compile compiles the torch passes' graph: it needs --optimize inference and the "
+                                 "torch backend", param_hint="--compile")
     if backend == "onnxruntime" and (code or save):
         raise typer.BadParameter("--code and --save need the torch backend: the onnxruntime module runs an ONNX "
                                  "session (no fx code; its weights are inside it); write the ONNX file with "
@@ -44,7 +50,7 @@ def build(spec: str = SpecArg,
 
             if backend != "torch":
                 return run_passes(graph, optimize or "inference", backend=backend)
-            return run_passes(build_module(graph), optimize, graph=graph)
+            return run_passes(build_module(graph), optimize, graph=graph, compile=compile_)
         return build_module(graph)
 
     model = guarded(make)
@@ -69,4 +75,5 @@ def build(spec: str = SpecArg,
         out.print(f"saved state_dict to {save}", markup=False)
     if not code and not save:
         n = sum(p.numel() for p in model.parameters())
-        out.print(f"{graph.name}: built {type(model).__name__} with {n:,} parameters", markup=False)
+        compiled = " (torch.compile: the first call with each input shape compiles)" if compile_ else ""
+        out.print(f"{graph.name}: built {type(model).__name__} with {n:,} parameters{compiled}", markup=False)

@@ -10,7 +10,9 @@ passes (one per file in this package) through a ``PassManager``:
   add and the activation after it fused into the kernel (epilogue.py says which);
 * packed_linear.py — (CPU) each linear likewise, with its activation or residual add;
 * packed_attention.py — (CPU) self-attention on packed projections, its residual add fused
-  (``prepack=False`` leaves plain modules, for a model to export or move to a GPU).
+  (``prepack=False`` leaves plain modules, for a model to export or move to a GPU);
+* compiled.py — with ``compile=True``, instead of the three packers: the graph compiled by
+  ``torch.compile`` with inductor's freezing (which packs, fuses and generates the rest itself).
 
 The passes read the spec node behind each fx node (``fx_node.meta["specgraph"]``, its op's
 traits and types); they also apply to GraphModules made by other means, where what needs a
@@ -58,9 +60,14 @@ class PassReport:
     prepacked: list[str] = field(default_factory=list)
     packed_linear: list[str] = field(default_factory=list)
     packed_attention: list[str] = field(default_factory=list)
+    compiled: bool = False
 
     def __str__(self) -> str:
         packed = self.prepacked + self.packed_linear + self.packed_attention
+        if self.compiled:
+            return (f"folded {len(self.folded)} batch norm(s), dropped {len(self.dropped)} dropout(s), "
+                    f"{len(self.in_place)} op(s) in place, channels_last {'on' if self.channels_last else 'off'}, "
+                    f"compiled by torch.compile (inductor, weights frozen)")
         return (f"folded {len(self.folded)} batch norm(s), dropped {len(self.dropped)} dropout(s), "
                 f"{len(self.in_place)} op(s) in place, channels_last {'on' if self.channels_last else 'off'}, "
                 f"{len(self.prepacked)} conv(s), {len(self.packed_linear)} linear(s) and "
@@ -70,7 +77,8 @@ class PassReport:
 
 
 def optimize(model: Union[nn.Module, Graph], mode: str = "inference", *, graph: Graph | None = None,
-             channels_last: bool | None = None, prepack: bool | None = None, backend: str = "torch") -> nn.Module:
+             channels_last: bool | None = None, prepack: bool | None = None, backend: str = "torch",
+             compile: bool = False) -> nn.Module:
     """An optimised copy of ``model`` for ``mode`` (only "inference" so far); ``model`` is left as is.
 
     ``model``: a module from :func:`specgraph.build`, or a checked Graph (built first); the
@@ -84,11 +92,19 @@ def optimize(model: Union[nn.Module, Graph], mode: str = "inference", *, graph: 
     ``backend``: "torch" (the passes above, a GraphModule) or "onnxruntime": the model exported to
     ONNX and run by an onnxruntime session behind a module called the same way (ort_backend.py;
     needs ``graph`` when ``model`` is a module; ``channels_last`` and ``prepack`` do not apply).
+    ``compile``: (torch backend) the passes' graph, its convs and linears left plain, compiled by
+    ``torch.compile`` with inductor's freezing, behind a :class:`~.compiled.CompiledInference`
+    (compiled.py): faster, after a compile of tens of seconds on the first call with each input
+    shape; a call after its weights changed is refused.
     """
     if mode not in MODES:
         raise ValueError(f"unknown optimisation mode {mode!r}; expected one of {', '.join(MODES)}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if compile and backend != "torch":
+        raise ValueError("compile=True applies to the torch backend; onnxruntime compiles its session itself")
+    if compile and prepack:
+        raise ValueError("compile=True packs the convolutions and linears through inductor; prepack=True does not apply")
     if backend == "onnxruntime":
         from .ort_backend import onnxruntime_module  # exports to ONNX: imported only when asked for
 
@@ -103,12 +119,20 @@ def optimize(model: Union[nn.Module, Graph], mode: str = "inference", *, graph: 
     use_cl = has_conv_4d(gm) if channels_last is None else channels_last
     if use_cl:
         passes.append(ChannelsLast())
-    pack = _prepack.available() if prepack is None else prepack
+    pack = not compile and (_prepack.available() if prepack is None else prepack)
     packers = [_prepack.Prepack(), PackLinear(), PackAttention()] if pack else []
     passes += packers
     PassManager(passes, steps=1)(gm)  # each pass changes `gm` in place
-    gm.meta["specgraph_passes"] = PassReport(fold.changed, drop.changed, in_place.changed, use_cl,
-                                             *(p.changed for p in packers))
+    report = PassReport(fold.changed, drop.changed, in_place.changed, use_cl, *(p.changed for p in packers))
+    gm.meta["specgraph_passes"] = report
+    if compile:
+        from .compiled import CompiledInference, check_compiler  # torch._inductor: imported only when asked for
+
+        check_compiler(gm)
+        report.compiled = True
+        compiled = CompiledInference(gm)
+        compiled.meta = gm.meta
+        return compiled
     return gm
 
 
