@@ -479,3 +479,23 @@ def test_serve_follows_edits_errors_and_fixes(browser, server, tmp_path):
     save(good, "document.querySelector('#sg-banner').hidden")  # fixed
     assert page.locator("#sg-viewport .k-error").count() == 0 and "→ 10" in page.text_content("#sg-viewport")
     page.screenshot(path=str(tmp_path / "live-fixed.png"))
+
+
+def test_fused_nodes_are_marked_in_the_model_and_the_panel(browser, tmp_path):
+    # skip-gram's scores run as one gather-dot kernel when built: the viewer says so, as the
+    # static diagram and the summary do (tests/test_gather_dot.py)
+    from specgraph.ops.gather_dot_kernel import unavailable
+
+    spec = load(SPECS / "skipgram_ns.yaml")
+    model = viewer_model(expand_partial(spec), spec)
+    fused = {n["id"]: n["fused"] for n in model["nodes"] if "fused" in n}
+    if unavailable():  # no C compiler: nothing is fused, and nothing is marked
+        assert fused == {}
+        return
+    assert fused == dict.fromkeys(["embed", "query", "outputs", "product", "scores"], "gather-dot → scores")
+    path, _ = write_html(tmp_path, SPECS / "skipgram_ns.yaml")
+    page = open_viewer(browser, path)
+    assert page.locator("#sg-viewport text.fused").count() == 5
+    page.click("[data-key='n:product']")
+    assert panel(page, "path") == "product" and panel(page, "fused") == "gather-dot → scores"
+    assert page.errors == []

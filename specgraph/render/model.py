@@ -24,6 +24,8 @@ from ..expand.partial import PartialGraph
 from ..ir.graph import Graph, Node, Scope
 from ..lang.params import parse_param_decls
 from ..lang.spec import Spec
+from ..ops.gather_dot_kernel import unavailable as gather_dot_unavailable
+from ..ops.gather_dot_match import gather_dots
 from .runs import find_runs, nodes_by_scope
 from .sources import Docs, SourceTable
 from .style import round_numbers, shape_text, value_text
@@ -46,6 +48,7 @@ class _Model:
         self.nodes: list[dict[str, Any]] = []
         self.summary = _summary(graph)
         self.rows = {r.path: r for r in self.summary.rows} if self.summary else {}
+        self.fused = _fused(graph)
         self._decls: dict[str, dict] = {}
 
     def build(self) -> dict[str, Any]:
@@ -92,6 +95,8 @@ class _Model:
             "id": node.path, "kind": "op", "name": node.name, "op": node.op_name,
             "label": round_numbers(op.describe(node.params)), "cat": op.category, "scope": scope, "out": outs,
             "params": params, "src": self.sources.ref(node.location), "doc": self.docs.node(node.location)}
+        if node.path in self.fused:  # one kernel computes it with the others of its gather-dot (as the diagram says)
+            entry["fused"] = f"gather-dot → {self.fused[node.path]}"
         row = self.rows.get(node.path)
         if row is not None and self.summary is not None:  # the summary's own row, as `specgraph summary` prints it
             cells = self.summary.cells(row)
@@ -179,6 +184,15 @@ def _summary(graph: Graph) -> Summary | None:
         return summarize(graph)
     except Exception:  # a partial graph may not size everything: the panel then shows no counts
         return None
+
+
+def _fused(graph: Graph) -> dict[str, str]:
+    """Node path -> the gather-dot it runs in (its scores node), as the build fuses them."""
+    try:
+        fusions = gather_dots(graph, kernel_missing=gather_dot_unavailable)[0]
+    except Exception:  # a partial graph may lack what the match reads: then nothing is marked
+        return {}
+    return {path: f.scores.path for f in fusions for path in f.paths}
 
 
 def _roles(graph: Graph, failures) -> dict[tuple[str, str], str]:

@@ -71,6 +71,7 @@ SG.lines = function (e) {
       if (d.name !== d.op && !/^\d+$/.test(d.name)) extra.push(d.name);
       if (d.count && d.count !== "0") extra.push(d.count + " params");
       if (extra.length) L.push({text: extra.join(" · "), cls: "s"});
+      if (d.fused) L.push({text: "fused: " + d.fused, cls: "s fused"});
     }
     return L;
   }
