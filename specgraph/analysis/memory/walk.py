@@ -20,7 +20,9 @@ torch module.  What is counted, and why:
   machine runs (machine.py).  How the outputs live is what the op promises in its traits:
   ``Trait.IDENTITY_IN_EVAL`` (the output is the input), ``Trait.VIEW`` (a view where
   ``Op.view_strides`` allows one), and a node the built module runs in place (``ir/in_place.py``:
-  an activation or add overwriting an input nothing else reads) writes into its input's storage.
+  an activation or add overwriting an input nothing else reads) writes into its input's storage;
+  the nodes of a fused gather-dot (ops/gather_dot_match.py: skip-gram's gathers and product, run
+  as one kernel that writes only the scores) hold no storage and no scratch.
   An op class without a scratch model (or whose model
   returns None for these inputs) makes the peak a lower bound, and the report lists its nodes.
 
@@ -52,6 +54,8 @@ from ...ir.strides import contiguous_strides
 from ...ir.tensor_type import TensorType
 from ...ir.traits import Trait
 from ...ops import ShapeError
+from ...ops.gather_dot_kernel import unavailable as gather_dot_unavailable
+from ...ops.gather_dot_match import gather_dots
 from . import kernels  # noqa: F401  (registers the built-in ops' scratch models)
 from .scratch import MemoryContext, scratch_model
 from .machine import detect
@@ -208,6 +212,10 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
     order = list(graph.op_nodes())
     run = graph.needed_by(graph.eval_outputs)  # the builder leaves the other nodes out
     overwriting = in_place_nodes(graph, graph.eval_outputs)  # what the builder runs in place
+    # the nodes the builder runs inside one gather-dot kernel: only its scores are ever made
+    fusions = gather_dots(graph, kernel_missing=gather_dot_unavailable)[0]
+    inside = {path for f in fusions for path in f.paths if path != f.scores.path}
+    fused = inside | {f.scores.path for f in fusions}
     machine = detect()
     nodes: dict[str, NodeMemory] = {}
     made: dict[str, tuple[list[Tensor], set[int], int]] = {}
@@ -225,7 +233,9 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         for port, t in zip(node.outputs, out_types):
             shape, dtype = _concrete(t, sizes, f"node '{node.path}'")
             out = None
-            if Trait.RESIDENT in node.traits:  # held by the module, like its weights: no activation
+            if Trait.RESIDENT in node.traits or node.path in inside:
+                # held by the module, like its weights, or never materialised (a fused gather-dot's
+                # gathers and product): no activation memory
                 out = Tensor(shape, contiguous_strides(shape), dtype, -1 - len(values))
                 storages[out.storage] = 0
             elif Trait.IDENTITY_IN_EVAL in node.traits and ins[0].shape == shape:
@@ -242,6 +252,8 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         model = scratch_model(op)
         scratch = None if model is None else model(op, node.params, ins, outs,
                                                    MemoryContext(sizes, threads, param_bytes, machine, memory_report))
+        if node.path in fused:  # the gather-dot kernel writes the scores and allocates nothing else
+            scratch = 0
         if scratch is None:  # no model, or none for these inputs: the peak is a lower bound
             not_modelled.add(node.path)
         scratch = max(0, scratch or 0)
