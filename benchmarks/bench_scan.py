@@ -138,7 +138,10 @@ def run(cfg: Config | None = None) -> list[Section]:
                  "On 2026-12-07, with nothing else running in the machine, runs of this module gave 1.38 "
                  "(27 rounds) and 1.55, 1.62 and 1.67 at busier times; the same compiled module took 48 ms "
                  "in one process and 57-70 ms in others minutes later, while compiled nn.LSTM stayed at "
-                 "35-37 ms. At one thread it is ~1.24x (no parallel regions to wait at).")
+                 "35-37 ms. At one thread it is ~1.24x (no parallel regions to wait at). At noon the same "
+                 "day the host was busier (nothing else ran in this machine; compiled nn.LSTM itself took "
+                 "41-43 ms, and the fused GRU, torch's own kernel on both sides, read 1.06 in one run): "
+                 "two runs gave 1.84 and 1.66; the morning's quiet runs gave 1.41 and 1.38.")
     return [Section("Recurrence: scanned gate-level cells vs torch.nn.LSTM / GRU", table, notes)]
 
 
