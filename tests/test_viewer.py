@@ -256,6 +256,7 @@ def test_googlenet_opens_a_block_searches_and_shows_a_node(browser, tmp_path):
     row = next(r for r in summary.rows if r.path == "conv1.conv")
     cells = summary.cells(row)
     assert panel(page, "op") == "conv2d" and panel(page, "count") == cells[3] and panel(page, "macs") == cells[4]
+    assert page.locator("#sg-panel p > b").count() == 1  # the op's line, and no line naming its kind besides
     assert panel(page, "activations") == cells[6] and "googlenet.yaml:" in page.inner_text("#sg-panel .sg-where")
     page.screenshot(path=str(tmp_path / "googlenet-search.png"))
     assert page.errors == []

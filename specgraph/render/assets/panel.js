@@ -55,9 +55,9 @@
       d = e.data;
       html += '<h2 data-field="path">' + SG.esc(d.id) + "</h2>";
       if (e.kind === "op") html += '<p><b data-field="op">' + SG.esc(d.op) + "</b> " + SG.esc(d.label || "") + "</p>" + table(d.params);
+      else html += "<p><b>" + SG.esc(e.kind === "error" ? d.op + " (failed)" : e.kind) + "</b></p>";
       if (d.fused) html += '<p class="sg-note">built fused: <span data-field="fused">' + SG.esc(d.fused) + "</span> (one kernel " +
         "computes this node with the others of its gather-dot)</p>";
-      else html += "<p><b>" + SG.esc(e.kind === "error" ? d.op + " (failed)" : e.kind) + "</b></p>";
       if (e.kind === "error") html += (d.errors || []).map(function (i) { return errorHtml(m.errors[i], i); }).join("");
       if (e.kind !== "input") html += "<h3>inputs</h3><ul>" + edgesOf(e, true) + "</ul>";
       if (d.out) html += "<h3>outputs</h3><ul>" + d.out.map(function (o) { return "<li>" + SG.esc(o[0] + ": " + o[2]) + "</li>"; }).join("") + "</ul>";
