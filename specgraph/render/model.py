@@ -24,12 +24,10 @@ from ..expand.partial import PartialGraph
 from ..ir.graph import Graph, Node, Scope
 from ..lang.params import parse_param_decls
 from ..lang.spec import Spec
-from ..ops.gather_dot_kernel import unavailable as gather_dot_unavailable
-from ..ops.gather_dot_match import gather_dots
 from .runs import find_runs, nodes_by_scope
 from .sources import Docs, SourceTable
 from .style import round_numbers, shape_text, value_text
-from .view import ViewOptions, build_view
+from .view import View, ViewOptions, build_view
 
 FORMAT = 1  # of the model; the viewer refuses another
 
@@ -48,13 +46,15 @@ class _Model:
         self.nodes: list[dict[str, Any]] = []
         self.summary = _summary(graph)
         self.rows = {r.path: r for r in self.summary.rows} if self.summary else {}
-        self.fused = _fused(graph)
+        self.fused: dict[str, str] = {}  # node -> the gather-dot it runs in (its scores node), from the view
         self._decls: dict[str, dict] = {}
 
     def build(self) -> dict[str, Any]:
         g = self.g
         failures = self.partial.failures if self.partial else []
-        roles = _roles(g, failures)
+        view = build_view(g, ViewOptions(), failures)
+        roles = _roles(view)
+        self.fused = view.fused
         for node in g.nodes():
             self.index[node.path] = len(self.nodes)
             self.nodes.append(self.node(node))
@@ -186,20 +186,11 @@ def _summary(graph: Graph) -> Summary | None:
         return None
 
 
-def _fused(graph: Graph) -> dict[str, str]:
-    """Node path -> the gather-dot it runs in (its scores node), as the build fuses them."""
-    try:
-        fusions = gather_dots(graph, kernel_missing=gather_dot_unavailable)[0]
-    except Exception:  # a partial graph may lack what the match reads: then nothing is marked
-        return {}
-    return {path: f.scores.path for f in fusions for path in f.paths}
-
-
-def _roles(graph: Graph, failures) -> dict[tuple[str, str], str]:
-    """The role of each edge (producer path, consumer path) in the whole graph drawn open:
-    'skip', 'bridge', or 'rise' (laid out rising, the decoder side of a U)."""
+def _roles(view: View) -> dict[tuple[str, str], str]:
+    """The role of each edge (producer path, consumer path) in the whole graph drawn open
+    (``view``, built with the default options): 'skip', 'bridge', or 'rise' (laid out rising,
+    the decoder side of a U)."""
     roles: dict[tuple[str, str], str] = {}
-    view = build_view(graph, ViewOptions(), failures)
     for e in view.edges:
         role = "rise" if e.reverse else e.role if e.role in ("skip", "bridge") else ""
         if role:
