@@ -111,6 +111,10 @@ def test_changed_weights_are_refused_not_ignored(net):
     assert err.value.diagnostics[0].code == "E802" and "weights changed" in str(err.value)
     with torch.no_grad():  # the original is untouched
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(deep(x), model(x), rtol=1e-5, atol=1e-5)
+    deep.head.weight = torch.nn.Parameter(deep.head.weight.detach().clone())  # a replaced tensor, same values
+    with pytest.raises(BackendError, match="weights changed"):
+        deep(x)
 
 
 def test_training_mode_and_gradients_are_refused(net):

@@ -63,14 +63,12 @@ class PassReport:
     compiled: bool = False
 
     def __str__(self) -> str:
-        packed = self.prepacked + self.packed_linear + self.packed_attention
+        done = (f"folded {len(self.folded)} batch norm(s), dropped {len(self.dropped)} dropout(s), "
+                f"{len(self.in_place)} op(s) in place, channels_last {'on' if self.channels_last else 'off'}, ")
         if self.compiled:
-            return (f"folded {len(self.folded)} batch norm(s), dropped {len(self.dropped)} dropout(s), "
-                    f"{len(self.in_place)} op(s) in place, channels_last {'on' if self.channels_last else 'off'}, "
-                    f"compiled by torch.compile (inductor, weights frozen)")
-        return (f"folded {len(self.folded)} batch norm(s), dropped {len(self.dropped)} dropout(s), "
-                f"{len(self.in_place)} op(s) in place, channels_last {'on' if self.channels_last else 'off'}, "
-                f"{len(self.prepacked)} conv(s), {len(self.packed_linear)} linear(s) and "
+            return done + "compiled by torch.compile (inductor, weights frozen)"
+        packed = self.prepacked + self.packed_linear + self.packed_attention
+        return (done + f"{len(self.prepacked)} conv(s), {len(self.packed_linear)} linear(s) and "
                 f"{len(self.packed_attention)} attention(s) packed "
                 f"({sum('+add' in p for p in packed)} with the residual add fused, "
                 f"{sum(p.count('+') - ('+add' in p) for p in packed)} with their activation)")
