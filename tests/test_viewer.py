@@ -421,7 +421,9 @@ def server(tmp_path):
 
 def test_serve_answers_its_three_routes_and_nothing_else(server):
     spec, url = server
-    assert json.loads(urllib.request.urlopen(url + "model.json").read())["name"] == "lenet5"
+    answer = urllib.request.urlopen(url + "model.json")
+    assert json.loads(answer.read())["name"] == "lenet5"
+    assert int(answer.headers["X-Specgraph-Version"]) >= 1  # the page draws only newer versions
     for path in ("live.yaml", "../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "render/x.svg"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url + path)
@@ -447,6 +449,42 @@ def test_serve_refuses_an_include_outside_the_specs_folder(server, tmp_path):
         assert model["stale"] and any("outside" in e["message"] for e in model["errors"]), model["errors"]
     finally:
         outside.unlink()
+
+
+def test_a_save_while_the_watcher_reloads_is_drawn(tmp_path):
+    # The watcher remembers the files as they were before it read them: a save that lands
+    # while it reloads is drawn at the next poll, never taken as already seen.
+    import threading
+
+    from specgraph.render.live import LiveSpec
+
+    spec = tmp_path / "live.yaml"
+    good = (SPECS / "lenet5.yaml").read_text()
+    spec.write_text(good)
+
+    class SavedDuringReload(LiveSpec):
+        def reload(self) -> None:
+            super().reload()
+            if self.version == 2:  # the first reload of the watcher: the user saves again now
+                spec.write_text(good.replace("num_classes: 10", "num_classes: 3"))
+
+    live = SavedDuringReload(spec)
+    stop = threading.Event()
+    watcher = threading.Thread(target=live.watch, args=(stop, 0.02), daemon=True)
+    watcher.start()
+    try:
+        time.sleep(0.05)
+        spec.write_text(good.replace("num_classes: 10", "num_classes: 7 "))  # another size: seen at once
+        deadline = time.time() + 5
+        while time.time() < deadline and live.version < 3:
+            time.sleep(0.02)
+        assert live.version >= 3, "the save made during the reload was never drawn"
+        _, model = live.current()
+        assert model["ok"] and any(n.get("label") == "→ 3" for n in model["nodes"])
+        assert "num_classes: 3" in spec.read_text()
+    finally:
+        stop.set()
+        watcher.join(5)
 
 
 def test_serve_follows_edits_errors_and_fixes(browser, server, tmp_path):

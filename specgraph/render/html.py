@@ -80,14 +80,15 @@ def model_json(model: dict[str, Any]) -> str:
     return json.dumps(model, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def page(model: dict[str, Any], *, live: bool = False) -> str:
-    """The viewer page showing ``model``; ``live``: follow the server's updates (specgraph serve)."""
+def page(model: dict[str, Any], *, live: int | None = None) -> str:
+    """The viewer page showing ``model``; ``live``: the version of ``model`` at the server whose
+    updates the page follows (specgraph serve), None for a page on its own."""
     from html import escape
 
     scripts = "\n".join(f"<script>\n{asset(name)}\n</script>" for name in SCRIPTS)
     return PAGE.format(title=escape(str(model.get("name", "spec"))), page_css=asset("viewer.css"),
                        diagram_css=asset("diagram.css"), model=model_json(model),
-                       live="true" if live else "false", scripts=scripts)
+                       live="false" if live is None else json.dumps({"version": int(live)}), scripts=scripts)
 
 
 def viewer_html(partial: PartialGraph, spec: Spec | None = None) -> str:

@@ -102,8 +102,16 @@ class LiveSpec:
             # files hold still for a moment, so a half-written file is never drawn.
             while not stop.wait(SETTLE_SECONDS) and self.stamp() != now:
                 now = self.stamp()
+            # `now` was taken before the reload read the files: a save that lands while it
+            # reads differs from it and is drawn at the next poll (stamping after the reload
+            # would take that save as seen, and never draw it).
             self.reload()
-            seen = self.stamp()
+            seen = now
+
+    def current(self) -> tuple[int, dict[str, Any]]:
+        """The version and the model, read together."""
+        with self.changed:
+            return self.version, self.model
 
     def wait_for(self, version: int, timeout: float) -> int:
         """The current version once it passes ``version`` (or after ``timeout`` seconds)."""
@@ -127,13 +135,14 @@ def make_server(live: LiveSpec, host: str = "127.0.0.1", port: int = 8000) -> Th
                 return self._send(HTTPStatus.FORBIDDEN, b"forbidden host\n", "text/plain")
             route = self.path.split("?", 1)[0]
             if route in ("/", "/index.html"):
-                with live.changed:
-                    model = live.model
-                return self._send(HTTPStatus.OK, page(model, live=True).encode("utf-8"), "text/html; charset=utf-8")
+                version, model = live.current()
+                return self._send(HTTPStatus.OK, page(model, live=version).encode("utf-8"), "text/html; charset=utf-8")
             if route == "/model.json":
-                with live.changed:
-                    model = live.model
-                return self._send(HTTPStatus.OK, model_json(model).encode("utf-8"), "application/json")
+                # the version travels beside the model, so the page never draws an older model
+                # over a newer one (two fetches on two connections may answer in either order)
+                version, model = live.current()
+                return self._send(HTTPStatus.OK, model_json(model).encode("utf-8"), "application/json",
+                                  {"X-Specgraph-Version": str(version)})
             if route == "/events":
                 return self._events()
             self._send(HTTPStatus.NOT_FOUND, b"not found: this server serves the viewer, no files\n", "text/plain")
@@ -145,8 +154,10 @@ def make_server(live: LiveSpec, host: str = "127.0.0.1", port: int = 8000) -> Th
             name = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
             return name in ("127.0.0.1", "localhost", "::1")
 
-        def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
+        def _send(self, status: HTTPStatus, body: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")

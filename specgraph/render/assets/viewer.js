@@ -375,15 +375,26 @@
   requestAnimationFrame(function () { V.timings.firstPaint = performance.now(); V.ready = true; });
 
   if (window.SPECGRAPH_LIVE) {
-    var source = new EventSource("events");
-    source.addEventListener("model", function () {
-      fetch("model.json", {cache: "no-store"}).then(function (r) { return r.json(); }).then(function (model) {
+    // The page shows the server's model of version `shown`, and draws only newer ones: fetches
+    // may answer out of order. It fetches on every change event and each time the event stream
+    // (re)connects, since a save between the page's load and the stream's start sends no event.
+    var shown = window.SPECGRAPH_LIVE.version;
+    var update = function () {
+      fetch("model.json", {cache: "no-store"}).then(function (r) {
+        var version = Number(r.headers.get("X-Specgraph-Version"));
+        return r.json().then(function (model) { return {version: version, model: model}; });
+      }).then(function (got) {
+        if (!(got.version > shown)) return;
+        shown = got.version;
         var keep = {x: view.x, y: view.y, s: view.s};
-        load(model, true);
+        load(got.model, true);
         relayout();
         view = keep; transform(); paint(); showPanel();
         V.version = (V.version || 0) + 1;
       });
-    });
+    };
+    var source = new EventSource("events");
+    source.addEventListener("open", update);
+    source.addEventListener("model", update);
   }
 })();
