@@ -15,6 +15,10 @@ Activations and adds whose input nothing else reads run in place (``torch.relu_`
 ``a.add_(b)``), as in torchvision's models, in training as in eval: ``ir/in_place.py`` says
 which, and the memory walk follows the same rule.  The fx nodes made so carry
 ``meta[IN_PLACE_KEY]``.
+
+The generated forward lets go of each value when the block it was passed into returns, as the
+nested ``nn.Module`` calls of a hand-written model do (``ir/lifetimes.py``, torch/lifetimes.py):
+the built module allocates and frees as torchvision's does.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ..ops.gather_dot_kernel import unavailable as kernel_unavailable
 from ..ops.gather_dot_match import GatherDotFusion, gather_dots
 from ..ops.runtime_sizes import SIZE_SOURCE, reading_sizes_from, source_values
 from .input_check import CHECK_NAME, InputCheck
+from .lifetimes import hold_like_modules
 from .names import class_name, identifier, value_name
 
 META_KEY = "specgraph"  # fx_node.meta[META_KEY]: the spec Node the fx node computes
@@ -177,6 +182,8 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
     overwriting = in_place_nodes(graph, outputs) if in_place else frozenset()
     g = fx.Graph()
     values: dict[tuple[str, str], fx.Node] = {}
+    steps: list = []  # the spec nodes emitted, in order
+    after: dict[str, fx.Node] = {}  # a step's path -> the last fx node once it was emitted
     for name in graph.inputs:
         values[(name, "out")] = g.placeholder(identifier(name))
     if check_inputs:
@@ -184,9 +191,11 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
     for node in graph.op_nodes():
         if node.path not in needed or node.path in inside:
             continue
+        steps.append(node)
         if node.path in fusions:
             result = _emit_gather_dot(g, fusions[node.path], values)
             values[(node.path, next(iter(node.outputs)))] = result
+            after[node.path] = result
             continue
         args = [values[(v.node, v.port)] for v in node.inputs]
         if node.path in with_module or node.path in held:  # named as emitted values are: never `self`
@@ -208,9 +217,11 @@ def _fx_graph(graph: Graph, outputs: tuple[OutputInfo, ...], with_module: set[st
                 values[(node.path, port)] = g.create_node("call_function", operator.getitem, (result, i),
                                                           name=value_name(node.path, port))
                 values[(node.path, port)].meta[PART_KEY] = node
+        after[node.path] = next(reversed(g.nodes))
     outs = [values[(o.value.node, o.value.port)] for o in outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     g.lint()
+    hold_like_modules(g, steps, after, values)
     return g
 
 

@@ -29,7 +29,9 @@ torch module.  What is counted, and why:
 The **inference peak** (eval mode, under ``torch.no_grad``) walks the eval graph — the nodes
 that the non-training outputs need, in the order the built module runs them — and keeps a
 storage alive from the node that allocates it to the last node that reads it or any view of
-it: the fx module the builder generates drops each value after its last use.  The graph inputs
+it, or to the end of the block the value was passed into, when that is later: the fx module
+the builder generates lets go of each value then, as nested ``nn.Module`` calls do
+(``ir/lifetimes.py``).  The graph inputs
 are held by the caller for the whole call and the outputs are alive at its end.  At each node
 the live bytes are those alive before it, plus its new bytes and its scratch; the peak is
 the largest such sum.  It counts activation memory only: the weights are resident anyway and
@@ -50,6 +52,7 @@ from typing import Mapping
 from ...ir.dims import Sym, evaluate
 from ...ir.graph import Graph, Node
 from ...ir.in_place import in_place_nodes
+from ...ir.lifetimes import released_after
 from ...ir.strides import contiguous_strides
 from ...ir.tensor_type import TensorType
 from ...ir.traits import Trait
@@ -273,6 +276,10 @@ def memory_report(graph: Graph, batch_size: int | None = 1, dims: Mapping[str, i
         for v in node.inputs:
             s = values[(v.node, v.port)].storage
             last_use[s] = max(last_use.get(s, -1), position[node.path])
+    # ... or later: the module holds a value until the block it was passed into returns
+    for (producer, port), held_until in released_after([n for n in steps if n.path not in inside]).items():
+        s = values[(producer, port)].storage
+        last_use[s] = max(last_use[s], position[held_until])
     live = sum(storages[s] for s in input_storages)
     peak, peak_node = live, None
     dying: dict[int, list[int]] = {}

@@ -112,6 +112,9 @@ def optimize(model: Union[nn.Module, Graph], mode: str = "inference", *, graph: 
     if isinstance(model, Graph):
         model = build_module(model)
     gm = copy.deepcopy(inference_graph_module(model)).eval()
+    # the optimised forward lets go of each value after its last use: the lowest peak, where
+    # the plain build holds values as torchvision's module calls do (torch/lifetimes.py)
+    gm.graph.set_codegen(fx.CodeGen())
     fold, drop, in_place = FoldBatchNorm(), DropDropout(), InPlace()
     passes = [fold, drop, in_place]
     use_cl = has_conv_4d(gm) if channels_last is None else channels_last
