@@ -57,11 +57,14 @@ def test_the_built_module_peaks_exactly_where_torchvisions_does(name):
         assert torch.equal(built(x), ref(x))
         built_peak, ref_peak = allocator_peak(lambda: built(x)), allocator_peak(lambda: ref(x))
     assert built_peak == ref_peak, f"{name}: built {built_peak} B, torchvision {ref_peak} B"
-    # the walk, which never runs torch, follows the same lifetimes: exact for four of these, within
-    # 0.6 % for the others (shufflenet's and googlenet's concatenations; scratch models are held
-    # to 20 % in test_memory.py)
+    # the walk, which never runs torch, follows the same lifetimes.  oneDNN's scratch is 32-95 %
+    # of these peaks and its size follows the CPU's channel block (8 on AVX2, 16 on AVX-512),
+    # so the bound is what the kernels' scratch models are held to on any CPU (5 %,
+    # test_memory_kernels.py).  Measured on AVX2: exact for four of these, within 0.6 % for
+    # shufflenet and googlenet; a walk freeing at the last use is 10 % under for mobilenet_v3_large,
+    # 7 % for efficientnet_b0 and 21 % for regnet_y_400mf.
     report = memory_report(graph, 1, threads=1)
-    assert abs(report.inference_peak - report.input_bytes - built_peak) <= 0.01 * built_peak
+    assert abs(report.inference_peak - report.input_bytes - built_peak) <= 0.05 * built_peak
 
 
 def _tiny_block(tmp_path):
