@@ -64,6 +64,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def cpu_label() -> str:
+    """The CPU's model, architecture and the vector ISA torch's kernels run with here (the machines
+    these reports come from vary: AVX2 and AVX-512 parts under the same model name)."""
+    import torch
+
+    return f"{cpu_model()} ({platform.machine()}, {torch.backends.cpu.get_cpu_capability()})"
+
+
 def cpu_counts() -> str:
     logical = os.cpu_count() or 0
     try:
@@ -122,7 +130,7 @@ def read_blocks(path: Path) -> dict[str, tuple[dict, str]]:
 def report(blocks: list[tuple[str, dict, str]]) -> str:
     """The whole of BENCHMARKS.md: header (machine, and when/how each module was measured), then blocks."""
     torch_v, tv_v = versions()
-    cpu = f"{cpu_model()} ({platform.machine()})"
+    cpu = cpu_label()
     rows = []
     for name, meta, _ in blocks:
         other = []
@@ -219,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in modules:
         cfg.progress(f"== {name}")
-        meta = {"date": now_str(), "load_before": load_average(), "cpu": f"{cpu_model()} ({platform.machine()})",
+        meta = {"date": now_str(), "load_before": load_average(), "cpu": cpu_label(),
                 "torch": torch_v, "mode": mode}
         t0 = time.time()
         got, ok = run_module(name, cfg)

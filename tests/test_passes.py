@@ -214,6 +214,21 @@ def test_prepacked_model_follows_batch_size_weights_and_autograd():
         torch.testing.assert_close(clone(x), plain(x), atol=1e-4, rtol=1e-4)
 
 
+def test_small_maps_at_batch_1_run_on_the_packed_kernel():
+    # resnet18 at 64×64: layer4's maps are 2×2 (512×2×2 values, under aten's size rule for its
+    # native kernel, which would run them on one thread at batch 1); every conv with more than one
+    # output pixel is packed, and the outputs stay the plain kernels'
+    from specgraph.torch.passes.prepack import PrepackedConv2d
+
+    _, packed, plain = _resnet18_pair()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(packed(x), plain(x), atol=1e-4, rtol=1e-4)
+    entries = [e for m in packed.modules() if isinstance(m, PrepackedConv2d) for e in m._packed.values()]
+    assert len(entries) == 20 and any(e[2][2:] == (2, 2) for e in entries)
+    assert all(e[1] is not None for e in entries)
+
+
 def test_export_of_an_optimized_model_holds_plain_convs(tmp_path):
     written = specgraph.export(ROOT_SPECS / "lenet5.yaml", python=tmp_path / "m.py", optimize="inference")
     source = written["python"].read_text()

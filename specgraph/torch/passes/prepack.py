@@ -19,12 +19,15 @@ A packed weight is made on the first call with each input size (and thread count
 is remade when the weight changes (``load_state_dict``, in-place edits).  Where the packed kernel
 does not apply — an input that is not a float32 CPU tensor, autograd recording, an operand of
 another shape or layout — the module computes the same with ``F.conv2d`` and torch's functions;
-so it does where torch's own dispatch would not call oneDNN for its size (a small map at batch 1:
-torch's native kernel is faster there, oneDNN's fixed cost per call being ~30 µs) and for convs
-whose output is a single pixel (the squeeze-and-excitation gates; a 1×1 one on a 1×1 map runs as
-the linear it is, ``F.linear``, one sgemm without the native conv's layers).  (aten also runs 1×1 convs
-natively on one thread; against a packed weight oneDNN was faster there too, so that rule is
-not followed.)
+so it does for convs whose output is a single pixel (the squeeze-and-excitation gates; a 1×1 one
+on a 1×1 map runs as the linear it is, ``F.linear``, one sgemm without the native conv's layers).
+Small maps at batch 1 stay on oneDNN, although torch's own dispatch hands them to its native
+kernel (aten's ``use_mkldnn`` size rule, which this pass followed until 2026-12-07): that kernel
+splits its work by batch, so at batch 1 it runs on one thread.  Whole models at batch 1 with
+those convs on the packed kernel instead, time now / time before (interleaved, one process
+each): on AVX-512, 0.86-0.98 for mobilenet_v3_large, efficientnet_b0, mnasnet1_0,
+shufflenet_v2_x1_0 and regnet_y_400mf at 1 and 2 threads; with oneDNN and aten held to AVX2,
+0.89-1.03 (8 of 11 runs below 1).
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ class PrepackedConv2d(nn.Module):
             else torch.contiguous_format
         strides = torch.empty(out, device="meta", memory_format=layout).stride()
         packed = None
-        if size[0] * size[1] > 1 and not self._native_is_faster(x.shape):
+        if size[0] * size[1] > 1:
             with torch.no_grad():
                 packed = torch.ops.mkldnn._reorder_convolution_weight(
                     self.weight, self.padding, self.stride, self.dilation, self.groups, list(x.shape))
@@ -129,13 +132,6 @@ class PrepackedConv2d(nn.Module):
     def _is_pointwise(self) -> bool:
         """A 1×1 kernel, no padding, one group: on a 1×1 map, ``x.flatten(1) @ weight.flatten(1).T``."""
         return self.weight.shape[2:] == (1, 1) and self.padding == [0, 0] and self.groups == 1
-
-    def _native_is_faster(self, shape: torch.Size) -> bool:
-        """Where ``F.conv2d`` runs torch's native kernel rather than oneDNN for the input's size
-        (float32, CPU): the size part of aten's ``ConvParams::use_mkldnn`` rule."""
-        n, c, h, w = shape
-        kh, kw = self.weight.shape[2:]
-        return self.groups == 1 and not (kh > 3 and kw > 3) and n == 1 and n * c * h * w <= 20480
 
     def __deepcopy__(self, memo):
         # Packed weights are opaque oneDNN tensors: a copy packs its own on first use.
