@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import fx, nn
 
+from ..lifetimes import LoadTracer
 from .base import SpecPass
 
 
@@ -36,8 +37,9 @@ class ChannelsLast(SpecPass):
             result = fx.map_arg(output.args[0], lambda v: graph.create_node("call_function", nchw, (v,),
                                                                             name=f"{v.name}_contiguous"))
         output.args = (result,)
-        # Unpickling a GraphModule traces its code again, with this tracer class: keep the helpers calls
-        gm._tracer_cls = LayoutTracer
+        # Unpickling a GraphModule traces its code again, with this tracer class: it records the
+        # helpers' calls (they read the tensor's rank, which a traced value does not have)
+        gm._tracer_cls = gm.graph._tracer_cls = LoadTracer
         return [True]
 
 
@@ -62,13 +64,3 @@ def nchw(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 4:
         return x.contiguous()
     return x
-
-
-class LayoutTracer(fx.Tracer):
-    """A tracer that records :func:`nhwc` and :func:`nchw` as calls (they look at the tensor's
-    rank, which a traced value does not have): what a pickled GraphModule of this pass is
-    re-traced with when it is loaded (fx reads the class from ``gm._tracer_cls``)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("autowrap_functions", (nhwc, nchw))
-        super().__init__(*args, **kwargs)

@@ -36,6 +36,7 @@ from torch.fx.passes.infra.pass_manager import PassManager
 
 from ...ir.graph import Graph
 from ..build import build_module, graph_modules
+from ..lifetimes import free_at_last_use
 from . import prepack as _prepack
 from .channels_last import ChannelsLast, has_conv_4d, nchw, nhwc, to_channels_last
 from .drop_dropout import DropDropout
@@ -114,7 +115,7 @@ def optimize(model: Union[nn.Module, Graph], mode: str = "inference", *, graph: 
     gm = copy.deepcopy(inference_graph_module(model)).eval()
     # the optimised forward lets go of each value after its last use: the lowest peak, where
     # the plain build holds values as torchvision's module calls do (torch/lifetimes.py)
-    gm.graph.set_codegen(fx.CodeGen())
+    free_at_last_use(gm)
     fold, drop, in_place = FoldBatchNorm(), DropDropout(), InPlace()
     passes = [fold, drop, in_place]
     use_cl = has_conv_4d(gm) if channels_last is None else channels_last
