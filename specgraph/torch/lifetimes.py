@@ -11,9 +11,10 @@ It is kept by ``copy.deepcopy`` and by pickling.  torch pickles a GraphModule as
 when it is loaded, traces that code again into a new graph whose nodes it names its own way;
 :class:`LoadTracer` is the tracer torch then uses (the graph's ``_tracer_cls``): it gives the
 new nodes the names of the statements they came from, in the order the code ran them, and
-installs the same :class:`HeldValues`.  Where the statements do not match (a graph changed by
-hand after its last code was written), the loaded module lets go of values at their last use,
-as fx's own code does: the same computation, with a lower peak.
+installs the same :class:`HeldValues`.  Where the re-trace does not reproduce the graph's
+statements (maxvit_t: its tensor constants come back as constants, not attribute reads), the
+loaded module lets go of values at their last use, as fx's own code does: the same
+computation, with a lower peak.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def free_at_last_use(gm: fx.GraphModule) -> None:
     """Make ``gm``'s code let go of each value right after its last reader (fx's own code), now
     and after pickling."""
     gm.graph.set_codegen(fx.CodeGen())
+    set_load_tracer(gm)
+
+
+def set_load_tracer(gm: fx.GraphModule) -> None:
+    """Have torch re-trace ``gm``'s code with :class:`LoadTracer` when a pickle of it is loaded
+    (fx reads the class from ``_tracer_cls``, on the module and on the graph it copies)."""
     gm.graph._tracer_cls = gm._tracer_cls = LoadTracer
     gm.graph._tracer_extras = gm._tracer_extras = {}
 
@@ -139,4 +146,5 @@ class LoadTracer(fx.Tracer):
         names.update((n, reads.get(n.target, n.name)) for n in nodes if n.op == "get_attr")
         return names
 
-__all__ = ["HeldValues", "LoadTracer", "free_at_last_use", "hold_like_modules"]
+
+__all__ = ["HeldValues", "LoadTracer", "free_at_last_use", "hold_like_modules", "set_load_tracer"]

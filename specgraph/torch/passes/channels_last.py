@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import fx, nn
 
-from ..lifetimes import LoadTracer
+from ..lifetimes import set_load_tracer
 from .base import SpecPass
 
 
@@ -39,7 +39,7 @@ class ChannelsLast(SpecPass):
         output.args = (result,)
         # Unpickling a GraphModule traces its code again, with this tracer class: it records the
         # helpers' calls (they read the tensor's rank, which a traced value does not have)
-        gm._tracer_cls = gm.graph._tracer_cls = LoadTracer
+        set_load_tracer(gm)
         return [True]
 
 
