@@ -19,6 +19,7 @@ from .analysis.summary import Summary, summarize
 SpecLike = Union[str, "os.PathLike[str]", Spec]
 
 
+@gc_paused
 def load(path_or_text: SpecLike, *, limits: Limits | None = None, include_root: str | None = None,
          **params: Any) -> Spec:
     """Load and validate a spec (schema, includes); ``params`` override its declared params."""

@@ -89,7 +89,7 @@ class OpNodes:
         in_types = [v.type for v in inputs]
         try:
             op.check_dtypes(in_types)
-            with reading_sizes_from(size_sources(ex, ctx)):  # a size may be read from the spec's inputs
+            with reading_sizes_from(lambda: size_sources(ex, ctx)):  # a size may be read from the spec's inputs
                 out_types, requires = op.infer_with_requirements(params, in_types)
             ports = op.output_ports(params)
         except ShapeError as e:

@@ -55,8 +55,10 @@ class Requirement:
         if self.multiple_of is not None:
             return _divisibility(self.size, self.multiple_of)
         low, high = bounds(self.size)
+        if low >= self.at_least:
+            return True
         proven = lower_bound(self.size)  # floors relaxed, so that terms cancel: 7*⌈W/7⌉ - W >= 0
-        if low >= self.at_least or (proven is not None and math.ceil(proven) >= self.at_least):
+        if proven is not None and math.ceil(proven) >= self.at_least:
             return True
         if high is not None and high < self.at_least:
             return False

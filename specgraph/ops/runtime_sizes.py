@@ -31,22 +31,37 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..ir.dims import Dim, Sym, floordiv
 
 SizeProgram = tuple
 
+class _Sources:
+    """The size sources' shapes, made when a size program first asks: most shape rules never
+    do, and the check sets sources around every one of them."""
+
+    def __init__(self, shapes: Iterable | Callable[[], Iterable]):
+        self._shapes = shapes
+        self._made: tuple[tuple[Dim, ...], ...] | None = None
+
+    def get(self) -> tuple[tuple[Dim, ...], ...]:
+        if self._made is None:
+            shapes = self._shapes() if callable(self._shapes) else self._shapes
+            self._made = tuple(tuple(s) for s in shapes)
+        return self._made
+
+
 # The shapes of the spec's inputs while a shape rule or an emission runs (see the module doc).
-_SOURCES: ContextVar[tuple[tuple[Dim, ...], ...]] = ContextVar("specgraph_size_sources", default=())
+_SOURCES: ContextVar[_Sources] = ContextVar("specgraph_size_sources", default=_Sources(()))
 SIZE_SOURCE = "specgraph.size_source"  # fx meta key of the stand-in for the spec's k-th input
 
 
 @contextmanager
-def reading_sizes_from(shapes) -> Iterator[None]:
+def reading_sizes_from(shapes: Iterable | Callable[[], Iterable]) -> Iterator[None]:
     """Within: sizes the op's input does not show may be read from tensors of these ``shapes``
-    (the spec's inputs, in order)."""
-    token = _SOURCES.set(tuple(tuple(s) for s in shapes))
+    (the spec's inputs, in order; or a function giving them, called only if a size is read)."""
+    token = _SOURCES.set(_Sources(shapes))
     try:
         yield
     finally:
@@ -70,7 +85,7 @@ def size_program(d: Dim, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
     if isinstance(d, int):
         return ("size", d)
     found = _read_off(d, input_shape, lambda i: ("dim", i))
-    for k, shape in enumerate(_SOURCES.get()):
+    for k, shape in enumerate(_SOURCES.get().get()):
         if found is not None:
             return found
         found = _read_off(d, shape, lambda i, k=k: ("source", k, i))
@@ -118,7 +133,7 @@ def _read_off(d: Sym, shape: tuple[Dim, ...], at) -> SizeProgram | None:
 def _symbol_program(name: str, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
     """The symbol ``name`` from the input, else from a size source."""
     found = _solved(name, input_shape, lambda i: ("dim", i))
-    for k, shape in enumerate(_SOURCES.get()):
+    for k, shape in enumerate(_SOURCES.get().get()):
         if found is not None:
             break
         found = _solved(name, shape, lambda i, k=k: ("source", k, i))
