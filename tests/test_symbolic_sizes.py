@@ -329,3 +329,24 @@ def test_a_coarser_floor_is_read_off_the_input_not_the_spec_input():
     _, ((_, _),), const, div = program
     for w in range(1, 200):  # the program on an input of width ⌊w/4⌋ is the dim at W = w
         assert (w // 4 + const) // div == (w + 24) // 28
+
+
+def test_size_sources_given_as_a_function_are_made_only_when_a_size_is_read_from_them():
+    """The check sets the size sources around every shape rule as a function (most rules never
+    read them): it is called only where the op's input does not show a symbol, then once."""
+    from specgraph.ir.dims import Sym
+    from specgraph.ops.runtime_sizes import reading_sizes_from, size_program
+
+    w, h = Sym(terms=(("W", 1),)), Sym(terms=(("H", 1),))
+    calls = []
+
+    def sources():
+        calls.append(1)
+        return [(1, h, w)]
+
+    with reading_sizes_from(sources):
+        assert size_program(w, (1, w)) == ("dim", 1)  # the input shows W: no source is made
+        assert calls == []
+        assert size_program(h, (1, w)) == ("source", 0, 1)  # H only the spec's input shows
+        assert size_program(h, (1, w)) == ("source", 0, 1)
+    assert calls == [1]

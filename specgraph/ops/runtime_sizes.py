@@ -85,12 +85,12 @@ def size_program(d: Dim, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
     if isinstance(d, int):
         return ("size", d)
     found = _read_off(d, input_shape, lambda i: ("dim", i))
-    for k, shape in enumerate(_SOURCES.get().get()):
-        if found is not None:
-            return found
-        found = _read_off(d, shape, lambda i, k=k: ("source", k, i))
     if found is not None:
         return found
+    for k, shape in enumerate(_SOURCES.get().get()):  # the sources are made only here
+        found = _read_off(d, shape, lambda i, k=k: ("source", k, i))
+        if found is not None:
+            return found
     if d.opaque is not None:
         if d.tree is None:
             return None
@@ -133,10 +133,12 @@ def _read_off(d: Sym, shape: tuple[Dim, ...], at) -> SizeProgram | None:
 def _symbol_program(name: str, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
     """The symbol ``name`` from the input, else from a size source."""
     found = _solved(name, input_shape, lambda i: ("dim", i))
+    if found is not None:
+        return found
     for k, shape in enumerate(_SOURCES.get().get()):
+        found = _solved(name, shape, lambda i, k=k: ("source", k, i))
         if found is not None:
             break
-        found = _solved(name, shape, lambda i, k=k: ("source", k, i))
     return found
 
 
