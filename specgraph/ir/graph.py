@@ -285,7 +285,12 @@ class Graph(_Shared):
         return list(found.values())
 
     def with_warnings(self, warnings: Iterable[Diagnostic]) -> "Graph":
-        return replace(self, warnings=tuple(warnings))
+        """This graph with ``warnings``: a copy of its fields, not made anew (it was validated when
+        made, and warnings change nothing validation reads; re-making it walked every node again)."""
+        graph = object.__new__(Graph)
+        graph.__dict__.update(self.__dict__)
+        object.__setattr__(graph, "warnings", tuple(warnings))
+        return graph
 
 
 def _dag(nodes: Iterable[Node]) -> nx.DiGraph:
