@@ -37,6 +37,7 @@ from ..ir.dims import Dim, Sym, floordiv
 
 SizeProgram = tuple
 
+
 class _Sources:
     """The size sources' shapes, made when a size program first asks: most shape rules never
     do, and the check sets sources around every one of them."""
