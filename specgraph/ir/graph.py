@@ -287,7 +287,7 @@ class Graph(_Shared):
     def with_warnings(self, warnings: Iterable[Diagnostic]) -> "Graph":
         """This graph with ``warnings``: a copy of its fields, not made anew (it was validated when
         made, and warnings change nothing validation reads; re-making it walked every node again)."""
-        graph = object.__new__(Graph)
+        graph = object.__new__(type(self))
         graph.__dict__.update(self.__dict__)
         object.__setattr__(graph, "warnings", tuple(warnings))
         return graph

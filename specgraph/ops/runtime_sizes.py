@@ -46,7 +46,7 @@ class _Sources:
         self._shapes = shapes
         self._made: tuple[tuple[Dim, ...], ...] | None = None
 
-    def get(self) -> tuple[tuple[Dim, ...], ...]:
+    def shapes(self) -> tuple[tuple[Dim, ...], ...]:
         if self._made is None:
             shapes = self._shapes() if callable(self._shapes) else self._shapes
             self._made = tuple(tuple(s) for s in shapes)
@@ -56,6 +56,11 @@ class _Sources:
 # The shapes of the spec's inputs while a shape rule or an emission runs (see the module doc).
 _SOURCES: ContextVar[_Sources] = ContextVar("specgraph_size_sources", default=_Sources(()))
 SIZE_SOURCE = "specgraph.size_source"  # fx meta key of the stand-in for the spec's k-th input
+
+
+def _source_shapes() -> tuple[tuple[Dim, ...], ...]:
+    """The shapes of the size sources in force (made now if they were given as a function)."""
+    return _SOURCES.get().shapes()
 
 
 @contextmanager
@@ -88,7 +93,7 @@ def size_program(d: Dim, input_shape: tuple[Dim, ...]) -> SizeProgram | None:
     found = _read_off(d, input_shape, lambda i: ("dim", i))
     if found is not None:
         return found
-    for k, shape in enumerate(_SOURCES.get().get()):  # the sources are made only here
+    for k, shape in enumerate(_source_shapes()):  # the sources are made only here
         found = _read_off(d, shape, lambda i, k=k: ("source", k, i))
         if found is not None:
             return found
@@ -136,7 +141,7 @@ def _symbol_program(name: str, input_shape: tuple[Dim, ...]) -> SizeProgram | No
     found = _solved(name, input_shape, lambda i: ("dim", i))
     if found is not None:
         return found
-    for k, shape in enumerate(_SOURCES.get().get()):
+    for k, shape in enumerate(_source_shapes()):
         found = _solved(name, shape, lambda i, k=k: ("source", k, i))
         if found is not None:
             break
